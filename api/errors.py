@@ -1,0 +1,69 @@
+"""The one place errors become HTTP responses, all in the same envelope: detail, error, request_id."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from core.exceptions import FeatureStoreError, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from core.request_context import request_id_var
+from core.serialization import JSONBytesResponse, dumps
+
+logger = logging.getLogger("feature_store.errors")
+
+
+_CODES = {exc.status_code: exc.error for exc in (PayloadTooLarge, UnsupportedMediaType)}
+
+
+def error_code(status_code: int) -> str:
+    """The envelope's `error` for framework-raised statuses (404 route, 405, 413 mid-stream)."""
+    if status_code in _CODES:
+        return _CODES[status_code]
+    try:
+        return HTTPStatus(status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+def error_response(
+    status_code: int, error: str, detail: Any, headers: dict[str, str] | None = None
+) -> JSONBytesResponse:
+    body = {"detail": detail, "error": error, "request_id": request_id_var.get()}
+    return JSONBytesResponse(dumps(body), status_code=status_code, headers=headers)
+
+
+def internal_error_response() -> JSONBytesResponse:
+    """For exceptions nobody expected: the client learns nothing of the internals."""
+    return error_response(500, "internal_error", "Internal server error")
+
+
+def _field_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic's errors without `input` (may be huge or sensitive) or `ctx` (may hold exception objects)."""
+    return [
+        {"type": error.get("type", "value_error"), "loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))}
+        for error in errors
+    ]
+
+
+async def _feature_store_error(request: Request, exc: FeatureStoreError) -> JSONBytesResponse:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailable) else None
+    if exc.status_code >= 500:
+        logger.error("request failed: %s", exc.message, extra={"error": exc.error})
+    return error_response(exc.status_code, exc.error, exc.detail, headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONBytesResponse:
+    return error_response(422, "validation_error", _field_errors(exc.errors()))
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONBytesResponse:
+    return error_response(exc.status_code, error_code(exc.status_code), exc.detail, exc.headers)
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(FeatureStoreError, _feature_store_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

@@ -1,0 +1,138 @@
+"""HTTP only: paths, status codes, request/response models and dependencies.
+
+Feature routes are plain `def`: the stores' clients (sqlite3, boto3) block, so FastAPI runs them in
+its threadpool and the event loop stays free. Probes that touch nothing are `async def`.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+
+from components.features.controller import FeatureController
+from components.features.models import (
+    BatchResponse,
+    CategoryItemResponse,
+    EntityValue,
+    ErrorResponse,
+    FeaturesResponse,
+    GetBatchRequest,
+    GetItemsRequest,
+    HealthResponse,
+    ReadyResponse,
+    WarmupResponse,
+    WriteRequest,
+    WriteResponse,
+)
+from components.runtime import Runtime
+from core import VERSION
+from core.serialization import JSONBytesResponse, dumps
+from core.timeutils import isoformat, utcnow
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_controller(request: Request) -> FeatureController:
+    return request.app.state.runtime.controller
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+Controller = Annotated[FeatureController, Depends(get_controller)]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/health", response_model=HealthResponse, tags=["probes"], summary="Liveness")
+async def health(runtime: RuntimeDep) -> JSONBytesResponse:
+    """Touches no external service: answers as long as the process serves HTTP."""
+    body = {
+        "status": "healthy",
+        "timestamp": isoformat(utcnow()),
+        "service": runtime.settings.app_name,
+        "version": VERSION,
+        "environment": runtime.settings.environment.value,
+    }
+    return JSONBytesResponse(dumps(body))
+
+
+router.add_api_route(
+    "/live", health, methods=["GET"], response_model=HealthResponse, tags=["probes"], summary="Liveness (alias)"
+)
+
+
+@router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}}, tags=["probes"])
+def ready(runtime: RuntimeDep) -> JSONBytesResponse:
+    """200 when the online store can serve reads and writes; Kafka's state is reported, not required."""
+    is_ready, checks = runtime.readiness()
+    body = {"status": "ready" if is_ready else "unavailable", "timestamp": isoformat(utcnow()), "checks": checks}
+    return JSONBytesResponse(dumps(body), status_code=200 if is_ready else 503)
+
+
+@router.post("/warmup", response_model=WarmupResponse, responses=_errors(503), tags=["probes"])
+def warmup(runtime: RuntimeDep) -> JSONBytesResponse:
+    """Create the store client and event producer now, so the first real request does not pay for it."""
+    started = utcnow()
+    actions = runtime.warmup()
+    duration_ms = (utcnow() - started).total_seconds() * 1000
+    return JSONBytesResponse(dumps({"status": "warm", "actions": actions, "duration_ms": round(duration_ms, 3)}))
+
+
+@router.get(
+    "/get/item/{entity_value}/{category}",
+    response_model=CategoryItemResponse,
+    responses=_errors(404, 422, 503),
+    tags=["features"],
+    summary="Read one category of one entity",
+)
+def read_category(
+    controller: Controller,
+    entity_value: Annotated[EntityValue, Path(examples=["user-123"])],
+    category: Annotated[str, Path(max_length=128, examples=["user_features"])],
+    entity_type: Annotated[str, Query(max_length=128)] = "bright_uid",
+) -> JSONBytesResponse:
+    return controller.read_category(entity_value, category, entity_type)
+
+
+@router.post(
+    "/get/items",
+    response_model=FeaturesResponse,
+    responses=_errors(413, 415, 422, 503),
+    tags=["features"],
+    summary="Read features across categories of one entity",
+)
+def read_features(controller: Controller, request: GetItemsRequest) -> JSONBytesResponse:
+    """`category:feature` picks one feature, `category:*` the whole category. Categories that are not
+    allowed, absent or expired are listed in `unavailable_feature_categories`; absent features of a
+    present category in `unavailable_features`."""
+    return controller.read_features(request)
+
+
+@router.post(
+    "/get/items/batch",
+    response_model=BatchResponse,
+    responses=_errors(413, 415, 422, 503),
+    tags=["features"],
+    summary="Read the same features for many entities",
+)
+def read_batch(controller: Controller, request: GetBatchRequest) -> JSONBytesResponse:
+    """One result per requested entity, in request order."""
+    return controller.read_batch(request)
+
+
+@router.post(
+    "/items",
+    response_model=WriteResponse,
+    responses=_errors(403, 413, 415, 422, 503),
+    tags=["features"],
+    summary="Write features of one entity",
+)
+def write_features(controller: Controller, request: Annotated[WriteRequest, Body()]) -> JSONBytesResponse:
+    """Replaces the data of each category given, atomically across categories, and announces each
+    category written with a `feature_available` event."""
+    return controller.write(request)

@@ -1,0 +1,84 @@
+"""Turns HTTP models into service calls, and service results into the contract's JSON bytes."""
+
+from typing import Any
+
+from components.features.flows import CategoryInput, EntityFeatures
+from components.features.models import GetBatchRequest, GetItemsRequest, WriteRequest
+from components.features.services import FeatureService
+from components.features.store.base import StoredCategory
+from core.serialization import JSONBytesResponse, dumps
+
+
+def _block(stored: StoredCategory) -> dict[str, Any]:
+    return {"data": stored.data, "metadata": stored.metadata}
+
+
+def _items(result: EntityFeatures) -> dict[str, Any]:
+    return {category: {"features": _block(stored)} for category, stored in result.items.items()}
+
+
+class FeatureController:
+    def __init__(self, service: FeatureService) -> None:
+        self.service = service
+
+    def read_category(self, entity_value: str, category: str, entity_type: str) -> JSONBytesResponse:
+        entity, stored = self.service.read_category(entity_type, entity_value, category)
+        body = {entity.name: entity_value, "category": category, "features": _block(stored)}
+        return JSONBytesResponse(dumps(body))
+
+    def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
+        data = request.data
+        entity, result = self.service.read_features(data.entity_type, data.entity_value, data.feature_list)
+        body = {
+            "entity_value": data.entity_value,
+            "entity_type": entity.name,
+            "items": _items(result),
+            "unavailable_feature_categories": result.unavailable_categories,
+            "unavailable_features": result.unavailable_features,
+        }
+        return JSONBytesResponse(dumps(body))
+
+    def read_batch(self, request: GetBatchRequest) -> JSONBytesResponse:
+        data = request.data
+        entity, results = self.service.read_batch(data.entity_type, data.entity_values, data.feature_list)
+        body = {
+            "entity_type": entity.name,
+            "results": [
+                {
+                    "entity_value": value,
+                    "items": _items(result),
+                    "unavailable_feature_categories": result.unavailable_categories,
+                    "unavailable_features": result.unavailable_features,
+                    "error": result.error,
+                }
+                for value, result in zip(data.entity_values, results, strict=True)
+            ],
+        }
+        return JSONBytesResponse(dumps(body))
+
+    def write(self, request: WriteRequest) -> JSONBytesResponse:
+        data, meta = request.data, request.meta
+        if data.feature_list is not None:
+            categories = [
+                CategoryInput(item.category, item.features, ("body", "data", "feature_list", index))
+                for index, item in enumerate(data.feature_list)
+            ]
+        else:
+            categories = [CategoryInput(data.category, data.features)]
+        entity, outcome = self.service.write(
+            data.entity_type,
+            data.entity_value,
+            categories,
+            source=meta.source,
+            compute_id=meta.compute_id,
+            ttl=meta.ttl,
+            event_time=meta.event_time,
+        )
+        body = {
+            "entity_value": data.entity_value,
+            "entity_type": entity.name,
+            "categories_updated": outcome.categories_updated,
+            "categories_skipped": outcome.categories_skipped,
+            "timestamp": outcome.timestamp,
+        }
+        return JSONBytesResponse(dumps(body))

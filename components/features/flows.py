@@ -1,0 +1,156 @@
+"""Business logic around the store: freshness, projection, metadata, and a write with its events."""
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from components.features.store.base import CategoryWrite, OnlineStore, StoredCategory, Wanted
+from core.events import feature_available_event
+from core.outbox import OutboxRelay
+from core.settings import EntityType
+from core.timeutils import isoformat, utcnow
+
+
+@dataclass(slots=True)
+class EntityFeatures:
+    """What one entity has of the requested features."""
+
+    items: dict[str, StoredCategory] = field(default_factory=dict)
+    unavailable_categories: list[str] = field(default_factory=list)
+    unavailable_features: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    categories_updated: list[str]
+    categories_skipped: list[str]
+    timestamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryInput:
+    category: str
+    features: dict[str, Any]
+    loc: tuple[str | int, ...] = ("body", "data")
+    """Where the category sits in the request, for error messages."""
+
+
+def _is_fresh(stored: StoredCategory, now: float) -> bool:
+    return stored.expires_at_epoch is None or now < stored.expires_at_epoch
+
+
+def _project(
+    stored: Mapping[str, StoredCategory], wanted: Wanted, not_whitelisted: Sequence[str], now: float
+) -> EntityFeatures:
+    result = EntityFeatures()
+    unavailable = set(not_whitelisted)
+    missing_features: list[str] = []
+    for category, names in wanted.items():
+        found = stored.get(category)
+        if found is None or not _is_fresh(found, now):
+            unavailable.add(category)
+            continue
+        if names is None:
+            result.items[category] = found
+            continue
+        data = found.data
+        result.items[category] = StoredCategory({name: data[name] for name in names if name in data}, found.metadata)
+        missing_features.extend(f"{category}:{name}" for name in names if name not in data)
+    result.unavailable_categories = sorted(unavailable)
+    result.unavailable_features = sorted(missing_features)
+    return result
+
+
+class FeatureFlows:
+    def __init__(self, store: OnlineStore, relay: OutboxRelay, default_ttl: Mapping[str, int]) -> None:
+        self.store = store
+        self.relay = relay
+        self.default_ttl = default_ttl
+
+    def read_category(self, entity_type: EntityType, entity_value: str, category: str) -> StoredCategory | None:
+        found = self.store.read(entity_type, entity_value, {category: None}).get(category)
+        if found is None or not _is_fresh(found, time.time()):
+            return None
+        return found
+
+    def read_features(
+        self, entity_type: EntityType, entity_value: str, wanted: Wanted, not_whitelisted: Sequence[str]
+    ) -> EntityFeatures:
+        stored = self.store.read(entity_type, entity_value, wanted) if wanted else {}
+        return _project(stored, wanted, not_whitelisted, time.time())
+
+    def read_batch(
+        self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted, not_whitelisted: Sequence[str]
+    ) -> list[EntityFeatures]:
+        batch = self.store.read_batch(entity_type, entity_values, wanted) if wanted else None
+        now = time.time()
+        results = []
+        for value in entity_values:
+            if batch is not None and value in batch.failed:
+                results.append(
+                    EntityFeatures(unavailable_categories=sorted({*wanted, *not_whitelisted}), error="store_unavailable")
+                )
+                continue
+            stored = batch.found.get(value, {}) if batch is not None else {}
+            results.append(_project(stored, wanted, not_whitelisted, now))
+        return results
+
+    def write(
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        categories: Sequence[CategoryInput],
+        *,
+        source: str | None,
+        compute_id: str | None,
+        ttl: int | None,
+        event_time: datetime | None,
+    ) -> WriteOutcome:
+        """Stamp metadata, build one event per category and commit them all atomically; then wake the relay."""
+        now = utcnow()
+        now_iso = isoformat(now)
+        now_epoch = now.timestamp()
+        event_time_iso = isoformat(event_time) if event_time is not None else now_iso
+        writes = []
+        for item in categories:
+            category_ttl = ttl if ttl is not None else self.default_ttl.get(item.category)
+            expires = now + timedelta(seconds=category_ttl) if category_ttl is not None else None
+            metadata = {
+                "updated_at": now_iso,
+                "source": source,
+                "compute_id": compute_id,
+                "ttl": category_ttl,
+                "expires_at": isoformat(expires) if expires is not None else None,
+                "event_time": event_time_iso,
+            }
+            event = feature_available_event(
+                entity_type=entity_type.name,
+                entity_value=entity_value,
+                category=item.category,
+                features=list(item.features),
+                compute_id=compute_id,
+                timestamp_iso=now_iso,
+                timestamp_epoch=now_epoch,
+            )
+            writes.append(
+                CategoryWrite(
+                    category=item.category,
+                    data=item.features,
+                    metadata=metadata,
+                    event_time=event_time_iso,
+                    expires_at_epoch=expires.timestamp() if expires is not None else None,
+                    event=event,
+                )
+            )
+        skipped = self.store.write(entity_type, entity_value, writes, now_iso)
+        if len(skipped) < len(writes):
+            self.relay.notify()
+        skipped_set = set(skipped)
+        return WriteOutcome(
+            categories_updated=[item.category for item in categories if item.category not in skipped_set],
+            categories_skipped=skipped,
+            timestamp=now_iso,
+        )

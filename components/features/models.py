@@ -1,0 +1,249 @@
+"""HTTP request and response models, with the examples Swagger UI's "Try it out" sends."""
+
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
+MAX_ENTITY_VALUE_BYTES = 1024
+MAX_META_TEXT = 256
+
+
+def has_unsafe_characters(text: str) -> bool:
+    """Control characters and lone surrogates cannot be stored or logged safely."""
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
+
+
+def _check_entity_value(value: str) -> str:
+    if not value or len(value.encode("utf-8", "surrogatepass")) > MAX_ENTITY_VALUE_BYTES:
+        raise ValueError(f"entity_value must be 1 to {MAX_ENTITY_VALUE_BYTES} UTF-8 bytes")
+    if has_unsafe_characters(value):
+        raise ValueError("entity_value must not contain control characters")
+    return value
+
+
+def _check_text(value: str) -> str:
+    if has_unsafe_characters(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+EntityValue = Annotated[str, AfterValidator(_check_entity_value)]
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+"""Feature and category names: letters, digits, `_`, `.`, `-`; 1 to 128 characters."""
+MetaText = Annotated[str, StringConstraints(max_length=MAX_META_TEXT), AfterValidator(_check_text)]
+EntityTypeName = Annotated[str, StringConstraints(max_length=128)]
+
+
+class ReadMeta(BaseModel):
+    source: MetaText | None = None
+
+
+class WriteMeta(BaseModel):
+    source: MetaText | None = Field(None, description="The writer; must be an allowed writer.")
+    compute_id: MetaText | None = Field(None, description="The job run that computed the features.")
+    ttl: StrictInt | None = Field(None, gt=0, description="Seconds the written categories stay valid.")
+    event_time: datetime | None = Field(
+        None, description="When the data was true; older writes than the stored one are skipped. Naive = UTC."
+    )
+
+
+class GetItemsData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity_type: EntityTypeName = "bright_uid"
+    entity_value: EntityValue
+    feature_list: list[str] = Field(min_length=1, description='"category:feature" or "category:*" entries.')
+
+
+class GetItemsRequest(BaseModel):
+    meta: ReadMeta | None = Field(None, validation_alias=AliasChoices("meta", "metadata"))
+    data: GetItemsData
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "meta": {"source": "api"},
+                    "data": {
+                        "entity_type": "bright_uid",
+                        "entity_value": "user-123",
+                        "feature_list": ["user_features:age", "user_features:income", "transaction_features:*"],
+                    },
+                }
+            ]
+        }
+    )
+
+
+class GetBatchData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity_type: EntityTypeName = "bright_uid"
+    entity_values: list[EntityValue] = Field(min_length=1)
+    feature_list: list[str] = Field(min_length=1)
+
+
+class GetBatchRequest(BaseModel):
+    meta: ReadMeta | None = Field(None, validation_alias=AliasChoices("meta", "metadata"))
+    data: GetBatchData
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "meta": {"source": "ranker"},
+                    "data": {
+                        "entity_type": "bright_uid",
+                        "entity_values": ["user-123", "user-001"],
+                        "feature_list": ["user_features:age", "credit_features:*"],
+                    },
+                }
+            ]
+        }
+    )
+
+
+class CategoryFeatures(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: Name
+    features: dict[Name, Any] = Field(min_length=1)
+
+
+class WriteData(BaseModel):
+    """Either `feature_list` (many categories) or `category` + `features` (one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity_type: EntityTypeName = "bright_uid"
+    entity_value: EntityValue
+    feature_list: list[CategoryFeatures] | None = Field(None, min_length=1)
+    category: Name | None = None
+    features: dict[Name, Any] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> "WriteData":
+        single = self.category is not None or self.features is not None
+        if self.feature_list is not None and single:
+            raise ValueError("send either feature_list or category with features, not both")
+        if self.feature_list is None and (self.category is None or self.features is None):
+            raise ValueError("send feature_list, or category together with features")
+        return self
+
+
+class WriteRequest(BaseModel):
+    meta: WriteMeta = Field(default_factory=WriteMeta, validation_alias=AliasChoices("meta", "metadata"))
+    data: WriteData
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "metadata": {"source": "prediction_service", "compute_id": "job-123"},
+                    "data": {
+                        "entity_type": "bright_uid",
+                        "entity_value": "user-123",
+                        "feature_list": [
+                            {"category": "user_features", "features": {"age": 30, "income": 60000, "city": "SF"}},
+                            {"category": "credit_features", "features": {"credit_score": 750}},
+                        ],
+                    },
+                },
+                {
+                    "meta": {"source": "prediction_service", "compute_id": "job-123"},
+                    "data": {
+                        "entity_type": "bright_uid",
+                        "entity_value": "user-001",
+                        "category": "d0_unauth_features",
+                        "features": {"credit_score": 750, "verified": True},
+                    },
+                },
+            ]
+        }
+    )
+
+
+class FeatureMetadata(BaseModel):
+    created_at: str = Field(examples=["2025-10-13T08:12:47.751080+00:00"])
+    updated_at: str = Field(examples=["2025-10-13T09:15:51.358632+00:00"])
+    source: str | None = Field(examples=["prediction_service"])
+    compute_id: str | None = Field(examples=["compute-123"])
+    ttl: int | None = Field(examples=[None])
+    expires_at: str | None = Field(None, examples=[None])
+    event_time: str | None = Field(None, examples=["2025-10-13T09:15:51.358632+00:00"])
+
+
+class FeatureBlock(BaseModel):
+    data: dict[str, Any] = Field(examples=[{"age": 30, "income": 60000, "city": "SF"}])
+    metadata: FeatureMetadata
+
+
+class CategoryItemResponse(BaseModel):
+    """One category of one entity; the entity is named by its type, e.g. `"bright_uid": "user-123"`."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": {"type": "string"}})
+
+    category: str = Field(examples=["user_features"])
+    features: FeatureBlock
+
+
+class CategoryItem(BaseModel):
+    features: FeatureBlock
+
+
+class FeaturesResponse(BaseModel):
+    entity_value: str
+    entity_type: str
+    items: dict[str, CategoryItem]
+    unavailable_feature_categories: list[str]
+    unavailable_features: list[str]
+
+
+class EntityFeatures(BaseModel):
+    entity_value: str
+    items: dict[str, CategoryItem]
+    unavailable_feature_categories: list[str]
+    unavailable_features: list[str]
+    error: str | None = Field(None, description="Set when this entity's data could not be fetched.")
+
+
+class BatchResponse(BaseModel):
+    entity_type: str
+    results: list[EntityFeatures]
+
+
+class WriteResponse(BaseModel):
+    entity_value: str
+    entity_type: str
+    categories_updated: list[str]
+    categories_skipped: list[str] = Field(description="Categories left alone because newer data is stored.")
+    timestamp: str
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(examples=["healthy"])
+    timestamp: str
+    service: str
+    version: str
+    environment: str
+
+
+class ReadyResponse(BaseModel):
+    status: str = Field(examples=["ready"])
+    timestamp: str
+    checks: dict[str, dict[str, Any]]
+
+
+class WarmupResponse(BaseModel):
+    status: str = Field(examples=["warm"])
+    actions: list[str]
+    duration_ms: float
+
+
+class ErrorResponse(BaseModel):
+    detail: Any
+    error: str
+    request_id: str

@@ -1,0 +1,172 @@
+"""Rules beyond pydantic's types: entity types, the category whitelist, writers, feature lists, limits."""
+
+import math
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from components.features.flows import CategoryInput, EntityFeatures, FeatureFlows, WriteOutcome
+from components.features.models import NAME_PATTERN, has_unsafe_characters
+from components.features.store.base import StoredCategory, Wanted
+from core.exceptions import Forbidden, InvalidRequest, NotFound
+from core.serialization import MAX_INT, MIN_INT
+from core.settings import EntityType, Settings
+
+_NAME = re.compile(NAME_PATTERN)
+WILDCARD = "*"
+
+
+class FeatureService:
+    def __init__(self, settings: Settings, flows: FeatureFlows) -> None:
+        self.settings = settings
+        self.flows = flows
+        self.entity_types = settings.entity_types
+        self.allowed_categories = frozenset(settings.allowed_categories)
+        self.allowed_writers = frozenset(settings.write_allowed_sources)
+
+    def entity_type(self, name: str, loc: Sequence[str]) -> EntityType:
+        entity_type = self.entity_types.get(name)
+        if entity_type is None:
+            raise InvalidRequest(f"unknown entity_type {name!r}; expected one of {sorted(self.entity_types)}", loc)
+        return entity_type
+
+    def _check_category(self, category: str, loc: Sequence[str | int]) -> None:
+        if category not in self.allowed_categories:
+            raise InvalidRequest(
+                f"category {category!r} is not allowed; allowed: {sorted(self.allowed_categories)}", loc
+            )
+
+    def read_category(self, entity_type_name: str, entity_value: str, category: str) -> tuple[EntityType, StoredCategory]:
+        entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
+        self._check_category(category, ("path", "category"))
+        found = self.flows.read_category(entity_type, entity_value, category)
+        if found is None:
+            raise NotFound(f"no features in category {category!r} for {entity_type.name} {entity_value!r}")
+        return entity_type, found
+
+    def parse_feature_list(self, feature_list: Sequence[str]) -> tuple[Wanted, list[str]]:
+        """Turn `category:feature` / `category:*` entries into the categories and names to read.
+
+        Categories off the whitelist are not an error: they are returned to be reported unavailable.
+        """
+        if len(feature_list) > self.settings.max_feature_list:
+            raise InvalidRequest(
+                f"feature_list holds {len(feature_list)} entries; the limit is {self.settings.max_feature_list}",
+                ("body", "data", "feature_list"),
+            )
+        wanted: dict[str, set[str] | None] = {}
+        not_whitelisted: set[str] = set()
+        for index, entry in enumerate(feature_list):
+            category, separator, name = entry.partition(":")
+            loc = ("body", "data", "feature_list", index)
+            if not separator or not _NAME.match(category) or (name != WILDCARD and not _NAME.match(name)):
+                raise InvalidRequest(
+                    f"{entry[:200]!r} is not 'category:feature' or 'category:*' "
+                    "(names use letters, digits, '_', '.', '-', at most 128 characters)",
+                    loc,
+                )
+            if category not in self.allowed_categories:
+                not_whitelisted.add(category)
+                continue
+            if name == WILDCARD:
+                wanted[category] = None
+            elif category not in wanted:
+                wanted[category] = {name}
+            elif wanted[category] is not None:
+                wanted[category].add(name)
+        frozen = {
+            category: (frozenset(names) if names is not None else None) for category, names in wanted.items()
+        }
+        return frozen, sorted(not_whitelisted)
+
+    def read_features(self, entity_type_name: str, entity_value: str, feature_list: Sequence[str]) -> tuple[EntityType, EntityFeatures]:
+        entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
+        wanted, not_whitelisted = self.parse_feature_list(feature_list)
+        return entity_type, self.flows.read_features(entity_type, entity_value, wanted, not_whitelisted)
+
+    def read_batch(
+        self, entity_type_name: str, entity_values: Sequence[str], feature_list: Sequence[str]
+    ) -> tuple[EntityType, list[EntityFeatures]]:
+        entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
+        if len(entity_values) > self.settings.max_batch_entities:
+            raise InvalidRequest(
+                f"entity_values holds {len(entity_values)} entities; the limit is {self.settings.max_batch_entities}",
+                ("body", "data", "entity_values"),
+            )
+        wanted, not_whitelisted = self.parse_feature_list(feature_list)
+        return entity_type, self.flows.read_batch(entity_type, entity_values, wanted, not_whitelisted)
+
+    def write(
+        self,
+        entity_type_name: str,
+        entity_value: str,
+        categories: Sequence[CategoryInput],
+        *,
+        source: str | None,
+        compute_id: str | None,
+        ttl: int | None,
+        event_time: datetime | None,
+    ) -> tuple[EntityType, WriteOutcome]:
+        """Validate the whole request first (422), then the writer (403), then commit."""
+        entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
+        limit = min(self.settings.max_categories_per_write, self.flows.store.max_categories_per_write)
+        if len(categories) > limit:
+            raise InvalidRequest(
+                f"a write may hold at most {limit} categories; this one holds {len(categories)}",
+                ("body", "data", "feature_list"),
+            )
+        seen: set[str] = set()
+        for item in categories:
+            self._check_category(item.category, (*item.loc, "category"))
+            if item.category in seen:
+                raise InvalidRequest(f"category {item.category!r} appears more than once", (*item.loc, "category"))
+            seen.add(item.category)
+            if len(item.features) > self.settings.max_features_per_category:
+                raise InvalidRequest(
+                    f"category {item.category!r} has {len(item.features)} features; "
+                    f"the limit is {self.settings.max_features_per_category}",
+                    (*item.loc, "features"),
+                )
+            for name, value in item.features.items():
+                self._check_value(value, (*item.loc, "features", name), depth=0)
+        if ttl is not None and ttl > self.settings.max_ttl_seconds:
+            raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
+        if source is None:
+            raise InvalidRequest("meta.source is required: it names the writer", ("body", "meta", "source"), "missing")
+        if source not in self.allowed_writers:
+            raise Forbidden(f"source {source!r} may not write features")
+        outcome = self.flows.write(
+            entity_type, entity_value, categories, source=source, compute_id=compute_id, ttl=ttl, event_time=event_time
+        )
+        return entity_type, outcome
+
+    def _check_value(self, value: Any, loc: tuple, depth: int) -> None:
+        """Reject what cannot round-trip exactly: NaN/Infinity, integers past 64 bits, unsafe text, deep nesting."""
+        if isinstance(value, str):
+            limit = self.settings.max_string_bytes
+            if len(value) > limit // 4 and len(value.encode("utf-8", "surrogatepass")) > limit:
+                raise InvalidRequest(f"string longer than {limit} UTF-8 bytes", loc)
+            if any("\ud800" <= char <= "\udfff" for char in value):
+                raise InvalidRequest("string holds an unpaired surrogate", loc)
+        elif isinstance(value, bool) or value is None:
+            return
+        elif isinstance(value, int):
+            if not MIN_INT <= value <= MAX_INT:
+                raise InvalidRequest("integer outside the 64-bit range; send it as a string", loc)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise InvalidRequest("NaN and Infinity are not valid JSON numbers", loc)
+        elif isinstance(value, (list, dict)):
+            if depth >= self.settings.max_json_depth:
+                raise InvalidRequest(f"value nested deeper than {self.settings.max_json_depth} levels", loc)
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if has_unsafe_characters(key):
+                        raise InvalidRequest("object key holds control characters", loc)
+                    self._check_value(item, (*loc, key), depth + 1)
+            else:
+                for index, item in enumerate(value):
+                    self._check_value(item, (*loc, index), depth + 1)
+        else:
+            raise InvalidRequest(f"unsupported value type {type(value).__name__}", loc)

@@ -1,0 +1,234 @@
+"""Embedded online store: one SQLite file in WAL mode, a connection per worker thread.
+
+WAL lets readers run while one writer commits; `BEGIN IMMEDIATE` takes the write lock up front so
+concurrent writers queue on `busy_timeout` instead of failing half-way through a transaction.
+"""
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from components.features.store.base import (
+    BatchRead,
+    CategoryWrite,
+    StoredCategory,
+    Wanted,
+)
+from core.events import OutboxEvent
+from core.exceptions import StoreUnavailable
+from core.outbox import OutboxStats
+from core.serialization import dumps, loads
+from core.settings import EntityType
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS features (
+    entity_type TEXT NOT NULL,
+    entity_value TEXT NOT NULL,
+    category TEXT NOT NULL,
+    data BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    metadata BLOB NOT NULL,
+    event_time TEXT NOT NULL,
+    expires_at REAL,
+    PRIMARY KEY (entity_type, entity_value, category)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    event_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at REAL NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at, created_at);
+"""
+
+UPSERT = """
+INSERT INTO features (entity_type, entity_value, category, data, created_at, metadata, event_time, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (entity_type, entity_value, category) DO UPDATE SET
+    data = excluded.data, metadata = excluded.metadata,
+    event_time = excluded.event_time, expires_at = excluded.expires_at
+WHERE excluded.event_time >= features.event_time
+"""
+
+SQLITE_MAX_VARIABLES = 900
+BUSY_TIMEOUT_MS = 5000
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _stored(row: tuple) -> StoredCategory:
+    _, data, created_at, metadata, expires_at = row
+    return StoredCategory(loads(data), {"created_at": created_at, **loads(metadata)}, expires_at)
+
+
+class SQLiteStore:
+    name = "sqlite"
+    max_categories_per_write = 1000
+
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._schema_ready = False
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return connection
+
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            self.initialise()
+            connection = self._connect()
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"embedded store unavailable: {exc}") from exc
+
+    def initialise(self) -> list[str]:
+        if self._schema_ready:
+            return []
+        with self._lock, self._translate_errors():
+            if self._schema_ready:
+                return []
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = self._connect()
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.executescript(SCHEMA)
+            finally:
+                connection.close()
+            self._schema_ready = True
+        return [f"opened embedded store {self.path}"]
+
+    def check(self) -> None:
+        with self._translate_errors():
+            self._connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+    def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
+        categories = list(wanted)
+        placeholders = ",".join("?" * len(categories))
+        with self._translate_errors():
+            rows = self._connection.execute(
+                "SELECT category, data, created_at, metadata, expires_at FROM features "
+                f"WHERE entity_type = ? AND entity_value = ? AND category IN ({placeholders})",
+                (entity_type.name, entity_value, *categories),
+            ).fetchall()
+        return {row[0]: _stored(row) for row in rows}
+
+    def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead:
+        categories = list(wanted)
+        category_marks = ",".join("?" * len(categories))
+        found: dict[str, dict[str, StoredCategory]] = {}
+        with self._translate_errors():
+            for chunk in _chunks(list(dict.fromkeys(entity_values)), SQLITE_MAX_VARIABLES - len(categories)):
+                rows = self._connection.execute(
+                    "SELECT entity_value, category, data, created_at, metadata, expires_at FROM features "
+                    f"WHERE entity_type = ? AND entity_value IN ({','.join('?' * len(chunk))}) "
+                    f"AND category IN ({category_marks})",
+                    (entity_type.name, *chunk, *categories),
+                ).fetchall()
+                for row in rows:
+                    found.setdefault(row[0], {})[row[1]] = _stored(row[1:])
+        return BatchRead(found=found)
+
+    def write(
+        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
+    ) -> list[str]:
+        skipped: list[str] = []
+        connection = self._connection
+        with self._translate_errors():
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for write in writes:
+                    cursor = connection.execute(
+                        UPSERT,
+                        (
+                            entity_type.name,
+                            entity_value,
+                            write.category,
+                            dumps(write.data),
+                            now_iso,
+                            dumps(write.metadata),
+                            write.event_time,
+                            write.expires_at_epoch,
+                        ),
+                    )
+                    if cursor.rowcount == 0:
+                        skipped.append(write.category)
+                        continue
+                    event = write.event
+                    connection.execute(
+                        "INSERT INTO outbox (event_id, key, payload, created_at, due_at) VALUES (?, ?, ?, ?, ?)",
+                        (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0),
+                    )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return skipped
+
+    def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
+        now = time.time()
+        with self._translate_errors():
+            rows = self._connection.execute(
+                "UPDATE outbox SET lease_until = ? WHERE event_id IN ("
+                " SELECT event_id FROM outbox WHERE due_at <= ? AND lease_until <= ? ORDER BY created_at LIMIT ?"
+                ") RETURNING event_id, key, payload, created_at, attempts",
+                (now + lease_seconds, now, now, limit),
+            ).fetchall()
+        events = [OutboxEvent(event_id, key, loads(payload), created, attempts) for event_id, key, payload, created, attempts in rows]
+        events.sort(key=lambda event: event.created_at_epoch)
+        return events
+
+    def delete_events(self, event_ids: Sequence[str]) -> None:
+        with self._translate_errors():
+            for chunk in _chunks(event_ids, SQLITE_MAX_VARIABLES):
+                self._connection.execute(
+                    f"DELETE FROM outbox WHERE event_id IN ({','.join('?' * len(chunk))})", tuple(chunk)
+                )
+
+    def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
+        due = time.time() + delay_seconds
+        with self._translate_errors():
+            for chunk in _chunks(event_ids, SQLITE_MAX_VARIABLES):
+                self._connection.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, due_at = ?, lease_until = 0 "
+                    f"WHERE event_id IN ({','.join('?' * len(chunk))})",
+                    (due, *chunk),
+                )
+
+    def outbox_stats(self) -> OutboxStats:
+        with self._translate_errors():
+            pending, oldest = self._connection.execute("SELECT count(*), min(created_at) FROM outbox").fetchone()
+        return OutboxStats(pending=pending, oldest_age_seconds=max(0.0, time.time() - oldest) if oldest else 0.0)
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()

@@ -1,0 +1,84 @@
+"""The process-wide objects of one app (store, event sink, outbox relay, the feature layers),
+built once and shared by every request; also what the probes and warm-up report about them."""
+
+import logging
+import threading
+import time
+from typing import Any
+
+from components.features.controller import FeatureController
+from components.features.flows import FeatureFlows
+from components.features.services import FeatureService
+from components.features.store import create_store
+from core.events import EventSink, LogSink
+from core.exceptions import FeatureStoreError
+from core.outbox import OutboxRelay
+from core.settings import Settings
+
+logger = logging.getLogger("feature_store.runtime")
+
+READINESS_CACHE_SECONDS = 2.0
+
+
+def create_sink(settings: Settings) -> EventSink:
+    return LogSink()
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = create_store(settings)
+        self.sink = create_sink(settings)
+        self.relay = OutboxRelay(
+            self.store,
+            self.sink,
+            batch_size=settings.outbox_batch_size,
+            poll_seconds=settings.outbox_poll_seconds,
+            lease_seconds=settings.outbox_lease_seconds,
+            max_backoff_seconds=settings.outbox_max_backoff_seconds,
+        )
+        self.flows = FeatureFlows(self.store, self.relay, settings.category_default_ttl_seconds)
+        self.service = FeatureService(settings, self.flows)
+        self.controller = FeatureController(self.service)
+        self._ready_at = 0.0
+        self._ready_lock = threading.Lock()
+
+    def start(self) -> None:
+        self.relay.start()
+        if self.settings.eager_init:
+            threading.Thread(target=self._eager_warmup, name="eager-init", daemon=True).start()
+
+    def _eager_warmup(self) -> None:
+        try:
+            logger.info("eager initialisation done", extra={"actions": self.warmup()})
+        except Exception:
+            logger.exception("eager initialisation failed; clients will be created on first use")
+
+    def warmup(self) -> list[str]:
+        """Create the lazy clients now instead of on the first request."""
+        actions = self.store.initialise()
+        self.store.check()
+        actions += self.sink.initialise()
+        return actions or ["already warm"]
+
+    def readiness(self) -> tuple[bool, dict[str, dict[str, Any]]]:
+        """Ready when the store serves; the event sink is reported but never makes us unready."""
+        store_check: dict[str, Any] = {"backend": self.store.name, "ok": True}
+        if time.monotonic() - self._ready_at > READINESS_CACHE_SECONDS:
+            try:
+                self.store.check()
+                with self._ready_lock:
+                    self._ready_at = time.monotonic()
+            except FeatureStoreError as exc:
+                store_check.update(ok=False, error=exc.message)
+        checks = {"store": store_check, "events": self.sink.state()}
+        try:
+            stats = self.store.outbox_stats()
+            checks["events"] |= {"pending": stats.pending, "oldest_pending_age_s": round(stats.oldest_age_seconds, 3)}
+        except FeatureStoreError:
+            pass
+        return store_check["ok"], checks
+
+    def shutdown(self) -> None:
+        self.relay.stop(self.settings.shutdown_flush_seconds)
+        self.store.close()

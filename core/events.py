@@ -1,0 +1,93 @@
+"""Feature-availability events: how one is built, and where pending ones are delivered.
+
+Events are fixed at write time (their `event_id` too) and stored with the write; a sink only
+delivers what the outbox relay hands it.
+"""
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+EVENT_TYPE = "feature_available"
+RESOURCE_TYPE = "feature"
+
+logger = logging.getLogger("feature_store.events")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """A feature-availability event waiting to be published."""
+
+    event_id: str
+    key: str
+    payload: dict[str, Any]
+    created_at_epoch: float
+    attempts: int = 0
+
+
+def feature_available_event(
+    *,
+    entity_type: str,
+    entity_value: str,
+    category: str,
+    features: Sequence[str],
+    compute_id: str | None,
+    timestamp_iso: str,
+    timestamp_epoch: float,
+) -> OutboxEvent:
+    """The event announcing one category written, keyed per entity so a partition keeps its order."""
+    event_id = str(uuid.uuid4())
+    payload = {
+        "event_id": event_id,
+        "event_type": EVENT_TYPE,
+        "timestamp": timestamp_iso,
+        "entity_type": entity_type,
+        "entity_id": entity_value,
+        "resource_type": RESOURCE_TYPE,
+        "resource_name": category,
+        "compute_id": compute_id or "",
+        "features": list(features),
+    }
+    return OutboxEvent(event_id, f"{entity_type}:{entity_value}", payload, timestamp_epoch)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """What a sink managed: delivered events leave the outbox, failed ones are retried."""
+
+    delivered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class EventSink(Protocol):
+    name: str
+
+    def initialise(self) -> list[str]: ...
+
+    def publish(self, events: Sequence[OutboxEvent]) -> Delivery: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def close(self, timeout: float) -> None: ...
+
+
+class LogSink:
+    """Delivers each event as one structured log line: the default when no Kafka is configured."""
+
+    name = "log"
+
+    def initialise(self) -> list[str]:
+        return []
+
+    def publish(self, events: Sequence[OutboxEvent]) -> Delivery:
+        for event in events:
+            logger.info(EVENT_TYPE, extra={"event": event.payload, "event_key": event.key})
+        return Delivery(delivered=[event.event_id for event in events])
+
+    def state(self) -> dict[str, Any]:
+        return {"sink": self.name, "ok": True}
+
+    def close(self, timeout: float) -> None:
+        return None

@@ -1,0 +1,75 @@
+"""The service's one error hierarchy; `api/errors.py` maps it to HTTP in one place."""
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class FeatureStoreError(Exception):
+    """Base of every error the service raises on purpose; carries its HTTP status and code."""
+
+    status_code = 500
+    error = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def detail(self) -> Any:
+        return self.message
+
+
+class InvalidRequest(FeatureStoreError):
+    """Input that passed pydantic but breaks a rule of the contract; reported like a field error."""
+
+    status_code = 422
+    error = "validation_error"
+
+    def __init__(self, message: str, loc: Sequence[str | int] = ("body",), kind: str = "value_error") -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+        self.kind = kind
+
+    @property
+    def detail(self) -> Any:
+        return [{"type": self.kind, "loc": list(self.loc), "msg": self.message}]
+
+
+class NotFound(FeatureStoreError):
+    status_code = 404
+    error = "not_found"
+
+
+class Unauthorized(FeatureStoreError):
+    status_code = 401
+    error = "unauthorized"
+
+
+class Forbidden(FeatureStoreError):
+    status_code = 403
+    error = "forbidden"
+
+
+class PayloadTooLarge(FeatureStoreError):
+    status_code = 413
+    error = "payload_too_large"
+
+
+class UnsupportedMediaType(FeatureStoreError):
+    status_code = 415
+    error = "unsupported_media_type"
+
+
+class ServiceUnavailable(FeatureStoreError):
+    """A dependency cannot serve now; the client may retry after `retry_after` seconds."""
+
+    status_code = 503
+    error = "service_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(ServiceUnavailable):
+    error = "store_unavailable"

@@ -1,0 +1,119 @@
+"""The outbox relay: moves events committed with their writes to the event sink, at least once.
+
+Writes never wait for it. After each commit the flow wakes it; it also polls, so events left by a
+Kafka outage, a crash or another replica's expired lease are picked up. An event leaves the outbox
+only after the sink confirms delivery.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.events import EventSink, OutboxEvent
+
+logger = logging.getLogger("feature_store.outbox")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    pending: int
+    oldest_age_seconds: float
+
+
+class OutboxStore(Protocol):
+    def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]: ...
+
+    def delete_events(self, event_ids: Sequence[str]) -> None: ...
+
+    def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None: ...
+
+    def outbox_stats(self) -> OutboxStats: ...
+
+
+def backoff_seconds(attempts: int, ceiling: float) -> float:
+    return min(ceiling, 0.5 * 2**attempts)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        store: OutboxStore,
+        sink: EventSink,
+        *,
+        batch_size: int,
+        poll_seconds: float,
+        lease_seconds: float,
+        max_backoff_seconds: float,
+    ) -> None:
+        self.store = store
+        self.sink = sink
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+            self._thread.start()
+
+    def notify(self) -> None:
+        """A write committed events: publish them now rather than at the next poll."""
+        self._wake.set()
+
+    def relay_once(self) -> int:
+        """Publish one batch of due events; return how many were claimed."""
+        events = self.store.claim_events(self.batch_size, self.lease_seconds)
+        if not events:
+            return 0
+        delivery = self.sink.publish(events)
+        if delivery.delivered:
+            self.store.delete_events(delivery.delivered)
+        if delivery.failed:
+            attempts = {event.event_id: event.attempts for event in events}
+            delay = backoff_seconds(max(attempts[event_id] for event_id in delivery.failed), self.max_backoff_seconds)
+            self.store.retry_events(delivery.failed, delay)
+            logger.warning("event delivery failed", extra={"failed": len(delivery.failed), "retry_in_s": delay})
+        return len(events)
+
+    def drain(self, deadline: float) -> None:
+        """Publish what is due until nothing is left or the deadline (a `time.monotonic()` value) passes."""
+        while time.monotonic() < deadline:
+            try:
+                if self.relay_once() < self.batch_size:
+                    return
+            except Exception:
+                logger.exception("outbox relay failed while draining")
+                return
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.wait(self.poll_seconds if failures == 0 else backoff_seconds(failures, self.max_backoff_seconds))
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                while self.relay_once() == self.batch_size and not self._stopping.is_set():
+                    pass
+                failures = 0
+            except Exception:
+                failures += 1
+                logger.exception("outbox relay failed; will retry")
+
+    def stop(self, timeout: float) -> None:
+        """Stop the background loop, then publish what is still due within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+            self._thread = None
+        self.drain(deadline)
+        self.sink.close(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,68 @@
+"""Feature Store API: the application factory and the `main:app` that uvicorn serves."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+
+from api.errors import register_error_handlers
+from api.v1.routes import router
+from components.runtime import Runtime
+from core import VERSION
+from core.logging import configure_logging
+from core.settings import Environment, Settings
+from middlewares.body import BodyGuardMiddleware
+from middlewares.request_context import RequestContextMiddleware
+
+DESCRIPTION = """
+Online feature store: compute jobs write ML features per entity and category; models read them
+back in milliseconds. Every write announces each category written with a `feature_available`
+Avro event on Kafka (or in the log when no Kafka is configured).
+"""
+
+TAGS = [
+    {"name": "features", "description": "Read and write features."},
+    {"name": "probes", "description": "Liveness, readiness and warm-up for orchestrators."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings)
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+        runtime.start()
+        yield
+        await run_in_threadpool(runtime.shutdown)
+
+    app = FastAPI(
+        title=settings.app_name,
+        version=VERSION,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.state.runtime = runtime
+    register_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    origins = settings.cors_origins or (("*",) if settings.environment == Environment.DEVELOPMENT else ())
+    if origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(origins), allow_methods=["GET", "POST"], allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,82 @@
+import logging
+import time
+
+from fastapi.testclient import TestClient
+
+from components.features.store.base import OnlineStore
+from core.exceptions import StoreUnavailable
+
+
+def test_health_and_live(client: TestClient) -> None:
+    for path in ("/api/v1/health", "/api/v1/live"):
+        response = client.get(path)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "healthy"
+        assert body["timestamp"].endswith("+00:00")
+        assert response.headers["x-request-id"]
+
+
+def test_health_does_not_touch_the_store(client: TestClient, monkeypatch) -> None:
+    store: OnlineStore = client.app.state.runtime.store
+
+    def broken(*args, **kwargs):
+        raise AssertionError("health touched the store")
+
+    for name in ("read", "check", "initialise"):
+        monkeypatch.setattr(store, name, broken)
+    assert client.get("/api/v1/health").status_code == 200
+
+
+def test_ready_reports_store_and_events(client: TestClient) -> None:
+    response = client.get("/api/v1/ready")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["checks"]["store"]["ok"] is True
+    assert body["checks"]["events"]["sink"] == "log"
+    assert body["checks"]["events"]["pending"] == 0
+
+
+def test_ready_is_503_when_store_fails(client: TestClient, monkeypatch) -> None:
+    store = client.app.state.runtime.store
+
+    def broken() -> None:
+        raise StoreUnavailable("disk gone")
+
+    monkeypatch.setattr(store, "check", broken)
+    response = client.get("/api/v1/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["store"] == {"backend": store.name, "ok": False, "error": "disk gone"}
+
+
+def test_warmup_initialises_and_is_idempotent(client: TestClient) -> None:
+    first = client.post("/api/v1/warmup")
+    assert first.status_code == 200
+    assert first.json()["status"] == "warm"
+    second = client.post("/api/v1/warmup")
+    assert second.json()["actions"] == ["already warm"]
+
+
+def test_eager_init_warms_in_background(make_client, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="feature_store.runtime")
+    client = make_client(eager_init=True)
+    assert client.get("/api/v1/health").status_code == 200
+    deadline = time.monotonic() + 5
+    while not any(record.getMessage() == "eager initialisation done" for record in caplog.records):
+        assert time.monotonic() < deadline, "eager initialisation did not finish"
+        time.sleep(0.01)
+
+
+def test_docs_and_openapi_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert schema["info"]["title"] == "Feature Store API"
+    assert "/api/v1/items" in schema["paths"]
+    assert {tag["name"] for tag in schema["tags"]} == {"features", "probes"}
+
+
+def test_docs_can_be_switched_off(make_client) -> None:
+    client = make_client(docs_enabled=False)
+    assert client.get("/docs").status_code == 404
+    assert client.get("/openapi.json").status_code == 404

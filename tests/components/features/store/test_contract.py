@@ -1,0 +1,200 @@
+"""The storage contract: every backend passes the same suite (parametrised in tests/conftest.py)."""
+
+import time
+from typing import Any
+
+import pytest
+
+from components.features.store.base import CategoryWrite, OnlineStore
+from core.events import feature_available_event
+from core.settings import Settings
+from core.timeutils import epoch_to_iso, isoformat, utcnow
+
+NOW = "2026-01-01T00:00:00.000000+00:00"
+LATER = "2026-01-01T00:00:01.000000+00:00"
+
+
+def make_write(
+    category: str,
+    data: dict[str, Any],
+    *,
+    event_time: str = NOW,
+    updated_at: str = NOW,
+    expires_at: float | None = None,
+    event_id: str | None = None,
+) -> CategoryWrite:
+    event = feature_available_event(
+        entity_type="bright_uid",
+        entity_value="user-1",
+        category=category,
+        features=list(data),
+        compute_id="job-1",
+        timestamp_iso=updated_at,
+        timestamp_epoch=time.time(),
+    )
+    if event_id is not None:
+        event = type(event)(event_id, event.key, {**event.payload, "event_id": event_id}, event.created_at_epoch)
+    metadata = {
+        "updated_at": updated_at,
+        "source": "prediction_service",
+        "compute_id": "job-1",
+        "ttl": None,
+        "expires_at": epoch_to_iso(expires_at) if expires_at else None,
+        "event_time": event_time,
+    }
+    return CategoryWrite(category, data, metadata, event_time, expires_at, event)
+
+
+@pytest.fixture
+def user(settings: Settings):
+    return settings.entity_types["bright_uid"]
+
+
+def test_absent_entity_reads_empty(store: OnlineStore, user) -> None:
+    assert store.read(user, "nobody", {"user_features": None}) == {}
+
+
+def test_write_then_read_round_trips_json_types(store: OnlineStore, user) -> None:
+    data = {
+        "int": 30,
+        "float": 150.5,
+        "integral_float": 2.5e10,
+        "negative": -7,
+        "big": 2**63 - 1,
+        "bool": True,
+        "null": None,
+        "text": "São Paulo ✓",
+        "list": [1, "a", None, [2.5]],
+        "object": {"nested": {"deep": [True, False]}},
+    }
+    assert store.write(user, "user-1", [make_write("user_features", data)], NOW) == []
+    found = store.read(user, "user-1", {"user_features": None})["user_features"]
+    assert found.data == data
+    for key, value in data.items():
+        assert type(found.data[key]) is type(value), key
+    assert found.metadata["created_at"] == NOW
+    assert found.metadata["updated_at"] == NOW
+    assert found.metadata["source"] == "prediction_service"
+    assert found.metadata["compute_id"] == "job-1"
+
+
+def test_rewrite_replaces_data_and_keeps_created_at(store: OnlineStore, user) -> None:
+    store.write(user, "user-1", [make_write("user_features", {"a": 1, "b": 2})], NOW)
+    store.write(user, "user-1", [make_write("user_features", {"c": 3}, event_time=LATER, updated_at=LATER)], LATER)
+    found = store.read(user, "user-1", {"user_features": None})["user_features"]
+    assert found.data == {"c": 3}
+    assert found.metadata["created_at"] == NOW
+    assert found.metadata["updated_at"] == LATER
+
+
+def test_read_returns_only_requested_categories(store: OnlineStore, user) -> None:
+    store.write(
+        user, "user-1", [make_write("user_features", {"a": 1}), make_write("credit_features", {"score": 700})], NOW
+    )
+    found = store.read(user, "user-1", {"credit_features": None, "trans_features": None})
+    assert set(found) == {"credit_features"}
+    assert found["credit_features"].data == {"score": 700}
+
+
+def test_entity_types_are_separate(store: OnlineStore, settings: Settings, user) -> None:
+    store.write(user, "same-id", [make_write("user_features", {"a": 1})], NOW)
+    assert store.read(settings.entity_types["account_id"], "same-id", {"user_features": None}) == {}
+
+
+def test_failed_write_leaves_nothing(store: OnlineStore, user) -> None:
+    """Two categories carrying the same event id cannot both commit: the whole write must roll back."""
+    writes = [
+        make_write("user_features", {"a": 1}, event_id="dup"),
+        make_write("credit_features", {"b": 2}, event_id="dup"),
+    ]
+    with pytest.raises(Exception):
+        store.write(user, "user-1", writes, NOW)
+    assert store.read(user, "user-1", {"user_features": None, "credit_features": None}) == {}
+    assert store.outbox_stats().pending == 0
+
+
+def test_events_are_committed_with_the_write(store: OnlineStore, user) -> None:
+    writes = [make_write("user_features", {"a": 1}), make_write("credit_features", {"b": 2})]
+    store.write(user, "user-1", writes, NOW)
+    claimed = store.claim_events(10, lease_seconds=30)
+    assert {event.event_id for event in claimed} == {write.event.event_id for write in writes}
+    assert {event.payload["resource_name"] for event in claimed} == {"user_features", "credit_features"}
+    assert all(event.key == "bright_uid:user-1" for event in claimed)
+
+
+def test_older_event_time_is_skipped_without_event(store: OnlineStore, user) -> None:
+    store.write(user, "user-1", [make_write("user_features", {"v": "new"}, event_time=LATER)], NOW)
+    store.delete_events([event.event_id for event in store.claim_events(10, 30)])
+    stale = make_write("user_features", {"v": "old"}, event_time=NOW)
+    fresh = make_write("credit_features", {"v": "fresh"}, event_time=NOW)
+    assert store.write(user, "user-1", [stale, fresh], LATER) == ["user_features"]
+    found = store.read(user, "user-1", {"user_features": None, "credit_features": None})
+    assert found["user_features"].data == {"v": "new"}
+    assert found["credit_features"].data == {"v": "fresh"}
+    assert [event.payload["resource_name"] for event in store.claim_events(10, 30)] == ["credit_features"]
+
+
+def test_equal_event_time_overwrites(store: OnlineStore, user) -> None:
+    store.write(user, "user-1", [make_write("user_features", {"v": 1}, event_time=LATER)], NOW)
+    assert store.write(user, "user-1", [make_write("user_features", {"v": 2}, event_time=LATER)], NOW) == []
+    assert store.read(user, "user-1", {"user_features": None})["user_features"].data == {"v": 2}
+
+
+def test_expiry_is_stored(store: OnlineStore, user) -> None:
+    expires = time.time() + 60.123456
+    store.write(user, "user-1", [make_write("user_features", {"a": 1}, expires_at=expires)], NOW)
+    found = store.read(user, "user-1", {"user_features": None})["user_features"]
+    assert found.expires_at_epoch == pytest.approx(expires, abs=1e-6)
+    assert found.metadata["expires_at"] == epoch_to_iso(expires)
+
+
+@pytest.mark.parametrize("count", [1, 100, 101, 250])
+def test_batch_read_across_chunk_boundaries(store: OnlineStore, user, count: int) -> None:
+    values = [f"user-{index}" for index in range(count)]
+    for value in values[::2]:
+        store.write(user, value, [make_write("user_features", {"id": value})], NOW)
+    batch = store.read_batch(user, values, {"user_features": None, "credit_features": None})
+    assert not batch.failed
+    assert set(batch.found) == set(values[::2])
+    assert all(batch.found[value]["user_features"].data == {"id": value} for value in values[::2])
+
+
+def test_claimed_events_are_leased(store: OnlineStore, user) -> None:
+    store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    first = store.claim_events(10, lease_seconds=30)
+    assert len(first) == 1
+    assert store.claim_events(10, lease_seconds=30) == []
+    store.retry_events([first[0].event_id], delay_seconds=0)
+    again = store.claim_events(10, lease_seconds=30)
+    assert [event.event_id for event in again] == [first[0].event_id]
+    assert again[0].attempts == 1
+    assert again[0].payload == first[0].payload
+
+
+def test_retry_delay_and_delete(store: OnlineStore, user) -> None:
+    store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    (event,) = store.claim_events(10, lease_seconds=30)
+    store.retry_events([event.event_id], delay_seconds=60)
+    assert store.claim_events(10, lease_seconds=30) == []
+    stats = store.outbox_stats()
+    assert stats.pending == 1
+    assert stats.oldest_age_seconds >= 0
+    store.delete_events([event.event_id])
+    assert store.outbox_stats().pending == 0
+
+
+def test_expired_lease_is_claimable_again(store: OnlineStore, user) -> None:
+    store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    assert len(store.claim_events(10, lease_seconds=0.05)) == 1
+    time.sleep(0.1)
+    assert len(store.claim_events(10, lease_seconds=30)) == 1
+
+
+def test_check_passes_on_a_working_store(store: OnlineStore) -> None:
+    store.check()
+
+
+def test_timestamps_compare_as_strings() -> None:
+    """Stores order event times as strings; the fixed-width format makes that correct."""
+    early, late = isoformat(utcnow()), isoformat(utcnow().replace(year=2999))
+    assert early < late

@@ -1,0 +1,82 @@
+"""Shared fixtures: settings isolated from the environment, a store per backend, an app and its client."""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from components.features.store import create_store
+from components.features.store.base import OnlineStore
+from core.settings import Settings
+from main import create_app
+
+BACKENDS = ["sqlite"]
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, backend: str) -> SettingsFactory:
+    """Settings for one test on the parametrised backend, untouched by `.env` or the environment's choices."""
+
+    def factory(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "store_backend": backend,
+            "sqlite_path": tmp_path / "features.db",
+            "sqlite_synchronous": "NORMAL",
+            "environment": "development",
+            "kafka_broker_url": "",
+            "statsd_host": "",
+            "auth_enabled": False,
+            "outbox_poll_seconds": 0.2,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return factory
+
+
+@pytest.fixture
+def settings(make_settings: SettingsFactory) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[OnlineStore]:
+    store = create_store(settings)
+    store.initialise()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def make_client(make_settings: SettingsFactory) -> Iterator[Callable[..., TestClient]]:
+    """Start an app (lifespan included) with settings overrides; every client is closed after the test."""
+    clients: list[TestClient] = []
+
+    def factory(**overrides: object) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides)), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def app(client: TestClient) -> FastAPI:
+    return client.app
