@@ -6,7 +6,7 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test install install-dev clean
+.PHONY: run test install install-dev servers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,14 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+servers: install-dev
+	bash scripts/install_test_servers.sh
+
 run: install
 	$(BIN)/uvicorn main:app --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-test: install-dev
+test: install-dev servers
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .servers
