@@ -6,16 +6,18 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.cors import CORSMiddleware
 
 from api.errors import register_error_handlers
 from api.v1.routes import router
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
-from core.settings import Environment, Settings
+from core.metrics import metrics
+from core.settings import Settings
 from middlewares.body import BodyGuardMiddleware
+from middlewares.cors import add_cors
 from middlewares.request_context import RequestContextMiddleware
+from middlewares.telemetry import RequestTelemetryMiddleware
 
 DESCRIPTION = """
 Online feature store: compute jobs write ML features per entity and category; models read them
@@ -32,6 +34,7 @@ TAGS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings)
+    metrics.configure(settings.statsd_host, settings.statsd_port, settings.statsd_prefix, settings.statsd_tag_style)
     runtime = Runtime(settings)
 
     @asynccontextmanager
@@ -55,12 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
     app.include_router(router)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
-    origins = settings.cors_origins or (("*",) if settings.environment == Environment.DEVELOPMENT else ())
-    if origins:
-        app.add_middleware(
-            CORSMiddleware, allow_origins=list(origins), allow_methods=["GET", "POST"], allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
-        )
+    add_cors(app, settings)
+    app.add_middleware(RequestTelemetryMiddleware, slow_request_ms=settings.slow_request_ms)
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -36,6 +36,7 @@ class Runtime:
             poll_seconds=settings.outbox_poll_seconds,
             lease_seconds=settings.outbox_lease_seconds,
             max_backoff_seconds=settings.outbox_max_backoff_seconds,
+            gauge_seconds=settings.outbox_gauge_seconds,
         )
         self.flows = FeatureFlows(self.store, self.relay, settings.category_default_ttl_seconds)
         self.service = FeatureService(settings, self.flows)

@@ -59,7 +59,11 @@ class ConsoleFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
-    """Route the service's and uvicorn's loggers through one stderr handler."""
+    """Route the service's and uvicorn's loggers through one stderr handler.
+
+    uvicorn's access log is switched off (no handler, no propagation, so uvicorn does not even
+    format it): `middlewares/telemetry.py` writes one richer line per request instead.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JSONFormatter() if settings.log_as_json else ConsoleFormatter(colour=sys.stderr.isatty()))
@@ -67,7 +71,10 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers = [existing for existing in root.handlers if existing.get_name() != HANDLER_NAME] + [handler]
     root.setLevel(settings.log_level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.events import EventSink, OutboxEvent
+from core.metrics import metrics
 
 logger = logging.getLogger("feature_store.outbox")
 
@@ -47,6 +48,7 @@ class OutboxRelay:
         poll_seconds: float,
         lease_seconds: float,
         max_backoff_seconds: float,
+        gauge_seconds: float,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -54,6 +56,9 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.gauge_seconds = gauge_seconds
+        self._publish_metric = f"{sink.name}.publish"
+        self._next_gauges_at = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -74,13 +79,29 @@ class OutboxRelay:
             return 0
         delivery = self.sink.publish(events)
         if delivery.delivered:
+            metrics.incr(self._publish_metric, len(delivery.delivered), outcome="delivered")
             self.store.delete_events(delivery.delivered)
         if delivery.failed:
+            metrics.incr(self._publish_metric, len(delivery.failed), outcome="failed")
             attempts = {event.event_id: event.attempts for event in events}
             delay = backoff_seconds(max(attempts[event_id] for event_id in delivery.failed), self.max_backoff_seconds)
             self.store.retry_events(delivery.failed, delay)
             logger.warning("event delivery failed", extra={"failed": len(delivery.failed), "retry_in_s": delay})
         return len(events)
+
+    def report_backlog(self) -> None:
+        """Send the outbox backlog gauges, at most every `gauge_seconds`; cheap to call often."""
+        now = time.monotonic()
+        if not metrics.enabled or now < self._next_gauges_at:
+            return
+        self._next_gauges_at = now + self.gauge_seconds
+        try:
+            stats = self.store.outbox_stats()
+        except Exception:
+            logger.debug("outbox backlog unknown", exc_info=True)
+            return
+        metrics.gauge("outbox.backlog", stats.pending)
+        metrics.gauge("outbox.oldest_pending_age_seconds", round(stats.oldest_age_seconds, 3))
 
     def drain(self, deadline: float) -> None:
         """Publish what is due until nothing is left or the deadline (a `time.monotonic()` value) passes."""
@@ -99,6 +120,7 @@ class OutboxRelay:
             self._wake.clear()
             if self._stopping.is_set():
                 return
+            self.report_backlog()
             try:
                 while self.relay_once() == self.batch_size and not self._stopping.is_set():
                     pass

@@ -3,7 +3,7 @@
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -96,15 +96,23 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(30.0, gt=0)
     outbox_max_backoff_seconds: float = Field(30.0, gt=0)
     shutdown_flush_seconds: float = Field(10.0, ge=0)
+    outbox_gauge_seconds: float = Field(10.0, gt=0)
+    """How often the relay reports the outbox backlog gauges (only while metrics are on)."""
 
     statsd_host: str = ""
     statsd_port: int = 8125
     statsd_prefix: str = "feature_store"
+    statsd_tag_style: Literal["dogstatsd", "influx", "graphite", "none"] = "dogstatsd"
+    """How tags are written: `name:1|c|#k:v` (Datadog agent, Telegraf, statsd_exporter), `name,k=v:1|c`
+    (Telegraf, statsd_exporter), `name;k=v:1|c` (Graphite), or not at all."""
 
     log_level: str = "INFO"
     log_format: str = ""
     """`json` or `console`; empty picks console in development and json elsewhere."""
+    slow_request_ms: float = Field(500.0, gt=0)
+    """Requests slower than this are logged as a warning and counted as `http.request.slow`."""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    """Origins browsers may call from; empty means `*` in development and none elsewhere."""
 
     auth_enabled: bool = False
     api_keys_file: str = ""
@@ -142,6 +150,11 @@ class Settings(BaseSettings):
             raise ValueError("CATEGORY_DEFAULT_TTL_SECONDS values must be positive")
         if self.kafka_broker_url and not self.schema_registry:
             raise ValueError("SCHEMA_REGISTRY is required when KAFKA_BROKER_URL is set")
+        if self.environment == Environment.PRODUCTION and "*" in self.cors_origins:
+            raise ValueError(
+                "CORS_ORIGINS='*' is refused in production: list the origins allowed to call the API, "
+                "e.g. CORS_ORIGINS=https://app.example.com"
+            )
         return self
 
     @cached_property
@@ -157,6 +170,12 @@ class Settings(BaseSettings):
                 name="account_id", table=self.dynamodb_table_account_id, key_attribute=self.dynamodb_key_account_id
             ),
         }
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        if self.cors_origins:
+            return self.cors_origins
+        return ("*",) if self.environment == Environment.DEVELOPMENT else ()
 
     @property
     def log_as_json(self) -> bool:

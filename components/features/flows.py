@@ -8,6 +8,7 @@ from typing import Any
 
 from components.features.store.base import CategoryWrite, OnlineStore, StoredCategory, Wanted
 from core.events import feature_available_event
+from core.metrics import metrics
 from core.outbox import OutboxRelay
 from core.settings import EntityType
 from core.timeutils import isoformat, utcnow
@@ -71,31 +72,43 @@ class FeatureFlows:
         self.default_ttl = default_ttl
 
     def read_category(self, entity_type: EntityType, entity_value: str, category: str) -> StoredCategory | None:
-        found = self.store.read(entity_type, entity_value, {category: None}).get(category)
-        if found is None or not _is_fresh(found, time.time()):
-            return None
-        return found
+        with metrics.timer("read.single_item", entity_type=entity_type.name):
+            found = self.store.read(entity_type, entity_value, {category: None}).get(category)
+            if found is not None and _is_fresh(found, time.time()):
+                return found
+        metrics.incr("read.unavailable_category", entity_type=entity_type.name)
+        return None
 
     def read_features(
         self, entity_type: EntityType, entity_value: str, wanted: Wanted, not_whitelisted: Sequence[str]
     ) -> EntityFeatures:
-        stored = self.store.read(entity_type, entity_value, wanted) if wanted else {}
-        return _project(stored, wanted, not_whitelisted, time.time())
+        with metrics.timer("read.multi_category", entity_type=entity_type.name):
+            stored = self.store.read(entity_type, entity_value, wanted) if wanted else {}
+            result = _project(stored, wanted, not_whitelisted, time.time())
+        if result.unavailable_categories:
+            metrics.incr("read.unavailable_category", len(result.unavailable_categories), entity_type=entity_type.name)
+        return result
 
     def read_batch(
         self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted, not_whitelisted: Sequence[str]
     ) -> list[EntityFeatures]:
-        batch = self.store.read_batch(entity_type, entity_values, wanted) if wanted else None
-        now = time.time()
-        results = []
-        for value in entity_values:
-            if batch is not None and value in batch.failed:
-                results.append(
-                    EntityFeatures(unavailable_categories=sorted({*wanted, *not_whitelisted}), error="store_unavailable")
-                )
-                continue
-            stored = batch.found.get(value, {}) if batch is not None else {}
-            results.append(_project(stored, wanted, not_whitelisted, now))
+        with metrics.timer("read.batch", entity_type=entity_type.name):
+            batch = self.store.read_batch(entity_type, entity_values, wanted) if wanted else None
+            now = time.time()
+            results = []
+            for value in entity_values:
+                if batch is not None and value in batch.failed:
+                    results.append(
+                        EntityFeatures(
+                            unavailable_categories=sorted({*wanted, *not_whitelisted}), error="store_unavailable"
+                        )
+                    )
+                    continue
+                stored = batch.found.get(value, {}) if batch is not None else {}
+                results.append(_project(stored, wanted, not_whitelisted, now))
+        unavailable = sum(len(result.unavailable_categories) for result in results)
+        if unavailable:
+            metrics.incr("read.unavailable_category", unavailable, entity_type=entity_type.name)
         return results
 
     def write(
@@ -110,42 +123,43 @@ class FeatureFlows:
         event_time: datetime | None,
     ) -> WriteOutcome:
         """Stamp metadata, build one event per category and commit them all atomically; then wake the relay."""
-        now = utcnow()
-        now_iso = isoformat(now)
-        now_epoch = now.timestamp()
-        event_time_iso = isoformat(event_time) if event_time is not None else now_iso
-        writes = []
-        for item in categories:
-            category_ttl = ttl if ttl is not None else self.default_ttl.get(item.category)
-            expires = now + timedelta(seconds=category_ttl) if category_ttl is not None else None
-            metadata = {
-                "updated_at": now_iso,
-                "source": source,
-                "compute_id": compute_id,
-                "ttl": category_ttl,
-                "expires_at": isoformat(expires) if expires is not None else None,
-                "event_time": event_time_iso,
-            }
-            event = feature_available_event(
-                entity_type=entity_type.name,
-                entity_value=entity_value,
-                category=item.category,
-                features=list(item.features),
-                compute_id=compute_id,
-                timestamp_iso=now_iso,
-                timestamp_epoch=now_epoch,
-            )
-            writes.append(
-                CategoryWrite(
+        with metrics.timer("write.multi_category", entity_type=entity_type.name):
+            now = utcnow()
+            now_iso = isoformat(now)
+            now_epoch = now.timestamp()
+            event_time_iso = isoformat(event_time) if event_time is not None else now_iso
+            writes = []
+            for item in categories:
+                category_ttl = ttl if ttl is not None else self.default_ttl.get(item.category)
+                expires = now + timedelta(seconds=category_ttl) if category_ttl is not None else None
+                metadata = {
+                    "updated_at": now_iso,
+                    "source": source,
+                    "compute_id": compute_id,
+                    "ttl": category_ttl,
+                    "expires_at": isoformat(expires) if expires is not None else None,
+                    "event_time": event_time_iso,
+                }
+                event = feature_available_event(
+                    entity_type=entity_type.name,
+                    entity_value=entity_value,
                     category=item.category,
-                    data=item.features,
-                    metadata=metadata,
-                    event_time=event_time_iso,
-                    expires_at_epoch=expires.timestamp() if expires is not None else None,
-                    event=event,
+                    features=list(item.features),
+                    compute_id=compute_id,
+                    timestamp_iso=now_iso,
+                    timestamp_epoch=now_epoch,
                 )
-            )
-        skipped = self.store.write(entity_type, entity_value, writes, now_iso)
+                writes.append(
+                    CategoryWrite(
+                        category=item.category,
+                        data=item.features,
+                        metadata=metadata,
+                        event_time=event_time_iso,
+                        expires_at_epoch=expires.timestamp() if expires is not None else None,
+                        event=event,
+                    )
+                )
+            skipped = self.store.write(entity_type, entity_value, writes, now_iso)
         if len(skipped) < len(writes):
             self.relay.notify()
         skipped_set = set(skipped)

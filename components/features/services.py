@@ -10,6 +10,7 @@ from components.features.flows import CategoryInput, EntityFeatures, FeatureFlow
 from components.features.models import NAME_PATTERN, has_unsafe_characters
 from components.features.store.base import StoredCategory, Wanted
 from core.exceptions import Forbidden, InvalidRequest, NotFound
+from core.request_context import annotate_request
 from core.serialization import MAX_INT, MIN_INT
 from core.settings import EntityType, Settings
 
@@ -40,6 +41,7 @@ class FeatureService:
     def read_category(self, entity_type_name: str, entity_value: str, category: str) -> tuple[EntityType, StoredCategory]:
         entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
         self._check_category(category, ("path", "category"))
+        annotate_request(entity_type=entity_type.name, categories=[category])
         found = self.flows.read_category(entity_type, entity_value, category)
         if found is None:
             raise NotFound(f"no features in category {category!r} for {entity_type.name} {entity_value!r}")
@@ -83,6 +85,7 @@ class FeatureService:
     def read_features(self, entity_type_name: str, entity_value: str, feature_list: Sequence[str]) -> tuple[EntityType, EntityFeatures]:
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
         wanted, not_whitelisted = self.parse_feature_list(feature_list)
+        annotate_request(entity_type=entity_type.name, categories=sorted(wanted))
         return entity_type, self.flows.read_features(entity_type, entity_value, wanted, not_whitelisted)
 
     def read_batch(
@@ -95,6 +98,7 @@ class FeatureService:
                 ("body", "data", "entity_values"),
             )
         wanted, not_whitelisted = self.parse_feature_list(feature_list)
+        annotate_request(entity_type=entity_type.name, categories=sorted(wanted), entities=len(entity_values))
         return entity_type, self.flows.read_batch(entity_type, entity_values, wanted, not_whitelisted)
 
     def write(
@@ -130,6 +134,7 @@ class FeatureService:
                 )
             for name, value in item.features.items():
                 self._check_value(value, (*item.loc, "features", name), depth=0)
+        annotate_request(entity_type=entity_type.name, categories=[item.category for item in categories])
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
             raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
         if source is None:

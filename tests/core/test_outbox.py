@@ -36,7 +36,9 @@ class FlakySink:
 
 
 def relay_for(store: OnlineStore, sink) -> OutboxRelay:
-    return OutboxRelay(store, sink, batch_size=100, poll_seconds=0.05, lease_seconds=30, max_backoff_seconds=0.2)
+    return OutboxRelay(
+        store, sink, batch_size=100, poll_seconds=0.05, lease_seconds=30, max_backoff_seconds=0.2, gauge_seconds=0.05
+    )
 
 
 def test_backoff_grows_to_a_ceiling() -> None:

@@ -19,6 +19,7 @@ from components.features.store.base import (
 )
 from core.events import OutboxEvent
 from core.exceptions import StoreUnavailable
+from core.metrics import metrics
 from core.outbox import OutboxStats
 from core.serialization import dumps, loads
 from core.settings import EntityType
@@ -131,7 +132,7 @@ class SQLiteStore:
     def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
         categories = list(wanted)
         placeholders = ",".join("?" * len(categories))
-        with self._translate_errors():
+        with metrics.timer("sqlite.read", entity_type=entity_type.name), self._translate_errors():
             rows = self._connection.execute(
                 "SELECT category, data, created_at, metadata, expires_at FROM features "
                 f"WHERE entity_type = ? AND entity_value = ? AND category IN ({placeholders})",
@@ -143,7 +144,7 @@ class SQLiteStore:
         categories = list(wanted)
         category_marks = ",".join("?" * len(categories))
         found: dict[str, dict[str, StoredCategory]] = {}
-        with self._translate_errors():
+        with metrics.timer("sqlite.read_batch", entity_type=entity_type.name), self._translate_errors():
             for chunk in _chunks(list(dict.fromkeys(entity_values)), SQLITE_MAX_VARIABLES - len(categories)):
                 rows = self._connection.execute(
                     "SELECT entity_value, category, data, created_at, metadata, expires_at FROM features "
@@ -159,8 +160,8 @@ class SQLiteStore:
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
         skipped: list[str] = []
-        connection = self._connection
-        with self._translate_errors():
+        with metrics.timer("sqlite.write", entity_type=entity_type.name), self._translate_errors():
+            connection = self._connection
             connection.execute("BEGIN IMMEDIATE")
             try:
                 for write in writes:
@@ -193,7 +194,7 @@ class SQLiteStore:
 
     def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
         now = time.time()
-        with self._translate_errors():
+        with metrics.timer("sqlite.claim_events"), self._translate_errors():
             rows = self._connection.execute(
                 "UPDATE outbox SET lease_until = ? WHERE event_id IN ("
                 " SELECT event_id FROM outbox WHERE due_at <= ? AND lease_until <= ? ORDER BY created_at LIMIT ?"
@@ -205,7 +206,7 @@ class SQLiteStore:
         return events
 
     def delete_events(self, event_ids: Sequence[str]) -> None:
-        with self._translate_errors():
+        with metrics.timer("sqlite.delete_events"), self._translate_errors():
             for chunk in _chunks(event_ids, SQLITE_MAX_VARIABLES):
                 self._connection.execute(
                     f"DELETE FROM outbox WHERE event_id IN ({','.join('?' * len(chunk))})", tuple(chunk)
@@ -213,7 +214,7 @@ class SQLiteStore:
 
     def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
         due = time.time() + delay_seconds
-        with self._translate_errors():
+        with metrics.timer("sqlite.retry_events"), self._translate_errors():
             for chunk in _chunks(event_ids, SQLITE_MAX_VARIABLES):
                 self._connection.execute(
                     "UPDATE outbox SET attempts = attempts + 1, due_at = ?, lease_until = 0 "
@@ -222,7 +223,7 @@ class SQLiteStore:
                 )
 
     def outbox_stats(self) -> OutboxStats:
-        with self._translate_errors():
+        with metrics.timer("sqlite.outbox_stats"), self._translate_errors():
             pending, oldest = self._connection.execute("SELECT count(*), min(created_at) FROM outbox").fetchone()
         return OutboxStats(pending=pending, oldest_age_seconds=max(0.0, time.time() - oldest) if oldest else 0.0)
 
