@@ -1,6 +1,9 @@
 """Shared fixtures: settings isolated from the environment, a store per backend, an app and its client."""
 
-from collections.abc import Callable, Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -9,8 +12,10 @@ from fastapi.testclient import TestClient
 
 from components.features.store import create_store
 from components.features.store.base import OnlineStore
+from core.metrics import metrics
 from core.settings import Settings
 from main import create_app
+from tests.servers import StatsdServer
 
 BACKENDS = ["sqlite"]
 
@@ -80,3 +85,53 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 @pytest.fixture
 def app(client: TestClient) -> FastAPI:
     return client.app
+
+
+@pytest.fixture(scope="session")
+def statsd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StatsdServer]:
+    server = StatsdServer(tmp_path_factory.mktemp("statsd"))
+    yield server
+    server.stop()
+
+
+@dataclass
+class StatsdView:
+    """One test's metrics on the shared statsd server, told apart by a unique prefix."""
+
+    server: StatsdServer
+    prefix: str
+
+    @property
+    def settings(self) -> dict[str, object]:
+        return {"statsd_host": "127.0.0.1", "statsd_port": self.server.port, "statsd_prefix": self.prefix}
+
+    def read(self, kind: str) -> dict[str, float | list[float]]:
+        start = len(self.prefix) + 1
+        return {key[start:]: value for key, value in self.server.read(kind).items() if key.startswith(f"{self.prefix}.")}
+
+    def wait_for(self, kind: str, expected: Mapping[str, float], timeout: float = 5.0) -> dict[str, float | list[float]]:
+        """Poll until every expected key has arrived (counters at least at their value, gauges at it, timers
+        with that many samples); return everything this test sent of that kind."""
+        deadline = time.monotonic() + timeout
+        while True:
+            values = self.read(kind)
+            if all(_reached(values.get(key), want, kind == "gauges") for key, want in expected.items()):
+                return values
+            if time.monotonic() > deadline:
+                return values
+            time.sleep(0.02)
+
+
+def _reached(value: float | list[float] | None, want: float, exact: bool) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, list):
+        return len(value) >= want
+    return value == want if exact else value >= want
+
+
+@pytest.fixture
+def statsd(statsd_server: StatsdServer) -> Iterator[StatsdView]:
+    """Metrics on for this test only, under a prefix of its own."""
+    yield StatsdView(statsd_server, f"t{uuid.uuid4().hex[:12]}")
+    metrics.close()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from components.features.store.base import OnlineStore
 from core.events import Delivery, LogSink, OutboxEvent
+from core.metrics import metrics
 from core.outbox import OutboxRelay, backoff_seconds
 from tests.components.features.store.test_contract import make_write
 
@@ -62,6 +63,23 @@ def test_failed_delivery_is_retried_then_removed(store: OnlineStore, settings) -
     relay.stop(timeout=1)
     assert sink.delivered == [write.event.event_id]
     assert store.outbox_stats().pending == 0
+
+
+def test_relay_counts_deliveries_and_reports_the_backlog(store: OnlineStore, settings, statsd) -> None:
+    metrics.configure("127.0.0.1", statsd.server.port, statsd.prefix)
+    user = settings.entity_types["bright_uid"]
+    for index in range(3):
+        store.write(user, f"user-{index}", [make_write("user_features", {"a": index})], "2026-01-01T00:00:00.000000+00:00")
+    relay = relay_for(store, FlakySink(failures=1))
+    relay.report_backlog()
+    assert statsd.wait_for("gauges", {"outbox.backlog": 3})["outbox.backlog"] == 3
+    assert relay.relay_once() == 3
+    deadline = time.monotonic() + 5
+    while relay.relay_once() == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    expected = {"flaky.publish;outcome=failed": 3, "flaky.publish;outcome=delivered": 3}
+    assert statsd.wait_for("counters", expected) == expected
 
 
 def test_stop_drains_pending_events(store: OnlineStore, settings) -> None:

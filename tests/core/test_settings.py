@@ -43,6 +43,9 @@ def test_extra_entity_types(monkeypatch) -> None:
         {"LOG_FORMAT": "xml"},
         {"MAX_BODY_BYTES": "0"},
         {"SQLITE_SYNCHRONOUS": "sometimes"},
+        {"ENVIRONMENT": "production", "CORS_ORIGINS": "https://app.example.com,*"},
+        {"STATSD_TAG_STYLE": "json"},
+        {"SLOW_REQUEST_MS": "0"},
     ],
 )
 def test_unsafe_or_inconsistent_settings_refused(monkeypatch, env: dict[str, str]) -> None:
