@@ -10,7 +10,12 @@ from core.settings import Settings
 from core.timeutils import epoch_to_iso
 
 HANDLER_NAME = "feature_store"
-_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "request_id",
+    "color_message",  # uvicorn's copy of its message with terminal colour codes
+}
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 Requests are named by their route template (`/api/v1/get/item/{entity_value}/{category}`), which
 the router leaves in `scope["route"]`, so ids never become metric names and nothing is matched
-twice. Requests answered before routing (unknown paths, bodies refused for size or media type,
-CORS preflights) share one `unmatched` bucket.
+twice. Requests no API route answered (unknown paths, bodies refused for size or media type
+before routing, CORS preflights, the docs pages) share one `unmatched` bucket.
 """
 
 import logging

@@ -177,6 +177,20 @@ def test_request_id_reaches_lines_logged_in_the_threadpool(json_client) -> None:
     ]
 
 
+def test_unexpected_error_is_logged_and_counted_as_500(json_client, statsd) -> None:
+    client, logs = json_client(**statsd.settings)
+
+    def broken_route() -> dict:
+        raise RuntimeError("bug")
+
+    client.app.add_api_route("/test/broken", broken_route)
+    assert client.get("/test/broken", headers={"X-Request-ID": "bug-1"}).status_code == 500
+    mine = [(line["logger"], line.get("status")) for line in logs.lines() if line["request_id"] == "bug-1"]
+    assert mine == [("feature_store.access", 500), ("feature_store.errors", None)]
+    key = "http.response.500;endpoint=-test-broken;method=GET;status=500"
+    assert statsd.wait_for("counters", {key: 1})[key] == 1
+
+
 def test_relayed_events_carry_no_request_id(json_client) -> None:
     client, logs = json_client(outbox_poll_seconds=0.05)
     client.post("/api/v1/items", json=write_body("u-1"), headers={"X-Request-ID": "write-1"})
@@ -238,4 +252,6 @@ def test_uvicorn_writes_one_json_line_per_request(tmp_path: Path) -> None:
     assert [(line["logger"], line["route"], line["status"]) for line in mine] == [
         ("feature_store.access", "/api/v1/get/item/{entity_value}/{category}", 404)
     ]
-    assert any(line["logger"] == "uvicorn.error" for line in lines), "uvicorn's own lines go through our handler"
+    uvicorn_lines = [line for line in lines if line["logger"] == "uvicorn.error"]
+    assert uvicorn_lines, "uvicorn's own lines go through the service's handler"
+    assert not [line for line in uvicorn_lines if "color_message" in line]
