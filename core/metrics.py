@@ -25,8 +25,6 @@ from typing import Any
 
 logger = logging.getLogger("feature_store.metrics")
 
-TAG_STYLES = ("dogstatsd", "influx", "graphite", "none")
-
 
 def _dogstatsd(name: str, value: str, tags: Mapping[str, Any]) -> str:
     if not tags:

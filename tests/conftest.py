@@ -106,10 +106,12 @@ class StatsdView:
         return {"statsd_host": "127.0.0.1", "statsd_port": self.server.port, "statsd_prefix": self.prefix}
 
     def read(self, kind: str) -> dict[str, float | list[float]]:
-        start = len(self.prefix) + 1
-        return {key[start:]: value for key, value in self.server.read(kind).items() if key.startswith(f"{self.prefix}.")}
+        mine = f"{self.prefix}."
+        return {key[len(mine) :]: value for key, value in self.server.read(kind).items() if key.startswith(mine)}
 
-    def wait_for(self, kind: str, expected: Mapping[str, float], timeout: float = 5.0) -> dict[str, float | list[float]]:
+    def wait_for(
+        self, kind: str, expected: Mapping[str, float], timeout: float = 5.0
+    ) -> dict[str, float | list[float]]:
         """Poll until every expected key has arrived (counters at least at their value, gauges at it, timers
         with that many samples); return everything this test sent of that kind."""
         deadline = time.monotonic() + timeout

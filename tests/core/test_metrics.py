@@ -45,7 +45,8 @@ def test_other_tag_styles(statsd, style: str, key: str) -> None:
 def test_influx_style_line() -> None:
     client = Metrics()
     client.configure("127.0.0.1", free_udp_port(), "fs", "influx")
-    assert client.stat("hits", "1|c", {"entity_type": "bright_uid", "status": 200}) == "fs.hits,entity_type=bright_uid,status=200:1|c"
+    line = client.stat("hits", "1|c", {"entity_type": "bright_uid", "status": 200})
+    assert line == "fs.hits,entity_type=bright_uid,status=200:1|c"
     client.close()
 
 
