@@ -61,11 +61,9 @@ def env_files() -> tuple[str, ...]:
 
 PRODUCTION_REFUSALS: tuple[tuple[str, Callable[["Settings"], bool]], ...] = (
     ("AUTH_ENABLED=false lets any caller write features: enable API keys", lambda s: not s.auth_enabled),
-    ("CORS_ORIGINS contains '*': list the allowed origins", lambda s: "*" in s.cors_origins),
+    ("CORS_ORIGINS='*' is refused in production: list the allowed origins", lambda s: "*" in s.cors_origins),
     ("DYNAMODB_CREATE_TABLES=true: create tables with infrastructure code", lambda s: s.dynamodb_create_tables),
-    ("STORE_BACKEND=sqlite keeps data on one pod's disk: use dynamodb", lambda s: s.store_backend == "sqlite"),
-    ("KAFKA_BROKER_URL is empty: events would be logged, never published", lambda s: not s.kafka_broker_url),
-    ("SCHEMA_REGISTRY is mock://: no consumer can resolve its schemas", lambda s: s.schema_registry.startswith("mock:")),
+    ("SCHEMA_REGISTRY is mock://: consumers cannot resolve it", lambda s: s.schema_registry.startswith("mock:")),
 )
 """What ENVIRONMENT=production refuses to start with: (the problem, the check that finds it)."""
 
