@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 HOST ?= 0.0.0.0
 PORT ?= 8000
 WORKERS ?= 1
+# Seconds in-flight requests get to finish after SIGTERM (the Dockerfile's CMD uses the same).
+GRACEFUL_SECONDS ?= 20
+IMAGE ?= feature-store-api
 
-.PHONY: run test install install-dev servers clean
+.PHONY: run test install install-dev servers image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +31,13 @@ servers: install-dev
 	bash scripts/install_test_servers.sh
 
 run: install
-	$(BIN)/uvicorn main:app --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	$(BIN)/uvicorn main:app --host $(HOST) --port $(PORT) --workers $(WORKERS) --timeout-graceful-shutdown $(GRACEFUL_SECONDS)
 
 test: install-dev servers
 	$(BIN)/python -m pytest
+
+image:
+	docker build -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .servers

@@ -103,15 +103,21 @@ class OutboxRelay:
         metrics.gauge("outbox.backlog", stats.pending)
         metrics.gauge("outbox.oldest_pending_age_seconds", round(stats.oldest_age_seconds, 3))
 
-    def drain(self, deadline: float) -> None:
-        """Publish what is due until nothing is left or the deadline (a `time.monotonic()` value) passes."""
+    def drain(self, deadline: float) -> int:
+        """Publish what is due until nothing is left or the deadline (a `time.monotonic()` value) passes;
+        return how many events were handed to the sink."""
+        relayed = 0
         while time.monotonic() < deadline:
             try:
-                if self.relay_once() < self.batch_size:
-                    return
+                claimed = self.relay_once()
             except Exception:
                 logger.exception("outbox relay failed while draining")
-                return
+                return relayed
+            relayed += claimed
+            if claimed < self.batch_size:
+                return relayed
+        logger.warning("outbox flush time is up; events still pending stay in the outbox for the next relay")
+        return relayed
 
     def _run(self) -> None:
         failures = 0
@@ -137,5 +143,6 @@ class OutboxRelay:
         if self._thread is not None:
             self._thread.join(max(0.0, deadline - time.monotonic()))
             self._thread = None
-        self.drain(deadline)
+        flushed = self.drain(deadline)
         self.sink.close(max(0.0, deadline - time.monotonic()))
+        logger.info("outbox relay stopped", extra={"flushed_at_stop": flushed})

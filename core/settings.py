@@ -1,10 +1,18 @@
-"""Service configuration: one pydantic-settings class read from the environment and `.env`."""
+"""Service configuration: one pydantic-settings class read from the environment and env files.
 
+Precedence, highest first: process environment, `.env` (local, never committed), `.env.<ENVIRONMENT>`
+(the committed defaults of that environment), the defaults below. ENVIRONMENT itself comes from the
+process environment, else from `.env`, else `development`.
+"""
+
+import os
+from collections.abc import Callable
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -45,10 +53,30 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def env_files() -> tuple[str, ...]:
+    """The env files to read, lowest precedence first: `.env.<ENVIRONMENT>`, then `.env`."""
+    environment = os.environ.get("ENVIRONMENT") or dotenv_values(".env").get("ENVIRONMENT") or "development"
+    return (f".env.{environment}", ".env")
+
+
+PRODUCTION_REFUSALS: tuple[tuple[str, Callable[["Settings"], bool]], ...] = (
+    ("AUTH_ENABLED=false lets any caller write features: enable API keys", lambda s: not s.auth_enabled),
+    ("CORS_ORIGINS='*' is refused in production: list the allowed origins", lambda s: "*" in s.cors_origins),
+    ("DYNAMODB_CREATE_TABLES=true: create tables with infrastructure code", lambda s: s.dynamodb_create_tables),
+    ("SCHEMA_REGISTRY is mock://: consumers cannot resolve it", lambda s: s.schema_registry.startswith("mock:")),
+)
+"""What ENVIRONMENT=production refuses to start with: (the problem, the check that finds it)."""
+
+
 class Settings(BaseSettings):
     """Every setting the service reads; `.env.example` documents each one."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        """Read the env files of the selected environment unless the caller names its own (`_env_file`)."""
+        values.setdefault("_env_file", env_files())
+        super().__init__(**values)
 
     environment: Environment = Environment.DEVELOPMENT
     app_name: str = "Feature Store API"
@@ -150,11 +178,10 @@ class Settings(BaseSettings):
             raise ValueError("CATEGORY_DEFAULT_TTL_SECONDS values must be positive")
         if self.kafka_broker_url and not self.schema_registry:
             raise ValueError("SCHEMA_REGISTRY is required when KAFKA_BROKER_URL is set")
-        if self.environment == Environment.PRODUCTION and "*" in self.cors_origins:
-            raise ValueError(
-                "CORS_ORIGINS='*' is refused in production: list the origins allowed to call the API, "
-                "e.g. CORS_ORIGINS=https://app.example.com"
-            )
+        if self.environment == Environment.PRODUCTION:
+            problems = [problem for problem, found in PRODUCTION_REFUSALS if found(self)]
+            if problems:
+                raise ValueError("unsafe settings for ENVIRONMENT=production:\n- " + "\n- ".join(problems))
         return self
 
     @cached_property

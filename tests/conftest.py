@@ -49,6 +49,12 @@ def make_settings(tmp_path: Path, backend: str) -> SettingsFactory:
 
 
 @pytest.fixture
+def production_overrides() -> dict[str, object]:
+    """The least a production app needs to pass its own safety checks."""
+    return {"environment": "production", "auth_enabled": True}
+
+
+@pytest.fixture
 def settings(make_settings: SettingsFactory) -> Settings:
     return make_settings()
 

@@ -1,5 +1,6 @@
 """Real local servers for integration tests, started once per test session from `.servers/`
-(installed by `scripts/install_test_servers.sh`, which `make test` runs)."""
+(installed by `scripts/install_test_servers.sh`, which `make test` runs), and the service itself
+under uvicorn in its own process."""
 
 import json
 import os
@@ -7,9 +8,12 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_BIN = ROOT / ".servers" / "bin"
@@ -131,3 +135,46 @@ class StatsdServer:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+class ServiceProcess:
+    """The service under uvicorn, as deployed, started in `workdir` so no `.env*` file of the
+    repository applies; its log (stdout and stderr) is kept in `workdir/service.log`."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, uvicorn_args: Sequence[str] = ()) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"service-{self.port}.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "main:app", "--app-dir", str(ROOT),
+                 "--host", "127.0.0.1", "--port", str(self.port), *uvicorn_args],
+                cwd=workdir,
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"service did not start:\n{self.log_path.read_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def terminate(self) -> None:
+        """What Kubernetes and Docker send to stop a container."""
+        self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        self.terminate()
+        self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -1,10 +1,10 @@
 """The real service in its own process: concurrent writers, restarts, and bodies on a real socket."""
 
-import os
+import json
 import signal
 import socket
-import subprocess
-import sys
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,56 +13,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.servers import ServiceProcess
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("service did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=20)
+BASE_ENV = {"STORE_BACKEND": "sqlite", "ENVIRONMENT": "development", "LOG_LEVEL": "WARNING"}
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[[], Server]]:
-    servers: list[Server] = []
-    env = {"SQLITE_PATH": str(tmp_path / "features.db"), "STORE_BACKEND": "sqlite", "LOG_LEVEL": "WARNING"}
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start the service on one SQLite file shared by every process this test starts."""
+    servers: list[ServiceProcess] = []
 
-    def start() -> Server:
-        server = Server(env)
+    def start(uvicorn_args: tuple[str, ...] = (), **env: str) -> ServiceProcess:
+        server = ServiceProcess(BASE_ENV | {"SQLITE_PATH": str(tmp_path / "features.db")} | env, tmp_path, uvicorn_args)
         servers.append(server)
         return server
 
     yield start
     for server in servers:
-        if server.process.poll() is None:
-            server.stop()
+        server.kill()
 
 
 def write_body(entity_value: str, features: dict) -> dict:
@@ -151,3 +119,101 @@ def test_streamed_body_is_refused_once_over_the_limit(start_server) -> None:
     response, sent = raw_request(server.port, head, [chunk] * 800, pause=0.002)
     assert response.startswith(b"HTTP/1.1 413"), response[:100]
     assert sent < 100, "the service read far past its 1 MiB limit"
+
+
+SLOW_CATEGORIES = [f"c{index:04d}" for index in range(1000)]
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict]:
+    response = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        response += data
+        head, _, body = response.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), None)
+        if length is not None and len(body) >= length:
+            break
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_in_flight_requests_and_flushes_pending_events(start_server, tmp_path: Path) -> None:
+    graceful, flush = 10, 10
+    server = start_server(
+        ("--timeout-graceful-shutdown", str(graceful)),
+        LOG_LEVEL="INFO", LOG_FORMAT="json", SQLITE_SYNCHRONOUS="NORMAL", SHUTDOWN_FLUSH_SECONDS=str(flush),
+        # One event per relay step, so the events of a large write are still pending when the server stops.
+        OUTBOX_BATCH_SIZE="1", MAX_CATEGORIES_PER_WRITE=str(len(SLOW_CATEGORIES)),
+        ALLOWED_CATEGORIES=",".join(["user_features", *SLOW_CATEGORIES]),
+    )
+    terminated = threading.Event()
+    acknowledged: list[str] = []
+    answers: list[int] = []
+    errors_before_sigterm: list[str] = []
+
+    def keep_writing(writer: int) -> None:
+        """One new connection per request, so none is left idle for the server to close under it."""
+        with httpx.Client(base_url=server.url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            for sequence in range(100_000):
+                entity = f"writer-{writer}-{sequence}"
+                try:
+                    response = client.post("/api/v1/items", json=write_body(entity, {"seq": sequence}))
+                except httpx.TransportError as error:
+                    if terminated.is_set():
+                        return
+                    errors_before_sigterm.append(repr(error))
+                    continue
+                answers.append(response.status_code)
+                if response.status_code == 200:
+                    acknowledged.append(entity)
+
+    writers = [threading.Thread(target=keep_writing, args=(n,)) for n in range(8)]
+    for writer in writers:
+        writer.start()
+    while len(acknowledged) < 200:
+        time.sleep(0.01)
+
+    # A write in flight across the signal: headers and half its body sent before, the rest after.
+    body = json.dumps({
+        "meta": {"source": "prediction_service", "compute_id": "slow"},
+        "data": {"entity_type": "bright_uid", "entity_value": "slow",
+                 "feature_list": [{"category": category, "features": {"x": 1}} for category in SLOW_CATEGORIES]},
+    }).encode()
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    slow.sendall(b"POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body[: len(body) // 2])
+    time.sleep(0.3)
+    server.terminate()
+    signalled_at = time.monotonic()
+    terminated.set()
+
+    time.sleep(0.5)
+    assert server.process.poll() is None, "the server must wait for the in-flight write"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+    slow.sendall(body[len(body) // 2 :])
+    status, answer = read_response(slow)
+    slow.close()
+    assert status == 200
+    assert answer["categories_updated"] == SLOW_CATEGORIES
+
+    for writer in writers:
+        writer.join(timeout=30)
+    # uvicorn shuts down, then re-raises the signal it caught, so the exit status still says SIGTERM.
+    assert server.process.wait(timeout=graceful + flush + 5) in (0, -signal.SIGTERM)
+    assert time.monotonic() - signalled_at < graceful + flush
+    assert errors_before_sigterm == []
+    assert set(answers) == {200}, "every request the server answered was completed"
+
+    log = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+    published = {(line["event"]["entity_id"], line["event"]["resource_name"]) for line in log if line["message"] == "feature_available"}
+    expected = {(entity, "user_features") for entity in acknowledged} | {("slow", category) for category in SLOW_CATEGORIES}
+    assert expected - published == set(), "an acknowledged write's event was not published"
+    assert any(line["message"] == "Application shutdown complete." for line in log), "shut down, not killed"
+    (stopped,) = [line for line in log if line["message"] == "outbox relay stopped"]
+    assert stopped["flushed_at_stop"] > 0, "events were pending when the server stopped"
+    with sqlite3.connect(tmp_path / "features.db") as db:
+        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)

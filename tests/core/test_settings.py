@@ -62,3 +62,71 @@ def test_env_example_documents_every_setting() -> None:
         if line and not line.startswith("#")
     }
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+def env_file_keys(path: Path) -> set[str]:
+    return {line.split("=", 1)[0] for line in path.read_text().splitlines() if line and not line.startswith("#")}
+
+
+SAFE_PRODUCTION = {"environment": "production", "auth_enabled": True}
+
+
+def test_safe_production_settings_are_accepted() -> None:
+    assert Settings(_env_file=None, **SAFE_PRODUCTION).environment == "production"
+
+
+@pytest.mark.parametrize(
+    ("unsafe", "named"),
+    [
+        ({"auth_enabled": False}, "AUTH_ENABLED=false"),
+        ({"cors_origins": "https://a.example,*"}, "CORS_ORIGINS='*' is refused"),
+        ({"dynamodb_create_tables": True}, "DYNAMODB_CREATE_TABLES=true"),
+        ({"kafka_broker_url": "kafka:9092", "schema_registry": "mock://registry"}, "SCHEMA_REGISTRY is mock://"),
+    ],
+)
+def test_production_refuses_each_unsafe_setting_by_name(unsafe: dict, named: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None, **(SAFE_PRODUCTION | unsafe))
+    message = str(refused.value)
+    assert "unsafe settings for ENVIRONMENT=production" in message
+    assert named in message
+    assert message.count("\n- ") == 1, "only the unsafe setting is named"
+    assert Settings(_env_file=None, **(SAFE_PRODUCTION | unsafe | {"environment": "staging"}))
+
+
+def test_production_names_every_problem_at_once() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None, environment="production", dynamodb_create_tables=True, cors_origins="*")
+    message = str(refused.value)
+    for named in ("AUTH_ENABLED", "CORS_ORIGINS", "DYNAMODB_CREATE_TABLES"):
+        assert named in message
+
+
+def test_environment_selects_its_env_file_under_dot_env_and_the_process(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env.staging").write_text("LOG_LEVEL=WARNING\nAPP_NAME=from staging file\nSTATSD_PREFIX=staging\n")
+    (tmp_path / ".env").write_text("APP_NAME=from dot env\nTOPIC_NAME=from dot env\n")
+    monkeypatch.setenv("ENVIRONMENT", "staging")
+    monkeypatch.setenv("TOPIC_NAME", "from process")
+    settings = Settings()
+    assert settings.environment == "staging"
+    assert settings.log_level == "WARNING"
+    assert settings.app_name == "from dot env"
+    assert settings.topic_name == "from process"
+    assert Settings(_env_file=None).log_level == "INFO", "_env_file=None reads no file"
+
+
+def test_environment_may_be_chosen_in_dot_env(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ENVIRONMENT", raising=False)
+    (tmp_path / ".env").write_text("ENVIRONMENT=staging\n")
+    (tmp_path / ".env.staging").write_text("STATSD_PREFIX=staging_prefix\n")
+    (tmp_path / ".env.development").write_text("STATSD_PREFIX=development_prefix\n")
+    assert Settings().statsd_prefix == "staging_prefix"
+
+
+@pytest.mark.parametrize("environment", ["development", "staging", "production"])
+def test_committed_environment_files(environment: str) -> None:
+    path = ROOT / f".env.{environment}"
+    assert env_file_keys(path) <= {name.upper() for name in Settings.model_fields}
+    assert Settings(_env_file=path).environment == environment

@@ -25,8 +25,9 @@ def test_development_allows_any_origin(make_client) -> None:
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
-def test_only_configured_origins_outside_development(make_client, environment: str) -> None:
-    client = make_client(environment=environment, cors_origins="https://app.example.com,https://ops.example.com")
+def test_only_configured_origins_outside_development(make_client, environment: str, production_overrides) -> None:
+    overrides = production_overrides if environment == "production" else {"environment": environment}
+    client = make_client(**overrides, cors_origins="https://app.example.com,https://ops.example.com")
     allowed = preflight(client, "https://ops.example.com")
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://ops.example.com"

