@@ -3,7 +3,7 @@
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -66,7 +66,22 @@ class Settings(BaseSettings):
     dynamodb_table_account_id: str = "account_feature_store"
     dynamodb_key_bright_uid: str = "bright_uid"
     dynamodb_key_account_id: str = "account_pid"
+    dynamodb_table_outbox: str = Field("feature_store_outbox", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Table holding events committed with their writes until they are published."""
     dynamodb_create_tables: bool = False
+    """Create missing tables on first use; for local endpoints only, refused in production."""
+    dynamodb_consistent_reads: bool = False
+    """Strongly consistent reads (twice the read cost); eventually consistent by default."""
+    dynamodb_connect_timeout_seconds: float = Field(1.0, gt=0)
+    dynamodb_read_timeout_seconds: float = Field(2.0, gt=0)
+    dynamodb_max_attempts: int = Field(3, ge=1)
+    """Attempts per DynamoDB call, the first included; a call gives up after about
+    attempts x (connect + read timeout) plus backoff."""
+    dynamodb_retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
+    dynamodb_read_deadline_seconds: float = Field(2.0, gt=0)
+    """How long a batch read keeps retrying keys DynamoDB left unprocessed before reporting them failed."""
+    dynamodb_batch_threads: int = Field(8, gt=0)
+    """Threads that fetch a batch read's 100-key chunks (and claim outbox events) in parallel."""
     extra_entity_types: dict[str, EntityTypeLocation] = {}
     """JSON object adding entity types: `{"merchant_id": {"table": "...", "key_attribute": "..."}}`."""
 
@@ -140,6 +155,8 @@ class Settings(BaseSettings):
             raise ValueError(f"CATEGORY_DEFAULT_TTL_SECONDS names categories not allowed: {sorted(unknown)}")
         if any(seconds <= 0 for seconds in self.category_default_ttl_seconds.values()):
             raise ValueError("CATEGORY_DEFAULT_TTL_SECONDS values must be positive")
+        if self.dynamodb_create_tables and self.environment == Environment.PRODUCTION:
+            raise ValueError("DYNAMODB_CREATE_TABLES is refused in production: create tables ahead of deployment")
         if self.kafka_broker_url and not self.schema_registry:
             raise ValueError("SCHEMA_REGISTRY is required when KAFKA_BROKER_URL is set")
         return self
