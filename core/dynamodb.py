@@ -22,7 +22,7 @@ def client_config(settings: Settings) -> Config:
     return Config(
         connect_timeout=settings.dynamodb_connect_timeout_seconds,
         read_timeout=settings.dynamodb_read_timeout_seconds,
-        retries={"mode": settings.dynamodb_retry_mode, "max_attempts": settings.dynamodb_max_attempts},
+        retries={"mode": settings.dynamodb_retry_mode, "total_max_attempts": settings.dynamodb_max_attempts},
         max_pool_connections=settings.threadpool_size + settings.dynamodb_batch_threads,
         tcp_keepalive=True,
     )

@@ -15,6 +15,8 @@ DEFAULT_CATEGORIES = (
     "trans_features",
     "d0_unauth_features",
 )
+DYNAMODB_MAX_VALUE_DEPTH = 30
+"""DynamoDB nests at most 32 levels; a feature value sits inside `features.data`."""
 
 
 class Environment(StrEnum):
@@ -157,6 +159,11 @@ class Settings(BaseSettings):
             raise ValueError("CATEGORY_DEFAULT_TTL_SECONDS values must be positive")
         if self.dynamodb_create_tables and self.environment == Environment.PRODUCTION:
             raise ValueError("DYNAMODB_CREATE_TABLES is refused in production: create tables ahead of deployment")
+        if self.store_backend == StoreBackend.DYNAMODB and self.max_json_depth > DYNAMODB_MAX_VALUE_DEPTH:
+            raise ValueError(
+                f"MAX_JSON_DEPTH may be at most {DYNAMODB_MAX_VALUE_DEPTH} on DynamoDB (32 nesting levels, "
+                "two of them features.data)"
+            )
         if self.kafka_broker_url and not self.schema_registry:
             raise ValueError("SCHEMA_REGISTRY is required when KAFKA_BROKER_URL is set")
         return self
