@@ -193,6 +193,14 @@ def test_item_over_400_kb_is_refused_before_any_call(store: DynamoDBStore, dynam
     store.write(user, "user-1", [make_write("credit_features", {f"f{i}": "x" * 60_000 for i in range(6)})], NOW)
 
 
+def test_transaction_over_4_mb_is_refused_before_any_call(store: DynamoDBStore, dynamo: Any, user, monkeypatch) -> None:
+    calls = spy(monkeypatch, dynamo, "transact_write_items")
+    writes = [make_write(f"c{index}", {f"f{i}": "x" * 60_000 for i in range(6)}) for index in range(12)]
+    with pytest.raises(PayloadTooLarge, match="commits at most"):
+        store.write(user, "user-1", writes, NOW)
+    assert calls == []
+
+
 def test_concurrent_upserts_keep_created_at(store: DynamoDBStore, user) -> None:
     store.write(user, "hot", [make_write("user_features", {"writer": -1})], NOW)
     store.delete_events([event.event_id for event in store.claim_events(10, 30)])

@@ -2,7 +2,8 @@
 
 import pytest
 
-from components.features.store.dynamodb_values import decode, encode, item_size
+from components.features.store.dynamodb_values import attribute_size, decode, encode, item_size
+from core.serialization import dumps
 
 
 @pytest.mark.parametrize(
@@ -47,3 +48,12 @@ def test_item_size_follows_dynamodbs_rules() -> None:
     assert item_size({"n": {"N": "12345"}}) == 1 + 4
     assert item_size({"l": {"L": [{"BOOL": True}, {"NULL": True}]}}) == 1 + 3 + 2 * 2
     assert item_size({"m": {"M": {"ab": {"S": "c"}}}}) == 1 + 3 + 2 + 1 + 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, 1, -1, 1.5, 1e-300, True, None, "", "é", [], {}, [[]], [{}], {"": {}}, [0, 0, 0], {"a": [None, True, 1e16]}],
+)
+def test_size_never_exceeds_three_bytes_per_json_byte(value) -> None:
+    """The store skips the exact size walk when three times the JSON length is small enough."""
+    assert attribute_size(encode(value)) <= 3 * len(dumps(value))
