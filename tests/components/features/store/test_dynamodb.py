@@ -67,6 +67,19 @@ def test_item_layout_is_the_designed_one(store: DynamoDBStore, dynamo: Any, user
     assert ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
 
 
+def test_items_without_event_time_are_overwritten_and_keep_created_at(store: DynamoDBStore, dynamo: Any, user) -> None:
+    """Items written before `event_time` existed (only the designed features map) stay writable."""
+    dynamo.put_item(TableName=user.table, Item={
+        "bright_uid": {"S": "old"}, "category": {"S": "user_features"},
+        "features": {"M": {"data": {"M": {"age": {"N": "30"}}}, "metadata": {"M": {"created_at": {"S": "2024-01-01"}}}}},
+    })
+    assert store.read(user, "old", {"user_features": None})["user_features"].data == {"age": 30}
+    assert store.write(user, "old", [make_write("user_features", {"age": 31})], NOW) == []
+    found = store.read(user, "old", {"user_features": None})["user_features"]
+    assert found.data == {"age": 31}
+    assert found.metadata["created_at"] == "2024-01-01"
+
+
 def test_a_write_without_expiry_clears_it(store: DynamoDBStore, user) -> None:
     store.write(user, "user-1", [make_write("user_features", {"a": 1}, expires_at=1_900_000_000.0)], NOW)
     store.write(user, "user-1", [make_write("user_features", {"a": 2}, event_time=LATER)], LATER)
