@@ -12,6 +12,7 @@ not newer), so a cancelled transaction says per category which form to retry and
 are stale; those are left out and the rest is committed again.
 """
 
+import logging
 import random
 import threading
 import time
@@ -49,6 +50,8 @@ MAX_PROJECTED_FEATURES = 100
 """Beyond this, the projection would near DynamoDB's 4 KB expression limit: read whole items instead."""
 MAX_WRITE_ATTEMPTS = 8
 
+logger = logging.getLogger("feature_store.dynamodb")
+
 _CREATE, _UPDATE = "create", "update"
 _SIZE_ERRORS = ("item size", "size has exceeded", "cannot exceed 4 mb", "transaction request cannot exceed")
 _THROTTLED = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
@@ -74,20 +77,21 @@ def _size_error(message: str) -> bool:
 
 def translate_error(exc: Exception, action: str) -> FeatureStoreError:
     """DynamoDB's errors in the service's terms: size limits are the client's (413); throttling,
-    outages, missing tables and credentials are ours to retry (503); anything else is a bug (500)."""
+    outages, missing tables and credentials are ours to retry (503); anything else is a bug (500).
+    Clients see the error's code only; the log keeps DynamoDB's own words (endpoints, table names)."""
+    logger.warning("DynamoDB %s failed: %s", action, exc)
     if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code, message = error.get("Code", "Unknown"), error.get("Message", "")
+        code, message = _code(exc), exc.response.get("Error", {}).get("Message", "")
         if code == "ValidationException" and _size_error(message):
             return PayloadTooLarge(f"DynamoDB refused the item: {message}")
         if code in ("ValidationException", "SerializationException"):
-            return FeatureStoreError(f"DynamoDB rejected {action}: {code}: {message}")
-        if "Throttl" in code or "Exceeded" in code:
+            return FeatureStoreError(f"DynamoDB rejected {action} ({code})")
+        if "Throttl" in code or "LimitExceeded" in code or "ThroughputExceeded" in code:
             return StoreUnavailable(f"DynamoDB is throttling {action} ({code})", retry_after=1)
-        return StoreUnavailable(f"DynamoDB could not serve {action}: {code}: {message}", retry_after=2)
+        return StoreUnavailable(f"DynamoDB could not serve {action} ({code})", retry_after=2)
     if isinstance(exc, ParamValidationError):
-        return FeatureStoreError(f"invalid DynamoDB request for {action}: {exc}")
-    return StoreUnavailable(f"DynamoDB unreachable for {action}: {exc}", retry_after=2)
+        return FeatureStoreError(f"invalid DynamoDB request for {action}")
+    return StoreUnavailable(f"DynamoDB unreachable for {action} ({type(exc).__name__})", retry_after=2)
 
 
 @contextmanager
@@ -449,7 +453,8 @@ class DynamoDBStore:
             raise StoreUnavailable(f"DynamoDB is throttling writes ({code})", retry_after=1)
         if code == "ValidationError" and _size_error(message):
             raise PayloadTooLarge(f"DynamoDB refused the item: {message}")
-        raise FeatureStoreError(f"DynamoDB cancelled the write: {code}: {message}")
+        logger.warning("DynamoDB cancelled a write: %s: %s", code, message)
+        raise FeatureStoreError(f"DynamoDB cancelled the write ({code})")
 
     # --- outbox ---
 
