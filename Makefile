@@ -9,7 +9,9 @@ WORKERS ?= 1
 GRACEFUL_SECONDS ?= 20
 IMAGE ?= feature-store-api
 
-.PHONY: run test install install-dev servers image clean
+DYNAMODB_PORT ?= 8001
+
+.PHONY: run test install install-dev servers image dynamodb-local dynamodb-tables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,14 @@ servers: install-dev
 
 run: install
 	$(BIN)/uvicorn main:app --host $(HOST) --port $(PORT) --workers $(WORKERS) --timeout-graceful-shutdown $(GRACEFUL_SECONDS)
+
+# A local DynamoDB-compatible server (Dynoxide, in memory) on DYNAMODB_PORT; Ctrl-C stops it.
+dynamodb-local: servers
+	.servers/bin/dynoxide serve --host 127.0.0.1 --port $(DYNAMODB_PORT)
+
+# Creates the tables (TTL enabled) where DYNAMODB_ENDPOINT_URL points, local Dynoxide by default.
+dynamodb-tables: install
+	DYNAMODB_ENDPOINT_URL=$${DYNAMODB_ENDPOINT_URL-http://127.0.0.1:$(DYNAMODB_PORT)} $(BIN)/python scripts/create_dynamodb_tables.py
 
 test: install-dev servers
 	$(BIN)/python -m pytest

@@ -23,6 +23,8 @@ DEFAULT_CATEGORIES = (
     "trans_features",
     "d0_unauth_features",
 )
+DYNAMODB_MAX_VALUE_DEPTH = 30
+"""DynamoDB nests at most 32 levels; a feature value sits inside `features.data`."""
 
 
 class Environment(StrEnum):
@@ -94,7 +96,22 @@ class Settings(BaseSettings):
     dynamodb_table_account_id: str = "account_feature_store"
     dynamodb_key_bright_uid: str = "bright_uid"
     dynamodb_key_account_id: str = "account_pid"
+    dynamodb_table_outbox: str = Field("feature_store_outbox", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Table holding events committed with their writes until they are published."""
     dynamodb_create_tables: bool = False
+    """Create missing tables on first use; for local endpoints only, refused in production."""
+    dynamodb_consistent_reads: bool = False
+    """Strongly consistent reads (twice the read cost); eventually consistent by default."""
+    dynamodb_connect_timeout_seconds: float = Field(1.0, gt=0)
+    dynamodb_read_timeout_seconds: float = Field(2.0, gt=0)
+    dynamodb_max_attempts: int = Field(3, ge=1)
+    """Attempts per DynamoDB call, the first included; a call gives up after about
+    attempts x (connect + read timeout) plus backoff."""
+    dynamodb_retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
+    dynamodb_read_deadline_seconds: float = Field(2.0, gt=0)
+    """How long a batch read keeps retrying keys DynamoDB left unprocessed before reporting them failed."""
+    dynamodb_batch_threads: int = Field(8, gt=0)
+    """Threads that fetch a batch read's 100-key chunks (and claim outbox events) in parallel."""
     extra_entity_types: dict[str, EntityTypeLocation] = {}
     """JSON object adding entity types: `{"merchant_id": {"table": "...", "key_attribute": "..."}}`."""
 
@@ -176,6 +193,11 @@ class Settings(BaseSettings):
             raise ValueError(f"CATEGORY_DEFAULT_TTL_SECONDS names categories not allowed: {sorted(unknown)}")
         if any(seconds <= 0 for seconds in self.category_default_ttl_seconds.values()):
             raise ValueError("CATEGORY_DEFAULT_TTL_SECONDS values must be positive")
+        if self.store_backend == StoreBackend.DYNAMODB and self.max_json_depth > DYNAMODB_MAX_VALUE_DEPTH:
+            raise ValueError(
+                f"MAX_JSON_DEPTH may be at most {DYNAMODB_MAX_VALUE_DEPTH} on DynamoDB (32 nesting levels, "
+                "two of them features.data)"
+            )
         if self.kafka_broker_url and not self.schema_registry:
             raise ValueError("SCHEMA_REGISTRY is required when KAFKA_BROKER_URL is set")
         if self.environment == Environment.PRODUCTION:

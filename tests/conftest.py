@@ -1,5 +1,6 @@
 """Shared fixtures: settings isolated from the environment, a store per backend, an app and its client."""
 
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -15,9 +16,9 @@ from components.features.store.base import OnlineStore
 from core.metrics import metrics
 from core.settings import Settings
 from main import create_app
-from tests.servers import StatsdServer
+from tests.servers import SERVER_BIN, ManagedServer, StatsdServer, free_port
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "dynamodb"]
 
 SettingsFactory = Callable[..., Settings]
 
@@ -28,8 +29,68 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, backend: str) -> SettingsFactory:
-    """Settings for one test on the parametrised backend, untouched by `.env` or the environment's choices."""
+def expected_type(backend: str) -> Callable[[object], type]:
+    """The type a stored value reads back as: its own, but for the one documented exception —
+    DynamoDB keeps a number's value, not its spelling, so an integral float (1.0) reads back as an int."""
+
+    def expected(value: object) -> type:
+        if backend == "dynamodb" and isinstance(value, float) and value.is_integer():
+            return int
+        return type(value)
+
+    return expected
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real DynamoDB-compatible server (Dynoxide, in memory) for the session, with fake credentials."""
+    port = free_port()
+    binary = str(SERVER_BIN / "dynoxide")
+
+    def healthy() -> bool:
+        return subprocess.run([binary, "healthcheck", "--port", str(port)], capture_output=True).returncode == 0
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }.items():
+            patch.setenv(name, value)
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            patch.delenv(name, raising=False)
+        server = ManagedServer(
+            "dynoxide",
+            [binary, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            healthy,
+            log_dir=tmp_path_factory.mktemp("dynoxide"),
+        )
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()
+
+
+def dynamodb_tables() -> dict[str, object]:
+    """Table names of their own for one test, so tests never see each other's data."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    return {
+        "dynamodb_table_bright_uid": f"{prefix}_user",
+        "dynamodb_table_account_id": f"{prefix}_account",
+        "dynamodb_table_outbox": f"{prefix}_outbox",
+        "dynamodb_create_tables": True,
+    }
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> SettingsFactory:
+    """Settings for one test on the parametrised backend, untouched by `.env` or the environment's choices.
+
+    On DynamoDB every call within one test shares that test's own tables, created on first use."""
+    backend_values: dict[str, object] = {}
+    if backend == "dynamodb":
+        backend_values = {"dynamodb_endpoint_url": request.getfixturevalue("dynamodb_endpoint"), **dynamodb_tables()}
 
     def factory(**overrides: object) -> Settings:
         values: dict[str, object] = {
@@ -41,6 +102,7 @@ def make_settings(tmp_path: Path, backend: str) -> SettingsFactory:
             "statsd_host": "",
             "auth_enabled": False,
             "outbox_poll_seconds": 0.2,
+            **backend_values,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
@@ -51,7 +113,7 @@ def make_settings(tmp_path: Path, backend: str) -> SettingsFactory:
 @pytest.fixture
 def production_overrides() -> dict[str, object]:
     """The least a production app needs to pass its own safety checks."""
-    return {"environment": "production", "auth_enabled": True}
+    return {"environment": "production", "auth_enabled": True, "dynamodb_create_tables": False}
 
 
 @pytest.fixture

@@ -46,6 +46,10 @@ def test_extra_entity_types(monkeypatch) -> None:
         {"ENVIRONMENT": "production", "CORS_ORIGINS": "https://app.example.com,*"},
         {"STATSD_TAG_STYLE": "json"},
         {"SLOW_REQUEST_MS": "0"},
+        {"DYNAMODB_CREATE_TABLES": "true", "ENVIRONMENT": "production"},
+        {"STORE_BACKEND": "dynamodb", "MAX_JSON_DEPTH": "31"},
+        {"DYNAMODB_RETRY_MODE": "sometimes"},
+        {"DYNAMODB_TABLE_OUTBOX": "x"},
     ],
 )
 def test_unsafe_or_inconsistent_settings_refused(monkeypatch, env: dict[str, str]) -> None:
@@ -53,6 +57,14 @@ def test_unsafe_or_inconsistent_settings_refused(monkeypatch, env: dict[str, str
         monkeypatch.setenv(key, value)
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+def test_dynamodb_defaults() -> None:
+    settings = Settings(_env_file=None, store_backend="dynamodb")
+    assert settings.dynamodb_table_outbox == "feature_store_outbox"
+    assert settings.dynamodb_create_tables is False
+    assert settings.dynamodb_consistent_reads is False
+    assert Settings(_env_file=None, dynamodb_create_tables=True, environment="staging").dynamodb_create_tables
 
 
 def test_env_example_documents_every_setting() -> None:

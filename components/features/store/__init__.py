@@ -10,4 +10,6 @@ def create_store(settings: Settings) -> OnlineStore:
         from components.features.store.sqlite import SQLiteStore
 
         return SQLiteStore(settings.sqlite_path, settings.sqlite_synchronous)
-    raise NotImplementedError(f"store backend {settings.store_backend} is not available")
+    from components.features.store.dynamodb import DynamoDBStore
+
+    return DynamoDBStore(settings)

@@ -54,7 +54,7 @@ def test_absent_entity_reads_empty(store: OnlineStore, user) -> None:
     assert store.read(user, "nobody", {"user_features": None}) == {}
 
 
-def test_write_then_read_round_trips_json_types(store: OnlineStore, user) -> None:
+def test_write_then_read_round_trips_json_types(store: OnlineStore, user, expected_type) -> None:
     data = {
         "int": 30,
         "float": 150.5,
@@ -71,7 +71,7 @@ def test_write_then_read_round_trips_json_types(store: OnlineStore, user) -> Non
     found = store.read(user, "user-1", {"user_features": None})["user_features"]
     assert found.data == data
     for key, value in data.items():
-        assert type(found.data[key]) is type(value), key
+        assert type(found.data[key]) is expected_type(value), key
     assert found.metadata["created_at"] == NOW
     assert found.metadata["updated_at"] == NOW
     assert found.metadata["source"] == "prediction_service"
