@@ -113,6 +113,23 @@ def test_known_requests_give_known_metrics(json_client, statsd) -> None:
     }
 
 
+@pytest.mark.parametrize("backend", ["dynamodb"])
+def test_dynamodb_calls_are_timed_by_name(json_client, statsd) -> None:
+    client, _ = json_client(**statsd.settings)
+    assert client.post("/api/v1/items", json=write_body("u-1")).status_code == 200
+    assert client.get("/api/v1/get/item/u-1/user_features").status_code == 200
+    assert client.post("/api/v1/get/items", json=read_body("u-1", "user_features:age", "credit_features:*")).status_code == 200
+    expected = {
+        # A category's first write costs two transactions: the update finds no item, then creates it.
+        "dynamodb.transact_write_items;entity_type=bright_uid": 2,
+        "dynamodb.get_item;entity_type=bright_uid": 1,
+        "dynamodb.batch_get_item": 1,
+    }
+    timers = statsd.wait_for("timers", expected)
+    assert {key: len(timers.get(key, [])) for key in expected} == expected
+    assert statsd.wait_for("timers", {"dynamodb.outbox_delete": 1})
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_store_errors_are_counted_per_call(json_client, statsd, monkeypatch) -> None:
     import sqlite3

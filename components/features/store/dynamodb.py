@@ -29,6 +29,7 @@ from components.features.store.dynamodb_values import decode_map, encode, encode
 from core.dynamodb import get_client
 from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
+from core.metrics import metrics
 from core.outbox import OutboxStats
 from core.serialization import dumps, loads
 from core.settings import EntityType, Settings
@@ -225,7 +226,7 @@ class DynamoDBStore:
         items: list[dict[str, Any]] = []
         attempt = 0
         while True:
-            with _translated("BatchGetItem"):
+            with metrics.timer("dynamodb.batch_get_item"), _translated("BatchGetItem"):
                 response = self.client.batch_get_item(RequestItems=request)
             items += response.get("Responses", {}).get(table, [])
             unprocessed = response.get("UnprocessedKeys", {}).get(table)
@@ -242,7 +243,7 @@ class DynamoDBStore:
         projection = self._projection(entity_type, wanted)
         if len(wanted) == 1:
             (category,) = wanted
-            with _translated("GetItem"):
+            with metrics.timer("dynamodb.get_item", entity_type=entity_type.name), _translated("GetItem"):
                 item = self.client.get_item(
                     TableName=entity_type.table,
                     Key=self._key(entity_type, entity_value, category),
@@ -402,7 +403,8 @@ class DynamoDBStore:
             ]
             actions += [self._outbox_put(write.event) for write in pending]
             try:
-                self.client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
+                with metrics.timer("dynamodb.transact_write_items", entity_type=entity_type.name):
+                    self.client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
                 break
             except ClientError as exc:
                 if _code(exc) != "TransactionCanceledException":
@@ -464,7 +466,7 @@ class DynamoDBStore:
         now = time.time()
         now_value = {"N": f"{now:.6f}"}
         candidates: list[tuple[float, str]] = []
-        with _translated("outbox Scan"):
+        with metrics.timer("dynamodb.outbox_scan"), _translated("outbox Scan"):
             for page in self.client.get_paginator("scan").paginate(
                 TableName=self.outbox_table,
                 ProjectionExpression="#i, #c",
@@ -478,15 +480,16 @@ class DynamoDBStore:
 
         def claim(event_id: str) -> OutboxEvent | None:
             try:
-                item = self.client.update_item(
-                    TableName=self.outbox_table,
-                    Key={"event_id": {"S": event_id}},
-                    UpdateExpression="SET #l = :until",
-                    ConditionExpression="attribute_exists(#i) AND #d <= :now AND #l <= :now",
-                    ExpressionAttributeNames={"#i": "event_id", "#d": "due_at", "#l": "lease_until"},
-                    ExpressionAttributeValues={":now": now_value, ":until": {"N": f"{now + lease_seconds:.6f}"}},
-                    ReturnValues="ALL_NEW",
-                )["Attributes"]
+                with metrics.timer("dynamodb.outbox_claim"):
+                    item = self.client.update_item(
+                        TableName=self.outbox_table,
+                        Key={"event_id": {"S": event_id}},
+                        UpdateExpression="SET #l = :until",
+                        ConditionExpression="attribute_exists(#i) AND #d <= :now AND #l <= :now",
+                        ExpressionAttributeNames={"#i": "event_id", "#d": "due_at", "#l": "lease_until"},
+                        ExpressionAttributeValues={":now": now_value, ":until": {"N": f"{now + lease_seconds:.6f}"}},
+                        ReturnValues="ALL_NEW",
+                    )["Attributes"]
             except ClientError as exc:
                 if _code(exc) == "ConditionalCheckFailedException":
                     return None
@@ -510,7 +513,7 @@ class DynamoDBStore:
             request = {self.outbox_table: [{"DeleteRequest": {"Key": {"event_id": {"S": event_id}}}} for event_id in chunk]}
             attempt = 0
             while request:
-                with _translated("outbox BatchWriteItem"):
+                with metrics.timer("dynamodb.outbox_delete"), _translated("outbox BatchWriteItem"):
                     request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
                 if request:
                     if time.monotonic() > deadline:
@@ -523,14 +526,15 @@ class DynamoDBStore:
 
         def release(event_id: str) -> None:
             try:
-                self.client.update_item(
-                    TableName=self.outbox_table,
-                    Key={"event_id": {"S": event_id}},
-                    UpdateExpression="SET #a = #a + :one, #d = :due, #l = :zero",
-                    ConditionExpression="attribute_exists(#i)",
-                    ExpressionAttributeNames={"#i": "event_id", "#a": "attempts", "#d": "due_at", "#l": "lease_until"},
-                    ExpressionAttributeValues={":one": {"N": "1"}, ":due": due, ":zero": {"N": "0"}},
-                )
+                with metrics.timer("dynamodb.outbox_release"):
+                    self.client.update_item(
+                        TableName=self.outbox_table,
+                        Key={"event_id": {"S": event_id}},
+                        UpdateExpression="SET #a = #a + :one, #d = :due, #l = :zero",
+                        ConditionExpression="attribute_exists(#i)",
+                        ExpressionAttributeNames={"#i": "event_id", "#a": "attempts", "#d": "due_at", "#l": "lease_until"},
+                        ExpressionAttributeValues={":one": {"N": "1"}, ":due": due, ":zero": {"N": "0"}},
+                    )
             except ClientError as exc:
                 if _code(exc) != "ConditionalCheckFailedException":
                     raise translate_error(exc, "outbox retry") from exc
@@ -541,7 +545,7 @@ class DynamoDBStore:
 
     def outbox_stats(self) -> OutboxStats:
         pending, oldest = 0, None
-        with _translated("outbox Scan"):
+        with metrics.timer("dynamodb.outbox_stats"), _translated("outbox Scan"):
             for page in self.client.get_paginator("scan").paginate(
                 TableName=self.outbox_table, ProjectionExpression="#c", ExpressionAttributeNames={"#c": "created_at"}
             ):
