@@ -81,10 +81,12 @@ class Settings(BaseSettings):
     max_batch_entities: int = Field(1000, gt=0)
     max_categories_per_write: int = Field(25, gt=0)
     max_features_per_category: int = Field(1000, gt=0)
+    max_features_per_write: int = Field(5000, gt=0)
+    """Most features across all categories of one write."""
     max_string_bytes: int = Field(65_536, gt=0)
     """Longest string value a feature may hold, in UTF-8 bytes."""
-    max_json_depth: int = Field(16, gt=0)
-    """Deepest nesting of lists and objects inside one feature value."""
+    max_json_depth: int = Field(16, gt=0, le=128)
+    """Deepest nesting of lists and objects inside one feature value (orjson stores at most 254 levels)."""
     max_ttl_seconds: int = Field(10 * 365 * 24 * 3600, gt=0)
 
     kafka_broker_url: str = ""
@@ -107,7 +109,13 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     auth_enabled: bool = False
+    """Require an API key on every feature route and /warmup; staging and production refuse to start without."""
     api_keys_file: str = ""
+    """JSON or YAML list of hashed keys with scopes; see `python -m core.auth new-key`."""
+    rate_limit_per_second: float = Field(0.0, ge=0)
+    """Requests a second each API key may make on average, per process; 0 = no limit."""
+    rate_limit_burst: int = Field(20, gt=0)
+    """Requests a key may make at once before the per-second rate applies."""
 
     eager_init: bool = False
     threadpool_size: int = Field(50, gt=0)
@@ -142,6 +150,18 @@ class Settings(BaseSettings):
             raise ValueError("CATEGORY_DEFAULT_TTL_SECONDS values must be positive")
         if self.kafka_broker_url and not self.schema_registry:
             raise ValueError("SCHEMA_REGISTRY is required when KAFKA_BROKER_URL is set")
+        return self
+
+    @model_validator(mode="after")
+    def _production_requires_auth(self) -> "Settings":
+        """A self-declared `source` is not access control: outside development, API keys are mandatory."""
+        if self.environment != Environment.DEVELOPMENT and not self.auth_enabled:
+            raise ValueError(
+                f"ENVIRONMENT={self.environment.value} requires AUTH_ENABLED=true and API_KEYS_FILE "
+                "(create keys with `python -m core.auth new-key`; see the README's Security section)"
+            )
+        if self.auth_enabled and not self.api_keys_file:
+            raise ValueError("AUTH_ENABLED=true requires API_KEYS_FILE, the file of hashed API keys")
         return self
 
     @cached_property

@@ -1,5 +1,6 @@
 """Shared fixtures: settings isolated from the environment, a store per backend, an app and its client."""
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from components.features.store import create_store
 from components.features.store.base import OnlineStore
+from core.auth import hash_key, new_key
 from core.settings import Settings
 from main import create_app
 
@@ -80,3 +82,34 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 @pytest.fixture
 def app(client: TestClient) -> FastAPI:
     return client.app
+
+
+API_KEYS = {
+    "reader": {"scopes": ["features:read"]},
+    "writer": {
+        "scopes": ["features:read", "features:write"],
+        "sources": ["prediction_service", "backfill"],
+        "categories": ["user_features", "credit_features"],
+    },
+    "any_writer": {"scopes": ["features:write"], "sources": ["batch_job"], "categories": ["*"]},
+    "operator": {"scopes": ["admin"]},
+}
+
+
+@pytest.fixture
+def api_keys(tmp_path: Path) -> dict[str, str]:
+    """Plaintext keys by name; their hashed entries are in `tmp_path / "keys.json"`."""
+    keys = {name: new_key() for name in API_KEYS}
+    entries = [{"name": name, "sha256": hash_key(keys[name]), **entry} for name, entry in API_KEYS.items()]
+    (tmp_path / "keys.json").write_text(json.dumps(entries))
+    return keys
+
+
+@pytest.fixture
+def make_auth_client(make_client: Callable[..., TestClient], api_keys: dict[str, str], tmp_path: Path):
+    """An app with API keys on (the `api_keys` file), with more settings overrides."""
+
+    def factory(**overrides: object) -> TestClient:
+        return make_client(auth_enabled=True, api_keys_file=str(tmp_path / "keys.json"), **overrides)
+
+    return factory

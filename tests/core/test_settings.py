@@ -43,6 +43,8 @@ def test_extra_entity_types(monkeypatch) -> None:
         {"LOG_FORMAT": "xml"},
         {"MAX_BODY_BYTES": "0"},
         {"SQLITE_SYNCHRONOUS": "sometimes"},
+        {"MAX_JSON_DEPTH": "1000"},
+        {"RATE_LIMIT_PER_SECOND": "-1"},
     ],
 )
 def test_unsafe_or_inconsistent_settings_refused(monkeypatch, env: dict[str, str]) -> None:
@@ -59,3 +61,27 @@ def test_env_example_documents_every_setting() -> None:
         if line and not line.startswith("#")
     }
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_staging_and_production_refuse_to_start_without_keys(monkeypatch, environment: str) -> None:
+    monkeypatch.setenv("ENVIRONMENT", environment)
+    with pytest.raises(ValidationError, match="requires AUTH_ENABLED=true and API_KEYS_FILE"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("AUTH_ENABLED", "true")
+    with pytest.raises(ValidationError, match="requires API_KEYS_FILE"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("API_KEYS_FILE", "/etc/feature-store/keys.yaml")
+    assert Settings(_env_file=None).auth_enabled
+
+
+def test_auth_is_optional_in_development() -> None:
+    assert not Settings(_env_file=None).auth_enabled
+
+
+def test_app_refuses_to_start_with_an_unusable_keys_file(make_settings, tmp_path: Path) -> None:
+    from main import create_app
+
+    (tmp_path / "keys.json").write_text("[]")
+    with pytest.raises(ValueError, match="holds no keys"):
+        create_app(make_settings(auth_enabled=True, api_keys_file=str(tmp_path / "keys.json")))
