@@ -121,12 +121,6 @@ class FeatureService:
                 f"a write may hold at most {limit} categories; this one holds {len(categories)}",
                 ("body", "data", "feature_list"),
             )
-        total = sum(len(item.features) for item in categories)
-        if total > self.settings.max_features_per_write:
-            raise InvalidRequest(
-                f"a write may hold at most {self.settings.max_features_per_write} features; this one holds {total}",
-                ("body", "data"),
-            )
         seen: set[str] = set()
         for item in categories:
             self._check_category(item.category, (*item.loc, "category"))
@@ -139,6 +133,13 @@ class FeatureService:
                     f"the limit is {self.settings.max_features_per_category}",
                     (*item.loc, "features"),
                 )
+        total = sum(len(item.features) for item in categories)
+        if total > self.settings.max_features_per_write:
+            raise InvalidRequest(
+                f"a write may hold at most {self.settings.max_features_per_write} features; this one holds {total}",
+                ("body", "data"),
+            )
+        for item in categories:
             for name, value in item.features.items():
                 self._check_value(value, (*item.loc, "features", name))
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
