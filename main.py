@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
+from api.auth import document_without_keys
 from api.errors import register_error_handlers
 from api.v1.routes import router
 from components.runtime import Runtime
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     register_error_handlers(app)
     app.include_router(router)
+    if not settings.auth_enabled:
+        document_without_keys(app)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     origins = settings.cors_origins or (("*",) if settings.environment == Environment.DEVELOPMENT else ())
     if origins:

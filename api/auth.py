@@ -1,8 +1,9 @@
 """The API-key dependency: reads the caller's key from the request and checks it for a route's scope."""
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.models import APIKey, APIKeyIn
 from fastapi.security.base import SecurityBase
 from starlette.datastructures import Headers
@@ -46,3 +47,18 @@ require_read = ApiKeyAccess(SCOPE_READ)
 require_admin = ApiKeyAccess(SCOPE_ADMIN)
 """/warmup: an operator action, so neither readers nor writers may trigger it; EAGER_INIT needs no key."""
 Writer = Annotated[Principal | None, Depends(ApiKeyAccess(SCOPE_WRITE))]
+
+
+def document_without_keys(app: FastAPI) -> None:
+    """With AUTH_ENABLED=false no route asks for a key, so the OpenAPI document must not say it does."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schema.get("components", {}).pop("securitySchemes", None)
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                operation.pop("security", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

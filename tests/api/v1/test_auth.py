@@ -146,3 +146,9 @@ def test_openapi_documents_the_key_scheme(client: TestClient) -> None:
     }
     assert schema["paths"]["/api/v1/items"]["post"]["security"] == [{"ApiKey": []}]
     assert "security" not in schema["paths"]["/api/v1/health"]["get"]
+
+
+def test_openapi_claims_no_key_when_auth_is_off(make_client) -> None:
+    schema = make_client().get("/openapi.json").json()
+    assert "securitySchemes" not in schema.get("components", {})
+    assert all("security" not in operation for item in schema["paths"].values() for operation in item.values())
