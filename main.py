@@ -7,6 +7,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import document_without_keys
 from api.errors import register_error_handlers
 from api.v1.routes import router
 from components.runtime import Runtime
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     register_error_handlers(app)
     app.include_router(router)
+    if not settings.auth_enabled:
+        document_without_keys(app)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     add_cors(app, settings)
     app.add_middleware(RequestTelemetryMiddleware, slow_request_ms=settings.slow_request_ms)

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from core.exceptions import FeatureStoreError, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from core.exceptions import MAX_LOC_CHARS, FeatureStoreError, PayloadTooLarge, UnsupportedMediaType
 from core.request_context import request_id_var
 from core.serialization import JSONBytesResponse, dumps
 
@@ -41,15 +41,34 @@ def internal_error_response() -> JSONBytesResponse:
 
 
 def _field_errors(errors: Any) -> list[dict[str, Any]]:
-    """Pydantic's errors without `input` (may be huge or sensitive) or `ctx` (may hold exception objects)."""
+    """Pydantic's errors without `input` (may be huge or sensitive) or `ctx` (may hold exception objects);
+    `loc` may hold the client's own object keys, so long ones are cut."""
     return [
-        {"type": error.get("type", "value_error"), "loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))}
+        {
+            "type": error.get("type", "value_error"),
+            "loc": [item[:MAX_LOC_CHARS] if isinstance(item, str) else item for item in error.get("loc", ())],
+            "msg": str(error.get("msg", "")),
+        }
         for error in errors
     ]
 
 
+def _unparsable_body(cause: BaseException) -> str | None:
+    """Why FastAPI could not parse a JSON body, in words that reveal nothing internal; None if not a parse error.
+
+    FastAPI turns everything but a JSONDecodeError into a bare 400; these are malformed JSON like any other.
+    """
+    if isinstance(cause, RecursionError):
+        return "JSON nested too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return "body is not valid UTF-8"
+    if isinstance(cause, ValueError):
+        return "JSON number too long"
+    return None
+
+
 async def _feature_store_error(request: Request, exc: FeatureStoreError) -> JSONBytesResponse:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailable) else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.status_code >= 500:
         logger.error("request failed: %s", exc.message, extra={"error": exc.error})
     return error_response(exc.status_code, exc.error, exc.detail, headers)
@@ -60,6 +79,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONBytesResponse:
+    if exc.status_code == 400 and exc.__cause__ is not None and (reason := _unparsable_body(exc.__cause__)):
+        return error_response(422, "validation_error", [{"type": "json_invalid", "loc": ["body"], "msg": reason}])
     return error_response(exc.status_code, error_code(exc.status_code), exc.detail, exc.headers)
 
 

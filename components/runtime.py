@@ -10,6 +10,7 @@ from components.features.controller import FeatureController
 from components.features.flows import FeatureFlows
 from components.features.services import FeatureService
 from components.features.store import create_store
+from core.auth import Authenticator
 from core.events import EventSink, LogSink
 from core.exceptions import FeatureStoreError
 from core.outbox import OutboxRelay
@@ -27,6 +28,8 @@ def create_sink(settings: Settings) -> EventSink:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # None when AUTH_ENABLED=false: routes then ask for no key.
+        self.auth = Authenticator.from_settings(settings) if settings.auth_enabled else None
         self.store = create_store(settings)
         self.sink = create_sink(settings)
         self.relay = OutboxRelay(

@@ -3,12 +3,17 @@
 from collections.abc import Sequence
 from typing import Any
 
+MAX_LOC_CHARS = 128
+"""Error locations can hold the client's own object keys; longer ones are cut."""
+
 
 class FeatureStoreError(Exception):
     """Base of every error the service raises on purpose; carries its HTTP status and code."""
 
     status_code = 500
     error = "internal_error"
+    retry_after: int | None = None
+    """Seconds after which a retry may succeed; sent as `Retry-After` when set."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -27,7 +32,7 @@ class InvalidRequest(FeatureStoreError):
 
     def __init__(self, message: str, loc: Sequence[str | int] = ("body",), kind: str = "value_error") -> None:
         super().__init__(message)
-        self.loc = tuple(loc)
+        self.loc = tuple(item[:MAX_LOC_CHARS] if isinstance(item, str) else item for item in loc)
         self.kind = kind
 
     @property
@@ -41,11 +46,15 @@ class NotFound(FeatureStoreError):
 
 
 class Unauthorized(FeatureStoreError):
+    """No API key, or one that matches no configured key."""
+
     status_code = 401
     error = "unauthorized"
 
 
 class Forbidden(FeatureStoreError):
+    """A known caller asking for something it may not do (scope, writer, category)."""
+
     status_code = 403
     error = "forbidden"
 
@@ -58,6 +67,17 @@ class PayloadTooLarge(FeatureStoreError):
 class UnsupportedMediaType(FeatureStoreError):
     status_code = 415
     error = "unsupported_media_type"
+
+
+class RateLimited(FeatureStoreError):
+    """The caller's key spent its request budget; it may retry after `retry_after` seconds."""
+
+    status_code = 429
+    error = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(FeatureStoreError):

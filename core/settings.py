@@ -62,12 +62,12 @@ def env_files() -> tuple[str, ...]:
 
 
 PRODUCTION_REFUSALS: tuple[tuple[str, Callable[["Settings"], bool]], ...] = (
-    ("AUTH_ENABLED=false lets any caller write features: enable API keys", lambda s: not s.auth_enabled),
     ("CORS_ORIGINS='*' is refused in production: list the allowed origins", lambda s: "*" in s.cors_origins),
     ("DYNAMODB_CREATE_TABLES=true: create tables with infrastructure code", lambda s: s.dynamodb_create_tables),
     ("SCHEMA_REGISTRY is mock://: consumers cannot resolve it", lambda s: s.schema_registry.startswith("mock:")),
 )
-"""What ENVIRONMENT=production refuses to start with: (the problem, the check that finds it)."""
+"""What ENVIRONMENT=production refuses to start with: (the problem, the check that finds it).
+Missing API keys are refused in staging too, by `Settings._require_api_keys`."""
 
 
 class Settings(BaseSettings):
@@ -126,10 +126,12 @@ class Settings(BaseSettings):
     max_batch_entities: int = Field(1000, gt=0)
     max_categories_per_write: int = Field(25, gt=0)
     max_features_per_category: int = Field(1000, gt=0)
+    max_features_per_write: int = Field(5000, gt=0)
+    """Most features across all categories of one write."""
     max_string_bytes: int = Field(65_536, gt=0)
     """Longest string value a feature may hold, in UTF-8 bytes."""
-    max_json_depth: int = Field(16, gt=0)
-    """Deepest nesting of lists and objects inside one feature value."""
+    max_json_depth: int = Field(16, gt=0, le=128)
+    """Deepest nesting of lists and objects inside one feature value (orjson stores at most 254 levels)."""
     max_ttl_seconds: int = Field(10 * 365 * 24 * 3600, gt=0)
 
     kafka_broker_url: str = ""
@@ -160,7 +162,13 @@ class Settings(BaseSettings):
     """Origins browsers may call from; empty means `*` in development and none elsewhere."""
 
     auth_enabled: bool = False
+    """Require an API key on every feature route and /warmup; staging and production refuse to start without."""
     api_keys_file: str = ""
+    """JSON or YAML list of hashed keys with scopes; see `python -m core.auth new-key`."""
+    rate_limit_per_second: float = Field(0.0, ge=0)
+    """Requests a second each API key may make on average, per process; 0 = no limit."""
+    rate_limit_burst: int = Field(20, gt=0)
+    """Requests a key may make at once before the per-second rate applies."""
 
     eager_init: bool = False
     threadpool_size: int = Field(50, gt=0)
@@ -204,6 +212,18 @@ class Settings(BaseSettings):
             problems = [problem for problem, found in PRODUCTION_REFUSALS if found(self)]
             if problems:
                 raise ValueError("unsafe settings for ENVIRONMENT=production:\n- " + "\n- ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _require_api_keys(self) -> "Settings":
+        """A self-declared `source` is not access control: outside development, API keys are mandatory."""
+        if self.environment != Environment.DEVELOPMENT and not self.auth_enabled:
+            raise ValueError(
+                f"ENVIRONMENT={self.environment.value} requires AUTH_ENABLED=true and API_KEYS_FILE "
+                "(create keys with `python -m core.auth new-key`; see the README's Security section)"
+            )
+        if self.auth_enabled and not self.api_keys_file:
+            raise ValueError("AUTH_ENABLED=true requires API_KEYS_FILE, the file of hashed API keys")
         return self
 
     @cached_property

@@ -1,5 +1,6 @@
 """Shared fixtures: settings isolated from the environment, a store per backend, an app and its client."""
 
+import json
 import subprocess
 import time
 import uuid
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from components.features.store import create_store
 from components.features.store.base import OnlineStore
+from core.auth import hash_key, new_key
 from core.metrics import metrics
 from core.settings import Settings
 from main import create_app
@@ -111,9 +113,21 @@ def make_settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) 
 
 
 @pytest.fixture
-def production_overrides() -> dict[str, object]:
-    """The least a production app needs to pass its own safety checks."""
-    return {"environment": "production", "auth_enabled": True, "dynamodb_create_tables": False}
+def deployed_overrides(api_keys: dict[str, str], tmp_path: Path) -> Callable[[str], dict[str, object]]:
+    """Settings overrides for a staging or production app that passes their safety checks
+    (keys from the `api_keys` fixture)."""
+
+    def overrides(environment: str) -> dict[str, object]:
+        values: dict[str, object] = {
+            "environment": environment,
+            "auth_enabled": True,
+            "api_keys_file": str(tmp_path / "keys.json"),
+        }
+        if environment == "production":
+            values["dynamodb_create_tables"] = False
+        return values
+
+    return overrides
 
 
 @pytest.fixture
@@ -205,3 +219,34 @@ def statsd(statsd_server: StatsdServer) -> Iterator[StatsdView]:
     """Metrics on for this test only, under a prefix of its own."""
     yield StatsdView(statsd_server, f"t{uuid.uuid4().hex[:12]}")
     metrics.close()
+
+
+API_KEYS = {
+    "reader": {"scopes": ["features:read"]},
+    "writer": {
+        "scopes": ["features:read", "features:write"],
+        "sources": ["prediction_service", "backfill"],
+        "categories": ["user_features", "credit_features"],
+    },
+    "any_writer": {"scopes": ["features:write"], "sources": ["batch_job"], "categories": ["*"]},
+    "operator": {"scopes": ["admin"]},
+}
+
+
+@pytest.fixture
+def api_keys(tmp_path: Path) -> dict[str, str]:
+    """Plaintext keys by name; their hashed entries are in `tmp_path / "keys.json"`."""
+    keys = {name: new_key() for name in API_KEYS}
+    entries = [{"name": name, "sha256": hash_key(keys[name]), **entry} for name, entry in API_KEYS.items()]
+    (tmp_path / "keys.json").write_text(json.dumps(entries))
+    return keys
+
+
+@pytest.fixture
+def make_auth_client(make_client: Callable[..., TestClient], api_keys: dict[str, str], tmp_path: Path):
+    """An app with API keys on (the `api_keys` file), with more settings overrides."""
+
+    def factory(**overrides: object) -> TestClient:
+        return make_client(auth_enabled=True, api_keys_file=str(tmp_path / "keys.json"), **overrides)
+
+    return factory

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
+from api.auth import Writer, require_admin, require_read
 from components.features.controller import FeatureController
 from components.features.models import (
     BatchResponse,
@@ -74,9 +75,16 @@ def ready(runtime: RuntimeDep) -> JSONBytesResponse:
     return JSONBytesResponse(dumps(body), status_code=200 if is_ready else 503)
 
 
-@router.post("/warmup", response_model=WarmupResponse, responses=_errors(503), tags=["probes"])
+@router.post(
+    "/warmup",
+    response_model=WarmupResponse,
+    responses=_errors(401, 403, 429, 503),
+    tags=["probes"],
+    dependencies=[Depends(require_admin)],
+)
 def warmup(runtime: RuntimeDep) -> JSONBytesResponse:
-    """Create the store client and event producer now, so the first real request does not pay for it."""
+    """Create the store client and event producer now, so the first real request does not pay for it.
+    Needs the `admin` scope when API keys are on."""
     started = utcnow()
     actions = runtime.warmup()
     duration_ms = (utcnow() - started).total_seconds() * 1000
@@ -86,9 +94,10 @@ def warmup(runtime: RuntimeDep) -> JSONBytesResponse:
 @router.get(
     "/get/item/{entity_value}/{category}",
     response_model=CategoryItemResponse,
-    responses=_errors(404, 422, 503),
+    responses=_errors(401, 403, 404, 422, 429, 503),
     tags=["features"],
     summary="Read one category of one entity",
+    dependencies=[Depends(require_read)],
 )
 def read_category(
     controller: Controller,
@@ -102,9 +111,10 @@ def read_category(
 @router.post(
     "/get/items",
     response_model=FeaturesResponse,
-    responses=_errors(413, 415, 422, 503),
+    responses=_errors(401, 403, 413, 415, 422, 429, 503),
     tags=["features"],
     summary="Read features across categories of one entity",
+    dependencies=[Depends(require_read)],
 )
 def read_features(controller: Controller, request: GetItemsRequest) -> JSONBytesResponse:
     """`category:feature` picks one feature, `category:*` the whole category. Categories that are not
@@ -116,9 +126,10 @@ def read_features(controller: Controller, request: GetItemsRequest) -> JSONBytes
 @router.post(
     "/get/items/batch",
     response_model=BatchResponse,
-    responses=_errors(413, 415, 422, 503),
+    responses=_errors(401, 403, 413, 415, 422, 429, 503),
     tags=["features"],
     summary="Read the same features for many entities",
+    dependencies=[Depends(require_read)],
 )
 def read_batch(controller: Controller, request: GetBatchRequest) -> JSONBytesResponse:
     """One result per requested entity, in request order."""
@@ -128,11 +139,14 @@ def read_batch(controller: Controller, request: GetBatchRequest) -> JSONBytesRes
 @router.post(
     "/items",
     response_model=WriteResponse,
-    responses=_errors(403, 413, 415, 422, 503),
+    responses=_errors(401, 403, 413, 415, 422, 429, 503),
     tags=["features"],
     summary="Write features of one entity",
 )
-def write_features(controller: Controller, request: Annotated[WriteRequest, Body()]) -> JSONBytesResponse:
+def write_features(
+    controller: Controller, request: Annotated[WriteRequest, Body()], writer: Writer
+) -> JSONBytesResponse:
     """Replaces the data of each category given, atomically across categories, and announces each
-    category written with a `feature_available` event."""
-    return controller.write(request)
+    category written with a `feature_available` event. With API keys on, the key must have
+    `features:write` and decides the source and the categories it may write."""
+    return controller.write(request, writer)

@@ -6,6 +6,7 @@ from components.features.flows import CategoryInput, EntityFeatures
 from components.features.models import GetBatchRequest, GetItemsRequest, WriteRequest
 from components.features.services import FeatureService
 from components.features.store.base import StoredCategory
+from core.auth import Principal
 from core.serialization import JSONBytesResponse, dumps
 
 
@@ -56,7 +57,7 @@ class FeatureController:
         }
         return JSONBytesResponse(dumps(body))
 
-    def write(self, request: WriteRequest) -> JSONBytesResponse:
+    def write(self, request: WriteRequest, writer: Principal | None) -> JSONBytesResponse:
         data, meta = request.data, request.meta
         if data.feature_list is not None:
             categories = [
@@ -70,6 +71,7 @@ class FeatureController:
             data.entity_value,
             categories,
             source=meta.source,
+            writer=writer,
             compute_id=meta.compute_id,
             ttl=meta.ttl,
             event_time=meta.event_time,

@@ -4,7 +4,17 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 MAX_ENTITY_VALUE_BYTES = 1024
@@ -30,9 +40,40 @@ def _check_text(value: str) -> str:
     return value
 
 
-EntityValue = Annotated[str, AfterValidator(_check_entity_value)]
+EntityValue = Annotated[
+    str,
+    AfterValidator(_check_entity_value),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ENTITY_VALUE_BYTES,
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
+            "description": f"1 to {MAX_ENTITY_VALUE_BYTES} UTF-8 bytes, no control characters.",
+            "examples": ["user-123"],
+        }
+    ),
+]
+FeatureRef = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_.-]{1,128}:([A-Za-z0-9_.-]{1,128}|\\*)$",
+            "examples": ["user_features:age", "transaction_features:*"],
+        }
+    ),
+]
+"""`category:feature` or `category:*`; checked by the service, which reports non-whitelisted categories."""
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 """Feature and category names: letters, digits, `_`, `.`, `-`; 1 to 128 characters."""
+FeatureValues = Annotated[
+    dict[Name, Any],
+    WithJsonSchema(
+        {"type": "object", "minProperties": 1, "patternProperties": {NAME_PATTERN: {}}, "additionalProperties": False}
+    ),
+]
+"""Feature name -> any JSON value; names as for `Name`."""
 MetaText = Annotated[str, StringConstraints(max_length=MAX_META_TEXT), AfterValidator(_check_text)]
 EntityTypeName = Annotated[str, StringConstraints(max_length=128)]
 
@@ -55,7 +96,7 @@ class GetItemsData(BaseModel):
 
     entity_type: EntityTypeName = "bright_uid"
     entity_value: EntityValue
-    feature_list: list[str] = Field(min_length=1, description='"category:feature" or "category:*" entries.')
+    feature_list: list[FeatureRef] = Field(min_length=1, description='"category:feature" or "category:*" entries.')
 
 
 class GetItemsRequest(BaseModel):
@@ -83,7 +124,7 @@ class GetBatchData(BaseModel):
 
     entity_type: EntityTypeName = "bright_uid"
     entity_values: list[EntityValue] = Field(min_length=1)
-    feature_list: list[str] = Field(min_length=1)
+    feature_list: list[FeatureRef] = Field(min_length=1)
 
 
 class GetBatchRequest(BaseModel):
@@ -110,19 +151,30 @@ class CategoryFeatures(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     category: Name
-    features: dict[Name, Any] = Field(min_length=1)
+    features: FeatureValues = Field(min_length=1)
 
 
 class WriteData(BaseModel):
     """Either `feature_list` (many categories) or `category` + `features` (one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["feature_list"], "properties": {"feature_list": {"type": "array"}}},
+                {
+                    "required": ["category", "features"],
+                    "properties": {"category": {"type": "string"}, "features": {"type": "object"}},
+                },
+            ]
+        },
+    )
 
     entity_type: EntityTypeName = "bright_uid"
     entity_value: EntityValue
     feature_list: list[CategoryFeatures] | None = Field(None, min_length=1)
     category: Name | None = None
-    features: dict[Name, Any] | None = Field(None, min_length=1)
+    features: FeatureValues | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _one_shape(self) -> "WriteData":

@@ -9,6 +9,7 @@ from typing import Any
 from components.features.flows import CategoryInput, EntityFeatures, FeatureFlows, WriteOutcome
 from components.features.models import NAME_PATTERN, has_unsafe_characters
 from components.features.store.base import StoredCategory, Wanted
+from core.auth import Principal
 from core.exceptions import Forbidden, InvalidRequest, NotFound
 from core.request_context import annotate_request
 from core.serialization import MAX_INT, MIN_INT
@@ -108,11 +109,15 @@ class FeatureService:
         categories: Sequence[CategoryInput],
         *,
         source: str | None,
+        writer: Principal | None,
         compute_id: str | None,
         ttl: int | None,
         event_time: datetime | None,
     ) -> tuple[EntityType, WriteOutcome]:
-        """Validate the whole request first (422), then the writer (403), then commit."""
+        """Validate the whole request first (422), then the writer (403), then commit.
+
+        `writer` is the API key's principal, None when keys are off.
+        """
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
         limit = min(self.settings.max_categories_per_write, self.flows.store.max_categories_per_write)
         if len(categories) > limit:
@@ -132,46 +137,78 @@ class FeatureService:
                     f"the limit is {self.settings.max_features_per_category}",
                     (*item.loc, "features"),
                 )
+        total = sum(len(item.features) for item in categories)
+        if total > self.settings.max_features_per_write:
+            raise InvalidRequest(
+                f"a write may hold at most {self.settings.max_features_per_write} features; this one holds {total}",
+                ("body", "data"),
+            )
+        for item in categories:
             for name, value in item.features.items():
-                self._check_value(value, (*item.loc, "features", name), depth=0)
+                self._check_value(value, (*item.loc, "features", name))
         annotate_request(entity_type=entity_type.name, categories=[item.category for item in categories])
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
             raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
-        if source is None:
-            raise InvalidRequest("meta.source is required: it names the writer", ("body", "meta", "source"), "missing")
-        if source not in self.allowed_writers:
-            raise Forbidden(f"source {source!r} may not write features")
+        source = self._authorise_writer(source, writer, categories)
         outcome = self.flows.write(
             entity_type, entity_value, categories, source=source, compute_id=compute_id, ttl=ttl, event_time=event_time
         )
         return entity_type, outcome
 
-    def _check_value(self, value: Any, loc: tuple, depth: int) -> None:
-        """Reject what cannot round-trip exactly: NaN/Infinity, integers past 64 bits, unsafe text, deep nesting."""
-        if isinstance(value, str):
-            limit = self.settings.max_string_bytes
-            if len(value) > limit // 4 and len(value.encode("utf-8", "surrogatepass")) > limit:
-                raise InvalidRequest(f"string longer than {limit} UTF-8 bytes", loc)
-            if any("\ud800" <= char <= "\udfff" for char in value):
-                raise InvalidRequest("string holds an unpaired surrogate", loc)
-        elif isinstance(value, bool) or value is None:
-            return
-        elif isinstance(value, int):
-            if not MIN_INT <= value <= MAX_INT:
-                raise InvalidRequest("integer outside the 64-bit range; send it as a string", loc)
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                raise InvalidRequest("NaN and Infinity are not valid JSON numbers", loc)
-        elif isinstance(value, (list, dict)):
-            if depth >= self.settings.max_json_depth:
-                raise InvalidRequest(f"value nested deeper than {self.settings.max_json_depth} levels", loc)
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    if has_unsafe_characters(key):
-                        raise InvalidRequest("object key holds control characters", loc)
-                    self._check_value(item, (*loc, key), depth + 1)
+    def _authorise_writer(self, source: str | None, writer: Principal | None, categories: Sequence[CategoryInput]) -> str:
+        """The source to store. Without keys, the self-declared source must be an allowed writer; with
+        keys, the key decides: a source it does not own or a category it may not write is a 403."""
+        if writer is None:
+            if source is None:
+                raise InvalidRequest("meta.source is required: it names the writer", ("body", "meta", "source"), "missing")
+            if source not in self.allowed_writers:
+                raise Forbidden(f"source {source!r} may not write features")
+            return source
+        if source is None:
+            source = writer.sources[0]
+        elif source not in writer.sources:
+            raise Forbidden(f"key {writer.name!r} may not write as source {source!r}")
+        denied = [item.category for item in categories if not writer.may_write(item.category)]
+        if denied:
+            raise Forbidden(f"key {writer.name!r} may not write categories {denied}")
+        return source
+
+    def _check_string(self, text: str, loc: tuple) -> None:
+        limit = self.settings.max_string_bytes
+        if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
+            raise InvalidRequest(f"string longer than {limit} UTF-8 bytes", loc)
+        if any("\ud800" <= char <= "\udfff" for char in text):
+            raise InvalidRequest("string holds an unpaired surrogate", loc)
+
+    def _check_value(self, value: Any, loc: tuple) -> None:
+        """Reject what cannot round-trip exactly: NaN/Infinity, integers past 64 bits, unsafe text, deep nesting.
+
+        Walks with an explicit stack, so no depth setting can exhaust Python's recursion limit.
+        """
+        max_depth = self.settings.max_json_depth
+        stack: list[tuple[Any, tuple, int]] = [(value, loc, 0)]
+        while stack:
+            value, loc, depth = stack.pop()
+            if isinstance(value, str):
+                self._check_string(value, loc)
+            elif isinstance(value, bool) or value is None:
+                continue
+            elif isinstance(value, int):
+                if not MIN_INT <= value <= MAX_INT:
+                    raise InvalidRequest("integer outside the 64-bit range; send it as a string", loc)
+            elif isinstance(value, float):
+                if not math.isfinite(value):
+                    raise InvalidRequest("NaN and Infinity are not valid JSON numbers", loc)
+            elif isinstance(value, (list, dict)):
+                if depth >= max_depth:
+                    raise InvalidRequest(f"value nested deeper than {max_depth} levels", loc)
+                if isinstance(value, dict):
+                    for key, item in value.items():
+                        self._check_string(key, loc)
+                        if has_unsafe_characters(key):
+                            raise InvalidRequest("object key holds control characters", loc)
+                        stack.append((item, (*loc, key), depth + 1))
+                else:
+                    stack.extend((item, (*loc, index), depth + 1) for index, item in enumerate(value))
             else:
-                for index, item in enumerate(value):
-                    self._check_value(item, (*loc, index), depth + 1)
-        else:
-            raise InvalidRequest(f"unsupported value type {type(value).__name__}", loc)
+                raise InvalidRequest(f"unsupported value type {type(value).__name__}", loc)

@@ -50,6 +50,10 @@ def test_extra_entity_types(monkeypatch) -> None:
         {"STORE_BACKEND": "dynamodb", "MAX_JSON_DEPTH": "31"},
         {"DYNAMODB_RETRY_MODE": "sometimes"},
         {"DYNAMODB_TABLE_OUTBOX": "x"},
+
+
+        {"MAX_JSON_DEPTH": "1000"},
+        {"RATE_LIMIT_PER_SECOND": "-1"},
     ],
 )
 def test_unsafe_or_inconsistent_settings_refused(monkeypatch, env: dict[str, str]) -> None:
@@ -64,7 +68,8 @@ def test_dynamodb_defaults() -> None:
     assert settings.dynamodb_table_outbox == "feature_store_outbox"
     assert settings.dynamodb_create_tables is False
     assert settings.dynamodb_consistent_reads is False
-    assert Settings(_env_file=None, dynamodb_create_tables=True, environment="staging").dynamodb_create_tables
+    staging = {"environment": "staging", "auth_enabled": True, "api_keys_file": "keys.json"}
+    assert Settings(_env_file=None, dynamodb_create_tables=True, **staging).dynamodb_create_tables
 
 
 def test_env_example_documents_every_setting() -> None:
@@ -80,7 +85,7 @@ def env_file_keys(path: Path) -> set[str]:
     return {line.split("=", 1)[0] for line in path.read_text().splitlines() if line and not line.startswith("#")}
 
 
-SAFE_PRODUCTION = {"environment": "production", "auth_enabled": True}
+SAFE_PRODUCTION = {"environment": "production", "auth_enabled": True, "api_keys_file": "/etc/feature-store/keys.json"}
 
 
 def test_safe_production_settings_are_accepted() -> None:
@@ -90,7 +95,6 @@ def test_safe_production_settings_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("unsafe", "named"),
     [
-        ({"auth_enabled": False}, "AUTH_ENABLED=false"),
         ({"cors_origins": "https://a.example,*"}, "CORS_ORIGINS='*' is refused"),
         ({"dynamodb_create_tables": True}, "DYNAMODB_CREATE_TABLES=true"),
         ({"kafka_broker_url": "kafka:9092", "schema_registry": "mock://registry"}, "SCHEMA_REGISTRY is mock://"),
@@ -108,15 +112,17 @@ def test_production_refuses_each_unsafe_setting_by_name(unsafe: dict, named: str
 
 def test_production_names_every_problem_at_once() -> None:
     with pytest.raises(ValidationError) as refused:
-        Settings(_env_file=None, environment="production", dynamodb_create_tables=True, cors_origins="*")
+        Settings(_env_file=None, **SAFE_PRODUCTION, dynamodb_create_tables=True, cors_origins="*")
     message = str(refused.value)
-    for named in ("AUTH_ENABLED", "CORS_ORIGINS", "DYNAMODB_CREATE_TABLES"):
+    for named in ("CORS_ORIGINS", "DYNAMODB_CREATE_TABLES"):
         assert named in message
 
 
 def test_environment_selects_its_env_file_under_dot_env_and_the_process(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / ".env.staging").write_text("LOG_LEVEL=WARNING\nAPP_NAME=from staging file\nSTATSD_PREFIX=staging\n")
+    (tmp_path / ".env.staging").write_text(
+        "LOG_LEVEL=WARNING\nAPP_NAME=from staging file\nSTATSD_PREFIX=staging\nAUTH_ENABLED=true\nAPI_KEYS_FILE=k.json\n"
+    )
     (tmp_path / ".env").write_text("APP_NAME=from dot env\nTOPIC_NAME=from dot env\n")
     monkeypatch.setenv("ENVIRONMENT", "staging")
     monkeypatch.setenv("TOPIC_NAME", "from process")
@@ -125,14 +131,15 @@ def test_environment_selects_its_env_file_under_dot_env_and_the_process(tmp_path
     assert settings.log_level == "WARNING"
     assert settings.app_name == "from dot env"
     assert settings.topic_name == "from process"
-    assert Settings(_env_file=None).log_level == "INFO", "_env_file=None reads no file"
+    unread = Settings(_env_file=None, auth_enabled=True, api_keys_file="k.json")
+    assert unread.log_level == "INFO", "_env_file=None reads no file"
 
 
 def test_environment_may_be_chosen_in_dot_env(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ENVIRONMENT", raising=False)
     (tmp_path / ".env").write_text("ENVIRONMENT=staging\n")
-    (tmp_path / ".env.staging").write_text("STATSD_PREFIX=staging_prefix\n")
+    (tmp_path / ".env.staging").write_text("STATSD_PREFIX=staging_prefix\nAUTH_ENABLED=true\nAPI_KEYS_FILE=k.json\n")
     (tmp_path / ".env.development").write_text("STATSD_PREFIX=development_prefix\n")
     assert Settings().statsd_prefix == "staging_prefix"
 
@@ -142,3 +149,27 @@ def test_committed_environment_files(environment: str) -> None:
     path = ROOT / f".env.{environment}"
     assert env_file_keys(path) <= {name.upper() for name in Settings.model_fields}
     assert Settings(_env_file=path).environment == environment
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_staging_and_production_refuse_to_start_without_keys(monkeypatch, environment: str) -> None:
+    monkeypatch.setenv("ENVIRONMENT", environment)
+    with pytest.raises(ValidationError, match="requires AUTH_ENABLED=true and API_KEYS_FILE"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("AUTH_ENABLED", "true")
+    with pytest.raises(ValidationError, match="requires API_KEYS_FILE"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("API_KEYS_FILE", "/etc/feature-store/keys.yaml")
+    assert Settings(_env_file=None).auth_enabled
+
+
+def test_auth_is_optional_in_development() -> None:
+    assert not Settings(_env_file=None).auth_enabled
+
+
+def test_app_refuses_to_start_with_an_unusable_keys_file(make_settings, tmp_path: Path) -> None:
+    from main import create_app
+
+    (tmp_path / "keys.json").write_text("[]")
+    with pytest.raises(ValueError, match="holds no keys"):
+        create_app(make_settings(auth_enabled=True, api_keys_file=str(tmp_path / "keys.json")))

@@ -25,9 +25,8 @@ def test_development_allows_any_origin(make_client) -> None:
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
-def test_only_configured_origins_outside_development(make_client, environment: str, production_overrides) -> None:
-    overrides = production_overrides if environment == "production" else {"environment": environment}
-    client = make_client(**overrides, cors_origins="https://app.example.com,https://ops.example.com")
+def test_only_configured_origins_outside_development(make_client, environment: str, deployed_overrides) -> None:
+    client = make_client(**deployed_overrides(environment), cors_origins="https://app.example.com,https://ops.example.com")
     allowed = preflight(client, "https://ops.example.com")
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://ops.example.com"
@@ -38,16 +37,17 @@ def test_only_configured_origins_outside_development(make_client, environment: s
     assert "access-control-allow-origin" not in simple.headers
 
 
-def test_no_origin_configured_means_no_cors_outside_development(make_client) -> None:
-    client = make_client(environment="staging", cors_origins="")
+def test_no_origin_configured_means_no_cors_outside_development(make_client, deployed_overrides) -> None:
+    client = make_client(**deployed_overrides("staging"), cors_origins="")
     assert "access-control-allow-origin" not in preflight(client, "https://app.example.com").headers
     assert "access-control-allow-origin" not in client.get("/api/v1/health", headers={"Origin": "https://x.example"}).headers
 
 
-def test_production_with_any_origin_refuses_to_start(make_settings) -> None:
+def test_production_with_any_origin_refuses_to_start(make_settings, deployed_overrides) -> None:
     with pytest.raises(ValidationError, match="CORS_ORIGINS='\\*' is refused in production"):
-        create_app(make_settings(environment="production", cors_origins="*"))
+        create_app(make_settings(**deployed_overrides("production"), cors_origins="*"))
 
 
-def test_staging_may_allow_any_origin_explicitly() -> None:
-    assert Settings(_env_file=None, environment="staging", cors_origins="*").allowed_origins == ("*",)
+def test_staging_may_allow_any_origin_explicitly(deployed_overrides) -> None:
+    settings = Settings(_env_file=None, **deployed_overrides("staging"), cors_origins="*")
+    assert settings.allowed_origins == ("*",)

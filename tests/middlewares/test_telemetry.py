@@ -40,7 +40,7 @@ class LogLines:
 @pytest.fixture
 def json_client(make_client: Callable[..., TestClient]) -> Callable[..., tuple[TestClient, LogLines]]:
     def start(**overrides: object) -> tuple[TestClient, LogLines]:
-        client = make_client(environment="staging", **overrides)
+        client = make_client(log_format="json", **overrides)
         captured = LogLines()
         handler = next(handler for handler in logging.getLogger().handlers if handler.get_name() == HANDLER_NAME)
         handler.setStream(captured.stream)
@@ -241,7 +241,7 @@ def test_development_logs_readable_lines(make_client, capsys) -> None:
 
 def test_uvicorn_writes_one_json_line_per_request(tmp_path: Path) -> None:
     """The real server, started like `make run`: uvicorn's own access log is gone, ours is the only one."""
-    env = {"SQLITE_PATH": str(tmp_path / "f.db"), "ENVIRONMENT": "staging", "CORS_ORIGINS": "", "STORE_BACKEND": "sqlite"}
+    env = {"SQLITE_PATH": str(tmp_path / "f.db"), "LOG_FORMAT": "json", "STORE_BACKEND": "sqlite"}
     server = ServiceProcess(env, tmp_path)
     try:
         response = httpx.get(f"{server.url}/api/v1/get/item/u/user_features", headers={"X-Request-ID": "one-1"})

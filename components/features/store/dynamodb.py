@@ -402,9 +402,9 @@ class DynamoDBStore:
                 for write in pending
             ]
             actions += [self._outbox_put(write.event) for write in pending]
+            started = time.perf_counter()
             try:
-                with metrics.timer("dynamodb.transact_write_items", entity_type=entity_type.name):
-                    self.client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
+                self.client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
                 break
             except ClientError as exc:
                 if _code(exc) != "TransactionCanceledException":
@@ -414,6 +414,11 @@ class DynamoDBStore:
                     time.sleep(_backoff(attempt))
             except BotoCoreError as exc:
                 raise translate_error(exc, "TransactWriteItems") from exc
+            finally:
+                # Timed by hand: a cancelled transaction is part of the write protocol (first writes,
+                # stale categories, conflicts), not an error to count.
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                metrics.timing("dynamodb.transact_write_items", elapsed_ms, entity_type=entity_type.name)
         else:
             raise StoreUnavailable("the write kept conflicting with concurrent writes to the same items", retry_after=1)
         return [write.category for write in writes if write.category in skipped]

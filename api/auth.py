@@ -1,0 +1,64 @@
+"""The API-key dependency: reads the caller's key from the request and checks it for a route's scope."""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.models import APIKey, APIKeyIn
+from fastapi.security.base import SecurityBase
+from starlette.datastructures import Headers
+
+from core.auth import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE, Principal
+
+
+def presented_key(headers: Headers) -> str | None:
+    """`X-API-Key: <key>`, else `Authorization: Bearer <key>`."""
+    key = headers.get("x-api-key")
+    if key is None:
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            key = credentials.strip()
+    return key
+
+
+class ApiKeyAccess(SecurityBase):
+    """Requires a key with `scope` when AUTH_ENABLED; does nothing otherwise (returns None).
+
+    A SecurityBase so OpenAPI documents the scheme and Swagger UI offers "Authorize".
+    """
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self.scheme_name = "ApiKey"
+        self.model = APIKey(
+            **{"in": APIKeyIn.header},
+            name="X-API-Key",
+            description="Required when AUTH_ENABLED=true; `Authorization: Bearer <key>` works too.",
+        )
+
+    async def __call__(self, request: Request) -> Principal | None:
+        authenticator = request.app.state.runtime.auth
+        if authenticator is None:
+            return None
+        return authenticator.authenticate(presented_key(request.headers), self.scope)
+
+
+require_read = ApiKeyAccess(SCOPE_READ)
+require_admin = ApiKeyAccess(SCOPE_ADMIN)
+"""/warmup: an operator action, so neither readers nor writers may trigger it; EAGER_INIT needs no key."""
+Writer = Annotated[Principal | None, Depends(ApiKeyAccess(SCOPE_WRITE))]
+
+
+def document_without_keys(app: FastAPI) -> None:
+    """With AUTH_ENABLED=false no route asks for a key, so the OpenAPI document must not say it does."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schema.get("components", {}).pop("securitySchemes", None)
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                operation.pop("security", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
