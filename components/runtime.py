@@ -10,7 +10,7 @@ from components.features.controller import FeatureController
 from components.features.flows import FeatureFlows
 from components.features.services import FeatureService
 from components.features.store import create_store
-from core.events import EventSink, LogSink
+from core.events import EventSchema, EventSink, LogSink, load_event_schema
 from core.exceptions import FeatureStoreError
 from core.outbox import OutboxRelay
 from core.settings import Settings
@@ -20,7 +20,12 @@ logger = logging.getLogger("feature_store.runtime")
 READINESS_CACHE_SECONDS = 2.0
 
 
-def create_sink(settings: Settings) -> EventSink:
+def create_sink(settings: Settings, schema: EventSchema) -> EventSink:
+    """Kafka when a broker is configured, else the log; the producer itself is created on first use."""
+    if settings.kafka_broker_url:
+        from core.kafka import KafkaSink
+
+        return KafkaSink(settings, schema)
     return LogSink()
 
 
@@ -28,7 +33,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = create_store(settings)
-        self.sink = create_sink(settings)
+        self.event_schema = load_event_schema()
+        self.sink = create_sink(settings, self.event_schema)
         self.relay = OutboxRelay(
             self.store,
             self.sink,
@@ -71,7 +77,7 @@ class Runtime:
                     self._ready_at = time.monotonic()
             except FeatureStoreError as exc:
                 store_check.update(ok=False, error=exc.message)
-        checks = {"store": store_check, "events": self.sink.state()}
+        checks = {"store": store_check, "events": self.sink.state() | self.relay.stats.as_dict()}
         try:
             stats = self.store.outbox_stats()
             checks["events"] |= {"pending": stats.pending, "oldest_pending_age_s": round(stats.oldest_age_seconds, 3)}
