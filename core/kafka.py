@@ -45,12 +45,14 @@ class KafkaSink:
         self._serializer: AvroSerializer | None = None
         self._lock = threading.Lock()
         self._last_error: str | None = None
+        self._client_error: str | None = None
 
     def _create_registry(self) -> SchemaRegistryClient:
         # new_client picks the in-process mock for mock://...; the constructor would not.
         conf: dict[str, Any] = {"url": self.registry_url}
         if not self.registry_url.startswith("mock://"):
-            conf["timeout"] = self.socket_timeout_ms / 1000
+            # No retries of its own: a failed registration fails the batch, which the outbox retries.
+            conf |= {"timeout": self.socket_timeout_ms / 1000, "max.retries": 0}
         return SchemaRegistryClient.new_client(conf)
 
     def _get_producer(self) -> SerializingProducer:
@@ -85,8 +87,10 @@ class KafkaSink:
             return self._producer
 
     def _on_error(self, error: KafkaError) -> None:
-        self._last_error = error.str()
-        logger.warning("kafka client error", extra={"kafka_error": error.str(), "fatal": error.fatal()})
+        """Client-level trouble (brokers down, authentication); logged once per change, not per retry."""
+        if error.str() != self._client_error:
+            logger.warning("kafka client error", extra={"kafka_error": error.str(), "fatal": error.fatal()})
+        self._client_error = self._last_error = error.str()
 
     def _discard_producer(self, producer: SerializingProducer) -> None:
         """Drop a producer after failed deliveries: a fresh one has a new idempotence identity and
@@ -139,7 +143,7 @@ class KafkaSink:
                 self._last_error = "; ".join(sorted(errors))
             self._discard_producer(producer)
         elif delivery.delivered:
-            self._last_error = None
+            self._last_error = self._client_error = None
         return delivery
 
     def state(self) -> dict[str, Any]:

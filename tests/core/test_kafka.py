@@ -18,7 +18,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from fastapi.testclient import TestClient
 
 from components.features.store import create_store
-from core.events import SCHEMA_PATH
+from core.events import SCHEMA_PATH, load_event_schema
+from core.kafka import KafkaSink
+from tests.components.features.store.test_contract import make_write
 from tests.conftest import KafkaBroker, SettingsFactory
 from tests.servers import free_port
 
@@ -83,6 +85,32 @@ def write(client: TestClient, entity_value: str, categories: dict[str, dict[str,
     return response.json()
 
 
+def test_no_broker_fails_the_batch_within_the_message_timeout(make_settings: SettingsFactory) -> None:
+    settings = make_settings(kafka_broker_url=f"127.0.0.1:{free_port()}", schema_registry="mock://nobroker",
+                             kafka_message_timeout_ms=300)
+    sink = KafkaSink(settings, load_event_schema())
+    assert sink.state()["producer"] == "not created"
+    assert sink.initialise() == [f"created Kafka producer for {settings.kafka_broker_url}, topic {settings.topic_name}"]
+    assert sink.initialise() == []
+    events = [make_write(category, {"a": 1}).event for category in ("user_features", "credit_features")]
+    delivery = sink.publish(events)
+    assert (delivery.delivered, delivery.failed) == ([], [event.event_id for event in events])
+    state = sink.state()
+    assert state["ok"] is False and state["last_error"]
+    sink.close(0)
+
+
+def test_an_unreachable_schema_registry_fails_the_batch(make_settings: SettingsFactory, kafka_broker) -> None:
+    settings = make_settings(kafka_broker_url=kafka_broker.bootstrap, schema_registry=f"http://127.0.0.1:{free_port()}",
+                             kafka_socket_timeout_ms=500)
+    sink = KafkaSink(settings, load_event_schema())
+    events = [make_write(category, {"a": 1}).event for category in ("user_features", "credit_features")]
+    delivery = sink.publish(events)
+    assert (delivery.delivered, delivery.failed) == ([], [event.event_id for event in events])
+    assert sink.state()["ok"] is False
+    sink.close(0)
+
+
 def test_written_events_arrive_in_wire_format_with_every_field(
     make_client, kafka_settings, kafka_broker: KafkaBroker, kafka_topic: str
 ) -> None:
@@ -143,9 +171,11 @@ def test_an_outage_delays_events_but_loses_none(
         # No write waited for Kafka: each answered well within one delivery attempt.
         assert slowest < message_timeout
         wait_for(lambda: runtime.relay.stats.failed > 0)
-        events = client.get("/api/v1/ready").json()["checks"]["events"]
+        ready = client.get("/api/v1/ready")
+        assert ready.status_code == 200, "Kafka being down must not make the service unready"
+        events = ready.json()["checks"]["events"]
         assert events["ok"] is False and events["last_error"]
-        assert events["pending"] == writes
+        assert events["pending"] == writes and events["oldest_pending_age_s"] > 0
     finally:
         kafka_broker.server.resume()
 
@@ -170,8 +200,7 @@ def test_events_pending_at_shutdown_are_published_after_a_restart(
         return publish(events)
 
     sink.publish = recording_publish
-    for index in range(3):
-        write(first, f"user-{index}", {"user_features": {"n": index}})
+    write(first, "user-1", {"user_features": {"a": 1}, "credit_features": {"b": 2}, "trans_features": {"c": 3}})
     wait_for(lambda: first.app.state.runtime.relay.stats.failed >= 3)
     first.__exit__(None, None, None)
     store = create_store(make_settings(**unreachable))
@@ -181,5 +210,5 @@ def test_events_pending_at_shutdown_are_published_after_a_restart(
     restarted = make_client(**kafka_settings)
     received = consume(kafka_broker, kafka_topic, distinct=3)
     assert {item.event["event_id"] for item in received} == set(attempted)
-    assert {item.event["entity_id"] for item in received} == {"user-0", "user-1", "user-2"}
+    assert {item.event["resource_name"] for item in received} == {"user_features", "credit_features", "trans_features"}
     wait_for(lambda: restarted.app.state.runtime.store.outbox_stats().pending == 0)

@@ -43,6 +43,7 @@ def test_extra_entity_types(monkeypatch) -> None:
         {"LOG_FORMAT": "xml"},
         {"MAX_BODY_BYTES": "0"},
         {"SQLITE_SYNCHRONOUS": "sometimes"},
+        {"OUTBOX_LEASE_SECONDS": "5", "KAFKA_MESSAGE_TIMEOUT_MS": "5000"},
     ],
 )
 def test_unsafe_or_inconsistent_settings_refused(monkeypatch, env: dict[str, str]) -> None:
@@ -50,6 +51,13 @@ def test_unsafe_or_inconsistent_settings_refused(monkeypatch, env: dict[str, str
         monkeypatch.setenv(key, value)
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+def test_kafka_with_a_schema_registry_is_accepted(monkeypatch) -> None:
+    monkeypatch.setenv("KAFKA_BROKER_URL", "127.0.0.1:9092")
+    monkeypatch.setenv("SCHEMA_REGISTRY", "mock://local")
+    settings = Settings(_env_file=None)
+    assert (settings.kafka_broker_url, settings.topic_name) == ("127.0.0.1:9092", "FEATURE_AVAILABILITY_EVENTS")
 
 
 def test_env_example_documents_every_setting() -> None:
