@@ -46,6 +46,7 @@ class KafkaSink:
         self._lock = threading.Lock()
         self._last_error: str | None = None
         self._client_error: str | None = None
+        self._closed = False
 
     def _create_registry(self) -> SchemaRegistryClient:
         # new_client picks the in-process mock for mock://...; the constructor would not.
@@ -108,6 +109,9 @@ class KafkaSink:
         return [f"created Kafka producer for {self.broker_url}, topic {self.topic}"]
 
     def publish(self, events: Sequence[OutboxEvent]) -> Delivery:
+        if self._closed:
+            # Shutting down: no new producer that nobody would flush; the events wait in the outbox.
+            return Delivery(failed=[event.event_id for event in events])
         producer = self._get_producer()
         reports: dict[str, KafkaError | None] = {}
         produced: list[str] = []
@@ -138,7 +142,7 @@ class KafkaSink:
                 delivery.failed.append(event_id)
         delivery.failed += refused
         if delivery.failed:
-            errors = {str(error) for error in reports.values() if error is not None}
+            errors = {error.str() for error in reports.values() if error is not None}
             if errors:
                 self._last_error = "; ".join(sorted(errors))
             self._discard_producer(producer)
@@ -158,6 +162,7 @@ class KafkaSink:
     def close(self, timeout: float) -> None:
         """Deliver what the producer still holds within `timeout` seconds; the rest stays in the outbox."""
         with self._lock:
+            self._closed = True
             producer, self._producer = self._producer, None
         if producer is not None:
             left = producer.flush(timeout)

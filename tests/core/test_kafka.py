@@ -98,6 +98,8 @@ def test_no_broker_fails_the_batch_within_the_message_timeout(make_settings: Set
     state = sink.state()
     assert state["ok"] is False and state["last_error"]
     sink.close(0)
+    assert sink.publish(events).failed == [event.event_id for event in events]
+    assert sink.state()["producer"] == "not created"
 
 
 def test_an_unreachable_schema_registry_fails_the_batch(make_settings: SettingsFactory, kafka_broker) -> None:
