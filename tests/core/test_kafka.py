@@ -85,7 +85,7 @@ def write(client: TestClient, entity_value: str, categories: dict[str, dict[str,
     return response.json()
 
 
-def test_no_broker_fails_the_batch_within_the_message_timeout(make_settings: SettingsFactory) -> None:
+def test_no_broker_fails_the_batch_and_the_sink_reports_it(make_settings: SettingsFactory) -> None:
     settings = make_settings(kafka_broker_url=f"127.0.0.1:{free_port()}", schema_registry="mock://nobroker",
                              kafka_message_timeout_ms=300)
     sink = KafkaSink(settings, load_event_schema())
