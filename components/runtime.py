@@ -11,7 +11,7 @@ from components.features.flows import FeatureFlows
 from components.features.services import FeatureService
 from components.features.store import create_store
 from core.auth import Authenticator
-from core.events import EventSink, LogSink
+from core.events import EventSchema, EventSink, LogSink, load_event_schema
 from core.exceptions import FeatureStoreError
 from core.outbox import OutboxRelay
 from core.settings import Settings
@@ -21,7 +21,12 @@ logger = logging.getLogger("feature_store.runtime")
 READINESS_CACHE_SECONDS = 2.0
 
 
-def create_sink(settings: Settings) -> EventSink:
+def create_sink(settings: Settings, schema: EventSchema) -> EventSink:
+    """Kafka when a broker is configured, else the log; the producer itself is created on first use."""
+    if settings.kafka_broker_url:
+        from core.kafka import KafkaSink
+
+        return KafkaSink(settings, schema)
     return LogSink()
 
 
@@ -31,7 +36,8 @@ class Runtime:
         # None when AUTH_ENABLED=false: routes then ask for no key.
         self.auth = Authenticator.from_settings(settings) if settings.auth_enabled else None
         self.store = create_store(settings)
-        self.sink = create_sink(settings)
+        self.event_schema = load_event_schema()
+        self.sink = create_sink(settings, self.event_schema)
         self.relay = OutboxRelay(
             self.store,
             self.sink,
@@ -75,7 +81,7 @@ class Runtime:
                     self._ready_at = time.monotonic()
             except FeatureStoreError as exc:
                 store_check.update(ok=False, error=exc.message)
-        checks = {"store": store_check, "events": self.sink.state()}
+        checks = {"store": store_check, "events": self.sink.state() | self.relay.stats.as_dict()}
         try:
             stats = self.store.outbox_stats()
             checks["events"] |= {"pending": stats.pending, "oldest_pending_age_s": round(stats.oldest_age_seconds, 3)}

@@ -4,12 +4,21 @@ Events are fixed at write time (their `event_id` too) and stored with the write;
 delivers what the outbox relay hands it.
 """
 
+import json
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
+import fastavro
+from fastavro.schema import SchemaParseException
+from fastavro.validation import ValidationError, validate
+
+from core.exceptions import ConfigurationError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "feature_trigger.avsc"
 EVENT_TYPE = "feature_available"
 RESOURCE_TYPE = "feature"
 
@@ -51,6 +60,35 @@ def feature_available_event(
         "features": list(features),
     }
     return OutboxEvent(event_id, f"{entity_type}:{entity_value}", payload, timestamp_epoch)
+
+
+@dataclass(frozen=True, slots=True)
+class EventSchema:
+    """The event's Avro schema: its text for the Schema Registry, parsed for local checks."""
+
+    text: str
+    parsed: dict[str, Any]
+
+
+def load_event_schema(path: Path = SCHEMA_PATH) -> EventSchema:
+    """Parse the schema once and prove the events we build fit it, so a broken schema stops
+    start-up instead of failing every publish later."""
+    try:
+        text = path.read_text()
+        parsed = fastavro.parse_schema(json.loads(text))
+        sample = feature_available_event(
+            entity_type="bright_uid",
+            entity_value="user-1",
+            category="user_features",
+            features=["age"],
+            compute_id=None,
+            timestamp_iso="2026-01-01T00:00:00.000000+00:00",
+            timestamp_epoch=0.0,
+        )
+        validate(sample.payload, parsed, raise_errors=True)
+    except (OSError, ValueError, SchemaParseException, ValidationError) as exc:
+        raise ConfigurationError(f"event schema {path} cannot carry feature_available events: {exc}") from exc
+    return EventSchema(text, parsed)
 
 
 @dataclass(slots=True)

@@ -24,6 +24,12 @@ class FeatureStoreError(Exception):
         return self.message
 
 
+class ConfigurationError(FeatureStoreError):
+    """The service cannot start with its settings or bundled files (e.g. the event schema)."""
+
+    error = "configuration_error"
+
+
 class InvalidRequest(FeatureStoreError):
     """Input that passed pydantic but breaks a rule of the contract; reported like a field error."""
 

@@ -9,10 +9,10 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
-from core.events import EventSink, OutboxEvent
+from core.events import Delivery, EventSink, OutboxEvent
 from core.metrics import metrics
 
 logger = logging.getLogger("feature_store.outbox")
@@ -22,6 +22,28 @@ logger = logging.getLogger("feature_store.outbox")
 class OutboxStats:
     pending: int
     oldest_age_seconds: float
+
+
+@dataclass(slots=True)
+class RelayStats:
+    """Plain counters since start-up, for metrics and `/ready`: events delivered and failed,
+    batches published and the time the sink took for them."""
+
+    delivered: int = 0
+    failed: int = 0
+    batches: int = 0
+    publish_seconds_total: float = 0.0
+    last_publish_seconds: float = 0.0
+
+    def record(self, delivery: Delivery, seconds: float) -> None:
+        self.delivered += len(delivery.delivered)
+        self.failed += len(delivery.failed)
+        self.batches += 1
+        self.publish_seconds_total += seconds
+        self.last_publish_seconds = seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class OutboxStore(Protocol):
@@ -62,9 +84,12 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.stats = RelayStats()
 
     def start(self) -> None:
+        """Run the relay in the background, beginning with what a previous run left behind."""
         if self._thread is None:
+            self._wake.set()
             self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
             self._thread.start()
 
@@ -77,7 +102,14 @@ class OutboxRelay:
         events = self.store.claim_events(self.batch_size, self.lease_seconds)
         if not events:
             return 0
-        delivery = self.sink.publish(events)
+        started = time.perf_counter()
+        try:
+            delivery = self.sink.publish(events)
+        except Exception:
+            # Release the batch for a retry now rather than when its lease runs out.
+            logger.exception("event sink failed")
+            delivery = Delivery(failed=[event.event_id for event in events])
+        self.stats.record(delivery, time.perf_counter() - started)
         if delivery.delivered:
             metrics.incr(self._publish_metric, len(delivery.delivered), outcome="delivered")
             self.store.delete_events(delivery.delivered)

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     kafka_broker_url: str = ""
     schema_registry: str = ""
     topic_name: str = "FEATURE_AVAILABILITY_EVENTS"
+    kafka_message_timeout_ms: int = Field(10_000, gt=0)
+    """How long the producer tries to deliver one event before reporting failure; the outbox then
+    retries it. It also bounds how long one relay batch waits for Kafka."""
+    kafka_socket_timeout_ms: int = Field(10_000, ge=10)
+    """Network timeout of broker requests and of Schema Registry calls."""
     outbox_batch_size: int = Field(500, gt=0)
     outbox_poll_seconds: float = Field(1.0, gt=0)
     """How often the relay looks for events left behind (retries, other replicas, restarts)."""
@@ -208,6 +213,9 @@ class Settings(BaseSettings):
             )
         if self.kafka_broker_url and not self.schema_registry:
             raise ValueError("SCHEMA_REGISTRY is required when KAFKA_BROKER_URL is set")
+        if self.outbox_lease_seconds * 1000 <= self.kafka_message_timeout_ms:
+            raise ValueError("OUTBOX_LEASE_SECONDS must exceed KAFKA_MESSAGE_TIMEOUT_MS, or another replica "
+                             "could claim events still being delivered")
         if self.environment == Environment.PRODUCTION:
             problems = [problem for problem, found in PRODUCTION_REFUSALS if found(self)]
             if problems:

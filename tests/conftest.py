@@ -1,6 +1,8 @@
-"""Shared fixtures: settings isolated from the environment, a store per backend, an app and its client."""
+"""Shared fixtures: settings isolated from the environment, a store per backend, an app and its
+client, and the session's Kafka-compatible broker."""
 
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -18,7 +21,7 @@ from core.auth import hash_key, new_key
 from core.metrics import metrics
 from core.settings import Settings
 from main import create_app
-from tests.servers import SERVER_BIN, ManagedServer, StatsdServer, free_port
+from tests.servers import SERVER_BIN, ManagedServer, StatsdServer, free_port, port_open
 
 BACKENDS = ["sqlite", "dynamodb"]
 
@@ -250,3 +253,52 @@ def make_auth_client(make_client: Callable[..., TestClient], api_keys: dict[str,
         return make_client(auth_enabled=True, api_keys_file=str(tmp_path / "keys.json"), **overrides)
 
     return factory
+
+
+@dataclass(frozen=True)
+class KafkaBroker:
+    bootstrap: str
+    server: ManagedServer
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """One Tansu broker (the Kafka protocol, in memory) for the whole session; tests isolate
+    themselves by topic. It gets a bare environment: Tansu reads SCHEMA_REGISTRY and others from it."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    server = ManagedServer(
+        "tansu",
+        [str(SERVER_BIN / "tansu"), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        lambda: port_open(port),
+        log_dir=tmp_path_factory.mktemp("tansu"),
+        env={"PATH": os.environ.get("PATH", "")},
+    )
+    yield KafkaBroker(f"127.0.0.1:{port}", server)
+    server.stop()
+
+
+@pytest.fixture
+def kafka_topic(kafka_broker: KafkaBroker) -> str:
+    """A topic of the test's own, created up front with AdminClient (not left to auto-creation) so a
+    consumer can assign all its partitions before the first event is written."""
+    topic = f"features-{uuid.uuid4().hex[:12]}"
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=10)
+    return topic
+
+
+@pytest.fixture
+def kafka_settings(kafka_broker: KafkaBroker, kafka_topic: str) -> dict[str, object]:
+    """Settings overrides that publish to the session broker and the test's topic, with timeouts
+    short enough for an outage to show within a second or two."""
+    return {
+        "kafka_broker_url": kafka_broker.bootstrap,
+        "schema_registry": f"mock://{kafka_topic}",
+        "topic_name": kafka_topic,
+        "kafka_message_timeout_ms": 1500,
+        "kafka_socket_timeout_ms": 500,
+        "outbox_max_backoff_seconds": 0.5,
+        "shutdown_flush_seconds": 5,
+    }

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -46,11 +46,14 @@ class ManagedServer:
         log_dir: Path,
         timeout: float = 20.0,
         cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT, cwd=cwd or ROOT)
+        self.process = subprocess.Popen(
+            list(command), stdout=log, stderr=subprocess.STDOUT, cwd=cwd or ROOT, env=None if env is None else dict(env)
+        )
         deadline = time.monotonic() + timeout
         while not ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -59,8 +62,17 @@ class ManagedServer:
             time.sleep(0.05)
 
     def pause(self) -> None:
-        """Simulate an outage without losing the server's in-memory state."""
+        """Simulate an outage without losing the server's in-memory state; returns once it is stopped
+        (the signal is asynchronous, and a request answered just after it would spoil the outage)."""
         os.kill(self.process.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while self._state() != "T":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not stop")
+            time.sleep(0.001)
+
+    def _state(self) -> str:
+        return Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
     def resume(self) -> None:
         os.kill(self.process.pid, signal.SIGCONT)

@@ -50,10 +50,9 @@ def test_extra_entity_types(monkeypatch) -> None:
         {"STORE_BACKEND": "dynamodb", "MAX_JSON_DEPTH": "31"},
         {"DYNAMODB_RETRY_MODE": "sometimes"},
         {"DYNAMODB_TABLE_OUTBOX": "x"},
-
-
         {"MAX_JSON_DEPTH": "1000"},
         {"RATE_LIMIT_PER_SECOND": "-1"},
+        {"OUTBOX_LEASE_SECONDS": "5", "KAFKA_MESSAGE_TIMEOUT_MS": "5000"},
     ],
 )
 def test_unsafe_or_inconsistent_settings_refused(monkeypatch, env: dict[str, str]) -> None:
@@ -70,6 +69,13 @@ def test_dynamodb_defaults() -> None:
     assert settings.dynamodb_consistent_reads is False
     staging = {"environment": "staging", "auth_enabled": True, "api_keys_file": "keys.json"}
     assert Settings(_env_file=None, dynamodb_create_tables=True, **staging).dynamodb_create_tables
+
+
+def test_kafka_with_a_schema_registry_is_accepted(monkeypatch) -> None:
+    monkeypatch.setenv("KAFKA_BROKER_URL", "127.0.0.1:9092")
+    monkeypatch.setenv("SCHEMA_REGISTRY", "mock://local")
+    settings = Settings(_env_file=None)
+    assert (settings.kafka_broker_url, settings.topic_name) == ("127.0.0.1:9092", "FEATURE_AVAILABILITY_EVENTS")
 
 
 def test_env_example_documents_every_setting() -> None:
