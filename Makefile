@@ -6,7 +6,7 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test install install-dev servers clean
+.PHONY: run test bench install install-dev servers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ run: install
 
 test: install-dev servers
 	$(BIN)/python -m pytest
+
+bench: install-dev servers
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .servers

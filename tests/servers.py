@@ -68,3 +68,23 @@ class ManagedServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def start_dynoxide(log_dir: Path) -> tuple[ManagedServer, str]:
+    """A local DynamoDB API (in memory); returns the server and its endpoint URL."""
+    port = free_port()
+    command = [str(SERVER_BIN / "dynoxide"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    server = ManagedServer("dynoxide", command, lambda: port_open(port), log_dir=log_dir)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def start_tansu(log_dir: Path) -> tuple[ManagedServer, str]:
+    """A local Kafka API broker (in memory; a restart loses everything); returns it and its bootstrap address."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    command = [
+        str(SERVER_BIN / "tansu"), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        "--storage-engine", "memory://tansu/",
+    ]
+    server = ManagedServer("tansu", command, lambda: port_open(port), log_dir=log_dir)
+    return server, f"127.0.0.1:{port}"
