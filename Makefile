@@ -11,7 +11,7 @@ IMAGE ?= feature-store-api
 
 DYNAMODB_PORT ?= 8001
 
-.PHONY: run test install install-dev servers image dynamodb-local dynamodb-tables clean
+.PHONY: run test bench install install-dev servers image dynamodb-local dynamodb-tables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ test: install-dev servers
 
 image:
 	docker build -t $(IMAGE) .
+
+bench: install-dev servers
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .servers

@@ -49,7 +49,7 @@ class Runtime:
         )
         self.flows = FeatureFlows(self.store, self.relay, settings.category_default_ttl_seconds)
         self.service = FeatureService(settings, self.flows)
-        self.controller = FeatureController(self.service)
+        self.controller = FeatureController(self.service, inline_reads=self.store.reads_in_process)
         self._ready_at = 0.0
         self._ready_lock = threading.Lock()
 

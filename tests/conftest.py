@@ -2,8 +2,6 @@
 client, and the session's Kafka-compatible broker."""
 
 import json
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -21,7 +19,7 @@ from core.auth import hash_key, new_key
 from core.metrics import metrics
 from core.settings import Settings
 from main import create_app
-from tests.servers import SERVER_BIN, ManagedServer, StatsdServer, free_port, port_open
+from tests.servers import ManagedServer, StatsdServer, start_dynoxide, start_tansu
 
 BACKENDS = ["sqlite", "dynamodb"]
 
@@ -49,12 +47,6 @@ def expected_type(backend: str) -> Callable[[object], type]:
 @pytest.fixture(scope="session")
 def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real DynamoDB-compatible server (Dynoxide, in memory) for the session, with fake credentials."""
-    port = free_port()
-    binary = str(SERVER_BIN / "dynoxide")
-
-    def healthy() -> bool:
-        return subprocess.run([binary, "healthcheck", "--port", str(port)], capture_output=True).returncode == 0
-
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {
             "AWS_ACCESS_KEY_ID": "test",
@@ -65,14 +57,9 @@ def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             patch.setenv(name, value)
         for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
             patch.delenv(name, raising=False)
-        server = ManagedServer(
-            "dynoxide",
-            [binary, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            healthy,
-            log_dir=tmp_path_factory.mktemp("dynoxide"),
-        )
+        server, endpoint = start_dynoxide(tmp_path_factory.mktemp("dynoxide"))
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield endpoint
         finally:
             server.stop()
 
@@ -264,18 +251,9 @@ class KafkaBroker:
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """One Tansu broker (the Kafka protocol, in memory) for the whole session; tests isolate
-    themselves by topic. It gets a bare environment: Tansu reads SCHEMA_REGISTRY and others from it."""
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    server = ManagedServer(
-        "tansu",
-        [str(SERVER_BIN / "tansu"), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        lambda: port_open(port),
-        log_dir=tmp_path_factory.mktemp("tansu"),
-        env={"PATH": os.environ.get("PATH", "")},
-    )
-    yield KafkaBroker(f"127.0.0.1:{port}", server)
+    themselves by topic."""
+    server, bootstrap = start_tansu(tmp_path_factory.mktemp("tansu"))
+    yield KafkaBroker(bootstrap, server)
     server.stop()
 
 

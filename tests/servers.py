@@ -190,3 +190,30 @@ class ServiceProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def start_dynoxide(log_dir: Path) -> tuple[ManagedServer, str]:
+    """A local DynamoDB API (in memory); returns the server and its endpoint URL."""
+    port = free_port()
+    binary = str(SERVER_BIN / "dynoxide")
+
+    def healthy() -> bool:
+        return subprocess.run([binary, "healthcheck", "--port", str(port)], capture_output=True).returncode == 0
+
+    server = ManagedServer("dynoxide", [binary, "serve", "--host", "127.0.0.1", "--port", str(port)], healthy, log_dir=log_dir)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def start_tansu(log_dir: Path) -> tuple[ManagedServer, str]:
+    """A local Kafka API broker (in memory; a restart loses everything); returns it and its bootstrap
+    address. It gets a bare environment: Tansu reads SCHEMA_REGISTRY and others from it."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    command = [
+        str(SERVER_BIN / "tansu"), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        "--storage-engine", "memory://tansu/",
+    ]
+    server = ManagedServer(
+        "tansu", command, lambda: port_open(port), log_dir=log_dir, env={"PATH": os.environ.get("PATH", "")}
+    )
+    return server, f"127.0.0.1:{port}"

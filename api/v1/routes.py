@@ -1,7 +1,8 @@
 """HTTP only: paths, status codes, request/response models and dependencies.
 
-Feature routes are plain `def`: the stores' clients (sqlite3, boto3) block, so FastAPI runs them in
-its threadpool and the event loop stays free. Probes that touch nothing are `async def`.
+Writes, batch reads and probes that touch the store are plain `def`: the stores' clients (sqlite3,
+boto3) block, so FastAPI runs them in its threadpool and the event loop stays free. Single-entity
+reads are `async def` and let the controller choose (see components/features/controller.py).
 """
 
 from typing import Annotated, Any
@@ -99,13 +100,13 @@ def warmup(runtime: RuntimeDep) -> JSONBytesResponse:
     summary="Read one category of one entity",
     dependencies=[Depends(require_read)],
 )
-def read_category(
+async def read_category(
     controller: Controller,
     entity_value: Annotated[EntityValue, Path(examples=["user-123"])],
     category: Annotated[str, Path(max_length=128, examples=["user_features"])],
     entity_type: Annotated[str, Query(max_length=128)] = "bright_uid",
 ) -> JSONBytesResponse:
-    return controller.read_category(entity_value, category, entity_type)
+    return await controller.read_category(entity_value, category, entity_type)
 
 
 @router.post(
@@ -116,11 +117,11 @@ def read_category(
     summary="Read features across categories of one entity",
     dependencies=[Depends(require_read)],
 )
-def read_features(controller: Controller, request: GetItemsRequest) -> JSONBytesResponse:
+async def read_features(controller: Controller, request: GetItemsRequest) -> JSONBytesResponse:
     """`category:feature` picks one feature, `category:*` the whole category. Categories that are not
     allowed, absent or expired are listed in `unavailable_feature_categories`; absent features of a
     present category in `unavailable_features`."""
-    return controller.read_features(request)
+    return await controller.read_features(request)
 
 
 @router.post(

@@ -1,6 +1,15 @@
-"""Turns HTTP models into service calls, and service results into the contract's JSON bytes."""
+"""Turns HTTP models into service calls, and service results into the contract's JSON bytes.
 
-from typing import Any
+Reads of one entity are awaited: on a store whose reads are in-process lookups (the embedded
+store, from the OS page cache, tens of microseconds) they run on the event loop, because handing
+them to the threadpool costs more than the read itself; on a networked store (DynamoDB) they run
+in the threadpool like every other blocking call. Writes and batch reads always use the threadpool.
+"""
+
+from collections.abc import Callable
+from typing import Any, ParamSpec
+
+from starlette.concurrency import run_in_threadpool
 
 from components.features.flows import CategoryInput, EntityFeatures
 from components.features.models import GetBatchRequest, GetItemsRequest, WriteRequest
@@ -18,16 +27,31 @@ def _items(result: EntityFeatures) -> dict[str, Any]:
     return {category: {"features": _block(stored)} for category, stored in result.items.items()}
 
 
-class FeatureController:
-    def __init__(self, service: FeatureService) -> None:
-        self.service = service
+P = ParamSpec("P")
 
-    def read_category(self, entity_value: str, category: str, entity_type: str) -> JSONBytesResponse:
+
+class FeatureController:
+    def __init__(self, service: FeatureService, inline_reads: bool) -> None:
+        self.service = service
+        self.inline_reads = inline_reads
+
+    async def _read(self, call: Callable[P, JSONBytesResponse], *args: P.args, **kwargs: P.kwargs) -> JSONBytesResponse:
+        if self.inline_reads:
+            return call(*args, **kwargs)
+        return await run_in_threadpool(call, *args, **kwargs)
+
+    async def read_category(self, entity_value: str, category: str, entity_type: str) -> JSONBytesResponse:
+        return await self._read(self._read_category, entity_value, category, entity_type)
+
+    async def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
+        return await self._read(self._read_features, request)
+
+    def _read_category(self, entity_value: str, category: str, entity_type: str) -> JSONBytesResponse:
         entity, stored = self.service.read_category(entity_type, entity_value, category)
         body = {entity.name: entity_value, "category": category, "features": _block(stored)}
         return JSONBytesResponse(dumps(body))
 
-    def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
+    def _read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
         data = request.data
         entity, result = self.service.read_features(data.entity_type, data.entity_value, data.feature_list)
         body = {

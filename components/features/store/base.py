@@ -52,6 +52,8 @@ class OnlineStore(Protocol):
     name: str
     max_categories_per_write: int
     """The most categories one atomic write may hold on this backend."""
+    reads_in_process: bool
+    """Single-entity reads are in-process lookups, cheaper than a threadpool hand-off (no network)."""
 
     def initialise(self) -> list[str]:
         """Open clients and create the schema where allowed; say what was done. Idempotent."""

@@ -156,6 +156,7 @@ def _stored(item: dict[str, Any]) -> StoredCategory:
 class DynamoDBStore:
     name = "dynamodb"
     max_categories_per_write = MAX_TRANSACTION_ACTIONS // 2
+    reads_in_process = False
     """A transaction holds at most 100 actions: one update per category plus one outbox put."""
 
     def __init__(self, settings: Settings) -> None:

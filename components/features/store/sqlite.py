@@ -74,6 +74,7 @@ def _stored(row: tuple) -> StoredCategory:
 class SQLiteStore:
     name = "sqlite"
     max_categories_per_write = 1000
+    reads_in_process = True
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path
