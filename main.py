@@ -4,12 +4,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import document_without_keys
+from api.auth import document_without_keys, require_read
 from api.errors import register_error_handlers
-from api.v1.routes import router
+from api.v1 import routes
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
@@ -57,9 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     register_error_handlers(app)
-    app.include_router(router)
-    if not settings.auth_enabled:
+    if settings.auth_enabled:
+        app.include_router(routes.reads, dependencies=[Depends(require_read)])
+    else:
+        app.include_router(routes.reads)
         document_without_keys(app)
+    app.include_router(routes.writes)
+    app.include_router(routes.probes)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     add_cors(app, settings)
     app.add_middleware(RequestTelemetryMiddleware, slow_request_ms=settings.slow_request_ms)

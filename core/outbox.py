@@ -56,6 +56,9 @@ class OutboxStore(Protocol):
     def outbox_stats(self) -> OutboxStats: ...
 
 
+LINGER_SECONDS = 0.005
+
+
 def backoff_seconds(attempts: int, ceiling: float) -> float:
     return min(ceiling, 0.5 * 2**attempts)
 
@@ -154,7 +157,13 @@ class OutboxRelay:
     def _run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            self._wake.wait(self.poll_seconds if failures == 0 else backoff_seconds(failures, self.max_backoff_seconds))
+            woken = self._wake.wait(
+                self.poll_seconds if failures == 0 else backoff_seconds(failures, self.max_backoff_seconds)
+            )
+            if woken and failures == 0:
+                # Let the writes of the next few milliseconds join this batch: one claim and one
+                # deletion for many events instead of for each.
+                self._stopping.wait(LINGER_SECONDS)
             self._wake.clear()
             if self._stopping.is_set():
                 return

@@ -1,15 +1,21 @@
 """HTTP only: paths, status codes, request/response models and dependencies.
 
+Three routers, so `main.create_app` can put the read scope's key check on every read at once (and
+leave it out entirely when API keys are off): `reads`, `writes` (the key decides the writer, so
+the principal is a parameter) and `probes`. Reads come first: routes are matched in order.
+
 Writes, batch reads and probes that touch the store are plain `def`: the stores' clients (sqlite3,
 boto3) block, so FastAPI runs them in its threadpool and the event loop stays free. Single-entity
 reads are `async def` and let the controller choose (see components/features/controller.py).
+The controller is taken from the app rather than through a dependency: it is the same object for
+every request, and each dependency costs FastAPI a resolution step per request.
 """
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
-from api.auth import Writer, require_admin, require_read
+from api.auth import Writer, require_admin
 from components.features.controller import FeatureController
 from components.features.models import (
     BatchResponse,
@@ -31,26 +37,80 @@ from core.serialization import JSONBytesResponse, dumps
 from core.timeutils import isoformat, utcnow
 
 
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
-def get_controller(request: Request) -> FeatureController:
+def controller_of(request: Request) -> FeatureController:
     return request.app.state.runtime.controller
 
 
+async def get_runtime(request: Request) -> Runtime:
+    """`async def`: FastAPI would run a plain `def` dependency in the threadpool."""
+    return request.app.state.runtime
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-Controller = Annotated[FeatureController, Depends(get_controller)]
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse} for code in codes}
 
 
-router = APIRouter(prefix="/api/v1")
+reads = APIRouter(prefix="/api/v1", tags=["features"])
+writes = APIRouter(prefix="/api/v1", tags=["features"])
+probes = APIRouter(prefix="/api/v1", tags=["probes"])
 
 
-@router.get("/health", response_model=HealthResponse, tags=["probes"], summary="Liveness")
+@reads.get(
+    "/get/item/{entity_value}/{category}",
+    response_model=CategoryItemResponse,
+    responses=_errors(401, 403, 404, 422, 429, 503),
+    summary="Read one category of one entity",
+)
+async def read_category(
+    request: Request,
+    entity_value: Annotated[EntityValue, Path(examples=["user-123"])],
+    category: Annotated[str, Path(max_length=128, examples=["user_features"])],
+    entity_type: Annotated[str, Query(max_length=128)] = "bright_uid",
+) -> JSONBytesResponse:
+    return await controller_of(request).read_category(entity_value, category, entity_type)
+
+
+@reads.post(
+    "/get/items",
+    response_model=FeaturesResponse,
+    responses=_errors(401, 403, 413, 415, 422, 429, 503),
+    summary="Read features across categories of one entity",
+)
+async def read_features(request: Request, body: GetItemsRequest) -> JSONBytesResponse:
+    """`category:feature` picks one feature, `category:*` the whole category. Categories that are not
+    allowed, absent or expired are listed in `unavailable_feature_categories`; absent features of a
+    present category in `unavailable_features`."""
+    return await controller_of(request).read_features(body)
+
+
+@reads.post(
+    "/get/items/batch",
+    response_model=BatchResponse,
+    responses=_errors(401, 403, 413, 415, 422, 429, 503),
+    summary="Read the same features for many entities",
+)
+def read_batch(request: Request, body: GetBatchRequest) -> JSONBytesResponse:
+    """One result per requested entity, in request order."""
+    return controller_of(request).read_batch(body)
+
+
+@writes.post(
+    "/items",
+    response_model=WriteResponse,
+    responses=_errors(401, 403, 413, 415, 422, 429, 503),
+    summary="Write features of one entity",
+)
+def write_features(request: Request, body: Annotated[WriteRequest, Body()], writer: Writer) -> JSONBytesResponse:
+    """Replaces the data of each category given, atomically across categories, and announces each
+    category written with a `feature_available` event. With API keys on, the key must have
+    `features:write` and decides the source and the categories it may write."""
+    return controller_of(request).write(body, writer)
+
+
+@probes.get("/health", response_model=HealthResponse, summary="Liveness")
 async def health(runtime: RuntimeDep) -> JSONBytesResponse:
     """Touches no external service: answers as long as the process serves HTTP."""
     body = {
@@ -63,12 +123,10 @@ async def health(runtime: RuntimeDep) -> JSONBytesResponse:
     return JSONBytesResponse(dumps(body))
 
 
-router.add_api_route(
-    "/live", health, methods=["GET"], response_model=HealthResponse, tags=["probes"], summary="Liveness (alias)"
-)
+probes.add_api_route("/live", health, methods=["GET"], response_model=HealthResponse, summary="Liveness (alias)")
 
 
-@router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}}, tags=["probes"])
+@probes.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
 def ready(runtime: RuntimeDep) -> JSONBytesResponse:
     """200 when the online store can serve reads and writes; Kafka's state is reported, not required."""
     is_ready, checks = runtime.readiness()
@@ -76,11 +134,10 @@ def ready(runtime: RuntimeDep) -> JSONBytesResponse:
     return JSONBytesResponse(dumps(body), status_code=200 if is_ready else 503)
 
 
-@router.post(
+@probes.post(
     "/warmup",
     response_model=WarmupResponse,
     responses=_errors(401, 403, 429, 503),
-    tags=["probes"],
     dependencies=[Depends(require_admin)],
 )
 def warmup(runtime: RuntimeDep) -> JSONBytesResponse:
@@ -90,64 +147,3 @@ def warmup(runtime: RuntimeDep) -> JSONBytesResponse:
     actions = runtime.warmup()
     duration_ms = (utcnow() - started).total_seconds() * 1000
     return JSONBytesResponse(dumps({"status": "warm", "actions": actions, "duration_ms": round(duration_ms, 3)}))
-
-
-@router.get(
-    "/get/item/{entity_value}/{category}",
-    response_model=CategoryItemResponse,
-    responses=_errors(401, 403, 404, 422, 429, 503),
-    tags=["features"],
-    summary="Read one category of one entity",
-    dependencies=[Depends(require_read)],
-)
-async def read_category(
-    controller: Controller,
-    entity_value: Annotated[EntityValue, Path(examples=["user-123"])],
-    category: Annotated[str, Path(max_length=128, examples=["user_features"])],
-    entity_type: Annotated[str, Query(max_length=128)] = "bright_uid",
-) -> JSONBytesResponse:
-    return await controller.read_category(entity_value, category, entity_type)
-
-
-@router.post(
-    "/get/items",
-    response_model=FeaturesResponse,
-    responses=_errors(401, 403, 413, 415, 422, 429, 503),
-    tags=["features"],
-    summary="Read features across categories of one entity",
-    dependencies=[Depends(require_read)],
-)
-async def read_features(controller: Controller, request: GetItemsRequest) -> JSONBytesResponse:
-    """`category:feature` picks one feature, `category:*` the whole category. Categories that are not
-    allowed, absent or expired are listed in `unavailable_feature_categories`; absent features of a
-    present category in `unavailable_features`."""
-    return await controller.read_features(request)
-
-
-@router.post(
-    "/get/items/batch",
-    response_model=BatchResponse,
-    responses=_errors(401, 403, 413, 415, 422, 429, 503),
-    tags=["features"],
-    summary="Read the same features for many entities",
-    dependencies=[Depends(require_read)],
-)
-def read_batch(controller: Controller, request: GetBatchRequest) -> JSONBytesResponse:
-    """One result per requested entity, in request order."""
-    return controller.read_batch(request)
-
-
-@router.post(
-    "/items",
-    response_model=WriteResponse,
-    responses=_errors(401, 403, 413, 415, 422, 429, 503),
-    tags=["features"],
-    summary="Write features of one entity",
-)
-def write_features(
-    controller: Controller, request: Annotated[WriteRequest, Body()], writer: Writer
-) -> JSONBytesResponse:
-    """Replaces the data of each category given, atomically across categories, and announces each
-    category written with a `feature_available` event. With API keys on, the key must have
-    `features:write` and decides the source and the categories it may write."""
-    return controller.write(request, writer)

@@ -4,6 +4,8 @@ import math
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from components.features.flows import CategoryInput, EntityFeatures, FeatureFlows, WriteOutcome
@@ -15,8 +17,11 @@ from core.request_context import annotate_request
 from core.serialization import MAX_INT, MIN_INT
 from core.settings import EntityType, Settings
 
-_NAME = re.compile(NAME_PATTERN)
+_NAME_CHARS = NAME_PATTERN.removeprefix("^").removesuffix("$")
+_FEATURE_ENTRY = re.compile(rf"^({_NAME_CHARS}):({_NAME_CHARS}|\*)$")
 WILDCARD = "*"
+PARSED_FEATURE_LISTS = 1024
+"""Feature lists kept parsed: a model sends the same list with every request."""
 
 
 class FeatureService:
@@ -26,6 +31,7 @@ class FeatureService:
         self.entity_types = settings.entity_types
         self.allowed_categories = frozenset(settings.allowed_categories)
         self.allowed_writers = frozenset(settings.write_allowed_sources)
+        self._parsed_feature_list = lru_cache(maxsize=PARSED_FEATURE_LISTS)(self._parse_feature_list)
 
     def entity_type(self, name: str, loc: Sequence[str]) -> EntityType:
         entity_type = self.entity_types.get(name)
@@ -48,7 +54,7 @@ class FeatureService:
             raise NotFound(f"no features in category {category!r} for {entity_type.name} {entity_value!r}")
         return entity_type, found
 
-    def parse_feature_list(self, feature_list: Sequence[str]) -> tuple[Wanted, list[str]]:
+    def parse_feature_list(self, feature_list: Sequence[str]) -> tuple[Wanted, tuple[str, ...]]:
         """Turn `category:feature` / `category:*` entries into the categories and names to read.
 
         Categories off the whitelist are not an error: they are returned to be reported unavailable.
@@ -58,21 +64,24 @@ class FeatureService:
                 f"feature_list holds {len(feature_list)} entries; the limit is {self.settings.max_feature_list}",
                 ("body", "data", "feature_list"),
             )
+        return self._parsed_feature_list(tuple(feature_list))
+
+    def _parse_feature_list(self, feature_list: tuple[str, ...]) -> tuple[Wanted, tuple[str, ...]]:
+        """Cached, so the result is shared between requests and read-only."""
         wanted: dict[str, set[str] | None] = {}
         not_whitelisted: set[str] = set()
         for index, entry in enumerate(feature_list):
-            category, separator, name = entry.partition(":")
-            loc = ("body", "data", "feature_list", index)
-            if not separator or not _NAME.match(category) or (name != WILDCARD and not _NAME.match(name)):
+            match = _FEATURE_ENTRY.match(entry)
+            if match is None:
                 raise InvalidRequest(
                     f"{entry[:200]!r} is not 'category:feature' or 'category:*' "
                     "(names use letters, digits, '_', '.', '-', at most 128 characters)",
-                    loc,
+                    ("body", "data", "feature_list", index),
                 )
+            category, name = match.groups()
             if category not in self.allowed_categories:
                 not_whitelisted.add(category)
-                continue
-            if name == WILDCARD:
+            elif name == WILDCARD:
                 wanted[category] = None
             elif category not in wanted:
                 wanted[category] = {name}
@@ -81,7 +90,7 @@ class FeatureService:
         frozen = {
             category: (frozenset(names) if names is not None else None) for category, names in wanted.items()
         }
-        return frozen, sorted(not_whitelisted)
+        return MappingProxyType(frozen), tuple(sorted(not_whitelisted))
 
     def read_features(self, entity_type_name: str, entity_value: str, feature_list: Sequence[str]) -> tuple[EntityType, EntityFeatures]:
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))

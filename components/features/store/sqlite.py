@@ -1,7 +1,10 @@
 """Embedded online store: one SQLite file in WAL mode, a connection per worker thread.
 
-WAL lets readers run while one writer commits; `BEGIN IMMEDIATE` takes the write lock up front so
-concurrent writers queue on `busy_timeout` instead of failing half-way through a transaction.
+WAL lets readers run while one writer commits. Writers of this process queue on a lock of their
+own: SQLite's busy handler sleeps in growing steps (up to 100 ms) while it waits for the file's
+write lock, which under concurrent writes turns into tail latencies of a second. `BEGIN IMMEDIATE`
+still takes the file's lock up front, so writers of other processes on the same file wait on
+`busy_timeout` instead of failing half-way through a transaction.
 """
 
 import sqlite3
@@ -9,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.features.store.base import (
@@ -71,6 +75,19 @@ def _stored(row: tuple) -> StoredCategory:
     return StoredCategory(loads(data), {"created_at": created_at, **loads(metadata)}, expires_at)
 
 
+@dataclass(slots=True)
+class _PendingWrite:
+    """One request's write, waiting in the group-commit queue."""
+
+    entity_type: str
+    entity_value: str
+    writes: Sequence[CategoryWrite]
+    now_iso: str
+    skipped: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False
+
+
 class SQLiteStore:
     name = "sqlite"
     max_categories_per_write = 1000
@@ -82,14 +99,20 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_PendingWrite] = []
+        self._outbox: sqlite3.Connection | None = None
         self._schema_ready = False
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
         connection = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+        connection.execute(f"PRAGMA synchronous = {synchronous}")
+        with self._lock:
+            self._connections.append(connection)
         return connection
 
     @property
@@ -97,11 +120,18 @@ class SQLiteStore:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             self.initialise()
-            connection = self._connect()
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
+            connection = self._local.connection = self._connect(self.synchronous)
         return connection
+
+    @property
+    def _outbox_connection(self) -> sqlite3.Connection:
+        """The relay's bookkeeping (leases, deletions of delivered events) commits without waiting
+        for the disk: losing it to a power cut only means publishing an event again, which
+        at-least-once delivery allows. Used under `_write_lock` only."""
+        if self._outbox is None:
+            self.initialise()
+            self._outbox = self._connect("NORMAL" if self.synchronous != "OFF" else "OFF")
+        return self._outbox
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
@@ -117,7 +147,7 @@ class SQLiteStore:
             if self._schema_ready:
                 return []
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = self._connect()
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
             try:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.executescript(SCHEMA)
@@ -160,43 +190,78 @@ class SQLiteStore:
     def write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
-        skipped: list[str] = []
-        with metrics.timer("sqlite.write", entity_type=entity_type.name), self._translate_errors():
-            connection = self._connection
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                for write in writes:
-                    cursor = connection.execute(
-                        UPSERT,
-                        (
-                            entity_type.name,
-                            entity_value,
-                            write.category,
-                            dumps(write.data),
-                            now_iso,
-                            dumps(write.metadata),
-                            write.event_time,
-                            write.expires_at_epoch,
-                        ),
-                    )
-                    if cursor.rowcount == 0:
-                        skipped.append(write.category)
-                        continue
-                    event = write.event
-                    connection.execute(
-                        "INSERT INTO outbox (event_id, key, payload, created_at, due_at) VALUES (?, ?, ?, ?, ?)",
-                        (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0),
-                    )
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+        """Group commit: the request is queued, and whichever writer holds the lock next commits
+        every queued request in one transaction (one fsync), each inside a savepoint of its own so
+        a failing request rolls back alone. Most writers find their request already committed."""
+        pending = _PendingWrite(entity_type.name, entity_value, writes, now_iso)
+        with metrics.timer("sqlite.write", entity_type=entity_type.name):
+            with self._queue_lock:
+                self._queue.append(pending)
+            with self._write_lock:
+                if not pending.done:
+                    with self._queue_lock:
+                        batch, self._queue = self._queue, []
+                    self._commit(batch)
+            if pending.error is not None:
+                raise pending.error
+            return pending.skipped
+
+    def _commit(self, batch: list["_PendingWrite"]) -> None:
+        try:
+            with self._translate_errors():
+                connection = self._connection
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    for pending in batch:
+                        connection.execute("SAVEPOINT request")
+                        try:
+                            pending.skipped = self._apply(connection, pending)
+                        except Exception as exc:
+                            connection.execute("ROLLBACK TO request")
+                            pending.error = exc
+                        connection.execute("RELEASE request")
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+        except BaseException as exc:
+            for pending in batch:
+                pending.error = exc
+        finally:
+            for pending in batch:
+                pending.done = True
+
+    @staticmethod
+    def _apply(connection: sqlite3.Connection, pending: "_PendingWrite") -> list[str]:
+        skipped = []
+        for write in pending.writes:
+            cursor = connection.execute(
+                UPSERT,
+                (
+                    pending.entity_type,
+                    pending.entity_value,
+                    write.category,
+                    dumps(write.data),
+                    pending.now_iso,
+                    dumps(write.metadata),
+                    write.event_time,
+                    write.expires_at_epoch,
+                ),
+            )
+            if cursor.rowcount == 0:
+                skipped.append(write.category)
+                continue
+            event = write.event
+            connection.execute(
+                "INSERT INTO outbox (event_id, key, payload, created_at, due_at) VALUES (?, ?, ?, ?, ?)",
+                (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0),
+            )
         return skipped
 
     def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
         now = time.time()
-        with metrics.timer("sqlite.claim_events"), self._translate_errors():
-            rows = self._connection.execute(
+        with metrics.timer("sqlite.claim_events"), self._write_lock, self._translate_errors():
+            rows = self._outbox_connection.execute(
                 "UPDATE outbox SET lease_until = ? WHERE event_id IN ("
                 " SELECT event_id FROM outbox WHERE due_at <= ? AND lease_until <= ? ORDER BY created_at LIMIT ?"
                 ") RETURNING event_id, key, payload, created_at, attempts",
@@ -207,17 +272,17 @@ class SQLiteStore:
         return events
 
     def delete_events(self, event_ids: Sequence[str]) -> None:
-        with metrics.timer("sqlite.delete_events"), self._translate_errors():
+        with metrics.timer("sqlite.delete_events"), self._write_lock, self._translate_errors():
             for chunk in _chunks(event_ids, SQLITE_MAX_VARIABLES):
-                self._connection.execute(
+                self._outbox_connection.execute(
                     f"DELETE FROM outbox WHERE event_id IN ({','.join('?' * len(chunk))})", tuple(chunk)
                 )
 
     def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
         due = time.time() + delay_seconds
-        with metrics.timer("sqlite.retry_events"), self._translate_errors():
+        with metrics.timer("sqlite.retry_events"), self._write_lock, self._translate_errors():
             for chunk in _chunks(event_ids, SQLITE_MAX_VARIABLES):
-                self._connection.execute(
+                self._outbox_connection.execute(
                     "UPDATE outbox SET attempts = attempts + 1, due_at = ?, lease_until = 0 "
                     f"WHERE event_id IN ({','.join('?' * len(chunk))})",
                     (due, *chunk),
@@ -234,3 +299,4 @@ class SQLiteStore:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+        self._outbox = None
