@@ -1,9 +1,9 @@
 """Business logic around the store: freshness, projection, metadata, and a write with its events."""
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from components.features.store.base import CategoryWrite, OnlineStore, StoredCategory, Wanted
@@ -11,7 +11,7 @@ from core.events import feature_available_event
 from core.metrics import metrics
 from core.outbox import OutboxRelay
 from core.settings import EntityType
-from core.timeutils import isoformat, utcnow
+from core.timeutils import isoformat
 
 
 @dataclass(slots=True)
@@ -66,7 +66,15 @@ def _project(
 
 
 class FeatureFlows:
-    def __init__(self, store: OnlineStore, relay: OutboxRelay, default_ttl: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        store: OnlineStore,
+        relay: OutboxRelay,
+        default_ttl: Mapping[str, int],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`clock` (epoch seconds) stamps writes and decides freshness; tests move it."""
+        self.clock = clock
         self.store = store
         self.relay = relay
         self.default_ttl = default_ttl
@@ -74,7 +82,7 @@ class FeatureFlows:
     def read_category(self, entity_type: EntityType, entity_value: str, category: str) -> StoredCategory | None:
         with metrics.timer("read.single_item", entity_type=entity_type.name):
             found = self.store.read(entity_type, entity_value, {category: None}).get(category)
-            if found is not None and _is_fresh(found, time.time()):
+            if found is not None and _is_fresh(found, self.clock()):
                 return found
         metrics.incr("read.unavailable_category", entity_type=entity_type.name)
         return None
@@ -84,7 +92,7 @@ class FeatureFlows:
     ) -> EntityFeatures:
         with metrics.timer("read.multi_category", entity_type=entity_type.name):
             stored = self.store.read(entity_type, entity_value, wanted) if wanted else {}
-            result = _project(stored, wanted, not_whitelisted, time.time())
+            result = _project(stored, wanted, not_whitelisted, self.clock())
         if result.unavailable_categories:
             metrics.incr("read.unavailable_category", len(result.unavailable_categories), entity_type=entity_type.name)
         return result
@@ -94,7 +102,7 @@ class FeatureFlows:
     ) -> list[EntityFeatures]:
         with metrics.timer("read.batch", entity_type=entity_type.name):
             batch = self.store.read_batch(entity_type, entity_values, wanted) if wanted else None
-            now = time.time()
+            now = self.clock()
             results = []
             for value in entity_values:
                 if batch is not None and value in batch.failed:
@@ -124,7 +132,7 @@ class FeatureFlows:
     ) -> WriteOutcome:
         """Stamp metadata, build one event per category and commit them all atomically; then wake the relay."""
         with metrics.timer("write.multi_category", entity_type=entity_type.name):
-            now = utcnow()
+            now = datetime.fromtimestamp(self.clock(), UTC)
             now_iso = isoformat(now)
             now_epoch = now.timestamp()
             event_time_iso = isoformat(event_time) if event_time is not None else now_iso
