@@ -15,11 +15,13 @@ from core.settings import Settings
 
 
 def seed(entities: int) -> None:
-    """Write `entities` x 5 categories x 20 features, then empty the outbox of the seeding events."""
+    """Write `entities` x 5 categories x 20 features with the relay running, as the service does,
+    and leave the outbox empty so the seeding events do not load the measurements."""
     logging.disable(logging.INFO)
     settings = Settings()
     runtime = Runtime(settings)
     runtime.warmup()
+    runtime.start()
     entity_type = settings.entity_types["bright_uid"]
     categories = [CategoryInput(name, features(index)) for index, name in enumerate(CATEGORIES)]
 
@@ -30,7 +32,7 @@ def seed(entities: int) -> None:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(write, range(entities)))
-    runtime.relay.drain(time.monotonic() + 300)
+    runtime.relay.stop(timeout=300)
     pending = runtime.store.outbox_stats().pending
     if pending:
         raise RuntimeError(f"{pending} seeding events still in the outbox")

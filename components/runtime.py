@@ -82,11 +82,9 @@ class Runtime:
             except FeatureStoreError as exc:
                 store_check.update(ok=False, error=exc.message)
         checks = {"store": store_check, "events": self.sink.state() | self.relay.stats.as_dict()}
-        try:
-            stats = self.store.outbox_stats()
-            checks["events"] |= {"pending": stats.pending, "oldest_pending_age_s": round(stats.oldest_age_seconds, 3)}
-        except FeatureStoreError:
-            pass
+        backlog = self.relay.backlog
+        if backlog is not None:
+            checks["events"] |= {"pending": backlog.pending, "oldest_pending_age_s": round(backlog.oldest_age_seconds, 3)}
         return store_check["ok"], checks
 
     def shutdown(self) -> None:

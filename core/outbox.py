@@ -84,6 +84,8 @@ class OutboxRelay:
         self.gauge_seconds = gauge_seconds
         self._publish_metric = f"{sink.name}.publish"
         self._next_gauges_at = 0.0
+        self.backlog: OutboxStats | None = None
+        """The backlog as last measured by `report_backlog`."""
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,9 +127,11 @@ class OutboxRelay:
         return len(events)
 
     def report_backlog(self) -> None:
-        """Send the outbox backlog gauges, at most every `gauge_seconds`; cheap to call often."""
+        """Measure the outbox backlog at most every `gauge_seconds`, keep it for `/ready` and send it
+        as gauges. Only the relay measures it: counting the outbox may mean reading all of it (a Scan
+        on DynamoDB), which a readiness probe must never wait for."""
         now = time.monotonic()
-        if not metrics.enabled or now < self._next_gauges_at:
+        if now < self._next_gauges_at:
             return
         self._next_gauges_at = now + self.gauge_seconds
         try:
@@ -135,6 +139,7 @@ class OutboxRelay:
         except Exception:
             logger.debug("outbox backlog unknown", exc_info=True)
             return
+        self.backlog = stats
         metrics.gauge("outbox.backlog", stats.pending)
         metrics.gauge("outbox.oldest_pending_age_seconds", round(stats.oldest_age_seconds, 3))
 

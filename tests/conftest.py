@@ -278,5 +278,6 @@ def kafka_settings(kafka_broker: KafkaBroker, kafka_topic: str) -> dict[str, obj
         "kafka_message_timeout_ms": 1500,
         "kafka_socket_timeout_ms": 500,
         "outbox_max_backoff_seconds": 0.5,
+        "outbox_gauge_seconds": 0.05,
         "shutdown_flush_seconds": 5,
     }

@@ -177,7 +177,8 @@ def test_an_outage_delays_events_but_loses_none(
         assert ready.status_code == 200, "Kafka being down must not make the service unready"
         events = ready.json()["checks"]["events"]
         assert events["ok"] is False and events["last_error"]
-        assert events["pending"] == writes and events["oldest_pending_age_s"] > 0
+        wait_for(lambda: client.get("/api/v1/ready").json()["checks"]["events"].get("pending") == writes)
+        assert client.get("/api/v1/ready").json()["checks"]["events"]["oldest_pending_age_s"] > 0
     finally:
         kafka_broker.server.resume()
 

@@ -29,13 +29,24 @@ def test_health_does_not_touch_the_store(client: TestClient, monkeypatch) -> Non
 
 
 def test_ready_reports_store_and_events(client: TestClient) -> None:
-    response = client.get("/api/v1/ready")
-    assert response.status_code == 200
-    body = response.json()
+    deadline = time.monotonic() + 5
+    while "pending" not in (body := client.get("/api/v1/ready").json())["checks"]["events"]:
+        assert time.monotonic() < deadline, "the relay never measured the outbox backlog"
+        time.sleep(0.02)
     assert body["status"] == "ready"
     assert body["checks"]["store"]["ok"] is True
     assert body["checks"]["events"]["sink"] == "log"
     assert body["checks"]["events"]["pending"] == 0
+
+
+def test_ready_never_counts_the_outbox_itself(client: TestClient, monkeypatch) -> None:
+    """Counting may read the whole outbox (a Scan on DynamoDB): only the relay does it, on its own clock."""
+
+    def counted() -> None:
+        raise AssertionError("/ready counted the outbox")
+
+    monkeypatch.setattr(client.app.state.runtime.store, "outbox_stats", counted)
+    assert client.get("/api/v1/ready").status_code == 200
 
 
 def test_ready_is_503_when_store_fails(client: TestClient, monkeypatch) -> None:
