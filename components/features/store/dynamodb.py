@@ -17,6 +17,7 @@ import random
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -47,6 +48,10 @@ MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 MAX_TRANSACTION_ACTIONS = 100
 MAX_BATCH_KEYS = 100
 MAX_BATCH_WRITES = 25
+OUTBOX_INDEX = "due"
+OUTBOX_SHARDS = 4
+"""The outbox's due-time index is spread over this many partition keys (a single one would cap
+the whole service's write rate at one index partition's); a claim queries each of them."""
 MAX_PROJECTED_FEATURES = 100
 """Beyond this, the projection would near DynamoDB's 4 KB expression limit: read whole items instead."""
 MAX_WRITE_ATTEMPTS = 8
@@ -103,13 +108,15 @@ def _translated(action: str) -> Iterator[None]:
         raise translate_error(exc, action) from exc
 
 
-def _create_table(client: Any, name: str, keys: Sequence[tuple[str, str]]) -> bool:
+def _create_table(client: Any, name: str, keys: Sequence[tuple[str, str]], **extra: Any) -> bool:
+    attributes = [{"AttributeName": attribute, "AttributeType": "S"} for attribute, _ in keys]
     try:
         client.create_table(
             TableName=name,
             KeySchema=[{"AttributeName": attribute, "KeyType": kind} for attribute, kind in keys],
-            AttributeDefinitions=[{"AttributeName": attribute, "AttributeType": "S"} for attribute, _ in keys],
+            AttributeDefinitions=attributes + extra.pop("AttributeDefinitions", []),
             BillingMode="PAY_PER_REQUEST",
+            **extra,
         )
     except ClientError as exc:
         if _code(exc) == "ResourceInUseException":
@@ -136,7 +143,21 @@ def create_tables(client: Any, settings: Settings) -> list[str]:
                 actions.append(f"created table {entity.table}")
             if _enable_ttl(client, entity.table):
                 actions.append(f"enabled TTL on {entity.table}.{EXPIRES_AT}")
-        if _create_table(client, settings.dynamodb_table_outbox, [("event_id", "HASH")]):
+        due_index = {
+            "IndexName": OUTBOX_INDEX,
+            "KeySchema": [{"AttributeName": "shard", "KeyType": "HASH"}, {"AttributeName": "due_at", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["lease_until", "created_at"]},
+        }
+        if _create_table(
+            client,
+            settings.dynamodb_table_outbox,
+            [("event_id", "HASH")],
+            AttributeDefinitions=[
+                {"AttributeName": "shard", "AttributeType": "S"},
+                {"AttributeName": "due_at", "AttributeType": "N"},
+            ],
+            GlobalSecondaryIndexes=[due_index],
+        ):
             actions.append(f"created table {settings.dynamodb_table_outbox}")
     return actions
 
@@ -342,7 +363,8 @@ class DynamoDBStore:
                     "payload": {"S": dumps(event.payload).decode()},
                     "created_at": {"N": f"{event.created_at_epoch:.6f}"},
                     "attempts": {"N": str(event.attempts)},
-                    "due_at": {"N": "0"},
+                    "shard": {"S": str(zlib.crc32(event.event_id.encode()) % OUTBOX_SHARDS)},
+                    "due_at": {"N": f"{event.created_at_epoch:.6f}"},
                     "lease_until": {"N": "0"},
                 },
             }
@@ -466,22 +488,36 @@ class DynamoDBStore:
 
     # --- outbox ---
 
+    def _due(self, shard: str, now: dict[str, str], limit: int) -> list[tuple[float, str]]:
+        """Up to `limit` unleased events of one shard due by `now`, soonest first."""
+        found: list[tuple[float, str]] = []
+        request: dict[str, Any] = {
+            "TableName": self.outbox_table,
+            "IndexName": OUTBOX_INDEX,
+            "KeyConditionExpression": "#s = :shard AND #d <= :now",
+            "FilterExpression": "#l <= :now",
+            "ExpressionAttributeNames": {"#s": "shard", "#d": "due_at", "#l": "lease_until"},
+            "ExpressionAttributeValues": {":shard": {"S": shard}, ":now": now},
+            "Limit": limit,
+        }
+        while len(found) < limit:
+            page = self.client.query(**request)
+            found += [(float(item["due_at"]["N"]), item["event_id"]["S"]) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found[:limit]
+
     def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
-        """Scan for due, unleased events (the outbox is small), oldest first, and lease each with a
-        conditional update, so of two replicas claiming at once only one gets a given event."""
+        """Find the `limit` soonest-due unleased events through the due-time index (never reading the
+        whole outbox, however long a Kafka outage made it), and lease each with a conditional
+        update, so of two replicas claiming at once only one gets a given event."""
         now = time.time()
         now_value = {"N": f"{now:.6f}"}
         candidates: list[tuple[float, str]] = []
-        with metrics.timer("dynamodb.outbox_scan"), _translated("outbox Scan"):
-            for page in self.client.get_paginator("scan").paginate(
-                TableName=self.outbox_table,
-                ProjectionExpression="#i, #c",
-                FilterExpression="#d <= :now AND #l <= :now",
-                ExpressionAttributeNames={"#i": "event_id", "#c": "created_at", "#d": "due_at", "#l": "lease_until"},
-                ExpressionAttributeValues={":now": now_value},
-                ConsistentRead=True,
-            ):
-                candidates += [(float(item["created_at"]["N"]), item["event_id"]["S"]) for item in page.get("Items", [])]
+        with metrics.timer("dynamodb.outbox_query"), _translated("outbox Query"):
+            for shard in range(OUTBOX_SHARDS):
+                candidates += self._due(str(shard), now_value, limit)
         candidates.sort()
 
         def claim(event_id: str) -> OutboxEvent | None:
@@ -550,15 +586,23 @@ class DynamoDBStore:
         list(self._pool.map(release, event_ids))
 
     def outbox_stats(self) -> OutboxStats:
+        """Counts every pending event (the relay calls this every OUTBOX_GAUGE_SECONDS, never a
+        request), reading the small items of the due-time index rather than the events."""
         pending, oldest = 0, None
-        with metrics.timer("dynamodb.outbox_stats"), _translated("outbox Scan"):
-            for page in self.client.get_paginator("scan").paginate(
-                TableName=self.outbox_table, ProjectionExpression="#c", ExpressionAttributeNames={"#c": "created_at"}
-            ):
-                for item in page.get("Items", []):
-                    pending += 1
-                    created = float(item["created_at"]["N"])
-                    oldest = created if oldest is None else min(oldest, created)
+        with metrics.timer("dynamodb.outbox_stats"), _translated("outbox Query"):
+            for shard in range(OUTBOX_SHARDS):
+                for page in self.client.get_paginator("query").paginate(
+                    TableName=self.outbox_table,
+                    IndexName=OUTBOX_INDEX,
+                    KeyConditionExpression="#s = :shard",
+                    ProjectionExpression="#c",
+                    ExpressionAttributeNames={"#s": "shard", "#c": "created_at"},
+                    ExpressionAttributeValues={":shard": {"S": str(shard)}},
+                ):
+                    for item in page.get("Items", []):
+                        pending += 1
+                        created = float(item["created_at"]["N"])
+                        oldest = created if oldest is None else min(oldest, created)
         return OutboxStats(pending=pending, oldest_age_seconds=max(0.0, time.time() - oldest) if oldest else 0.0)
 
     def close(self) -> None:

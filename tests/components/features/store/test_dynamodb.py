@@ -320,3 +320,19 @@ def test_stores_share_one_client(make_settings) -> None:
     assert stores[0].client is get_client(stores[0].settings)
     for store in stores:
         store.close()
+
+
+def test_claims_read_the_due_index_not_the_whole_outbox(store: DynamoDBStore, dynamo: Any, user, monkeypatch) -> None:
+    """However long the outbox grows (a Kafka outage), a claim reads about `limit` items per shard."""
+    writes = [make_write("user_features", {"i": index}) for index in range(40)]
+    for index, write in enumerate(writes):
+        store.write(user, f"user-{index}", [write], NOW)
+    queries = spy(monkeypatch, dynamo, "query")
+    monkeypatch.setattr(dynamo, "scan", lambda **kwargs: pytest.fail("a claim scanned the outbox"))
+    claimed = store.claim_events(5, lease_seconds=30)
+    assert [event.event_id for event in claimed] == [write.event.event_id for write in writes[:5]], "soonest due first"
+    assert all(query["IndexName"] == "due" and query["Limit"] == 5 for query in queries)
+    store.retry_events([claimed[0].event_id], delay_seconds=60)
+    again = store.claim_events(40, lease_seconds=30)
+    assert claimed[0].event_id not in {event.event_id for event in again}, "a retried event waits for its due time"
+    assert len(again) == 35
