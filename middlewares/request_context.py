@@ -46,7 +46,8 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            logger.exception("unhandled error", extra={"path": scope.get("path")})
+            # The route template, not the path: paths carry entity ids.
+            logger.exception("unhandled error", extra={"route": getattr(scope.get("route"), "path_format", "unmatched")})
             if started:
                 raise
             await internal_error_response()(scope, receive, send_with_id)

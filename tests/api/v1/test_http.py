@@ -34,7 +34,7 @@ def test_unknown_route_and_method_use_the_envelope(client: TestClient) -> None:
     assert wrong.json()["error"] == "method_not_allowed"
 
 
-def test_unexpected_exception_is_a_bare_500(client: TestClient, monkeypatch) -> None:
+def test_unexpected_exception_is_a_bare_500(client: TestClient, monkeypatch, caplog) -> None:
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
 
@@ -44,6 +44,9 @@ def test_unexpected_exception_is_a_bare_500(client: TestClient, monkeypatch) -> 
     assert response.json() == {"detail": "Internal server error", "error": "internal_error", "request_id": "r-1"}
     assert "secret" not in response.text
     assert response.headers["x-request-id"] == "r-1"
+    [logged] = [record for record in caplog.records if record.getMessage() == "unhandled error"]
+    assert logged.exc_info and logged.route == "/api/v1/get/item/{entity_value}/{category}"
+    assert "/u/" not in str(vars(logged)), "the log names the route, never the entity id"
 
 
 def test_store_unavailable_is_503_with_retry_after(client: TestClient, monkeypatch) -> None:
