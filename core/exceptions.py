@@ -75,26 +75,26 @@ class UnsupportedMediaType(FeatureStoreError):
     error = "unsupported_media_type"
 
 
-class RateLimited(FeatureStoreError):
-    """The caller's key spent its request budget; it may retry after `retry_after` seconds."""
+class RetryLater(FeatureStoreError):
+    """Refused for now; the client may retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(RetryLater):
+    """The caller's key spent its request budget."""
 
     status_code = 429
     error = "rate_limited"
 
-    def __init__(self, message: str, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
-
-class ServiceUnavailable(FeatureStoreError):
-    """A dependency cannot serve now; the client may retry after `retry_after` seconds."""
+class ServiceUnavailable(RetryLater):
+    """A dependency cannot serve now."""
 
     status_code = 503
     error = "service_unavailable"
-
-    def __init__(self, message: str, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class StoreUnavailable(ServiceUnavailable):
