@@ -51,7 +51,6 @@ class Runtime:
         self.service = FeatureService(settings, self.flows)
         self.controller = FeatureController(self.service, inline_reads=self.store.reads_in_process)
         self._ready_at = 0.0
-        self._ready_lock = threading.Lock()
 
     def start(self) -> None:
         self.relay.start()
@@ -77,8 +76,7 @@ class Runtime:
         if time.monotonic() - self._ready_at > READINESS_CACHE_SECONDS:
             try:
                 self.store.check()
-                with self._ready_lock:
-                    self._ready_at = time.monotonic()
+                self._ready_at = time.monotonic()
             except FeatureStoreError as exc:
                 store_check.update(ok=False, error=exc.message)
         checks = {"store": store_check, "events": self.sink.state() | self.relay.stats.as_dict()}
