@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from core.exceptions import Forbidden, RateLimited, Unauthorized
 from core.ratelimit import RateLimiter
-from core.settings import Settings
+from core.settings import Settings, split_csv
 
 SCOPE_READ = "features:read"
 SCOPE_WRITE = "features:write"
@@ -154,10 +154,6 @@ class Authenticator:
         return principal
 
 
-def _csv(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.auth", description="Manage feature store API keys.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -177,9 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     values = {
         "name": args.name,
         "sha256": hash_key(key),
-        "scopes": _csv(args.scopes),
-        "sources": _csv(args.sources),
-        "categories": _csv(args.categories) or ([ANY_CATEGORY] if SCOPE_WRITE in args.scopes else []),
+        "scopes": split_csv(args.scopes),
+        "sources": split_csv(args.sources),
+        "categories": split_csv(args.categories) or ([ANY_CATEGORY] if SCOPE_WRITE in args.scopes else []),
     }
     try:
         entry = KeyEntry(**values).model_dump()

@@ -49,10 +49,9 @@ class EntityType(EntityTypeLocation):
     name: str
 
 
-def _split_csv(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
+def split_csv(value: str) -> list[str]:
+    """`a, b,` -> ["a", "b"]: how comma-separated settings and CLI options are read."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def env_files() -> tuple[str, ...]:
@@ -182,7 +181,7 @@ class Settings(BaseSettings):
     @field_validator("allowed_categories", "write_allowed_sources", "cors_origins", mode="before")
     @classmethod
     def _parse_csv(cls, value: object) -> object:
-        return _split_csv(value)
+        return split_csv(value) if isinstance(value, str) else value
 
     @field_validator("log_format")
     @classmethod
