@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
         runtime.start()
         yield

@@ -67,18 +67,18 @@ def _unparsable_body(cause: BaseException) -> str | None:
     return None
 
 
-async def _feature_store_error(request: Request, exc: FeatureStoreError) -> JSONBytesResponse:
+async def _feature_store_error(_request: Request, exc: FeatureStoreError) -> JSONBytesResponse:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.status_code >= 500:
         logger.error("request failed: %s", exc.message, extra={"error": exc.error})
     return error_response(exc.status_code, exc.error, exc.detail, headers)
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONBytesResponse:
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONBytesResponse:
     return error_response(422, "validation_error", _field_errors(exc.errors()))
 
 
-async def _http_error(request: Request, exc: HTTPException) -> JSONBytesResponse:
+async def _http_error(_request: Request, exc: HTTPException) -> JSONBytesResponse:
     if exc.status_code == 400 and exc.__cause__ is not None and (reason := _unparsable_body(exc.__cause__)):
         return error_response(422, "validation_error", [{"type": "json_invalid", "loc": ["body"], "msg": reason}])
     return error_response(exc.status_code, error_code(exc.status_code), exc.detail, exc.headers)

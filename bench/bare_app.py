@@ -17,5 +17,5 @@ async def health() -> dict:
 
 
 @app.get("/bare/{entity_value}/{category}")
-async def bare(entity_value: str, category: str) -> dict:
+async def bare(entity_value: str, category: str) -> dict:  # noqa: ARG001 (path parameters)
     return PAYLOAD

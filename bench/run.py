@@ -93,7 +93,12 @@ def write_body(categories: list[str], entity: str = "{id}") -> str:
 def multi_read_body(entity: str = "{id}") -> str:
     feature_list = [f"{category}:{name}" for category in CATEGORIES[:3] for name in FEATURES]
     feature_list += [f"{category}:*" for category in CATEGORIES[3:]]
-    return json.dumps({"meta": {"source": "bench"}, "data": {"entity_type": "bright_uid", "entity_value": entity, "feature_list": feature_list}})
+    return json.dumps(
+        {
+            "meta": {"source": "bench"},
+            "data": {"entity_type": "bright_uid", "entity_value": entity, "feature_list": feature_list},
+        }
+    )
 
 
 SCENARIOS = {
@@ -131,8 +136,20 @@ class Service:
         self.log = (work / f"{name}.log").open("wb")
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--app-dir", str(ROOT), "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                app,
+                "--app-dir",
+                str(ROOT),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
             cwd=work,
             env={**os.environ, **SERVICE_ENV, **env},
             stdout=self.log,
@@ -159,8 +176,15 @@ def run_wrk(url: str, method: str, path: str, body: str | None, profile: Profile
         body_file.write_text(body)
         env["BENCH_BODY_FILE"] = str(body_file)
     command = [
-        "wrk", "-t1", f"-c{connections}", f"-d{profile.duration_s}s", "--timeout", "5s",
-        "-s", str(ROOT / "bench" / "wrk.lua"), url,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{profile.duration_s}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(ROOT / "bench" / "wrk.lua"),
+        url,
     ]
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     summary = json.loads(output.strip().splitlines()[-1])
@@ -182,7 +206,19 @@ def percentile(values: list[float], share: float) -> float:
 def run_hey(url: str, method: str, path: str, body: str | None, rate: float, profile: Profile, work: Path) -> dict:
     """A fixed request rate (hey paces each of its workers); one entity, since hey sends one request."""
     workers = max(1, min(8, int(rate // 50) or 1))
-    command = ["hey", "-z", f"{profile.duration_s}s", "-c", str(workers), "-q", f"{rate / workers:.2f}", "-o", "csv", "-m", method]
+    command = [
+        "hey",
+        "-z",
+        f"{profile.duration_s}s",
+        "-c",
+        str(workers),
+        "-q",
+        f"{rate / workers:.2f}",
+        "-o",
+        "csv",
+        "-m",
+        method,
+    ]
     if body is not None:
         body_file = work / "rate-body.json"
         body_file.write_text(body.replace("{id}", "bench-1"))
@@ -212,7 +248,9 @@ def in_child(code: str, env: dict[str, str], work: Path) -> str:
     return completed.stdout
 
 
-def measure_backend(backend: str, env: dict[str, str], report: Report, profile: Profile, bare_rps: float, work: Path) -> Service:
+def measure_backend(
+    backend: str, env: dict[str, str], report: Report, profile: Profile, bare_rps: float, work: Path
+) -> Service:
     seeding = {**env, "SQLITE_SYNCHRONOUS": "OFF"} if backend == "sqlite" else env
     in_child(f"from bench.seed import seed; seed({profile.entities})", seeding, work)
     service = Service("main:app", env, work, f"service-{backend}")
@@ -229,7 +267,14 @@ def measure_backend(backend: str, env: dict[str, str], report: Report, profile: 
     for scenario, (method, path, body) in SCENARIOS.items():
         maximum = run_wrk(service.url, method, path, body, profile, profile.connections, work)
         report.results.append(
-            Result(scenario, backend, "max", concurrency=profile.connections, ratio_to_bare=round(maximum["rps"] / bare_rps, 3), **maximum)
+            Result(
+                scenario,
+                backend,
+                "max",
+                concurrency=profile.connections,
+                ratio_to_bare=round(maximum["rps"] / bare_rps, 3),
+                **maximum,
+            )
         )
         rate = maximum["rps"] / 2
         paced = run_hey(service.url, method, path, body, rate, profile, work)
@@ -243,7 +288,11 @@ def dynamodb_added_latency(service: Service, env: dict[str, str], profile: Profi
     raw = float(in_child(code, env, work).strip().splitlines()[-1])
     path = SCENARIOS["read_single"][1]
     ours = run_wrk(service.url, "GET", path, None, profile, connections=1, work=work)["p50_ms"]
-    return {"raw_boto3_get_item_p50_ms": round(raw, 3), "service_read_p50_ms": round(ours, 3), "added_p50_ms": round(ours - raw, 3)}
+    return {
+        "raw_boto3_get_item_p50_ms": round(raw, 3),
+        "service_read_p50_ms": round(ours, 3),
+        "added_p50_ms": round(ours - raw, 3),
+    }
 
 
 def evaluate_targets(report: Report) -> list[dict]:
@@ -253,7 +302,9 @@ def evaluate_targets(report: Report) -> list[dict]:
 
     def target(name: str, value: float | None, bound: float, higher_is_better: bool) -> None:
         met = value is not None and (value >= bound if higher_is_better else value <= bound)
-        targets.append({"target": name, "value": None if value is None else round(value, 3), "bound": bound, "met": met})
+        targets.append(
+            {"target": name, "value": None if value is None else round(value, 3), "bound": bound, "met": met}
+        )
 
     sqlite = "sqlite"
     target("read_single throughput / bare (sqlite)", by_key[("read_single", sqlite, "max")].ratio_to_bare, 0.70, True)
@@ -264,7 +315,9 @@ def evaluate_targets(report: Report) -> list[dict]:
     for backend, cold in report.cold_start.items():
         target(f"first read ms after ready ({backend})", cold["first_read_after_ready_ms"], 100.0, False)
     if report.dynamodb_added_latency:
-        target("DynamoDB added p50 ms over raw boto3 GetItem", report.dynamodb_added_latency["added_p50_ms"], 1.0, False)
+        target(
+            "DynamoDB added p50 ms over raw boto3 GetItem", report.dynamodb_added_latency["added_p50_ms"], 1.0, False
+        )
     return targets
 
 
@@ -274,7 +327,9 @@ def print_table(report: Report, bare: Result) -> None:
     print("-" * len(header))
     for r in [bare, *report.results]:
         ratio = f"{r.ratio_to_bare:.2f}" if r.ratio_to_bare is not None else ""
-        print(f"{r.scenario:<14}{r.backend:<10}{r.mode:<6}{r.rps:>9.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}{ratio:>9}")
+        print(
+            f"{r.scenario:<14}{r.backend:<10}{r.mode:<6}{r.rps:>9.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}{ratio:>9}"
+        )
     print()
     for backend, cold in report.cold_start.items():
         print(f"cold start ({backend}): {cold}")
@@ -296,7 +351,9 @@ def draw_chart(report: Report, bare: Result, path: Path) -> None:
     positions = range(len(rows))
     width = 0.27
     figure, axis = plt.subplots(figsize=(max(8, len(rows) * 0.9), 5))
-    for offset, (name, attribute) in zip((-width, 0, width), (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))):
+    for offset, (name, attribute) in zip(
+        (-width, 0, width), (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")), strict=True
+    ):
         axis.bar([p + offset for p in positions], [getattr(r, attribute) for r in rows], width, label=name)
     axis.set_xticks(list(positions), labels, rotation=60, ha="right", fontsize=7)
     axis.set_ylabel("latency (ms)")
@@ -333,9 +390,13 @@ def main() -> int:
             common = {"KAFKA_BROKER_URL": bootstrap, "SCHEMA_REGISTRY": "mock://bench", "TOPIC_NAME": "bench-events"}
             bare_service = Service("bench.bare_app:app", {}, work, "bare")
             bare_service.wait_ready("/api/v1/health")
-            bare_numbers = run_wrk(bare_service.url, "GET", "/bare/{id}/user_features", None, profile, profile.connections, work)
+            bare_numbers = run_wrk(
+                bare_service.url, "GET", "/bare/{id}/user_features", None, profile, profile.connections, work
+            )
             bare_service.stop()
-            bare = Result("bare_fastapi", "-", "max", concurrency=profile.connections, ratio_to_bare=1.0, **bare_numbers)
+            bare = Result(
+                "bare_fastapi", "-", "max", concurrency=profile.connections, ratio_to_bare=1.0, **bare_numbers
+            )
             for backend in backends:
                 env = {**common, "STORE_BACKEND": backend}
                 if backend == "sqlite":
@@ -344,8 +405,11 @@ def main() -> int:
                     dynamo, endpoint = start_dynoxide(work)
                     servers.append(dynamo)
                     env.update(
-                        DYNAMODB_ENDPOINT_URL=endpoint, DYNAMODB_CREATE_TABLES="true",
-                        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_CONFIG_FILE="/dev/null",
+                        DYNAMODB_ENDPOINT_URL=endpoint,
+                        DYNAMODB_CREATE_TABLES="true",
+                        AWS_ACCESS_KEY_ID="bench",
+                        AWS_SECRET_ACCESS_KEY="bench",
+                        AWS_CONFIG_FILE="/dev/null",
                         AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                     )
                 service = measure_backend(backend, env, report, profile, bare.rps, work)

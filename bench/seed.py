@@ -27,7 +27,13 @@ def seed(entities: int) -> None:
 
     def write(index: int) -> None:
         runtime.flows.write(
-            entity_type, f"bench-{index}", categories, source="prediction_service", compute_id="seed", ttl=None, event_time=None
+            entity_type,
+            f"bench-{index}",
+            categories,
+            source="prediction_service",
+            compute_id="seed",
+            ttl=None,
+            event_time=None,
         )
 
     with ThreadPoolExecutor(max_workers=8) as pool:

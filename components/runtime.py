@@ -82,7 +82,10 @@ class Runtime:
         checks = {"store": store_check, "events": self.sink.state() | self.relay.stats.as_dict()}
         backlog = self.relay.backlog
         if backlog is not None:
-            checks["events"] |= {"pending": backlog.pending, "oldest_pending_age_s": round(backlog.oldest_age_seconds, 3)}
+            checks["events"] |= {
+                "pending": backlog.pending,
+                "oldest_pending_age_s": round(backlog.oldest_age_seconds, 3),
+            }
         return store_check["ok"], checks
 
     def shutdown(self) -> None:

@@ -40,7 +40,7 @@ def _graphite(name: str, value: str, tags: Mapping[str, Any]) -> str:
     return f"{name}{''.join(f';{key}={tag}' for key, tag in tags.items())}:{value}"
 
 
-def _untagged(name: str, value: str, tags: Mapping[str, Any]) -> str:
+def _untagged(name: str, value: str, _tags: Mapping[str, Any]) -> str:
     return f"{name}:{value}"
 
 

@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     dynamodb_table_account_id: str = "account_feature_store"
     dynamodb_key_bright_uid: str = "bright_uid"
     dynamodb_key_account_id: str = "account_pid"
-    dynamodb_table_outbox: str = Field("feature_store_outbox", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
+    dynamodb_table_outbox: str = Field(
+        "feature_store_outbox", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$"
+    )
     """Table holding events committed with their writes until they are published."""
     dynamodb_create_tables: bool = False
     """Create missing tables on first use; for local endpoints only, refused in production."""
@@ -213,8 +215,10 @@ class Settings(BaseSettings):
         if self.kafka_broker_url and not self.schema_registry:
             raise ValueError("SCHEMA_REGISTRY is required when KAFKA_BROKER_URL is set")
         if self.outbox_lease_seconds * 1000 <= self.kafka_message_timeout_ms:
-            raise ValueError("OUTBOX_LEASE_SECONDS must exceed KAFKA_MESSAGE_TIMEOUT_MS, or another replica "
-                             "could claim events still being delivered")
+            raise ValueError(
+                "OUTBOX_LEASE_SECONDS must exceed KAFKA_MESSAGE_TIMEOUT_MS, or another replica "
+                "could claim events still being delivered"
+            )
         if self.environment == Environment.PRODUCTION:
             problems = [problem for problem, found in PRODUCTION_REFUSALS if found(self)]
             if problems:

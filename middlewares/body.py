@@ -19,7 +19,9 @@ class BodyTooLarge(HTTPException):
 
 def is_json(content_type: bytes) -> bool:
     media_type = content_type.split(b";", 1)[0].strip().lower()
-    return media_type == b"application/json" or (media_type.startswith(b"application/") and media_type.endswith(b"+json"))
+    return media_type == b"application/json" or (
+        media_type.startswith(b"application/") and media_type.endswith(b"+json")
+    )
 
 
 class BodyGuardMiddleware:

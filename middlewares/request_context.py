@@ -47,7 +47,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception:
             # The route template, not the path: paths carry entity ids.
-            logger.exception("unhandled error", extra={"route": getattr(scope.get("route"), "path_format", "unmatched")})
+            logger.exception(
+                "unhandled error", extra={"route": getattr(scope.get("route"), "path_format", "unmatched")}
+            )
             if started:
                 raise
             await internal_error_response()(scope, receive, send_with_id)

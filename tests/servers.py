@@ -159,8 +159,19 @@ class ServiceProcess:
         self.log_path = workdir / f"service-{self.port}.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "main:app", "--app-dir", str(ROOT),
-                 "--host", "127.0.0.1", "--port", str(self.port), *uvicorn_args],
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "main:app",
+                    "--app-dir",
+                    str(ROOT),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    *uvicorn_args,
+                ],
                 cwd=workdir,
                 env={**os.environ, **env},
                 stdout=log,
@@ -200,7 +211,9 @@ def start_dynoxide(log_dir: Path) -> tuple[ManagedServer, str]:
     def healthy() -> bool:
         return subprocess.run([binary, "healthcheck", "--port", str(port)], capture_output=True).returncode == 0
 
-    server = ManagedServer("dynoxide", [binary, "serve", "--host", "127.0.0.1", "--port", str(port)], healthy, log_dir=log_dir)
+    server = ManagedServer(
+        "dynoxide", [binary, "serve", "--host", "127.0.0.1", "--port", str(port)], healthy, log_dir=log_dir
+    )
     return server, f"http://127.0.0.1:{port}"
 
 
@@ -210,8 +223,14 @@ def start_tansu(log_dir: Path) -> tuple[ManagedServer, str]:
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     command = [
-        str(SERVER_BIN / "tansu"), "broker", "--listener-url", url, "--advertised-listener-url", url,
-        "--storage-engine", "memory://tansu/",
+        str(SERVER_BIN / "tansu"),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
     ]
     server = ManagedServer(
         "tansu", command, lambda: port_open(port), log_dir=log_dir, env={"PATH": os.environ.get("PATH", "")}

@@ -36,7 +36,12 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
 def write_body(entity_value: str, features: dict) -> dict:
     return {
         "meta": {"source": "prediction_service", "compute_id": "job"},
-        "data": {"entity_type": "bright_uid", "entity_value": entity_value, "category": "user_features", "features": features},
+        "data": {
+            "entity_type": "bright_uid",
+            "entity_value": entity_value,
+            "category": "user_features",
+            "features": features,
+        },
     }
 
 
@@ -52,7 +57,9 @@ def test_concurrent_writers_to_one_category(start_server) -> None:
             for seq in range(15)
         ]
         with ThreadPoolExecutor(max_workers=16) as pool:
-            statuses = list(pool.map(lambda p: client.post("/api/v1/items", json=write_body("hot", p)).status_code, payloads))
+            statuses = list(
+                pool.map(lambda p: client.post("/api/v1/items", json=write_body("hot", p)).status_code, payloads)
+            )
         assert statuses == [200] * len(payloads)
         final = client.get("/api/v1/get/item/hot/user_features").json()["features"]
     assert final["metadata"]["created_at"] == created_at
@@ -61,7 +68,9 @@ def test_concurrent_writers_to_one_category(start_server) -> None:
 
 def test_writes_survive_a_restart(start_server) -> None:
     server = start_server()
-    assert httpx.post(f"{server.url}/api/v1/items", json=write_body("durable", {"age": 30, "f": 1.5})).status_code == 200
+    assert (
+        httpx.post(f"{server.url}/api/v1/items", json=write_body("durable", {"age": 30, "f": 1.5})).status_code == 200
+    )
     server.stop()
     restarted = start_server()
     response = httpx.get(f"{restarted.url}/api/v1/get/item/durable/user_features")
@@ -101,8 +110,7 @@ def raw_request(port: int, head: bytes, body_chunks: list[bytes], pause: float =
 def test_huge_content_length_is_refused_before_the_body(start_server) -> None:
     server = start_server()
     head = (
-        b"POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 52428800\r\n\r\n"
+        b"POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 52428800\r\n\r\n"
     )
     response, sent = raw_request(server.port, head, [b" " * 65536] * 10, pause=0.05)
     assert response.startswith(b"HTTP/1.1 413"), response[:100]
@@ -132,7 +140,10 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
             break
         response += data
         head, _, body = response.partition(b"\r\n\r\n")
-        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), None)
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+            None,
+        )
         if length is not None and len(body) >= length:
             break
     head, _, body = response.partition(b"\r\n\r\n")
@@ -144,9 +155,13 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_pending_events(start_se
     graceful, flush = 10, 10
     server = start_server(
         ("--timeout-graceful-shutdown", str(graceful)),
-        LOG_LEVEL="INFO", LOG_FORMAT="json", SQLITE_SYNCHRONOUS="NORMAL", SHUTDOWN_FLUSH_SECONDS=str(flush),
+        LOG_LEVEL="INFO",
+        LOG_FORMAT="json",
+        SQLITE_SYNCHRONOUS="NORMAL",
+        SHUTDOWN_FLUSH_SECONDS=str(flush),
         # One event per relay step, so the events of a large write are still pending when the server stops.
-        OUTBOX_BATCH_SIZE="1", MAX_CATEGORIES_PER_WRITE=str(len(SLOW_CATEGORIES)),
+        OUTBOX_BATCH_SIZE="1",
+        MAX_CATEGORIES_PER_WRITE=str(len(SLOW_CATEGORIES)),
         ALLOWED_CATEGORIES=",".join(["user_features", *SLOW_CATEGORIES]),
     )
     terminated = threading.Event()
@@ -177,14 +192,21 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_pending_events(start_se
         time.sleep(0.01)
 
     # A write in flight across the signal: headers and half its body sent before, the rest after.
-    body = json.dumps({
-        "meta": {"source": "prediction_service", "compute_id": "slow"},
-        "data": {"entity_type": "bright_uid", "entity_value": "slow",
-                 "feature_list": [{"category": category, "features": {"x": 1}} for category in SLOW_CATEGORIES]},
-    }).encode()
+    body = json.dumps(
+        {
+            "meta": {"source": "prediction_service", "compute_id": "slow"},
+            "data": {
+                "entity_type": "bright_uid",
+                "entity_value": "slow",
+                "feature_list": [{"category": category, "features": {"x": 1}} for category in SLOW_CATEGORIES],
+            },
+        }
+    ).encode()
     slow = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    slow.sendall(b"POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n" % len(body) + body[: len(body) // 2])
+    slow.sendall(
+        b"POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body[: len(body) // 2]
+    )
     time.sleep(0.3)
     server.terminate()
     signalled_at = time.monotonic()
@@ -209,8 +231,14 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_pending_events(start_se
     assert set(answers) == {200}, "every request the server answered was completed"
 
     log = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
-    published = {(line["event"]["entity_id"], line["event"]["resource_name"]) for line in log if line["message"] == "feature_available"}
-    expected = {(entity, "user_features") for entity in acknowledged} | {("slow", category) for category in SLOW_CATEGORIES}
+    published = {
+        (line["event"]["entity_id"], line["event"]["resource_name"])
+        for line in log
+        if line["message"] == "feature_available"
+    }
+    expected = {(entity, "user_features") for entity in acknowledged} | {
+        ("slow", category) for category in SLOW_CATEGORIES
+    }
     assert expected - published == set(), "an acknowledged write's event was not published"
     assert any(line["message"] == "Application shutdown complete." for line in log), "shut down, not killed"
     (stopped,) = [line for line in log if line["message"] == "outbox relay stopped"]

@@ -45,7 +45,9 @@ class FeatureService:
                 f"category {category!r} is not allowed; allowed: {sorted(self.allowed_categories)}", loc
             )
 
-    def read_category(self, entity_type_name: str, entity_value: str, category: str) -> tuple[EntityType, StoredCategory]:
+    def read_category(
+        self, entity_type_name: str, entity_value: str, category: str
+    ) -> tuple[EntityType, StoredCategory]:
         entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
         self._check_category(category, ("path", "category"))
         annotate_request(entity_type=entity_type.name, categories=[category])
@@ -87,12 +89,12 @@ class FeatureService:
                 wanted[category] = {name}
             elif wanted[category] is not None:
                 wanted[category].add(name)
-        frozen = {
-            category: (frozenset(names) if names is not None else None) for category, names in wanted.items()
-        }
+        frozen = {category: (frozenset(names) if names is not None else None) for category, names in wanted.items()}
         return MappingProxyType(frozen), tuple(sorted(not_whitelisted))
 
-    def read_features(self, entity_type_name: str, entity_value: str, feature_list: Sequence[str]) -> tuple[EntityType, EntityFeatures]:
+    def read_features(
+        self, entity_type_name: str, entity_value: str, feature_list: Sequence[str]
+    ) -> tuple[EntityType, EntityFeatures]:
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
         wanted, not_whitelisted = self.parse_feature_list(feature_list)
         annotate_request(entity_type=entity_type.name, categories=sorted(wanted))
@@ -164,12 +166,16 @@ class FeatureService:
         )
         return entity_type, outcome
 
-    def _authorise_writer(self, source: str | None, writer: Principal | None, categories: Sequence[CategoryInput]) -> str:
+    def _authorise_writer(
+        self, source: str | None, writer: Principal | None, categories: Sequence[CategoryInput]
+    ) -> str:
         """The source to store. Without keys, the self-declared source must be an allowed writer; with
         keys, the key decides: a source it does not own or a category it may not write is a 403."""
         if writer is None:
             if source is None:
-                raise InvalidRequest("meta.source is required: it names the writer", ("body", "meta", "source"), "missing")
+                raise InvalidRequest(
+                    "meta.source is required: it names the writer", ("body", "meta", "source"), "missing"
+                )
             if source not in self.allowed_writers:
                 raise Forbidden(f"source {source!r} may not write features")
             return source

@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "bench.run", "--smoke", "--output", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     report = json.loads((tmp_path / "smoke.json").read_text())

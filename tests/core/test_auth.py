@@ -26,8 +26,13 @@ def write_file(tmp_path: Path, entries: object, suffix: str = ".json") -> Path:
 class TestLoadEntries:
     @pytest.mark.parametrize("suffix", [".json", ".yaml", ".yml"])
     def test_json_and_yaml(self, tmp_path: Path, suffix: str) -> None:
-        entries = load_entries(write_file(tmp_path, [entry(), entry("writer", "w", scopes=["features:write"],
-                                                                   sources=["job"], categories=["*"])], suffix))
+        entries = load_entries(
+            write_file(
+                tmp_path,
+                [entry(), entry("writer", "w", scopes=["features:write"], sources=["job"], categories=["*"])],
+                suffix,
+            )
+        )
         assert [e.name for e in entries] == ["ranker", "writer"]
         assert entries[1].sources == ["job"]
 
@@ -71,8 +76,15 @@ class TestAuthenticator:
     def authenticator(self) -> Authenticator:
         entries = [
             KeyEntry(**entry("reader", "r-key")),
-            KeyEntry(**entry("writer", "w-key", scopes=["features:write"], sources=["job", "backfill"],
-                             categories=["user_features"])),
+            KeyEntry(
+                **entry(
+                    "writer",
+                    "w-key",
+                    scopes=["features:write"],
+                    sources=["job", "backfill"],
+                    categories=["user_features"],
+                )
+            ),
             KeyEntry(**entry("any", "a-key", scopes=["features:write"], sources=["job"], categories=["*"])),
         ]
         return Authenticator(entries, CATEGORIES)
@@ -111,8 +123,20 @@ class TestAuthenticator:
 
 class TestCli:
     def test_new_key_prints_a_key_and_a_matching_entry(self, tmp_path: Path, capsys) -> None:
-        assert auth.main(["new-key", "--name", "scorer", "--scopes", "features:read,features:write",
-                          "--sources", "prediction_service"]) == 0
+        assert (
+            auth.main(
+                [
+                    "new-key",
+                    "--name",
+                    "scorer",
+                    "--scopes",
+                    "features:read,features:write",
+                    "--sources",
+                    "prediction_service",
+                ]
+            )
+            == 0
+        )
         out, err = capsys.readouterr()
         key = err.rsplit(": ", 1)[1].strip()
         assert key.startswith("fs_") and len(key) > 40

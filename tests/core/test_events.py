@@ -62,8 +62,12 @@ def test_builder_fills_every_field_and_fits_the_schema() -> None:
     "schema",
     [
         {**SEED_SCHEMA, "fields": SEED_SCHEMA["fields"][:-1] + [{"name": "extra", "type": "string"}]},
-        {**SEED_SCHEMA, "fields": [{**field, "type": "int"} if field["name"] == "features" else field
-                                   for field in SEED_SCHEMA["fields"]]},
+        {
+            **SEED_SCHEMA,
+            "fields": [
+                {**field, "type": "int"} if field["name"] == "features" else field for field in SEED_SCHEMA["fields"]
+            ],
+        },
         {"type": "record", "name": "Broken", "fields": [{"name": "x", "type": "no_such_type"}]},
     ],
     ids=["missing-field", "wrong-type", "unparseable"],
@@ -79,17 +83,22 @@ def test_log_sink_writes_one_line_per_event(client, caplog) -> None:
     caplog.set_level(logging.INFO, logger="feature_store.events")
     body = {
         "meta": {"source": "prediction_service", "compute_id": "job-9"},
-        "data": {"entity_value": "user-9", "feature_list": [
-            {"category": "user_features", "features": {"age": 1, "city": "x"}},
-            {"category": "credit_features", "features": {"score": 2}},
-        ]},
+        "data": {
+            "entity_value": "user-9",
+            "feature_list": [
+                {"category": "user_features", "features": {"age": 1, "city": "x"}},
+                {"category": "credit_features", "features": {"score": 2}},
+            ],
+        },
     }
     assert client.post("/api/v1/items", json=body).status_code == 200
     deadline = time.monotonic() + 5
     while len([r for r in caplog.records if r.name == "feature_store.events"]) < 2:
         assert time.monotonic() < deadline, "events were not delivered to the log"
         time.sleep(0.01)
-    events = sorted((r.event for r in caplog.records if r.name == "feature_store.events"), key=lambda e: e["resource_name"])
+    events = sorted(
+        (r.event for r in caplog.records if r.name == "feature_store.events"), key=lambda e: e["resource_name"]
+    )
     assert [event["resource_name"] for event in events] == ["credit_features", "user_features"]
     assert events[1]["features"] == ["age", "city"]
     assert events[1]["entity_type"] == "bright_uid"

@@ -45,8 +45,9 @@ def consume(broker: KafkaBroker, topic: str, distinct: int, timeout: float = 20,
     """Read the topic from the start until `distinct` event ids have arrived and nothing more comes
     for `settle` seconds; duplicates are kept. `assign()` rather than a group subscription: Tansu's
     first group join takes ~20 s."""
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"test-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": broker.bootstrap, "group.id": f"test-{uuid.uuid4()}", "enable.auto.commit": False}
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
         consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for partition in partitions])
@@ -77,8 +78,10 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
 def write(client: TestClient, entity_value: str, categories: dict[str, dict[str, Any]], **meta: Any) -> dict:
     body = {
         "meta": {"source": "prediction_service", **meta},
-        "data": {"entity_value": entity_value,
-                 "feature_list": [{"category": c, "features": f} for c, f in categories.items()]},
+        "data": {
+            "entity_value": entity_value,
+            "feature_list": [{"category": c, "features": f} for c, f in categories.items()],
+        },
     }
     response = client.post("/api/v1/items", json=body)
     assert response.status_code == 200, response.text
@@ -86,8 +89,9 @@ def write(client: TestClient, entity_value: str, categories: dict[str, dict[str,
 
 
 def test_no_broker_fails_the_batch_and_the_sink_reports_it(make_settings: SettingsFactory) -> None:
-    settings = make_settings(kafka_broker_url=f"127.0.0.1:{free_port()}", schema_registry="mock://nobroker",
-                             kafka_message_timeout_ms=300)
+    settings = make_settings(
+        kafka_broker_url=f"127.0.0.1:{free_port()}", schema_registry="mock://nobroker", kafka_message_timeout_ms=300
+    )
     sink = KafkaSink(settings, load_event_schema())
     assert sink.state()["producer"] == "not created"
     assert sink.initialise() == [f"created Kafka producer for {settings.kafka_broker_url}, topic {settings.topic_name}"]
@@ -103,8 +107,11 @@ def test_no_broker_fails_the_batch_and_the_sink_reports_it(make_settings: Settin
 
 
 def test_an_unreachable_schema_registry_fails_the_batch(make_settings: SettingsFactory, kafka_broker) -> None:
-    settings = make_settings(kafka_broker_url=kafka_broker.bootstrap, schema_registry=f"http://127.0.0.1:{free_port()}",
-                             kafka_socket_timeout_ms=500)
+    settings = make_settings(
+        kafka_broker_url=kafka_broker.bootstrap,
+        schema_registry=f"http://127.0.0.1:{free_port()}",
+        kafka_socket_timeout_ms=500,
+    )
     sink = KafkaSink(settings, load_event_schema())
     events = [make_write(category, {"a": 1}).event for category in ("user_features", "credit_features")]
     delivery = sink.publish(events)
@@ -117,13 +124,24 @@ def test_written_events_arrive_in_wire_format_with_every_field(
     make_client, kafka_settings, kafka_broker: KafkaBroker, kafka_topic: str
 ) -> None:
     client = make_client(**kafka_settings)
-    first = write(client, "user-1", {"user_features": {"age": 30, "city": "SF"}, "credit_features": {"score": 750}},
-                  compute_id="job-7")
-    second = client.post("/api/v1/items", json={
-        "meta": {"source": "prediction_service"},
-        "data": {"entity_type": "account_id", "entity_value": "acct-9", "category": "d0_unauth_features",
-                 "features": {"verified": True}},
-    })
+    first = write(
+        client,
+        "user-1",
+        {"user_features": {"age": 30, "city": "SF"}, "credit_features": {"score": 750}},
+        compute_id="job-7",
+    )
+    second = client.post(
+        "/api/v1/items",
+        json={
+            "meta": {"source": "prediction_service"},
+            "data": {
+                "entity_type": "account_id",
+                "entity_value": "acct-9",
+                "category": "d0_unauth_features",
+                "features": {"verified": True},
+            },
+        },
+    )
     assert second.status_code == 200
 
     received = consume(kafka_broker, kafka_topic, distinct=3)
@@ -191,8 +209,12 @@ def test_an_outage_delays_events_but_loses_none(
 def test_events_pending_at_shutdown_are_published_after_a_restart(
     make_client, make_settings: SettingsFactory, kafka_settings, kafka_broker: KafkaBroker, kafka_topic: str
 ) -> None:
-    unreachable = {**kafka_settings, "kafka_broker_url": f"127.0.0.1:{free_port()}",
-                   "kafka_message_timeout_ms": 300, "shutdown_flush_seconds": 0.5}
+    unreachable = {
+        **kafka_settings,
+        "kafka_broker_url": f"127.0.0.1:{free_port()}",
+        "kafka_message_timeout_ms": 300,
+        "shutdown_flush_seconds": 0.5,
+    }
     first = make_client(**unreachable)
     sink = first.app.state.runtime.sink
     attempted: list[str] = []

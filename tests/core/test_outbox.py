@@ -68,7 +68,9 @@ def test_relay_counts_deliveries_and_reports_the_backlog(store: OnlineStore, set
     metrics.configure("127.0.0.1", statsd.server.port, statsd.prefix)
     user = settings.entity_types["bright_uid"]
     for index in range(3):
-        store.write(user, f"user-{index}", [make_write("user_features", {"a": index})], "2026-01-01T00:00:00.000000+00:00")
+        store.write(
+            user, f"user-{index}", [make_write("user_features", {"a": index})], "2026-01-01T00:00:00.000000+00:00"
+        )
     relay = relay_for(store, FlakySink(failures=1))
     relay.report_backlog()
     assert statsd.wait_for("gauges", {"outbox.backlog": 3})["outbox.backlog"] == 3
@@ -105,7 +107,9 @@ def test_a_failing_sink_releases_its_batch_for_a_retry(store: OnlineStore, setti
 def test_stop_drains_pending_events(store: OnlineStore, settings) -> None:
     user = settings.entity_types["bright_uid"]
     for index in range(3):
-        store.write(user, f"user-{index}", [make_write("user_features", {"a": index})], "2026-01-01T00:00:00.000000+00:00")
+        store.write(
+            user, f"user-{index}", [make_write("user_features", {"a": index})], "2026-01-01T00:00:00.000000+00:00"
+        )
     sink = FlakySink(failures=0)
     relay_for(store, sink).stop(timeout=2)
     assert len(sink.delivered) == 3

@@ -13,7 +13,11 @@ def test_defaults_run_on_the_embedded_store(monkeypatch) -> None:
     assert settings.store_backend == "sqlite"
     assert settings.sqlite_path == Path("data/features.db")
     assert settings.allowed_categories == (
-        "user_features", "credit_features", "transaction_features", "trans_features", "d0_unauth_features",
+        "user_features",
+        "credit_features",
+        "transaction_features",
+        "trans_features",
+        "d0_unauth_features",
     )
     assert settings.write_allowed_sources == ("prediction_service",)
     assert settings.entity_types["bright_uid"].table == "user_feature_store"

@@ -20,7 +20,9 @@ def hadolint() -> str:
 
 
 def test_hadolint_finds_nothing() -> None:
-    result = subprocess.run([hadolint(), "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [hadolint(), "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
 
@@ -80,12 +82,23 @@ def test_dockerignore_keeps_the_service_and_drops_the_rest() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert not any(pattern.startswith("!") for pattern in patterns), "this check does not model exceptions"
-    for dropped in (".git", ".venv", ".servers", "data/features.db", "tests/conftest.py", "bench/results/x.json",
-                    ".env", "requirements-dev.txt", "core/__pycache__/settings.cpython-311.pyc"):
+    for dropped in (
+        ".git",
+        ".venv",
+        ".servers",
+        "data/features.db",
+        "tests/conftest.py",
+        "bench/results/x.json",
+        ".env",
+        "requirements-dev.txt",
+        "core/__pycache__/settings.cpython-311.pyc",
+    ):
         assert dockerignored(dropped, patterns), dropped
     needed = ["main.py", "requirements.txt", ".env.development", ".env.staging", ".env.production"]
     for package in ("api", "components", "core", "middlewares", "schemas"):
-        needed += [str(path.relative_to(ROOT)) for path in (ROOT / package).rglob("*") if path.suffix in (".py", ".avsc")]
+        needed += [
+            str(path.relative_to(ROOT)) for path in (ROOT / package).rglob("*") if path.suffix in (".py", ".avsc")
+        ]
     assert [path for path in needed if dockerignored(path, patterns)] == []
 
 

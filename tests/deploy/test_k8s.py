@@ -51,7 +51,9 @@ def test_kustomization_lists_every_resource(manifests: Manifests) -> None:
     assert image["name"] == container(manifests)["image"]
 
 
-def test_probes_ask_the_app_on_the_served_port(manifests: Manifests, dockerfile: Dockerfile, client: TestClient) -> None:
+def test_probes_ask_the_app_on_the_served_port(
+    manifests: Manifests, dockerfile: Dockerfile, client: TestClient
+) -> None:
     spec = container(manifests)
     paths = {probe: spec[probe]["httpGet"]["path"] for probe in ("startupProbe", "livenessProbe", "readinessProbe")}
     assert paths["livenessProbe"] == "/api/v1/live"
@@ -115,7 +117,9 @@ def test_api_keys_file_is_mounted_from_a_secret(manifests: Manifests) -> None:
     assert "secret" in volumes[mounts[keys_dir]["name"]]
 
 
-def test_termination_grace_outlasts_drain_requests_and_event_flush(manifests: Manifests, dockerfile: Dockerfile) -> None:
+def test_termination_grace_outlasts_drain_requests_and_event_flush(
+    manifests: Manifests, dockerfile: Dockerfile
+) -> None:
     pre_stop = container(manifests)["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     assert "command" not in container(manifests) and "args" not in container(manifests), "the image's CMD applies"

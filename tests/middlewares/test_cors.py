@@ -26,7 +26,9 @@ def test_development_allows_any_origin(make_client) -> None:
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
 def test_only_configured_origins_outside_development(make_client, environment: str, deployed_overrides) -> None:
-    client = make_client(**deployed_overrides(environment), cors_origins="https://app.example.com,https://ops.example.com")
+    client = make_client(
+        **deployed_overrides(environment), cors_origins="https://app.example.com,https://ops.example.com"
+    )
     allowed = preflight(client, "https://ops.example.com")
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://ops.example.com"
@@ -40,7 +42,10 @@ def test_only_configured_origins_outside_development(make_client, environment: s
 def test_no_origin_configured_means_no_cors_outside_development(make_client, deployed_overrides) -> None:
     client = make_client(**deployed_overrides("staging"), cors_origins="")
     assert "access-control-allow-origin" not in preflight(client, "https://app.example.com").headers
-    assert "access-control-allow-origin" not in client.get("/api/v1/health", headers={"Origin": "https://x.example"}).headers
+    assert (
+        "access-control-allow-origin"
+        not in client.get("/api/v1/health", headers={"Origin": "https://x.example"}).headers
+    )
 
 
 def test_production_with_any_origin_refuses_to_start(make_settings, deployed_overrides) -> None:

@@ -4,10 +4,6 @@ sequence of requests; the JSON line's shape; the request id in every line of its
 import io
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,7 +84,9 @@ def test_known_requests_give_known_metrics(json_client, statsd) -> None:
     assert counters == expected_counters
 
     timers = statsd.wait_for("timers", {"sqlite.delete_events": 1})
-    samples = {key: len(values) for key, values in timers.items() if not key.startswith("sqlite.") or "entity_type" in key}
+    samples = {
+        key: len(values) for key, values in timers.items() if not key.startswith("sqlite.") or "entity_type" in key
+    }
     assert samples == {
         "http.request.duration;endpoint=-api-v1-items;method=POST;status=200": 1,
         f"http.request.duration;{get};status=200": 1,
@@ -118,7 +116,10 @@ def test_dynamodb_calls_are_timed_by_name(json_client, statsd) -> None:
     client, _ = json_client(**statsd.settings)
     assert client.post("/api/v1/items", json=write_body("u-1")).status_code == 200
     assert client.get("/api/v1/get/item/u-1/user_features").status_code == 200
-    assert client.post("/api/v1/get/items", json=read_body("u-1", "user_features:age", "credit_features:*")).status_code == 200
+    assert (
+        client.post("/api/v1/get/items", json=read_body("u-1", "user_features:age", "credit_features:*")).status_code
+        == 200
+    )
     expected = {
         # A category's first write costs two transactions: the update finds no item, then creates it.
         "dynamodb.transact_write_items;entity_type=bright_uid": 2,
@@ -166,8 +167,17 @@ def test_one_json_line_per_request_with_its_fields(json_client) -> None:
     assert len(access) == 1
     line = access[0]
     assert set(line) == {
-        "timestamp", "level", "logger", "message", "request_id",
-        "method", "route", "status", "duration_ms", "entity_type", "categories",
+        "timestamp",
+        "level",
+        "logger",
+        "message",
+        "request_id",
+        "method",
+        "route",
+        "status",
+        "duration_ms",
+        "entity_type",
+        "categories",
     }
     assert line["level"] == "INFO"
     assert (line["method"], line["route"], line["status"]) == ("POST", "/api/v1/get/items", 200)

@@ -145,7 +145,10 @@ def create_tables(client: Any, settings: Settings) -> list[str]:
                 actions.append(f"enabled TTL on {entity.table}.{EXPIRES_AT}")
         due_index = {
             "IndexName": OUTBOX_INDEX,
-            "KeySchema": [{"AttributeName": "shard", "KeyType": "HASH"}, {"AttributeName": "due_at", "KeyType": "RANGE"}],
+            "KeySchema": [
+                {"AttributeName": "shard", "KeyType": "HASH"},
+                {"AttributeName": "due_at", "KeyType": "RANGE"},
+            ],
             "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["lease_until", "created_at"]},
         }
         if _create_table(
@@ -229,7 +232,13 @@ class DynamoDBStore:
             names |= features
         if len(names) > MAX_PROJECTED_FEATURES:
             return {}
-        attribute_names = {"#k": entity_type.key_attribute, "#c": CATEGORY, "#f": FEATURES, "#m": METADATA, "#x": EXPIRES_AT}
+        attribute_names = {
+            "#k": entity_type.key_attribute,
+            "#c": CATEGORY,
+            "#f": FEATURES,
+            "#m": METADATA,
+            "#x": EXPIRES_AT,
+        }
         paths = ["#k", "#c", "#f.#m", "#x"]
         if names:
             attribute_names["#d"] = DATA
@@ -241,7 +250,9 @@ class DynamoDBStore:
     def _key(self, entity_type: EntityType, entity_value: str, category: str) -> dict[str, Any]:
         return {entity_type.key_attribute: {"S": entity_value}, CATEGORY: {"S": category}}
 
-    def _fetch(self, table: str, keys: Sequence[dict[str, Any]], projection: dict[str, Any], deadline: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _fetch(
+        self, table: str, keys: Sequence[dict[str, Any]], projection: dict[str, Any], deadline: float
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """BatchGetItem one chunk, retrying unprocessed keys with backoff until the deadline; return
         the items found and the keys still unprocessed."""
         request = {table: {"Keys": list(keys), "ConsistentRead": self.consistent, **projection}}
@@ -279,7 +290,9 @@ class DynamoDBStore:
         for chunk in _chunks(keys, MAX_BATCH_KEYS):
             items, unprocessed = self._fetch(entity_type.table, chunk, projection, deadline)
             if unprocessed:
-                raise StoreUnavailable("DynamoDB left keys unprocessed past the read deadline (throttled)", retry_after=1)
+                raise StoreUnavailable(
+                    "DynamoDB left keys unprocessed past the read deadline (throttled)", retry_after=1
+                )
             found |= {item[CATEGORY]["S"]: _stored(item) for item in items}
         return found
 
@@ -292,7 +305,9 @@ class DynamoDBStore:
         deadline = time.monotonic() + self.deadline_seconds
         key_attribute = entity_type.key_attribute
 
-        def fetch(chunk: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], Sequence[dict[str, Any]], FeatureStoreError | None]:
+        def fetch(
+            chunk: Sequence[dict[str, Any]],
+        ) -> tuple[list[dict[str, Any]], Sequence[dict[str, Any]], FeatureStoreError | None]:
             try:
                 items, unprocessed = self._fetch(entity_type.table, chunk, projection, deadline)
             except FeatureStoreError as exc:
@@ -317,8 +332,14 @@ class DynamoDBStore:
     # --- writes ---
 
     def _upsert(
-        self, entity_type: EntityType, entity_value: str, write: CategoryWrite, data: dict[str, Any],
-        metadata: dict[str, Any], mode: str, now_iso: str,
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        write: CategoryWrite,
+        data: dict[str, Any],
+        metadata: dict[str, Any],
+        mode: str,
+        now_iso: str,
     ) -> dict[str, Any]:
         names = {"#k": entity_type.key_attribute, "#f": FEATURES, "#e": EVENT_TIME, "#x": EXPIRES_AT}
         values: dict[str, Any] = {":e": {"S": write.event_time}}
@@ -371,7 +392,13 @@ class DynamoDBStore:
         }
 
     def _item_size(
-        self, entity_type: EntityType, entity_value: str, write: CategoryWrite, encoded: tuple, now_iso: str, exact: bool
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        write: CategoryWrite,
+        encoded: tuple,
+        now_iso: str,
+        exact: bool,
     ) -> int:
         """The item's size as DynamoDB counts it, or a cheap upper bound when that is clearly small
         enough: DynamoDB never counts more than three bytes per byte of the value's JSON."""
@@ -390,12 +417,19 @@ class DynamoDBStore:
         )
 
     def _check_sizes(
-        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], encoded: dict[str, tuple], now_iso: str
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        writes: Sequence[CategoryWrite],
+        encoded: dict[str, tuple],
+        now_iso: str,
     ) -> None:
         """Refuse, before anything is sent, an item over DynamoDB's 400 KB or a transaction over 4 MB."""
         for exact in (False, True):
             sizes = {
-                write.category: self._item_size(entity_type, entity_value, write, encoded[write.category], now_iso, exact)
+                write.category: self._item_size(
+                    entity_type, entity_value, write, encoded[write.category], now_iso, exact
+                )
                 for write in writes
             }
             for category, size in sizes.items():
@@ -407,7 +441,9 @@ class DynamoDBStore:
             total = sum(sizes.values())
             if total <= MAX_TRANSACTION_BYTES:
                 return
-        raise PayloadTooLarge(f"the write would be {total} bytes; DynamoDB commits at most {MAX_TRANSACTION_BYTES} at once")
+        raise PayloadTooLarge(
+            f"the write would be {total} bytes; DynamoDB commits at most {MAX_TRANSACTION_BYTES} at once"
+        )
 
     def write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
@@ -432,7 +468,9 @@ class DynamoDBStore:
             except ClientError as exc:
                 if _code(exc) != "TransactionCanceledException":
                     raise translate_error(exc, "TransactWriteItems") from exc
-                pending, conflicted = self._after_cancel(pending, exc.response.get("CancellationReasons") or [], modes, skipped)
+                pending, conflicted = self._after_cancel(
+                    pending, exc.response.get("CancellationReasons") or [], modes, skipped
+                )
                 if conflicted:
                     time.sleep(_backoff(attempt))
             except BotoCoreError as exc:
@@ -552,7 +590,9 @@ class DynamoDBStore:
     def delete_events(self, event_ids: Sequence[str]) -> None:
         deadline = time.monotonic() + self.deadline_seconds
         for chunk in _chunks(list(event_ids), MAX_BATCH_WRITES):
-            request = {self.outbox_table: [{"DeleteRequest": {"Key": {"event_id": {"S": event_id}}}} for event_id in chunk]}
+            request = {
+                self.outbox_table: [{"DeleteRequest": {"Key": {"event_id": {"S": event_id}}}} for event_id in chunk]
+            }
             attempt = 0
             while request:
                 with metrics.timer("dynamodb.outbox_delete"), _translated("outbox BatchWriteItem"):
@@ -574,7 +614,12 @@ class DynamoDBStore:
                         Key={"event_id": {"S": event_id}},
                         UpdateExpression="SET #a = #a + :one, #d = :due, #l = :zero",
                         ConditionExpression="attribute_exists(#i)",
-                        ExpressionAttributeNames={"#i": "event_id", "#a": "attempts", "#d": "due_at", "#l": "lease_until"},
+                        ExpressionAttributeNames={
+                            "#i": "event_id",
+                            "#a": "attempts",
+                            "#d": "due_at",
+                            "#l": "lease_until",
+                        },
                         ExpressionAttributeValues={":one": {"N": "1"}, ":due": due, ":zero": {"N": "0"}},
                     )
             except ClientError as exc:

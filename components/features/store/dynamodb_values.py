@@ -96,7 +96,9 @@ def attribute_size(attribute: dict[str, Any]) -> int:
     if kind == "N":
         return _number_size(value)
     if kind == "M":
-        return 3 + sum(len(key.encode("utf-8", "surrogatepass")) + 1 + attribute_size(item) for key, item in value.items())
+        return 3 + sum(
+            len(key.encode("utf-8", "surrogatepass")) + 1 + attribute_size(item) for key, item in value.items()
+        )
     if kind == "L":
         return 3 + sum(1 + attribute_size(item) for item in value)
     if kind == "B":

@@ -267,7 +267,10 @@ class SQLiteStore:
                 ") RETURNING event_id, key, payload, created_at, attempts",
                 (now + lease_seconds, now, now, limit),
             ).fetchall()
-        events = [OutboxEvent(event_id, key, loads(payload), created, attempts) for event_id, key, payload, created, attempts in rows]
+        events = [
+            OutboxEvent(event_id, key, loads(payload), created, attempts)
+            for event_id, key, payload, created, attempts in rows
+        ]
         events.sort(key=lambda event: event.created_at_epoch)
         return events
 

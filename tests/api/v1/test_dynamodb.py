@@ -77,16 +77,23 @@ def test_throttling_is_503_with_retry_after_and_writes_nothing(client: TestClien
             patch.setattr(dynamo, operation, throttled)
         assert_unavailable(client.post("/api/v1/items", json=write_body()))
         assert_unavailable(client.get("/api/v1/get/item/user-123/user_features"))
-        assert_unavailable(client.post("/api/v1/get/items/batch", json={
-            "meta": {"source": "ranker"},
-            "data": {"entity_values": ["user-1", "user-2"], "feature_list": ["user_features:*"]},
-        }))
+        assert_unavailable(
+            client.post(
+                "/api/v1/get/items/batch",
+                json={
+                    "meta": {"source": "ranker"},
+                    "data": {"entity_values": ["user-1", "user-2"], "feature_list": ["user_features:*"]},
+                },
+            )
+        )
     assert client.get("/api/v1/get/item/user-123/user_features").status_code == 404
 
 
 def test_item_over_400_kb_is_413_and_nothing_is_written(client: TestClient) -> None:
     big = {f"f{index}": "x" * 60_000 for index in range(7)}
-    response = client.post("/api/v1/items", json=write_body(categories={"user_features": {"a": 1}, "credit_features": big}))
+    response = client.post(
+        "/api/v1/items", json=write_body(categories={"user_features": {"a": 1}, "credit_features": big})
+    )
     assert response.status_code == 413, response.text
     assert response.json()["error"] == "payload_too_large"
     assert "credit_features" in response.json()["detail"]

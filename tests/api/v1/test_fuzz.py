@@ -128,5 +128,10 @@ def test_invalid_requests(fuzz_client: tuple[TestClient, dict[str, str]], method
 
 
 def test_every_route_is_fuzzed() -> None:
-    routes = {(method, route.path) for router in (reads, writes, probes) for route in router.routes for method in route.methods}
+    routes = {
+        (method, route.path)
+        for router in (reads, writes, probes)
+        for route in router.routes
+        for method in route.methods
+    }
     assert routes == set(OPERATIONS)

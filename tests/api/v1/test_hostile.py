@@ -108,7 +108,10 @@ def test_huge_number_in_a_read_body_is_422(client: TestClient) -> None:
 )
 def test_bad_names_and_strings_are_422(client: TestClient, features: dict) -> None:
     body = json.dumps(
-        {"meta": {"source": "prediction_service"}, "data": {"entity_value": "u", "category": "user_features", "features": features}}
+        {
+            "meta": {"source": "prediction_service"},
+            "data": {"entity_value": "u", "category": "user_features", "features": features},
+        }
     )
     body = assert_rejected(client, client.post("/api/v1/items", content=body.encode(), headers=JSON))
     assert all(len(str(item)) <= 128 for error in body["detail"] for item in error["loc"])
@@ -125,9 +128,7 @@ def test_unicode_and_empty_values_round_trip(client: TestClient, value: str) -> 
     assert data["v"] == value
 
 
-@pytest.mark.parametrize(
-    "entity_value", ["", "a\u0000b", "a\nb", "\u0085", "\ud800", "é" * 513, "\u202e" * 342]
-)
+@pytest.mark.parametrize("entity_value", ["", "a\u0000b", "a\nb", "\u0085", "\ud800", "é" * 513, "\u202e" * 342])
 def test_bad_entity_values_are_422_everywhere(client: TestClient, entity_value: str) -> None:
     def post(path: str, body: dict) -> Any:
         return client.post(path, content=json.dumps(body).encode(), headers=JSON)  # ASCII escapes carry lone surrogates
@@ -159,7 +160,9 @@ def test_duplicate_json_keys_last_one_wins(client: TestClient) -> None:
 
 @pytest.mark.parametrize("depth", [17, 500, 5_000, 100_000])
 def test_deep_nesting_is_422(client: TestClient, depth: int) -> None:
-    body = assert_rejected(client, client.post("/api/v1/items", content=raw_write(b'{"a": ' + deep(depth) + b"}"), headers=JSON))
+    body = assert_rejected(
+        client, client.post("/api/v1/items", content=raw_write(b'{"a": ' + deep(depth) + b"}"), headers=JSON)
+    )
     assert body["detail"][0]["msg"] in ("value nested deeper than 16 levels", "JSON nested too deeply")
 
 

@@ -62,7 +62,9 @@ def test_store_unavailable_is_503_with_retry_after(client: TestClient, monkeypat
     assert response.json()["error"] == "store_unavailable"
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
 def test_non_json_body_is_415(client: TestClient, content_type: str | None) -> None:
     headers = {"content-type": content_type} if content_type else {}
     response = client.post("/api/v1/items", content=b'{"a": 1}', headers=headers)

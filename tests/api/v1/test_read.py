@@ -72,7 +72,13 @@ def test_get_items_accepts_metadata_spelling(client: TestClient, write) -> None:
 def test_unavailable_categories_sorted_unique(client: TestClient, write) -> None:
     write(categories={"user_features": {"age": 30}})
     response = get_items(
-        client, "user-123", "zzz_unknown:a", "user_features:age", "credit_features:*", "zzz_unknown:b", "aaa:*",
+        client,
+        "user-123",
+        "zzz_unknown:a",
+        "user_features:age",
+        "credit_features:*",
+        "zzz_unknown:b",
+        "aaa:*",
         "credit_features:x",
     )
     body = response.json()
@@ -174,7 +180,9 @@ def test_category_default_ttl(make_client) -> None:
 
 def test_event_time_orders_writes(client: TestClient) -> None:
     newer = write_body(categories={"user_features": {"v": 2}}, event_time="2026-01-02T00:00:00Z")
-    older = write_body(categories={"user_features": {"v": 1}, "credit_features": {"v": 1}}, event_time="2026-01-01T00:00:00+00:00")
+    older = write_body(
+        categories={"user_features": {"v": 1}, "credit_features": {"v": 1}}, event_time="2026-01-01T00:00:00+00:00"
+    )
     assert client.post("/api/v1/items", json=newer).json()["categories_updated"] == ["user_features"]
     answer = client.post("/api/v1/items", json=older).json()
     assert answer["categories_updated"] == ["credit_features"]

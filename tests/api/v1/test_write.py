@@ -190,21 +190,37 @@ def test_nan_and_infinity_rejected(client: TestClient, literal: bytes) -> None:
     assert read(client, "u", "user_features").status_code == 404
 
 
-@pytest.mark.parametrize("meta", [{"ttl": 0}, {"ttl": -5}, {"ttl": 1.5}, {"ttl": "60"}, {"ttl": True}, {"event_time": "yesterday"}])
+@pytest.mark.parametrize(
+    "meta", [{"ttl": 0}, {"ttl": -5}, {"ttl": 1.5}, {"ttl": "60"}, {"ttl": True}, {"event_time": "yesterday"}]
+)
 def test_invalid_meta_is_422(client: TestClient, meta: dict) -> None:
     assert client.post("/api/v1/items", json=write_body(**meta)).status_code == 422
 
 
 def test_limits_are_configurable(make_client) -> None:
     client = make_client(max_features_per_category=2, max_string_bytes=8, max_json_depth=2, max_categories_per_write=1)
-    assert client.post("/api/v1/items", json=write_body(categories={"user_features": {"a": 1, "b": 2, "c": 3}})).status_code == 422
-    assert client.post("/api/v1/items", json=write_body(categories={"user_features": {"a": "x" * 9}})).status_code == 422
-    assert client.post("/api/v1/items", json=write_body(categories={"user_features": {"a": [[[1]]]}})).status_code == 422
+    assert (
+        client.post(
+            "/api/v1/items", json=write_body(categories={"user_features": {"a": 1, "b": 2, "c": 3}})
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post("/api/v1/items", json=write_body(categories={"user_features": {"a": "x" * 9}})).status_code == 422
+    )
+    assert (
+        client.post("/api/v1/items", json=write_body(categories={"user_features": {"a": [[[1]]]}})).status_code == 422
+    )
     two = write_body(categories={"user_features": {"a": 1}, "credit_features": {"a": 1}})
     response = client.post("/api/v1/items", json=two)
     assert response.status_code == 422
     assert "at most 1 categories" in response.json()["detail"][0]["msg"]
-    assert client.post("/api/v1/items", json=write_body(categories={"user_features": {"a": "x" * 8, "b": [[1]]}})).status_code == 200
+    assert (
+        client.post(
+            "/api/v1/items", json=write_body(categories={"user_features": {"a": "x" * 8, "b": [[1]]}})
+        ).status_code
+        == 200
+    )
 
 
 def test_unpaired_surrogate_is_422_not_500(client: TestClient) -> None:

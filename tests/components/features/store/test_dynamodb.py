@@ -16,6 +16,7 @@ from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.settings import Settings
 from tests.components.features.store.test_contract import LATER, NOW, make_write
 
+
 @pytest.fixture
 def backend() -> str:
     return "dynamodb"
@@ -31,7 +32,9 @@ def dynamo(store: DynamoDBStore) -> Any:
     return store.client
 
 
-def spy(monkeypatch: pytest.MonkeyPatch, client: Any, operation: str, before: Callable[..., Any] | None = None) -> list[dict]:
+def spy(
+    monkeypatch: pytest.MonkeyPatch, client: Any, operation: str, before: Callable[..., Any] | None = None
+) -> list[dict]:
     """Record each call's arguments; `before(call_number, kwargs)` may answer instead of the server."""
     calls: list[dict] = []
     real = getattr(client, operation)
@@ -54,7 +57,9 @@ def client_error(code: str, operation: str, **extra: Any) -> ClientError:
 
 def test_item_layout_is_the_designed_one(store: DynamoDBStore, dynamo: Any, user) -> None:
     store.write(user, "user-1", [make_write("user_features", {"age": 30}, expires_at=1_900_000_000.25)], NOW)
-    item = dynamo.get_item(TableName=user.table, Key={"bright_uid": {"S": "user-1"}, "category": {"S": "user_features"}})["Item"]
+    item = dynamo.get_item(
+        TableName=user.table, Key={"bright_uid": {"S": "user-1"}, "category": {"S": "user_features"}}
+    )["Item"]
     assert set(item) == {"bright_uid", "category", "features", "event_time", "expires_at"}
     assert item["features"]["M"]["data"] == {"M": {"age": {"N": "30"}}}
     metadata = item["features"]["M"]["metadata"]["M"]
@@ -69,10 +74,16 @@ def test_item_layout_is_the_designed_one(store: DynamoDBStore, dynamo: Any, user
 
 def test_items_without_event_time_are_overwritten_and_keep_created_at(store: DynamoDBStore, dynamo: Any, user) -> None:
     """Items written before `event_time` existed (only the designed features map) stay writable."""
-    dynamo.put_item(TableName=user.table, Item={
-        "bright_uid": {"S": "old"}, "category": {"S": "user_features"},
-        "features": {"M": {"data": {"M": {"age": {"N": "30"}}}, "metadata": {"M": {"created_at": {"S": "2024-01-01"}}}}},
-    })
+    dynamo.put_item(
+        TableName=user.table,
+        Item={
+            "bright_uid": {"S": "old"},
+            "category": {"S": "user_features"},
+            "features": {
+                "M": {"data": {"M": {"age": {"N": "30"}}}, "metadata": {"M": {"created_at": {"S": "2024-01-01"}}}}
+            },
+        },
+    )
     assert store.read(user, "old", {"user_features": None})["user_features"].data == {"age": 30}
     assert store.write(user, "old", [make_write("user_features", {"age": 31})], NOW) == []
     found = store.read(user, "old", {"user_features": None})["user_features"]
@@ -105,7 +116,9 @@ def test_empty_strings_lists_maps_and_keys(store: DynamoDBStore, user) -> None:
 def test_batch_read_fetches_at_most_100_keys_per_call(store: DynamoDBStore, dynamo: Any, user, monkeypatch) -> None:
     values = [f"user-{index}" for index in range(150)]
     for value in values[:3]:
-        store.write(user, value, [make_write("user_features", {"id": value}), make_write("credit_features", {"v": 1})], NOW)
+        store.write(
+            user, value, [make_write("user_features", {"id": value}), make_write("credit_features", {"v": 1})], NOW
+        )
     calls = spy(monkeypatch, dynamo, "batch_get_item")
     batch = store.read_batch(user, values, {"user_features": None, "credit_features": None})
     assert sorted(len(call["RequestItems"][user.table]["Keys"]) for call in calls) == [100, 100, 100]
@@ -199,7 +212,10 @@ def test_one_invalid_category_writes_nothing(store: DynamoDBStore, user) -> None
 
 def test_item_over_400_kb_is_refused_before_any_call(store: DynamoDBStore, dynamo: Any, user, monkeypatch) -> None:
     calls = spy(monkeypatch, dynamo, "transact_write_items")
-    writes = [make_write("user_features", {"a": 1}), make_write("credit_features", {f"f{i}": "x" * 60_000 for i in range(7)})]
+    writes = [
+        make_write("user_features", {"a": 1}),
+        make_write("credit_features", {f"f{i}": "x" * 60_000 for i in range(7)}),
+    ]
     with pytest.raises(PayloadTooLarge, match="credit_features"):
         store.write(user, "user-1", writes, NOW)
     assert calls == []
@@ -291,7 +307,8 @@ def test_conflicting_transactions_are_retried(store: DynamoDBStore, dynamo: Any,
         client_error("ProvisionedThroughputExceededException", "TransactWriteItems"),
         client_error("ThrottlingException", "TransactWriteItems"),
         client_error(
-            "TransactionCanceledException", "TransactWriteItems",
+            "TransactionCanceledException",
+            "TransactWriteItems",
             CancellationReasons=[{"Code": "ThrottlingError"}, {"Code": "None"}],
         ),
     ],

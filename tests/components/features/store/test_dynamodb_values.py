@@ -30,7 +30,9 @@ def test_encode_and_decode(value, attribute) -> None:
     assert type(decoded) is type(value)
 
 
-@pytest.mark.parametrize(("text", "value"), [("1", 1), ("0.00001", 1e-05), ("25000000000", 25000000000), ("-0.5", -0.5), ("1E+16", 1e16)])
+@pytest.mark.parametrize(
+    ("text", "value"), [("1", 1), ("0.00001", 1e-05), ("25000000000", 25000000000), ("-0.5", -0.5), ("1E+16", 1e16)]
+)
 def test_numbers_as_dynamodb_returns_them(text: str, value) -> None:
     """DynamoDB normalises numbers: digits only is an int; a point or an exponent is a float."""
     decoded = decode({"N": text})

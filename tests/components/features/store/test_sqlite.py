@@ -26,7 +26,10 @@ def test_a_failing_request_in_a_group_rolls_back_alone(sqlite_store: SQLiteStore
 
     def write(index: int) -> str:
         event_id = "shared" if index % 4 == 0 else None
-        writes = [make_write("user_features", {"i": index}, event_id=event_id), make_write("credit_features", {"i": index})]
+        writes = [
+            make_write("user_features", {"i": index}, event_id=event_id),
+            make_write("credit_features", {"i": index}),
+        ]
         start.wait()
         try:
             sqlite_store.write(user, f"user-{index}", writes, NOW)
