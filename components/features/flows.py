@@ -25,6 +25,15 @@ class EntityFeatures:
 
 
 @dataclass(frozen=True, slots=True)
+class FeatureSelection:
+    """What a read asks for: the categories to fetch, and those reported unavailable without a read."""
+
+    wanted: Wanted
+    not_whitelisted: tuple[str, ...] = ()
+    """Requested categories off the whitelist."""
+
+
+@dataclass(frozen=True, slots=True)
 class WriteOutcome:
     categories_updated: list[str]
     categories_skipped: list[str]
@@ -43,13 +52,11 @@ def _is_fresh(stored: StoredCategory, now: float) -> bool:
     return stored.expires_at_epoch is None or now < stored.expires_at_epoch
 
 
-def _project(
-    stored: Mapping[str, StoredCategory], wanted: Wanted, not_whitelisted: Sequence[str], now: float
-) -> EntityFeatures:
+def _project(stored: Mapping[str, StoredCategory], selection: FeatureSelection, now: float) -> EntityFeatures:
     result = EntityFeatures()
-    unavailable = set(not_whitelisted)
+    unavailable = set(selection.not_whitelisted)
     missing_features: list[str] = []
-    for category, names in wanted.items():
+    for category, names in selection.wanted.items():
         found = stored.get(category)
         if found is None or not _is_fresh(found, now):
             unavailable.add(category)
@@ -87,19 +94,18 @@ class FeatureFlows:
         metrics.incr("read.unavailable_category", entity_type=entity_type.name)
         return None
 
-    def read_features(
-        self, entity_type: EntityType, entity_value: str, wanted: Wanted, not_whitelisted: Sequence[str]
-    ) -> EntityFeatures:
+    def read_features(self, entity_type: EntityType, entity_value: str, selection: FeatureSelection) -> EntityFeatures:
         with metrics.timer("read.multi_category", entity_type=entity_type.name):
-            stored = self.store.read(entity_type, entity_value, wanted) if wanted else {}
-            result = _project(stored, wanted, not_whitelisted, self.clock())
+            stored = self.store.read(entity_type, entity_value, selection.wanted) if selection.wanted else {}
+            result = _project(stored, selection, self.clock())
         if result.unavailable_categories:
             metrics.incr("read.unavailable_category", len(result.unavailable_categories), entity_type=entity_type.name)
         return result
 
     def read_batch(
-        self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted, not_whitelisted: Sequence[str]
+        self, entity_type: EntityType, entity_values: Sequence[str], selection: FeatureSelection
     ) -> list[EntityFeatures]:
+        wanted = selection.wanted
         with metrics.timer("read.batch", entity_type=entity_type.name):
             batch = self.store.read_batch(entity_type, entity_values, wanted) if wanted else None
             now = self.clock()
@@ -108,12 +114,13 @@ class FeatureFlows:
                 if batch is not None and value in batch.failed:
                     results.append(
                         EntityFeatures(
-                            unavailable_categories=sorted({*wanted, *not_whitelisted}), error="store_unavailable"
+                            unavailable_categories=sorted({*wanted, *selection.not_whitelisted}),
+                            error="store_unavailable",
                         )
                     )
                     continue
                 stored = batch.found.get(value, {}) if batch is not None else {}
-                results.append(_project(stored, wanted, not_whitelisted, now))
+                results.append(_project(stored, selection, now))
         unavailable = sum(len(result.unavailable_categories) for result in results)
         if unavailable:
             metrics.incr("read.unavailable_category", unavailable, entity_type=entity_type.name)
