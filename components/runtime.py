@@ -57,7 +57,9 @@ class Runtime:
             gauge_seconds=settings.outbox_gauge_seconds,
         )
         self.flows = FeatureFlows(self.store, self.relay, settings.category_default_ttl_seconds)
-        self.service = FeatureService(settings, self.flows)
+        self.service = FeatureService(
+            settings, self.flows, store_max_categories_per_write=self.store.max_categories_per_write
+        )
         self.controller = FeatureController(self.service, inline_reads=self.store.reads_in_process)
         self._ready_at = 0.0
 

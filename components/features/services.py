@@ -25,9 +25,12 @@ PARSED_FEATURE_LISTS = 1024
 
 
 class FeatureService:
-    def __init__(self, settings: Settings, flows: FeatureFlows) -> None:
+    def __init__(self, settings: Settings, flows: FeatureFlows, *, store_max_categories_per_write: int) -> None:
+        """`store_max_categories_per_write`: the most categories the store can commit atomically; a write
+        may hold no more than that, nor more than the setting allows."""
         self.settings = settings
         self.flows = flows
+        self.max_categories_per_write = min(settings.max_categories_per_write, store_max_categories_per_write)
         self.entity_types = settings.entity_types
         self.allowed_categories = frozenset(settings.allowed_categories)
         self.allowed_writers = frozenset(settings.write_allowed_sources)
@@ -126,7 +129,7 @@ class FeatureService:
         `writer` is the API key's principal, None when keys are off.
         """
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
-        limit = min(self.settings.max_categories_per_write, self.flows.store.max_categories_per_write)
+        limit = self.max_categories_per_write
         if len(categories) > limit:
             raise InvalidRequest(
                 f"a write may hold at most {limit} categories; this one holds {len(categories)}",
