@@ -11,9 +11,9 @@ from typing import Any, ParamSpec
 
 from starlette.concurrency import run_in_threadpool
 
-from components.features.flows import CategoryInput, EntityFeatures
+from components.features.flows import EntityFeatures
 from components.features.models import GetBatchRequest, GetItemsRequest, WriteRequest
-from components.features.services import FeatureService
+from components.features.services import CategoryInput, FeatureService
 from components.features.store.base import StoredCategory
 from core.auth import Principal
 from core.serialization import JSONBytesResponse, dumps
@@ -89,7 +89,7 @@ class FeatureController:
                 for index, item in enumerate(data.feature_list)
             ]
         else:
-            categories = [CategoryInput(data.category, data.features)]
+            categories = [CategoryInput(data.category, data.features, ("body", "data"))]
         outcome = self.service.write(
             data.entity_type,
             data.entity_value,

@@ -40,14 +40,6 @@ class WriteOutcome:
     timestamp: str
 
 
-@dataclass(frozen=True, slots=True)
-class CategoryInput:
-    category: str
-    features: dict[str, Any]
-    loc: tuple[str | int, ...] = ("body", "data")
-    """Where the category sits in the request, for error messages."""
-
-
 def _is_fresh(stored: StoredCategory, now: float) -> bool:
     return stored.expires_at_epoch is None or now < stored.expires_at_epoch
 
@@ -130,22 +122,24 @@ class FeatureFlows:
         self,
         entity_type: EntityType,
         entity_value: str,
-        categories: Sequence[CategoryInput],
+        categories: Mapping[str, dict[str, Any]],
         *,
         source: str | None,
         compute_id: str | None,
         ttl: int | None,
         event_time: datetime | None,
     ) -> WriteOutcome:
-        """Stamp metadata, build one event per category and commit them all atomically; then wake the relay."""
+        """Stamp metadata, build one event per category and commit them all atomically; then wake the relay.
+
+        `categories` maps each category to its features, in the request's order."""
         with metrics.timer("write.multi_category", entity_type=entity_type.name):
             now = datetime.fromtimestamp(self.clock(), UTC)
             now_iso = isoformat(now)
             now_epoch = now.timestamp()
             event_time_iso = isoformat(event_time) if event_time is not None else now_iso
             writes = []
-            for item in categories:
-                category_ttl = ttl if ttl is not None else self.default_ttl.get(item.category)
+            for category, features in categories.items():
+                category_ttl = ttl if ttl is not None else self.default_ttl.get(category)
                 expires = now + timedelta(seconds=category_ttl) if category_ttl is not None else None
                 metadata = {
                     "updated_at": now_iso,
@@ -158,16 +152,16 @@ class FeatureFlows:
                 event = feature_available_event(
                     entity_type=entity_type.name,
                     entity_value=entity_value,
-                    category=item.category,
-                    features=list(item.features),
+                    category=category,
+                    features=list(features),
                     compute_id=compute_id,
                     timestamp_iso=now_iso,
                     timestamp_epoch=now_epoch,
                 )
                 writes.append(
                     CategoryWrite(
-                        category=item.category,
-                        data=item.features,
+                        category=category,
+                        data=features,
                         metadata=metadata,
                         event_time=event_time_iso,
                         expires_at_epoch=expires.timestamp() if expires is not None else None,
@@ -179,7 +173,7 @@ class FeatureFlows:
             self.relay.notify()
         skipped_set = set(skipped)
         return WriteOutcome(
-            categories_updated=[item.category for item in categories if item.category not in skipped_set],
+            categories_updated=[category for category in categories if category not in skipped_set],
             categories_skipped=skipped,
             timestamp=now_iso,
         )

@@ -3,12 +3,13 @@
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-from components.features.flows import CategoryInput, EntityFeatures, FeatureFlows, FeatureSelection, WriteOutcome
+from components.features.flows import EntityFeatures, FeatureFlows, FeatureSelection, WriteOutcome
 from components.features.models import NAME_PATTERN, has_unsafe_characters
 from components.features.store.base import StoredCategory
 from core.auth import Principal
@@ -22,6 +23,15 @@ _FEATURE_ENTRY = re.compile(rf"^({_NAME_CHARS}):({_NAME_CHARS}|\*)$")
 WILDCARD = "*"
 PARSED_FEATURE_LISTS = 1024
 """Feature lists kept parsed: a model sends the same list with every request."""
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryInput:
+    """One category of a write, and where it sits in the request, for error messages."""
+
+    category: str
+    features: dict[str, Any]
+    loc: tuple[str | int, ...]
 
 
 class FeatureService:
@@ -161,7 +171,13 @@ class FeatureService:
             raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
         source = self._authorise_writer(source, writer, categories)
         return self.flows.write(
-            entity_type, entity_value, categories, source=source, compute_id=compute_id, ttl=ttl, event_time=event_time
+            entity_type,
+            entity_value,
+            {item.category: item.features for item in categories},
+            source=source,
+            compute_id=compute_id,
+            ttl=ttl,
+            event_time=event_time,
         )
 
     def _authorise_writer(

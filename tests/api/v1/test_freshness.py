@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from components.features.flows import CategoryInput
 from tests.api.v1.conftest import read_body, write_body
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
@@ -88,7 +87,7 @@ def test_concurrent_out_of_order_writers_keep_the_newest(client: TestClient) -> 
         outcome = runtime.flows.write(
             entity,
             "racer",
-            [CategoryInput("user_features", {"seq": index})],
+            {"user_features": {"seq": index}},
             source="prediction_service",
             compute_id=None,
             ttl=None,
