@@ -89,6 +89,8 @@ class FeatureController:
                 for index, item in enumerate(data.feature_list)
             ]
         else:
+            # WriteData's validator lets feature_list be absent only when category and features are both given.
+            assert data.category is not None and data.features is not None
             categories = [CategoryInput(data.category, data.features, ("body", "data"))]
         outcome = self.service.write(
             data.entity_type,

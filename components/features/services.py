@@ -98,8 +98,8 @@ class FeatureService:
                 wanted[category] = None
             elif category not in wanted:
                 wanted[category] = {name}
-            elif wanted[category] is not None:
-                wanted[category].add(name)
+            elif (names := wanted[category]) is not None:
+                names.add(name)
         frozen = {category: (frozenset(names) if names is not None else None) for category, names in wanted.items()}
         return FeatureSelection(MappingProxyType(frozen), tuple(sorted(not_whitelisted)))
 
