@@ -1,6 +1,7 @@
 """The one place errors become HTTP responses, all in the same envelope: detail, error, request_id."""
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -29,7 +30,7 @@ def error_code(status_code: int) -> str:
 
 
 def error_response(
-    status_code: int, error: str, detail: Any, headers: dict[str, str] | None = None
+    status_code: int, error: str, detail: Any, headers: Mapping[str, str] | None = None
 ) -> JSONBytesResponse:
     body = {"detail": detail, "error": error, "request_id": request_id_var.get()}
     return JSONBytesResponse(dumps(body), status_code=status_code, headers=headers)
@@ -84,7 +85,14 @@ async def _http_error(_request: Request, exc: HTTPException) -> JSONBytesRespons
     return error_response(exc.status_code, error_code(exc.status_code), exc.detail, exc.headers)
 
 
+_HANDLERS: dict[type[Exception], Callable[..., Awaitable[JSONBytesResponse]]] = {
+    # `...`: Starlette types a handler as taking any Exception, but calls it only with the class it is registered for.
+    FeatureStoreError: _feature_store_error,
+    RequestValidationError: _validation_error,
+    HTTPException: _http_error,
+}
+
+
 def register_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(FeatureStoreError, _feature_store_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
+    for exc_class, handler in _HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)

@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.run import CATEGORIES, features
-from components.features.flows import CategoryInput
 from components.runtime import Runtime
 from core.settings import Settings
 
@@ -23,7 +22,7 @@ def seed(entities: int) -> None:
     runtime.warmup()
     runtime.start()
     entity_type = settings.entity_types["bright_uid"]
-    categories = [CategoryInput(name, features(index)) for index, name in enumerate(CATEGORIES)]
+    categories = {name: features(index) for index, name in enumerate(CATEGORIES)}
 
     def write(index: int) -> None:
         runtime.flows.write(

@@ -4,6 +4,7 @@ built once and shared by every request; also what the probes and warm-up report 
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from components.features.controller import FeatureController
@@ -19,6 +20,14 @@ from core.settings import Settings
 logger = logging.getLogger("feature_store.runtime")
 
 READINESS_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    ready: bool
+    """The store can serve reads and writes."""
+    checks: dict[str, dict[str, Any]]
+    """What each dependency reported: the store, and the events' sink and outbox."""
 
 
 def create_sink(settings: Settings, schema: EventSchema) -> EventSink:
@@ -48,7 +57,9 @@ class Runtime:
             gauge_seconds=settings.outbox_gauge_seconds,
         )
         self.flows = FeatureFlows(self.store, self.relay, settings.category_default_ttl_seconds)
-        self.service = FeatureService(settings, self.flows)
+        self.service = FeatureService(
+            settings, self.flows, store_max_categories_per_write=self.store.max_categories_per_write
+        )
         self.controller = FeatureController(self.service, inline_reads=self.store.reads_in_process)
         self._ready_at = 0.0
 
@@ -70,7 +81,7 @@ class Runtime:
         actions += self.sink.initialise()
         return actions or ["already warm"]
 
-    def readiness(self) -> tuple[bool, dict[str, dict[str, Any]]]:
+    def readiness(self) -> Readiness:
         """Ready when the store serves; the event sink is reported but never makes us unready."""
         store_check: dict[str, Any] = {"backend": self.store.name, "ok": True}
         if time.monotonic() - self._ready_at > READINESS_CACHE_SECONDS:
@@ -86,7 +97,7 @@ class Runtime:
                 "pending": backlog.pending,
                 "oldest_pending_age_s": round(backlog.oldest_age_seconds, 3),
             }
-        return store_check["ok"], checks
+        return Readiness(store_check["ok"], checks)
 
     def shutdown(self) -> None:
         self.relay.stop(self.settings.shutdown_flush_seconds)

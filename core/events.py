@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import fastavro
 from fastavro.schema import SchemaParseException
+from fastavro.types import Schema
 from fastavro.validation import ValidationError, validate
 
 from core.exceptions import ConfigurationError
@@ -67,7 +68,7 @@ class EventSchema:
     """The event's Avro schema: its text for the Schema Registry, parsed for local checks."""
 
     text: str
-    parsed: dict[str, Any]
+    parsed: Schema
 
 
 def load_event_schema(path: Path = SCHEMA_PATH) -> EventSchema:

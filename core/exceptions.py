@@ -78,6 +78,8 @@ class UnsupportedMediaType(FeatureStoreError):
 class RetryLater(FeatureStoreError):
     """Refused for now; the client may retry after `retry_after` seconds."""
 
+    retry_after: int
+
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after

@@ -76,7 +76,7 @@ def configure_logging(settings: Settings) -> None:
     format it): `middlewares/telemetry.py` writes one richer line per request instead.
     """
     # The logging HOWTO's optimisations: no line shows the caller's file, thread or process.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

@@ -44,7 +44,10 @@ def _untagged(name: str, value: str, _tags: Mapping[str, Any]) -> str:
     return f"{name}:{value}"
 
 
-_FORMATS: dict[str, Callable[[str, str, Mapping[str, Any]], str]] = {
+Format = Callable[[str, str, Mapping[str, Any]], str]
+"""Builds one StatsD line from a name, a typed value and tags."""
+
+_FORMATS: dict[str, Format] = {
     "dogstatsd": _dogstatsd,
     "influx": _influx,
     "graphite": _graphite,
@@ -57,7 +60,7 @@ class Metrics:
     def __init__(self) -> None:
         self.enabled = False
         self._prefix = ""
-        self._format = _dogstatsd
+        self._format: Format = _dogstatsd
         self._sock: socket.socket | None = None
         self._address: Any = None
 

@@ -26,6 +26,12 @@ BACKENDS = ["sqlite", "dynamodb"]
 SettingsFactory = Callable[..., Settings]
 
 
+class AppClient(TestClient):
+    """A test client of the service's own app, so tests reach `app.state.runtime` and `app.openapi()` typed."""
+
+    app: FastAPI
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -134,12 +140,12 @@ def store(settings: Settings) -> Iterator[OnlineStore]:
 
 
 @pytest.fixture
-def make_client(make_settings: SettingsFactory) -> Iterator[Callable[..., TestClient]]:
+def make_client(make_settings: SettingsFactory) -> Iterator[Callable[..., AppClient]]:
     """Start an app (lifespan included) with settings overrides; every client is closed after the test."""
-    clients: list[TestClient] = []
+    clients: list[AppClient] = []
 
-    def factory(**overrides: object) -> TestClient:
-        client = TestClient(create_app(make_settings(**overrides)), raise_server_exceptions=False)
+    def factory(**overrides: object) -> AppClient:
+        client = AppClient(create_app(make_settings(**overrides)), raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
         return client
@@ -150,12 +156,12 @@ def make_client(make_settings: SettingsFactory) -> Iterator[Callable[..., TestCl
 
 
 @pytest.fixture
-def client(make_client: Callable[..., TestClient]) -> TestClient:
+def client(make_client: Callable[..., AppClient]) -> AppClient:
     return make_client()
 
 
 @pytest.fixture
-def app(client: TestClient) -> FastAPI:
+def app(client: AppClient) -> FastAPI:
     return client.app
 
 

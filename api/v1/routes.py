@@ -129,9 +129,13 @@ probes.add_api_route("/live", health, methods=["GET"], response_model=HealthResp
 @probes.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
 def ready(runtime: RuntimeDep) -> JSONBytesResponse:
     """200 when the online store can serve reads and writes; Kafka's state is reported, not required."""
-    is_ready, checks = runtime.readiness()
-    body = {"status": "ready" if is_ready else "unavailable", "timestamp": isoformat(utcnow()), "checks": checks}
-    return JSONBytesResponse(dumps(body), status_code=200 if is_ready else 503)
+    readiness = runtime.readiness()
+    body = {
+        "status": "ready" if readiness.ready else "unavailable",
+        "timestamp": isoformat(utcnow()),
+        "checks": readiness.checks,
+    }
+    return JSONBytesResponse(dumps(body), status_code=200 if readiness.ready else 503)
 
 
 @probes.post(

@@ -11,9 +11,9 @@ from typing import Any, ParamSpec
 
 from starlette.concurrency import run_in_threadpool
 
-from components.features.flows import CategoryInput, EntityFeatures
+from components.features.flows import EntityFeatures
 from components.features.models import GetBatchRequest, GetItemsRequest, WriteRequest
-from components.features.services import FeatureService
+from components.features.services import CategoryInput, FeatureService
 from components.features.store.base import StoredCategory
 from core.auth import Principal
 from core.serialization import JSONBytesResponse, dumps
@@ -47,16 +47,16 @@ class FeatureController:
         return await self._read(self._read_features, request)
 
     def _read_category(self, entity_value: str, category: str, entity_type: str) -> JSONBytesResponse:
-        entity, stored = self.service.read_category(entity_type, entity_value, category)
-        body = {entity.name: entity_value, "category": category, "features": _block(stored)}
+        stored = self.service.read_category(entity_type, entity_value, category)
+        body = {entity_type: entity_value, "category": category, "features": _block(stored)}
         return JSONBytesResponse(dumps(body))
 
     def _read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
         data = request.data
-        entity, result = self.service.read_features(data.entity_type, data.entity_value, data.feature_list)
+        result = self.service.read_features(data.entity_type, data.entity_value, data.feature_list)
         body = {
             "entity_value": data.entity_value,
-            "entity_type": entity.name,
+            "entity_type": data.entity_type,
             "items": _items(result),
             "unavailable_feature_categories": result.unavailable_categories,
             "unavailable_features": result.unavailable_features,
@@ -65,9 +65,9 @@ class FeatureController:
 
     def read_batch(self, request: GetBatchRequest) -> JSONBytesResponse:
         data = request.data
-        entity, results = self.service.read_batch(data.entity_type, data.entity_values, data.feature_list)
+        results = self.service.read_batch(data.entity_type, data.entity_values, data.feature_list)
         body = {
-            "entity_type": entity.name,
+            "entity_type": data.entity_type,
             "results": [
                 {
                     "entity_value": value,
@@ -89,8 +89,10 @@ class FeatureController:
                 for index, item in enumerate(data.feature_list)
             ]
         else:
-            categories = [CategoryInput(data.category, data.features)]
-        entity, outcome = self.service.write(
+            # WriteData's validator lets feature_list be absent only when category and features are both given.
+            assert data.category is not None and data.features is not None
+            categories = [CategoryInput(data.category, data.features, ("body", "data"))]
+        outcome = self.service.write(
             data.entity_type,
             data.entity_value,
             categories,
@@ -102,7 +104,7 @@ class FeatureController:
         )
         body = {
             "entity_value": data.entity_value,
-            "entity_type": entity.name,
+            "entity_type": data.entity_type,
             "categories_updated": outcome.categories_updated,
             "categories_skipped": outcome.categories_skipped,
             "timestamp": outcome.timestamp,

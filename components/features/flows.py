@@ -25,31 +25,30 @@ class EntityFeatures:
 
 
 @dataclass(frozen=True, slots=True)
+class FeatureSelection:
+    """What a read asks for: the categories to fetch, and those reported unavailable without a read."""
+
+    wanted: Wanted
+    not_whitelisted: tuple[str, ...] = ()
+    """Requested categories off the whitelist."""
+
+
+@dataclass(frozen=True, slots=True)
 class WriteOutcome:
     categories_updated: list[str]
     categories_skipped: list[str]
     timestamp: str
 
 
-@dataclass(frozen=True, slots=True)
-class CategoryInput:
-    category: str
-    features: dict[str, Any]
-    loc: tuple[str | int, ...] = ("body", "data")
-    """Where the category sits in the request, for error messages."""
-
-
 def _is_fresh(stored: StoredCategory, now: float) -> bool:
     return stored.expires_at_epoch is None or now < stored.expires_at_epoch
 
 
-def _project(
-    stored: Mapping[str, StoredCategory], wanted: Wanted, not_whitelisted: Sequence[str], now: float
-) -> EntityFeatures:
+def _project(stored: Mapping[str, StoredCategory], selection: FeatureSelection, now: float) -> EntityFeatures:
     result = EntityFeatures()
-    unavailable = set(not_whitelisted)
+    unavailable = set(selection.not_whitelisted)
     missing_features: list[str] = []
-    for category, names in wanted.items():
+    for category, names in selection.wanted.items():
         found = stored.get(category)
         if found is None or not _is_fresh(found, now):
             unavailable.add(category)
@@ -87,19 +86,18 @@ class FeatureFlows:
         metrics.incr("read.unavailable_category", entity_type=entity_type.name)
         return None
 
-    def read_features(
-        self, entity_type: EntityType, entity_value: str, wanted: Wanted, not_whitelisted: Sequence[str]
-    ) -> EntityFeatures:
+    def read_features(self, entity_type: EntityType, entity_value: str, selection: FeatureSelection) -> EntityFeatures:
         with metrics.timer("read.multi_category", entity_type=entity_type.name):
-            stored = self.store.read(entity_type, entity_value, wanted) if wanted else {}
-            result = _project(stored, wanted, not_whitelisted, self.clock())
+            stored = self.store.read(entity_type, entity_value, selection.wanted) if selection.wanted else {}
+            result = _project(stored, selection, self.clock())
         if result.unavailable_categories:
             metrics.incr("read.unavailable_category", len(result.unavailable_categories), entity_type=entity_type.name)
         return result
 
     def read_batch(
-        self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted, not_whitelisted: Sequence[str]
+        self, entity_type: EntityType, entity_values: Sequence[str], selection: FeatureSelection
     ) -> list[EntityFeatures]:
+        wanted = selection.wanted
         with metrics.timer("read.batch", entity_type=entity_type.name):
             batch = self.store.read_batch(entity_type, entity_values, wanted) if wanted else None
             now = self.clock()
@@ -108,12 +106,13 @@ class FeatureFlows:
                 if batch is not None and value in batch.failed:
                     results.append(
                         EntityFeatures(
-                            unavailable_categories=sorted({*wanted, *not_whitelisted}), error="store_unavailable"
+                            unavailable_categories=sorted({*wanted, *selection.not_whitelisted}),
+                            error="store_unavailable",
                         )
                     )
                     continue
                 stored = batch.found.get(value, {}) if batch is not None else {}
-                results.append(_project(stored, wanted, not_whitelisted, now))
+                results.append(_project(stored, selection, now))
         unavailable = sum(len(result.unavailable_categories) for result in results)
         if unavailable:
             metrics.incr("read.unavailable_category", unavailable, entity_type=entity_type.name)
@@ -123,22 +122,24 @@ class FeatureFlows:
         self,
         entity_type: EntityType,
         entity_value: str,
-        categories: Sequence[CategoryInput],
+        categories: Mapping[str, dict[str, Any]],
         *,
         source: str | None,
         compute_id: str | None,
         ttl: int | None,
         event_time: datetime | None,
     ) -> WriteOutcome:
-        """Stamp metadata, build one event per category and commit them all atomically; then wake the relay."""
+        """Stamp metadata, build one event per category and commit them all atomically; then wake the relay.
+
+        `categories` maps each category to its features, in the request's order."""
         with metrics.timer("write.multi_category", entity_type=entity_type.name):
             now = datetime.fromtimestamp(self.clock(), UTC)
             now_iso = isoformat(now)
             now_epoch = now.timestamp()
             event_time_iso = isoformat(event_time) if event_time is not None else now_iso
             writes = []
-            for item in categories:
-                category_ttl = ttl if ttl is not None else self.default_ttl.get(item.category)
+            for category, features in categories.items():
+                category_ttl = ttl if ttl is not None else self.default_ttl.get(category)
                 expires = now + timedelta(seconds=category_ttl) if category_ttl is not None else None
                 metadata = {
                     "updated_at": now_iso,
@@ -151,16 +152,16 @@ class FeatureFlows:
                 event = feature_available_event(
                     entity_type=entity_type.name,
                     entity_value=entity_value,
-                    category=item.category,
-                    features=list(item.features),
+                    category=category,
+                    features=list(features),
                     compute_id=compute_id,
                     timestamp_iso=now_iso,
                     timestamp_epoch=now_epoch,
                 )
                 writes.append(
                     CategoryWrite(
-                        category=item.category,
-                        data=item.features,
+                        category=category,
+                        data=features,
                         metadata=metadata,
                         event_time=event_time_iso,
                         expires_at_epoch=expires.timestamp() if expires is not None else None,
@@ -172,7 +173,7 @@ class FeatureFlows:
             self.relay.notify()
         skipped_set = set(skipped)
         return WriteOutcome(
-            categories_updated=[item.category for item in categories if item.category not in skipped_set],
+            categories_updated=[category for category in categories if category not in skipped_set],
             categories_skipped=skipped,
             timestamp=now_iso,
         )

@@ -3,14 +3,15 @@
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-from components.features.flows import CategoryInput, EntityFeatures, FeatureFlows, WriteOutcome
+from components.features.flows import EntityFeatures, FeatureFlows, FeatureSelection, WriteOutcome
 from components.features.models import NAME_PATTERN, has_unsafe_characters
-from components.features.store.base import StoredCategory, Wanted
+from components.features.store.base import StoredCategory
 from core.auth import Principal
 from core.exceptions import Forbidden, InvalidRequest, NotFound
 from core.request_context import annotate_request
@@ -24,10 +25,22 @@ PARSED_FEATURE_LISTS = 1024
 """Feature lists kept parsed: a model sends the same list with every request."""
 
 
+@dataclass(frozen=True, slots=True)
+class CategoryInput:
+    """One category of a write, and where it sits in the request, for error messages."""
+
+    category: str
+    features: dict[str, Any]
+    loc: tuple[str | int, ...]
+
+
 class FeatureService:
-    def __init__(self, settings: Settings, flows: FeatureFlows) -> None:
+    def __init__(self, settings: Settings, flows: FeatureFlows, *, store_max_categories_per_write: int) -> None:
+        """`store_max_categories_per_write`: the most categories the store can commit atomically; a write
+        may hold no more than that, nor more than the setting allows."""
         self.settings = settings
         self.flows = flows
+        self.max_categories_per_write = min(settings.max_categories_per_write, store_max_categories_per_write)
         self.entity_types = settings.entity_types
         self.allowed_categories = frozenset(settings.allowed_categories)
         self.allowed_writers = frozenset(settings.write_allowed_sources)
@@ -45,21 +58,19 @@ class FeatureService:
                 f"category {category!r} is not allowed; allowed: {sorted(self.allowed_categories)}", loc
             )
 
-    def read_category(
-        self, entity_type_name: str, entity_value: str, category: str
-    ) -> tuple[EntityType, StoredCategory]:
+    def read_category(self, entity_type_name: str, entity_value: str, category: str) -> StoredCategory:
         entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
         self._check_category(category, ("path", "category"))
         annotate_request(entity_type=entity_type.name, categories=[category])
         found = self.flows.read_category(entity_type, entity_value, category)
         if found is None:
             raise NotFound(f"no features in category {category!r} for {entity_type.name} {entity_value!r}")
-        return entity_type, found
+        return found
 
-    def parse_feature_list(self, feature_list: Sequence[str]) -> tuple[Wanted, tuple[str, ...]]:
+    def parse_feature_list(self, feature_list: Sequence[str]) -> FeatureSelection:
         """Turn `category:feature` / `category:*` entries into the categories and names to read.
 
-        Categories off the whitelist are not an error: they are returned to be reported unavailable.
+        Categories off the whitelist are not an error: they are kept to be reported unavailable.
         """
         if len(feature_list) > self.settings.max_feature_list:
             raise InvalidRequest(
@@ -68,7 +79,7 @@ class FeatureService:
             )
         return self._parsed_feature_list(tuple(feature_list))
 
-    def _parse_feature_list(self, feature_list: tuple[str, ...]) -> tuple[Wanted, tuple[str, ...]]:
+    def _parse_feature_list(self, feature_list: tuple[str, ...]) -> FeatureSelection:
         """Cached, so the result is shared between requests and read-only."""
         wanted: dict[str, set[str] | None] = {}
         not_whitelisted: set[str] = set()
@@ -87,31 +98,29 @@ class FeatureService:
                 wanted[category] = None
             elif category not in wanted:
                 wanted[category] = {name}
-            elif wanted[category] is not None:
-                wanted[category].add(name)
+            elif (names := wanted[category]) is not None:
+                names.add(name)
         frozen = {category: (frozenset(names) if names is not None else None) for category, names in wanted.items()}
-        return MappingProxyType(frozen), tuple(sorted(not_whitelisted))
+        return FeatureSelection(MappingProxyType(frozen), tuple(sorted(not_whitelisted)))
 
-    def read_features(
-        self, entity_type_name: str, entity_value: str, feature_list: Sequence[str]
-    ) -> tuple[EntityType, EntityFeatures]:
+    def read_features(self, entity_type_name: str, entity_value: str, feature_list: Sequence[str]) -> EntityFeatures:
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
-        wanted, not_whitelisted = self.parse_feature_list(feature_list)
-        annotate_request(entity_type=entity_type.name, categories=sorted(wanted))
-        return entity_type, self.flows.read_features(entity_type, entity_value, wanted, not_whitelisted)
+        selection = self.parse_feature_list(feature_list)
+        annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted))
+        return self.flows.read_features(entity_type, entity_value, selection)
 
     def read_batch(
         self, entity_type_name: str, entity_values: Sequence[str], feature_list: Sequence[str]
-    ) -> tuple[EntityType, list[EntityFeatures]]:
+    ) -> list[EntityFeatures]:
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
         if len(entity_values) > self.settings.max_batch_entities:
             raise InvalidRequest(
                 f"entity_values holds {len(entity_values)} entities; the limit is {self.settings.max_batch_entities}",
                 ("body", "data", "entity_values"),
             )
-        wanted, not_whitelisted = self.parse_feature_list(feature_list)
-        annotate_request(entity_type=entity_type.name, categories=sorted(wanted), entities=len(entity_values))
-        return entity_type, self.flows.read_batch(entity_type, entity_values, wanted, not_whitelisted)
+        selection = self.parse_feature_list(feature_list)
+        annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted), entities=len(entity_values))
+        return self.flows.read_batch(entity_type, entity_values, selection)
 
     def write(
         self,
@@ -124,13 +133,13 @@ class FeatureService:
         compute_id: str | None,
         ttl: int | None,
         event_time: datetime | None,
-    ) -> tuple[EntityType, WriteOutcome]:
+    ) -> WriteOutcome:
         """Validate the whole request first (422), then the writer (403), then commit.
 
         `writer` is the API key's principal, None when keys are off.
         """
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
-        limit = min(self.settings.max_categories_per_write, self.flows.store.max_categories_per_write)
+        limit = self.max_categories_per_write
         if len(categories) > limit:
             raise InvalidRequest(
                 f"a write may hold at most {limit} categories; this one holds {len(categories)}",
@@ -161,10 +170,15 @@ class FeatureService:
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
             raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
         source = self._authorise_writer(source, writer, categories)
-        outcome = self.flows.write(
-            entity_type, entity_value, categories, source=source, compute_id=compute_id, ttl=ttl, event_time=event_time
+        return self.flows.write(
+            entity_type,
+            entity_value,
+            {item.category: item.features for item in categories},
+            source=source,
+            compute_id=compute_id,
+            ttl=ttl,
+            event_time=event_time,
         )
-        return entity_type, outcome
 
     def _authorise_writer(
         self, source: str | None, writer: Principal | None, categories: Sequence[CategoryInput]

@@ -4,6 +4,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastavro.validation import validate
@@ -11,7 +12,7 @@ from fastavro.validation import validate
 from core.events import SCHEMA_PATH, LogSink, feature_available_event, load_event_schema
 from core.exceptions import ConfigurationError
 
-SEED_SCHEMA = {
+SEED_SCHEMA: dict[str, Any] = {
     "type": "record",
     "name": "FeatureAvailabilityEvent",
     "namespace": "com.featurestore.events",

@@ -38,7 +38,9 @@ def decode(value: bytes) -> tuple[int, dict[str, Any]]:
     """Confluent wire format: magic byte 0, 4-byte big-endian schema id, Avro binary body."""
     magic, schema_id = struct.unpack(">bI", value[:5])
     assert magic == 0
-    return schema_id, fastavro.schemaless_reader(io.BytesIO(value[5:]), SCHEMA)
+    event = fastavro.schemaless_reader(io.BytesIO(value[5:]), SCHEMA)
+    assert isinstance(event, dict)
+    return schema_id, event
 
 
 def consume(broker: KafkaBroker, topic: str, distinct: int, timeout: float = 20, settle: float = 0.5) -> list[Received]:
@@ -60,8 +62,10 @@ def consume(broker: KafkaBroker, topic: str, distinct: int, timeout: float = 20,
             if message is None:
                 continue
             assert message.error() is None, message.error()
-            schema_id, event = decode(message.value())
-            received.append(Received(message.key().decode(), schema_id, event))
+            value, key = message.value(), message.key()
+            assert value is not None and key is not None
+            schema_id, event = decode(value)
+            received.append(Received(key.decode(), schema_id, event))
             quiet_since = time.monotonic()
         return received
     finally:

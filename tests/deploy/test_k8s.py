@@ -5,9 +5,9 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from fastapi.testclient import TestClient
 
 from core.settings import Settings
+from tests.conftest import AppClient
 from tests.deploy.conftest import K8S, Dockerfile
 
 Manifests = dict[str, dict[str, Any]]
@@ -51,9 +51,7 @@ def test_kustomization_lists_every_resource(manifests: Manifests) -> None:
     assert image["name"] == container(manifests)["image"]
 
 
-def test_probes_ask_the_app_on_the_served_port(
-    manifests: Manifests, dockerfile: Dockerfile, client: TestClient
-) -> None:
+def test_probes_ask_the_app_on_the_served_port(manifests: Manifests, dockerfile: Dockerfile, client: AppClient) -> None:
     spec = container(manifests)
     paths = {probe: spec[probe]["httpGet"]["path"] for probe in ("startupProbe", "livenessProbe", "readinessProbe")}
     assert paths["livenessProbe"] == "/api/v1/live"

@@ -33,13 +33,19 @@ class LogLines:
         return [line for line in self.lines() if line["logger"] == logger]
 
 
+def service_handler() -> logging.StreamHandler:
+    """The handler the service's logging set up on the root logger."""
+    handler = next(handler for handler in logging.getLogger().handlers if handler.get_name() == HANDLER_NAME)
+    assert isinstance(handler, logging.StreamHandler)
+    return handler
+
+
 @pytest.fixture
 def json_client(make_client: Callable[..., TestClient]) -> Callable[..., tuple[TestClient, LogLines]]:
     def start(**overrides: object) -> tuple[TestClient, LogLines]:
         client = make_client(log_format="json", **overrides)
         captured = LogLines()
-        handler = next(handler for handler in logging.getLogger().handlers if handler.get_name() == HANDLER_NAME)
-        handler.setStream(captured.stream)
+        service_handler().setStream(captured.stream)
         return client, captured
 
     return start
@@ -239,9 +245,8 @@ def test_slow_request_is_a_warning_and_a_counter(json_client, statsd) -> None:
 
 def test_development_logs_readable_lines(make_client, capsys) -> None:
     client = make_client(environment="development")
-    handler = next(handler for handler in logging.getLogger().handlers if handler.get_name() == HANDLER_NAME)
     stream = io.StringIO()
-    handler.setStream(stream)
+    service_handler().setStream(stream)
     client.get("/api/v1/health", headers={"X-Request-ID": "dev-1"})
     [line] = [line for line in stream.getvalue().splitlines() if "request_id=dev-1" in line]
     assert "[feature_store.access] request" in line

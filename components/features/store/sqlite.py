@@ -7,6 +7,7 @@ still takes the file's lock up front, so writers of other processes on the same 
 `busy_timeout` instead of failing half-way through a transaction.
 """
 
+import logging
 import sqlite3
 import threading
 import time
@@ -22,11 +23,13 @@ from components.features.store.base import (
     Wanted,
 )
 from core.events import OutboxEvent
-from core.exceptions import StoreUnavailable
+from core.exceptions import FeatureStoreError, StoreUnavailable
 from core.metrics import metrics
 from core.outbox import OutboxStats
 from core.serialization import dumps, loads
 from core.settings import EntityType
+
+logger = logging.getLogger("feature_store.sqlite")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS features (
@@ -139,6 +142,10 @@ class SQLiteStore:
             yield
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"embedded store unavailable: {exc}") from exc
+        except sqlite3.IntegrityError as exc:
+            # Like DynamoDB's rejections: a bug of ours (500); the log keeps the constraint that failed.
+            logger.warning("embedded store rejected a write: %s", exc)
+            raise FeatureStoreError("embedded store rejected the write (IntegrityError)") from exc
 
     def initialise(self) -> list[str]:
         if self._schema_ready:
@@ -215,7 +222,9 @@ class SQLiteStore:
                     for pending in batch:
                         connection.execute("SAVEPOINT request")
                         try:
-                            pending.skipped = self._apply(connection, pending)
+                            # Translated here too: this request's error is raised to its own caller.
+                            with self._translate_errors():
+                                pending.skipped = self._apply(connection, pending)
                         except Exception as exc:
                             connection.execute("ROLLBACK TO request")
                             pending.error = exc

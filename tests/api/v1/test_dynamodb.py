@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
-from fastapi.testclient import TestClient
 
 from tests.api.v1.conftest import read_body, write_body
+from tests.conftest import AppClient
 from tests.servers import free_port
 
 HANG_GUARD_SECONDS = 15
@@ -66,7 +66,7 @@ def test_silent_endpoint_is_503_within_the_timeout(make_client, silent_port: int
     assert time.monotonic() - started < HANG_GUARD_SECONDS
 
 
-def test_throttling_is_503_with_retry_after_and_writes_nothing(client: TestClient, monkeypatch) -> None:
+def test_throttling_is_503_with_retry_after_and_writes_nothing(client: AppClient, monkeypatch) -> None:
     dynamo = client.app.state.runtime.store.client
 
     def throttled(**kwargs):
@@ -89,7 +89,7 @@ def test_throttling_is_503_with_retry_after_and_writes_nothing(client: TestClien
     assert client.get("/api/v1/get/item/user-123/user_features").status_code == 404
 
 
-def test_item_over_400_kb_is_413_and_nothing_is_written(client: TestClient) -> None:
+def test_item_over_400_kb_is_413_and_nothing_is_written(client: AppClient) -> None:
     big = {f"f{index}": "x" * 60_000 for index in range(7)}
     response = client.post(
         "/api/v1/items", json=write_body(categories={"user_features": {"a": 1}, "credit_features": big})

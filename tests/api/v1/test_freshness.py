@@ -6,20 +6,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
-from components.features.flows import CategoryInput
 from tests.api.v1.conftest import read_body, write_body
+from tests.conftest import AppClient
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
 
-def item(client: TestClient, entity_value: str = "user-123", category: str = "user_features"):
+def item(client: AppClient, entity_value: str = "user-123", category: str = "user_features"):
     return client.get(f"/api/v1/get/item/{entity_value}/{category}")
 
 
 @pytest.fixture
-def clock(client: TestClient):
+def clock(client: AppClient):
     """Moves the app's clock by hand: `clock.now` is the current epoch second, as a float."""
 
     class Clock:
@@ -29,7 +28,7 @@ def clock(client: TestClient):
     return Clock
 
 
-def test_expiry_at_the_boundary(client: TestClient, clock) -> None:
+def test_expiry_at_the_boundary(client: AppClient, clock) -> None:
     assert client.post("/api/v1/items", json=write_body(ttl=60)).status_code == 200
     metadata = item(client).json()["features"]["metadata"]
     assert metadata["updated_at"] == "2026-03-01T12:00:00.250000+00:00"
@@ -44,7 +43,7 @@ def test_expiry_at_the_boundary(client: TestClient, clock) -> None:
     assert (many["items"], many["unavailable_feature_categories"]) == ({}, ["user_features"])
 
 
-def test_an_expired_category_blocks_nothing(client: TestClient, clock) -> None:
+def test_an_expired_category_blocks_nothing(client: AppClient, clock) -> None:
     client.post("/api/v1/items", json=write_body(ttl=1))
     clock.now += 5
     answer = client.post("/api/v1/items", json=write_body(categories={"user_features": {"age": 31}})).json()
@@ -52,7 +51,7 @@ def test_an_expired_category_blocks_nothing(client: TestClient, clock) -> None:
     assert item(client).json()["features"]["data"] == {"age": 31}
 
 
-def test_out_of_order_replay_ends_with_the_newest(client: TestClient) -> None:
+def test_out_of_order_replay_ends_with_the_newest(client: AppClient) -> None:
     times = [T0 + timedelta(seconds=index) for index in range(100)]
     order = list(range(100))
     random.Random(7).shuffle(order)
@@ -70,7 +69,7 @@ def test_out_of_order_replay_ends_with_the_newest(client: TestClient) -> None:
     assert stored["metadata"]["event_time"] == "2026-03-01T12:01:39.250000+00:00"
 
 
-def test_repeating_a_write_is_idempotent(client: TestClient) -> None:
+def test_repeating_a_write_is_idempotent(client: AppClient) -> None:
     body = write_body(categories={"user_features": {"age": 30}}, event_time=T0.isoformat())
     first = client.post("/api/v1/items", json=body).json()
     second = client.post("/api/v1/items", json=body).json()
@@ -80,7 +79,7 @@ def test_repeating_a_write_is_idempotent(client: TestClient) -> None:
     assert stored["metadata"]["created_at"] == first["timestamp"]
 
 
-def test_concurrent_out_of_order_writers_keep_the_newest(client: TestClient) -> None:
+def test_concurrent_out_of_order_writers_keep_the_newest(client: AppClient) -> None:
     runtime = client.app.state.runtime
     entity = runtime.settings.entity_types["bright_uid"]
 
@@ -88,7 +87,7 @@ def test_concurrent_out_of_order_writers_keep_the_newest(client: TestClient) -> 
         outcome = runtime.flows.write(
             entity,
             "racer",
-            [CategoryInput("user_features", {"seq": index})],
+            {"user_features": {"seq": index}},
             source="prediction_service",
             compute_id=None,
             ttl=None,
@@ -104,7 +103,7 @@ def test_concurrent_out_of_order_writers_keep_the_newest(client: TestClient) -> 
 
 
 @pytest.mark.parametrize("count", [1, 100, 101, 250])
-def test_batch_read_across_chunk_boundaries(client: TestClient, count: int) -> None:
+def test_batch_read_across_chunk_boundaries(client: AppClient, count: int) -> None:
     values = [f"entity-{index}" for index in range(count)]
     for value in values[::3]:
         client.post("/api/v1/items", json=write_body(value, {"user_features": {"id": value}}))

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import schemathesis
 import yaml
-from fastapi.testclient import TestClient
+from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import CheckFunction, not_a_server_error
@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 import main
 from api.v1.routes import probes, reads, writes
 from core.auth import hash_key, new_key
+from tests.conftest import AppClient
 
 EXAMPLES_PER_OPERATION = 40
 OPERATIONS = [(method.upper(), path) for path, item in main.app.openapi()["paths"].items() for method in item]
@@ -59,7 +60,7 @@ def narrow(node: Any, values: dict[str, list[str]]) -> None:
 
 
 @pytest.fixture(params=["keys_off", "keys_on"])
-def fuzz_client(request: pytest.FixtureRequest, make_client, tmp_path) -> tuple[TestClient, dict[str, str]]:
+def fuzz_client(request: pytest.FixtureRequest, make_client, tmp_path) -> tuple[AppClient, dict[str, str]]:
     """An app and the headers every fuzzed request carries: none, or one key allowed everything."""
     if request.param == "keys_off":
         return make_client(), {}
@@ -75,7 +76,7 @@ def fuzz_client(request: pytest.FixtureRequest, make_client, tmp_path) -> tuple[
     return make_client(auth_enabled=True, api_keys_file=str(tmp_path / "keys.yaml")), {"X-API-Key": key}
 
 
-def fuzz(client: TestClient, key_headers: dict[str, str], method: str, path: str, mode: GenerationMode) -> None:
+def fuzz(client: AppClient, key_headers: dict[str, str], method: str, path: str, mode: GenerationMode) -> None:
     """Valid requests carry the valid key and configured names, to get past the gate; invalid ones are
     generated from the published document untouched (a missing or made-up key is theirs to send)."""
     document = client.app.openapi()
@@ -117,21 +118,20 @@ def has_inputs(method: str, path: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
-def test_valid_requests(fuzz_client: tuple[TestClient, dict[str, str]], method: str, path: str) -> None:
+def test_valid_requests(fuzz_client: tuple[AppClient, dict[str, str]], method: str, path: str) -> None:
     fuzz(*fuzz_client, method, path, GenerationMode.POSITIVE)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("method", "path"), [operation for operation in OPERATIONS if has_inputs(*operation)])
-def test_invalid_requests(fuzz_client: tuple[TestClient, dict[str, str]], method: str, path: str) -> None:
+def test_invalid_requests(fuzz_client: tuple[AppClient, dict[str, str]], method: str, path: str) -> None:
     fuzz(*fuzz_client, method, path, GenerationMode.NEGATIVE)
 
 
 def test_every_route_is_fuzzed() -> None:
-    routes = {
-        (method, route.path)
-        for router in (reads, writes, probes)
-        for route in router.routes
-        for method in route.methods
-    }
+    routes: set[tuple[str, str]] = set()
+    for router in (reads, writes, probes):
+        for route in router.routes:
+            assert isinstance(route, APIRoute) and route.methods
+            routes.update((method, route.path) for method in route.methods)
     assert routes == set(OPERATIONS)

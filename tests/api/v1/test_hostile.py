@@ -4,9 +4,9 @@ import json
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.api.v1.conftest import read_body, write_body
+from tests.conftest import AppClient
 
 JSON = {"content-type": "application/json"}
 
@@ -23,7 +23,7 @@ def deep(depth: int, leaf: bytes = b"1") -> bytes:
     return b"[" * depth + leaf + b"]" * depth
 
 
-def assert_rejected(client: TestClient, response: Any, status: int = 422) -> dict[str, Any]:
+def assert_rejected(client: AppClient, response: Any, status: int = 422) -> dict[str, Any]:
     assert response.status_code == status, response.text[:500]
     body = response.json()
     assert set(body) == {"detail", "error", "request_id"}
@@ -57,7 +57,7 @@ def assert_rejected(client: TestClient, response: Any, status: int = 422) -> dic
         b'"category": "user_features", "features": {"a": 1}}}',
     ],
 )
-def test_wrong_types_are_422(client: TestClient, body: bytes) -> None:
+def test_wrong_types_are_422(client: AppClient, body: bytes) -> None:
     assert_rejected(client, client.post("/api/v1/items", content=body, headers=JSON))
 
 
@@ -75,7 +75,7 @@ def test_wrong_types_are_422(client: TestClient, body: bytes) -> None:
         b'{"a": {"b": -Infinity}}',
     ],
 )
-def test_huge_numbers_and_nan_literals_are_422(client: TestClient, features: bytes) -> None:
+def test_huge_numbers_and_nan_literals_are_422(client: AppClient, features: bytes) -> None:
     response = client.post("/api/v1/items", content=raw_write(features), headers=JSON)
     if response.status_code == 200:
         # A long decimal fraction is a valid JSON number; it must then round-trip as a float.
@@ -85,7 +85,7 @@ def test_huge_numbers_and_nan_literals_are_422(client: TestClient, features: byt
     assert_rejected(client, response)
 
 
-def test_huge_number_in_a_read_body_is_422(client: TestClient) -> None:
+def test_huge_number_in_a_read_body_is_422(client: AppClient) -> None:
     body = b'{"data": {"entity_value": "u", "feature_list": [' + b"1" * 5000 + b"]}}"
     response = client.post("/api/v1/get/items", content=body, headers=JSON)
     assert response.status_code == 422
@@ -106,14 +106,14 @@ def test_huge_number_in_a_read_body_is_422(client: TestClient) -> None:
         {"a": "x" * 70_000},
     ],
 )
-def test_bad_names_and_strings_are_422(client: TestClient, features: dict) -> None:
-    body = json.dumps(
+def test_bad_names_and_strings_are_422(client: AppClient, features: dict) -> None:
+    payload = json.dumps(
         {
             "meta": {"source": "prediction_service"},
             "data": {"entity_value": "u", "category": "user_features", "features": features},
         }
     )
-    body = assert_rejected(client, client.post("/api/v1/items", content=body.encode(), headers=JSON))
+    body = assert_rejected(client, client.post("/api/v1/items", content=payload.encode(), headers=JSON))
     assert all(len(str(item)) <= 128 for error in body["detail"] for item in error["loc"])
 
 
@@ -121,7 +121,7 @@ def test_bad_names_and_strings_are_422(client: TestClient, features: dict) -> No
     "value",
     ["", "日本語 ☃", "\u200b\u200f\u202e", "🦄" * 100, "line\nbreak\ttab", "\u0000", "a" * 65_536],
 )
-def test_unicode_and_empty_values_round_trip(client: TestClient, value: str) -> None:
+def test_unicode_and_empty_values_round_trip(client: AppClient, value: str) -> None:
     response = client.post("/api/v1/items", json=write_body("u", {"user_features": {"v": value}}))
     assert response.status_code == 200, response.text[:300]
     data = client.get("/api/v1/get/item/u/user_features").json()["features"]["data"]
@@ -129,7 +129,7 @@ def test_unicode_and_empty_values_round_trip(client: TestClient, value: str) -> 
 
 
 @pytest.mark.parametrize("entity_value", ["", "a\u0000b", "a\nb", "\u0085", "\ud800", "é" * 513, "\u202e" * 342])
-def test_bad_entity_values_are_422_everywhere(client: TestClient, entity_value: str) -> None:
+def test_bad_entity_values_are_422_everywhere(client: AppClient, entity_value: str) -> None:
     def post(path: str, body: dict) -> Any:
         return client.post(path, content=json.dumps(body).encode(), headers=JSON)  # ASCII escapes carry lone surrogates
 
@@ -140,18 +140,18 @@ def test_bad_entity_values_are_422_everywhere(client: TestClient, entity_value: 
 
 
 @pytest.mark.parametrize("path_value", ["a%00b", "a%0Ab", "%C2%85", "%C3%A9" * 513])
-def test_bad_entity_values_in_the_path_are_422(client: TestClient, path_value: str) -> None:
+def test_bad_entity_values_in_the_path_are_422(client: AppClient, path_value: str) -> None:
     response = client.get(f"/api/v1/get/item/{path_value}/user_features")
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "validation_error"
 
 
-def test_unicode_entity_values_are_fine(client: TestClient) -> None:
+def test_unicode_entity_values_are_fine(client: AppClient) -> None:
     assert client.post("/api/v1/items", json=write_body("ユーザー-1", {"user_features": {"a": 1}})).status_code == 200
     assert client.get("/api/v1/get/item/ユーザー-1/user_features").status_code == 200
 
 
-def test_duplicate_json_keys_last_one_wins(client: TestClient) -> None:
+def test_duplicate_json_keys_last_one_wins(client: AppClient) -> None:
     body = raw_write(b'{"a": 1, "a": 2}').replace(b'"entity_value": "u"', b'"entity_value": "x", "entity_value": "u"')
     assert client.post("/api/v1/items", content=body, headers=JSON).status_code == 200
     assert client.get("/api/v1/get/item/u/user_features").json()["features"]["data"] == {"a": 2}
@@ -159,25 +159,25 @@ def test_duplicate_json_keys_last_one_wins(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("depth", [17, 500, 5_000, 100_000])
-def test_deep_nesting_is_422(client: TestClient, depth: int) -> None:
+def test_deep_nesting_is_422(client: AppClient, depth: int) -> None:
     body = assert_rejected(
         client, client.post("/api/v1/items", content=raw_write(b'{"a": ' + deep(depth) + b"}"), headers=JSON)
     )
     assert body["detail"][0]["msg"] in ("value nested deeper than 16 levels", "JSON nested too deeply")
 
 
-def test_deep_nesting_anywhere_in_the_body_is_4xx(client: TestClient) -> None:
+def test_deep_nesting_anywhere_in_the_body_is_4xx(client: AppClient) -> None:
     for path in ("/api/v1/items", "/api/v1/get/items", "/api/v1/get/items/batch"):
         response = client.post(path, content=b'{"meta": ' + deep(100_000) + b"}", headers=JSON)
         assert response.status_code == 422
         assert response.json()["detail"] == [{"type": "json_invalid", "loc": ["body"], "msg": "JSON nested too deeply"}]
 
 
-def test_deepest_allowed_value_is_stored(client: TestClient) -> None:
+def test_deepest_allowed_value_is_stored(client: AppClient) -> None:
     assert client.post("/api/v1/items", content=raw_write(b'{"a": ' + deep(16) + b"}"), headers=JSON).status_code == 200
 
 
-def test_ten_thousand_features_in_one_category(client: TestClient) -> None:
+def test_ten_thousand_features_in_one_category(client: AppClient) -> None:
     features = {f"f{i}": i for i in range(10_000)}
     body = assert_rejected(client, client.post("/api/v1/items", json=write_body("u", {"user_features": features})))
     assert "the limit is 1000" in body["detail"][0]["msg"]
@@ -190,19 +190,19 @@ def test_total_features_across_a_write_is_limited(make_client) -> None:
     assert "at most 100 features" in body["detail"][0]["msg"]
 
 
-def test_ten_thousand_entries_in_reads(client: TestClient) -> None:
+def test_ten_thousand_entries_in_reads(client: AppClient) -> None:
     entries = [f"user_features:f{i}" for i in range(10_000)]
     assert client.post("/api/v1/get/items", json=read_body("u", *entries)).status_code == 422
     batch = {"data": {"entity_values": [f"u{i}" for i in range(10_000)], "feature_list": ["user_features:*"]}}
     assert client.post("/api/v1/get/items/batch", json=batch).status_code == 422
 
 
-def test_fifty_megabyte_body_is_413(client: TestClient) -> None:
+def test_fifty_megabyte_body_is_413(client: AppClient) -> None:
     huge = b'{"data": "' + b"x" * (50 * 1024 * 1024) + b'"}'
     assert_rejected(client, client.post("/api/v1/items", content=huge, headers=JSON), 413)
 
 
-def test_fifty_megabytes_streamed_are_413(client: TestClient) -> None:
+def test_fifty_megabytes_streamed_are_413(client: AppClient) -> None:
     """Chunked, so no Content-Length to refuse from: the limit is enforced while reading (see test_main for
     the socket-level proof that the rest is never read)."""
     chunks = (b" " * 65_536 for _ in range(50 * 16))
@@ -218,13 +218,13 @@ def test_fifty_megabytes_streamed_are_413(client: TestClient) -> None:
         ("/api/v1/get/item/u/user_features", {"entity_type": "bright_uid\u0000"}),
     ],
 )
-def test_hostile_path_and_query_are_422(client: TestClient, path: str, params: dict) -> None:
+def test_hostile_path_and_query_are_422(client: AppClient, path: str, params: dict) -> None:
     response = client.get(path, params=params)
     assert response.status_code == 422
     assert len(response.content) < 2000
 
 
-def test_invalid_utf8_body_is_422(client: TestClient) -> None:
+def test_invalid_utf8_body_is_422(client: AppClient) -> None:
     response = client.post("/api/v1/items", content=b'{"data": "\xff\xfe"}', headers=JSON)
     assert response.json()["detail"][0]["type"] == "json_invalid"
     assert_rejected(client, response)

@@ -1,31 +1,31 @@
 """HTTP-level rules: request ids, the error envelope, body size and media type."""
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.api.v1.conftest import write_body
+from tests.conftest import AppClient
 
 
-def test_generated_request_id(client: TestClient) -> None:
+def test_generated_request_id(client: AppClient) -> None:
     first = client.get("/api/v1/health").headers["x-request-id"]
     second = client.get("/api/v1/health").headers["x-request-id"]
     assert first and second and first != second
 
 
-def test_caller_request_id_is_echoed_in_header_and_error(client: TestClient) -> None:
+def test_caller_request_id_is_echoed_in_header_and_error(client: AppClient) -> None:
     response = client.get("/api/v1/get/item/nobody/user_features", headers={"X-Request-ID": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
     assert response.json()["request_id"] == "abc-123"
 
 
 @pytest.mark.parametrize("header", ["x" * 200, "bad id with spaces", "<script>"])
-def test_insane_request_id_is_replaced(client: TestClient, header: str) -> None:
+def test_insane_request_id_is_replaced(client: AppClient, header: str) -> None:
     response = client.get("/api/v1/health", headers={"X-Request-ID": header})
     assert response.headers["x-request-id"] != header
     assert len(response.headers["x-request-id"]) == 32
 
 
-def test_unknown_route_and_method_use_the_envelope(client: TestClient) -> None:
+def test_unknown_route_and_method_use_the_envelope(client: AppClient) -> None:
     missing = client.get("/api/v1/nope")
     assert missing.status_code == 404
     assert set(missing.json()) == {"detail", "error", "request_id"}
@@ -34,7 +34,7 @@ def test_unknown_route_and_method_use_the_envelope(client: TestClient) -> None:
     assert wrong.json()["error"] == "method_not_allowed"
 
 
-def test_unexpected_exception_is_a_bare_500(client: TestClient, monkeypatch, caplog) -> None:
+def test_unexpected_exception_is_a_bare_500(client: AppClient, monkeypatch, caplog) -> None:
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
 
@@ -49,7 +49,7 @@ def test_unexpected_exception_is_a_bare_500(client: TestClient, monkeypatch, cap
     assert "/u/" not in str(vars(logged)), "the log names the route, never the entity id"
 
 
-def test_store_unavailable_is_503_with_retry_after(client: TestClient, monkeypatch) -> None:
+def test_store_unavailable_is_503_with_retry_after(client: AppClient, monkeypatch) -> None:
     from core.exceptions import StoreUnavailable
 
     def down(*args, **kwargs):
@@ -65,14 +65,14 @@ def test_store_unavailable_is_503_with_retry_after(client: TestClient, monkeypat
 @pytest.mark.parametrize(
     "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
 )
-def test_non_json_body_is_415(client: TestClient, content_type: str | None) -> None:
+def test_non_json_body_is_415(client: AppClient, content_type: str | None) -> None:
     headers = {"content-type": content_type} if content_type else {}
     response = client.post("/api/v1/items", content=b'{"a": 1}', headers=headers)
     assert response.status_code == 415
     assert response.json()["error"] == "unsupported_media_type"
 
 
-def test_json_with_charset_is_accepted(client: TestClient) -> None:
+def test_json_with_charset_is_accepted(client: AppClient) -> None:
     import json
 
     response = client.post(
@@ -81,7 +81,7 @@ def test_json_with_charset_is_accepted(client: TestClient) -> None:
     assert response.status_code == 200
 
 
-def test_invalid_json_is_422(client: TestClient) -> None:
+def test_invalid_json_is_422(client: AppClient) -> None:
     response = client.post("/api/v1/items", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "json_invalid"
@@ -106,7 +106,7 @@ def test_streamed_body_refused_when_limit_crossed(make_client) -> None:
     assert response.json()["error"] == "payload_too_large"
 
 
-def test_cors_allows_all_in_development(client: TestClient) -> None:
+def test_cors_allows_all_in_development(client: AppClient) -> None:
     response = client.options(
         "/api/v1/health", headers={"Origin": "http://example.test", "Access-Control-Request-Method": "GET"}
     )

@@ -1,13 +1,12 @@
 import logging
 import time
 
-from fastapi.testclient import TestClient
-
 from components.features.store.base import OnlineStore
 from core.exceptions import StoreUnavailable
+from tests.conftest import AppClient
 
 
-def test_health_and_live(client: TestClient) -> None:
+def test_health_and_live(client: AppClient) -> None:
     for path in ("/api/v1/health", "/api/v1/live"):
         response = client.get(path)
         assert response.status_code == 200
@@ -17,7 +16,7 @@ def test_health_and_live(client: TestClient) -> None:
         assert response.headers["x-request-id"]
 
 
-def test_health_does_not_touch_the_store(client: TestClient, monkeypatch) -> None:
+def test_health_does_not_touch_the_store(client: AppClient, monkeypatch) -> None:
     store: OnlineStore = client.app.state.runtime.store
 
     def broken(*args, **kwargs):
@@ -28,7 +27,7 @@ def test_health_does_not_touch_the_store(client: TestClient, monkeypatch) -> Non
     assert client.get("/api/v1/health").status_code == 200
 
 
-def test_ready_reports_store_and_events(client: TestClient) -> None:
+def test_ready_reports_store_and_events(client: AppClient) -> None:
     deadline = time.monotonic() + 5
     while "pending" not in (body := client.get("/api/v1/ready").json())["checks"]["events"]:
         assert time.monotonic() < deadline, "the relay never measured the outbox backlog"
@@ -39,7 +38,7 @@ def test_ready_reports_store_and_events(client: TestClient) -> None:
     assert body["checks"]["events"]["pending"] == 0
 
 
-def test_ready_never_counts_the_outbox_itself(client: TestClient, monkeypatch) -> None:
+def test_ready_never_counts_the_outbox_itself(client: AppClient, monkeypatch) -> None:
     """Counting may read the whole outbox (a Scan on DynamoDB): only the relay does it, on its own clock."""
 
     def counted() -> None:
@@ -49,7 +48,7 @@ def test_ready_never_counts_the_outbox_itself(client: TestClient, monkeypatch) -
     assert client.get("/api/v1/ready").status_code == 200
 
 
-def test_ready_is_503_when_store_fails(client: TestClient, monkeypatch) -> None:
+def test_ready_is_503_when_store_fails(client: AppClient, monkeypatch) -> None:
     store = client.app.state.runtime.store
 
     def broken() -> None:
@@ -61,7 +60,7 @@ def test_ready_is_503_when_store_fails(client: TestClient, monkeypatch) -> None:
     assert response.json()["checks"]["store"] == {"backend": store.name, "ok": False, "error": "disk gone"}
 
 
-def test_warmup_initialises_and_is_idempotent(client: TestClient) -> None:
+def test_warmup_initialises_and_is_idempotent(client: AppClient) -> None:
     first = client.post("/api/v1/warmup")
     assert first.status_code == 200
     assert first.json()["status"] == "warm"
@@ -79,7 +78,7 @@ def test_eager_init_warms_in_background(make_client, caplog) -> None:
         time.sleep(0.01)
 
 
-def test_docs_and_openapi_served(client: TestClient) -> None:
+def test_docs_and_openapi_served(client: AppClient) -> None:
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     assert schema["info"]["title"] == "Feature Store API"

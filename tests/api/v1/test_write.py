@@ -2,6 +2,7 @@
 
 import re
 import time
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -76,7 +77,7 @@ def test_other_categories_untouched(client: TestClient, write) -> None:
 
 
 def test_json_types_round_trip_exactly(client: TestClient, write, backend: str, expected_type) -> None:
-    data = {
+    data: dict[str, Any] = {
         "int": 30,
         "float": 150.5,
         "float_integral": 1.0,

@@ -7,6 +7,7 @@ import pytest
 
 from components.features.store.base import CategoryWrite, OnlineStore
 from core.events import feature_available_event
+from core.exceptions import FeatureStoreError
 from core.settings import Settings
 from core.timeutils import epoch_to_iso, isoformat, utcnow
 
@@ -107,7 +108,7 @@ def test_failed_write_leaves_nothing(store: OnlineStore, user) -> None:
         make_write("user_features", {"a": 1}, event_id="dup"),
         make_write("credit_features", {"b": 2}, event_id="dup"),
     ]
-    with pytest.raises(Exception):
+    with pytest.raises(FeatureStoreError):
         store.write(user, "user-1", writes, NOW)
     assert store.read(user, "user-1", {"user_features": None, "credit_features": None}) == {}
     assert store.outbox_stats().pending == 0

@@ -17,6 +17,13 @@ from core.settings import Settings
 from tests.components.features.store.test_contract import LATER, NOW, make_write
 
 
+def dynamodb_store(settings: Settings) -> DynamoDBStore:
+    """`create_store`, which these settings must point at DynamoDB."""
+    store = create_store(settings)
+    assert isinstance(store, DynamoDBStore)
+    return store
+
+
 @pytest.fixture
 def backend() -> str:
     return "dynamodb"
@@ -152,7 +159,7 @@ def test_unprocessed_keys_are_retried(store: DynamoDBStore, dynamo: Any, user, m
 
 
 def test_keys_unprocessed_past_the_deadline_are_reported_failed(make_settings, user, monkeypatch) -> None:
-    store = create_store(make_settings(dynamodb_read_deadline_seconds=0.2))
+    store = dynamodb_store(make_settings(dynamodb_read_deadline_seconds=0.2))
     for value in ("ok", "stuck"):
         store.write(user, value, [make_write("user_features", {"id": value})], NOW)
     real = store.client.batch_get_item
@@ -191,7 +198,7 @@ def test_projection_fetches_only_wanted_features(store: DynamoDBStore, dynamo: A
 
 def test_reads_are_eventually_consistent_unless_configured(make_settings, user, monkeypatch) -> None:
     for consistent in (False, True):
-        store = create_store(make_settings(dynamodb_consistent_reads=consistent))
+        store = dynamodb_store(make_settings(dynamodb_consistent_reads=consistent))
         calls = spy(monkeypatch, store.client, "get_item")
         store.read(user, "user-1", {"user_features": None})
         assert calls[0]["ConsistentRead"] is consistent
@@ -324,7 +331,7 @@ def test_throttled_write_is_unavailable(store: DynamoDBStore, dynamo: Any, user,
 
 
 def test_check_fails_when_tables_are_missing(make_settings) -> None:
-    store = create_store(make_settings(dynamodb_create_tables=False))
+    store = dynamodb_store(make_settings(dynamodb_create_tables=False))
     assert store.initialise() == [f"DynamoDB client ready ({store.settings.dynamodb_endpoint_url})"]
     with pytest.raises(StoreUnavailable, match="ResourceNotFoundException"):
         store.check()
@@ -332,7 +339,7 @@ def test_check_fails_when_tables_are_missing(make_settings) -> None:
 
 
 def test_stores_share_one_client(make_settings) -> None:
-    stores = [create_store(make_settings()) for _ in range(3)]
+    stores = [dynamodb_store(make_settings()) for _ in range(3)]
     assert len({id(store.client) for store in stores}) == 1
     assert stores[0].client is get_client(stores[0].settings)
     for store in stores:
