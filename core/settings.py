@@ -231,7 +231,7 @@ class Settings(BaseSettings):
         if self.environment != Environment.DEVELOPMENT and not self.auth_enabled:
             raise ValueError(
                 f"ENVIRONMENT={self.environment.value} requires AUTH_ENABLED=true and API_KEYS_FILE "
-                "(create keys with `python -m core.auth new-key`; see the README's Security section)"
+                "(create keys with `python -m core.auth new-key`; see docs/security.md)"
             )
         if self.auth_enabled and not self.api_keys_file:
             raise ValueError("AUTH_ENABLED=true requires API_KEYS_FILE, the file of hashed API keys")
