@@ -1,5 +1,5 @@
-# `make run` serves the API on the embedded store; `make test` runs the whole suite; `make lock`
-# regenerates the dependency locks from pyproject.toml.
+# `make run` serves the API on the embedded store; `make test` runs the whole suite; `make lint` checks
+# style and types; `make lock` regenerates the dependency locks from pyproject.toml.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -21,7 +21,7 @@ LOCK_FLAGS ?=
 UV_COMPILE = $(BIN)/uv pip compile --quiet --no-config --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(LOCK_FLAGS)
 
-.PHONY: run test lock bench install install-dev servers image dynamodb-local dynamodb-tables clean
+.PHONY: run test lint lock bench install install-dev servers image dynamodb-local dynamodb-tables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ dynamodb-tables: install
 test: install-dev servers
 	$(BIN)/python -m pytest
 
+# Every check runs, and the target fails if any of them found something.
+lint: install-dev
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy . || status=1; \
+	exit $$status
+
 # The dev lock is constrained by the runtime lock, so both install the same runtime versions.
 lock: install-dev
 	$(UV_COMPILE) pyproject.toml -o $(LOCK)
@@ -69,4 +77,4 @@ bench: install-dev servers
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .servers
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .servers

@@ -89,6 +89,7 @@ def test_dockerignore_keeps_the_service_and_drops_the_rest() -> None:
         ".git",
         ".venv",
         ".servers",
+        ".mypy_cache/3.11/cache.db",
         "data/features.db",
         "tests/conftest.py",
         "bench/results/x.json",
