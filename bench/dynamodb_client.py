@@ -14,6 +14,7 @@ tasks for the asyncio client).
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -32,20 +33,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 import httpx  # noqa: E402
+import orjson  # noqa: E402
 import uvloop  # noqa: E402
+from botocore.auth import SigV4Auth  # noqa: E402
+from botocore.awsrequest import AWSRequest  # noqa: E402
+from botocore.credentials import Credentials  # noqa: E402
 
 from components.features.store import dynamodb_values  # noqa: E402
 from core.dynamodb import get_client as get_boto3_client  # noqa: E402
 from core.dynamodb_client import (  # noqa: E402
+    ClientConfig,
     DynamoDBClient,
     DynamoDBServiceError,
     DynamoDBTimeout,
     DynamoDBUnreachable,
     attributes,
 )
+from core.dynamodb_client.client import CONTENT_TYPE, TARGET_PREFIX  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from tests.servers import start_dynoxide  # noqa: E402
+from tests.servers import free_port, port_open, start_dynoxide  # noqa: E402
 
 TABLE, OUTBOX, KEY = "bench_user_features", "bench_outbox", "bright_uid"
 CATEGORIES = ["user_features", "credit_features", "transaction_features", "trans_features", "d0_unauth_features"]
@@ -205,10 +213,6 @@ class HttpxClient(DynamoDBClient):
     _httpx: httpx.AsyncClient | None = None
 
     async def _attempt(self, operation: str, body: bytes) -> dict[str, Any]:
-        from botocore.awsrequest import AWSRequest
-
-        from core.dynamodb_client.client import CONTENT_TYPE, TARGET_PREFIX
-
         if self._httpx is None:
             timeout = httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout)
             self._httpx = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=self.config.pool_size))
@@ -217,7 +221,7 @@ class HttpxClient(DynamoDBClient):
             method="POST",
             url=self._sign_url,
             data=body,
-            headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + operation},
+            headers={"Host": self._host, "Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + operation},
         )
         signer.add_auth(request)
         try:
@@ -229,8 +233,6 @@ class HttpxClient(DynamoDBClient):
         raw = response.content
         if response.status_code >= 300:
             raise DynamoDBServiceError.from_body(operation, response.status_code, raw, None)
-        import orjson
-
         return orjson.loads(raw)
 
     async def close(self) -> None:
@@ -250,32 +252,45 @@ class Row:
     calls: int
     cpu_ms: float
     """Median over the rounds of this process's CPU milliseconds per call."""
+    system_ms: float
+    """The part of it spent in the kernel (system calls: mostly the loopback network)."""
     wall_ms: float
 
 
-def measure_sync(operation: Callable[[int], Any], calls: int, concurrency: int) -> tuple[float, float]:
-    cpu, wall = time.process_time(), time.perf_counter()
+Sample = tuple[float, float, float]
+"""CPU, of which system, and wall milliseconds per call."""
+
+
+def per_call(started: tuple[float, float, float], calls: int) -> Sample:
+    cpu, system, wall = started
+    return (
+        (time.process_time() - cpu) * 1000 / calls,
+        (os.times().system - system) * 1000 / calls,
+        (time.perf_counter() - wall) * 1000 / calls,
+    )
+
+
+def measure_sync(operation: Callable[[int], Any], calls: int, concurrency: int) -> Sample:
+    started = time.process_time(), os.times().system, time.perf_counter()
     if concurrency == 1:
         for index in range(calls):
             operation(index)
     else:
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(operation, range(calls)))
-    return (time.process_time() - cpu) * 1000 / calls, (time.perf_counter() - wall) * 1000 / calls
+    return per_call(started, calls)
 
 
-async def measure_async(
-    operation: Callable[[int], Awaitable[Any]], calls: int, concurrency: int
-) -> tuple[float, float]:
+async def measure_async(operation: Callable[[int], Awaitable[Any]], calls: int, concurrency: int) -> Sample:
     counter = iter(range(calls))
 
     async def worker() -> None:
         for index in counter:
             await operation(index)
 
-    cpu, wall = time.process_time(), time.perf_counter()
+    started = time.process_time(), os.times().system, time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return (time.process_time() - cpu) * 1000 / calls, (time.perf_counter() - wall) * 1000 / calls
+    return per_call(started, calls)
 
 
 class Contender:
@@ -283,7 +298,7 @@ class Contender:
 
     name: str
 
-    def run(self, operation: str, decode: bool, calls: int, concurrency: int) -> tuple[float, float]:
+    def run(self, operation: str, decode: bool, calls: int, concurrency: int) -> Sample:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -297,7 +312,7 @@ class Boto3(Contender):
         client = get_boto3_client(settings)
         self.operations = {decode: boto3_operations(client, decode) for decode in (False, True)}
 
-    def run(self, operation: str, decode: bool, calls: int, concurrency: int) -> tuple[float, float]:
+    def run(self, operation: str, decode: bool, calls: int, concurrency: int) -> Sample:
         return measure_sync(self.operations[decode][operation], calls, concurrency)
 
 
@@ -312,7 +327,7 @@ class OnLoop(Contender):
         self.runner = asyncio.Runner(loop_factory=loop_factory)
         self.operations = {decode: async_operations(client, decode) for decode in (False, True)}
 
-    def run(self, operation: str, decode: bool, calls: int, concurrency: int) -> tuple[float, float]:
+    def run(self, operation: str, decode: bool, calls: int, concurrency: int) -> Sample:
         return self.runner.run(measure_async(self.operations[decode][operation], calls, concurrency))
 
     def close(self) -> None:
@@ -333,7 +348,7 @@ class Bridge(Contender):
         self.thread.start()
         self.operations = {decode: async_operations(client, decode) for decode in (False, True)}
 
-    def run(self, operation: str, decode: bool, calls: int, concurrency: int) -> tuple[float, float]:
+    def run(self, operation: str, decode: bool, calls: int, concurrency: int) -> Sample:
         coroutine = self.operations[decode][operation]
 
         def call(index: int) -> None:
@@ -451,20 +466,31 @@ def main() -> int:
                         calls = max(5, int(CALLS[name] * args.scale / args.rounds))
                         label = name + (" +decode" if decode else "")
                         for mode in args.modes:
-                            samples: dict[str, list[tuple[float, float]]] = {c.name: [] for c in made}
+                            samples: dict[str, list[Sample]] = {c.name: [] for c in made}
                             for _ in range(args.rounds):  # interleaved, so a change in the machine's load hits all
                                 for contender in made:
                                     samples[contender.name].append(
                                         contender.run(name, decode, calls, concurrency[mode])
                                     )
                             for contender in made:
-                                cpu = statistics.median(sample[0] for sample in samples[contender.name])
-                                wall = statistics.median(sample[1] for sample in samples[contender.name])
+                                cpu, system, wall = (
+                                    statistics.median(sample[field] for sample in samples[contender.name])
+                                    for field in range(3)
+                                )
                                 rows.append(
-                                    Row(label, contender.name, mode, calls * args.rounds, round(cpu, 3), round(wall, 3))
+                                    Row(
+                                        label,
+                                        contender.name,
+                                        mode,
+                                        calls * args.rounds,
+                                        round(cpu, 3),
+                                        round(system, 3),
+                                        round(wall, 3),
+                                    )
                                 )
                                 print(
-                                    f"{label:<26} {contender.name:<15} {mode:<4} {cpu:7.3f} ms CPU {wall:8.3f} ms wall"
+                                    f"{label:<26} {contender.name:<15} {mode:<4} {cpu:7.3f} ms CPU "
+                                    f"({system:6.3f} system) {wall:8.3f} ms wall"
                                 )
             finally:
                 for contender in made:
@@ -472,15 +498,128 @@ def main() -> int:
         finally:
             server.stop()
 
-    decode_rows = converter_benchmark()
+    decode_rows = converter_benchmark(max(20, int(500 * args.scale)))
+    breakdown = call_breakdown(max(100, int(5000 * args.scale)))
     print()
     print(summary(rows, [contender.name for contender in made]))
     if args.json:
-        args.json.write_text(json.dumps({"calls": [asdict(row) for row in rows], "decode": decode_rows}, indent=2))
+        report = {"calls": [asdict(row) for row in rows], "decode": decode_rows, "breakdown": breakdown}
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 
-def converter_benchmark() -> dict[str, float]:
+FIXED_ANSWER = b'{"Item":{"bright_uid":{"S":"bench-1"},"category":{"S":"user_features"}}}'
+
+
+class FixedAnswer(asyncio.Protocol):
+    """An HTTP/1.1 server that answers every request at once with the same small DynamoDB answer,
+    so what a call costs the client can be told apart from what the server makes it wait for."""
+
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(FIXED_ANSWER),
+        FIXED_ANSWER,
+    )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].lower()
+            length = int(head.split(b"content-length:")[1].split(b"\r\n")[0]) if b"content-length:" in head else 0
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            self.transport.write(self.answer)
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing listens on port {port}")
+        time.sleep(0.05)
+
+
+def serve_fixed_answer(port: int) -> None:
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(FixedAnswer, "127.0.0.1", port)
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def call_breakdown(calls: int) -> dict[str, float]:
+    """Microseconds of client CPU per GetItem on uvloop against a server that answers at once: aiohttp
+    alone, botocore's signing alone, and the whole call (signing, aiohttp, JSON, checksum, retries)."""
+    port = free_port()
+    server = multiprocessing.get_context("spawn").Process(target=serve_fixed_answer, args=(port,), daemon=True)
+    server.start()
+    try:
+        wait_for_port(port)
+        client = DynamoDBClient(
+            ClientConfig(endpoint_url=f"http://127.0.0.1:{port}", region="us-east-1"), Credentials("a", "b")
+        )
+        payload = {"TableName": TABLE, "Key": key(1, CATEGORIES[0])}
+        body = orjson.dumps(payload)
+        signer = SigV4Auth(Credentials("a", "b").get_frozen_credentials(), "dynamodb", "us-east-1")
+
+        def sign() -> dict[str, str]:
+            request = AWSRequest(
+                method="POST",
+                url=client.config.endpoint_url + "/",
+                data=body,
+                headers={
+                    "Host": f"127.0.0.1:{port}",
+                    "Content-Type": "application/x-amz-json-1.0",
+                    "X-Amz-Target": "DynamoDB_20120810.GetItem",
+                },
+            )
+            signer.add_auth(request)
+            return dict(request.headers.items())
+
+        headers = sign()
+
+        async def measure() -> dict[str, float]:
+            session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=1, sock_read=2))
+
+            async def post() -> None:
+                async with session.post(client.config.endpoint_url + "/", data=body, headers=headers) as response:
+                    await response.read()
+
+            async def sign_only() -> None:
+                sign()
+
+            async def whole() -> None:
+                await client.call("GetItem", payload)
+
+            results = {}
+            for name, step in (
+                ("aiohttp post and read", post),
+                ("botocore SigV4 signing", sign_only),
+                ("whole call", whole),
+            ):
+                for _ in range(100):
+                    await step()
+                started = time.process_time()
+                for _ in range(calls):
+                    await step()
+                results[name] = round((time.process_time() - started) * 1e6 / calls, 1)
+                print(f"GetItem against a server answering at once, {name:<24} {results[name]:7.1f} us")
+            await session.close()
+            await client.close()
+            return results
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(measure())
+    finally:
+        server.terminate()
+        server.join()
+
+
+def converter_benchmark(rounds: int) -> dict[str, float]:
     """Microseconds to decode 50 items' features and metadata into Python, with each converter."""
     stamp = _now()
     boto3_items = [item(entity, 0, stamp) for entity in range(50)]
@@ -490,7 +629,6 @@ def converter_benchmark() -> dict[str, float]:
         ("dynamodb_values (the store's)", decode_items_boto3, boto3_items),
         ("dynamodb_client.attributes", decode_items_wire, wire_items),
     ):
-        rounds = 500
         started = time.process_time()
         for _ in range(rounds):
             decode(items)
