@@ -142,6 +142,7 @@ class DynamoDBClient:
         self._host = self._url.host_port_subcomponent
         self._timeout = aiohttp.ClientTimeout(
             total=None,
+            # Waiting for a free pooled connection (plus connecting) is bounded by what one call may take.
             connect=config.connect_timeout + config.read_timeout,
             sock_connect=config.connect_timeout,
             sock_read=config.read_timeout,
@@ -274,6 +275,8 @@ class DynamoDBClient:
             error = DynamoDBServiceError.from_body(operation, status, raw, headers.get("x-amzn-requestid"))
             error.retry_after_ms = headers.get("x-amz-retry-after")
             raise error
+        if not raw:
+            return {}
         try:
             answer = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

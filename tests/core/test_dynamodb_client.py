@@ -25,6 +25,7 @@ from core.dynamodb_client import (
     ChecksumMismatch,
     ClientConfig,
     DynamoDBClient,
+    DynamoDBError,
     DynamoDBServiceError,
     DynamoDBTimeout,
     DynamoDBUnreachable,
@@ -352,6 +353,15 @@ async def test_requests_are_signed_for_the_region_and_service(fake: FakeDynamoDB
     assert headers["X-Amz-Security-Token"] == "session-token"
     assert headers["Host"] == fake.url.removeprefix("http://")
     assert orjson.loads(body) == {"TableName": "t", "Key": {"pk": {"S": "a"}}}
+
+
+async def test_an_empty_answer_is_an_empty_result_as_in_botocore(fake: FakeDynamoDB, client_for: Any) -> None:
+    fake.script(Answer(raw=b""))
+    assert await client_for().call("DeleteItem", {}) == {}
+    fake.script(Answer(raw=b"<html>proxy</html>"))
+    with pytest.raises(DynamoDBError, match="not JSON"):
+        await client_for(max_attempts=3).call("DeleteItem", {})
+    assert len(fake.requests) == 2, "an answer that cannot be read is not retried"
 
 
 async def test_binary_values_are_sent_as_base64(fake: FakeDynamoDB, client_for: Any) -> None:
