@@ -1,4 +1,4 @@
-"""An asyncio DynamoDB client speaking the JSON 1.0 protocol over one pooled aiohttp session.
+"""An asyncio DynamoDB client speaking DynamoDB's JSON 1.0 protocol over a pooled aiohttp session.
 
 What the AWS SDK is trusted for stays with botocore: credentials come from botocore's own chain
 (environment, shared files and profiles, web identity / EKS IRSA, ECS task role, instance
@@ -16,7 +16,6 @@ service, the one loop), created on first use and closed by `close()` from that l
 
 import asyncio
 import base64
-import logging
 import socket
 import ssl
 import threading
@@ -32,7 +31,6 @@ import orjson
 from aiohttp.abc import AbstractCookieJar
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials, RefreshableCredentials
 from botocore.exceptions import BotoCoreError
 from botocore.httpsession import get_cert_path
@@ -52,13 +50,11 @@ from core.dynamodb_client.errors import (
 from core.dynamodb_client.retries import THROTTLING, RetryPolicy, failure_kind
 from core.settings import Settings
 
-logger = logging.getLogger("feature_store.dynamodb_client")
-
 SERVICE = "dynamodb"
 TARGET_PREFIX = "DynamoDB_20120810."
 CONTENT_TYPE = "application/x-amz-json-1.0"
 KEEPALIVE_SECONDS = 15.0
-"""Idle pooled connections are closed after this long (DynamoDB's side drops them after about a minute)."""
+"""Idle pooled connections are closed after this long (aiohttp's default, said out loud)."""
 USER_AGENT = f"feature-store-api/{VERSION} aiohttp/{aiohttp.__version__} botocore/{botocore.__version__}"
 
 
@@ -88,7 +84,6 @@ def resolve(settings: Settings) -> tuple[ClientConfig, Credentials | None]:
             SERVICE,
             region_name=settings.aws_region or None,
             endpoint_url=settings.dynamodb_endpoint_url or None,
-            config=Config(retries={"mode": settings.dynamodb_retry_mode}),
         )
         endpoint_url, region = probe.meta.endpoint_url, probe.meta.region_name
         probe.close()
