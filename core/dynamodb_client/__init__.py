@@ -1,7 +1,8 @@
 """An asyncio DynamoDB client: DynamoDB's JSON protocol over aiohttp, with botocore's credentials
 chain, SigV4 signing, endpoint resolution and retry modes. See `client` for what comes from where."""
 
-from core.dynamodb_client.client import ClientConfig, DynamoDBClient, get_client, get_client_async, resolve
+from core.dynamodb_client.client import DynamoDBClient, get_client, get_client_async
+from core.dynamodb_client.config import ClientConfig, resolve
 from core.dynamodb_client.errors import (
     ChecksumMismatch,
     DynamoDBError,

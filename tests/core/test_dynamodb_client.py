@@ -152,7 +152,7 @@ async def test_errors_read_and_translate_as_botocore_reads_them(
     """Same failure through boto3 and through this client: same code and message, and the store's
     translation of a `ClientError` built from this client's `response` is the one boto3's gets."""
     await dynamodb.put_item(TableName=table, Item={**key("x"), "v": {"N": "1"}})
-    failures = {
+    failures: dict[str, tuple[str, dict[str, Any]]] = {
         "item too large": ("PutItem", {"TableName": table, "Item": {**key("big"), "v": {"S": "x" * 410_000}}}),
         "missing table": ("GetItem", {"TableName": "no_such_table", "Key": key("x")}),
         "bad key": ("GetItem", {"TableName": table, "Key": {"nope": {"S": "x"}}}),
@@ -313,8 +313,9 @@ async def fake() -> AsyncIterator[FakeDynamoDB]:
     await runner.cleanup()
 
 
-def throttled(code: str = "ThrottlingException", status: int = 400, **headers: str) -> Answer:
-    return Answer(status, {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "slow down"}, headers)
+def throttled(code: str = "ThrottlingException", status: int = 400, headers: dict[str, str] | None = None) -> Answer:
+    body = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "slow down"}
+    return Answer(status, body, headers or {})
 
 
 def make_client(url: str, *, credentials: Any = None, rand: float = 0.001, **config: Any) -> DynamoDBClient:
@@ -460,7 +461,7 @@ async def test_throttling_error_maps_to_the_services_retry_later(fake: FakeDynam
 async def test_backoff_honours_retry_after_and_stays_short_for_transient_failures(
     fake: FakeDynamoDB, client_for: Any
 ) -> None:
-    fake.script(throttled(**{"x-amz-retry-after": "300"}), Answer(body={}))
+    fake.script(throttled(headers={"x-amz-retry-after": "300"}), Answer(body={}))
     started = time.monotonic()
     await client_for(rand=0.0).call("GetItem", {})
     assert 0.3 <= time.monotonic() - started < 0.3 + 0.5, "the jitter drew 0; DynamoDB asked for 300 ms"
