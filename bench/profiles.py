@@ -3,8 +3,10 @@
     python -m bench.profiles bench/results/profile-dynamodb-read_single.txt   # summarise a raw profile
 
 A profile is py-spy's raw (collapsed stack) output: one line per distinct stack, frames root first as
-`function (file:line)`, then the number of samples. Idle threads are not sampled, so the samples are
-where the process spent CPU. Each sample is given to the first group found walking up from its leaf
+`function (file:line)`, then the number of samples. It samples only the thread holding the GIL
+(`--gil`): py-spy's idle detection takes a thread blocked in C (a pool worker waiting for work, a
+socket read with the GIL released) for a busy one, while the GIL holder is what runs Python code,
+which is nearly all of a one-core service's CPU. Each sample is given to the first group found walking up from its leaf
 frame: a JSON decode inside botocore's parser counts as response parsing, a botocore call made from our
 store as botocore, our own code as ours.
 """
@@ -103,7 +105,7 @@ def record_during(pid: int, seconds: int, output: Path, load: Callable[[], objec
     """Record a raw py-spy profile of `pid` for `seconds` while `load` runs."""
     beside_python = Path(sys.executable).parent / "py-spy"
     py_spy = str(beside_python) if beside_python.exists() else shutil.which("py-spy") or "py-spy"
-    command = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw"]
+    command = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw", "--gil"]
     spy = subprocess.Popen([*command, "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     load()
     _, errors = spy.communicate(timeout=seconds + 60)
