@@ -14,12 +14,16 @@ from pathlib import Path
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds the process has used since it started (all its threads)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds the process has used since it started (all its threads)."""
     # The command name (field 2) may hold spaces; the fields after its closing parenthesis start at 3.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     utime, stime = int(fields[14 - 3]), int(fields[15 - 3])
-    return (utime + stime) / TICKS_PER_SECOND
+    return utime / TICKS_PER_SECOND, stime / TICKS_PER_SECOND
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_times(pid))
 
 
 class CpuClock:
@@ -27,10 +31,23 @@ class CpuClock:
 
     def __init__(self, pids: Mapping[str, int]) -> None:
         self.pids = dict(pids)
-        self.started = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.started = {name: cpu_times(pid) for name, pid in self.pids.items()}
+
+    def _used(self) -> dict[str, tuple[float, float]]:
+        used = {}
+        for name, pid in self.pids.items():
+            (user, system), (user_0, system_0) = cpu_times(pid), self.started[name]
+            used[name] = (user - user_0, system - system_0)
+        return used
 
     def elapsed(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) - self.started[name] for name, pid in self.pids.items()}
+        """User plus system seconds."""
+        return {name: user + system for name, (user, system) in self._used().items()}
+
+    def system_share(self, name: str) -> float | None:
+        """The share of a process's CPU since the start that the kernel spent on its behalf."""
+        user, system = self._used()[name]
+        return round(system / (user + system), 3) if user + system else None
 
 
 def per_request_ms(cpu_s: float, requests: int) -> float | None:

@@ -24,14 +24,7 @@ GROUPS = [
     ("botocore: response parsing", ("botocore/parsers.py",)),
     (
         "botocore: HTTP send/receive (urllib3, http.client)",
-        (
-            "urllib3/",
-            "http/client.py",
-            "socket.py",
-            "selectors.py",
-            "botocore/httpsession.py",
-            "botocore/awsrequest.py",
-        ),
+        ("urllib3/", "http/client.py", "socket.py", "selectors.py", "botocore/httpsession.py"),
     ),
     ("botocore: request pipeline (serialise, validate, events, sign, retry)", ("botocore/", "boto3/")),
     ("our code", ("components/", "core/", "api/", "middlewares/", "main.py")),
@@ -41,6 +34,7 @@ GROUPS = [
     ("logging", ("logging/",)),
 ]
 OTHER = "other (stdlib, threads, Kafka producer)"
+SAMPLES_PER_SECOND = 100
 
 
 def _file(frame: str) -> str:
@@ -66,8 +60,9 @@ def read_raw(path: Path) -> list[tuple[list[str], int]]:
     return stacks
 
 
-def summarise(path: Path, top: int = 12) -> dict[str, Any]:
-    """Share of samples per group (exclusive), in botocore at all (inclusive), and the hottest leaf frames."""
+def summarise(path: Path, seconds: float | None = None, top: int = 12) -> dict[str, Any]:
+    """Share of samples per group (exclusive), in botocore at all (inclusive), and the hottest leaf frames;
+    given the recording's length, also how much of the time some thread held the GIL."""
     stacks = read_raw(path)
     total = sum(count for _, count in stacks) or 1
     groups: Counter[str] = Counter()
@@ -85,6 +80,7 @@ def summarise(path: Path, top: int = 12) -> dict[str, Any]:
     return {
         "file": path.name,
         "samples": total,
+        "gil_held_percent": None if seconds is None else round(100 * total / (seconds * SAMPLES_PER_SECOND), 1),
         "groups_percent": {name: percent(count) for name, count in groups.most_common()},
         "anywhere_in_botocore_percent": percent(in_botocore),
         "top_leaf_frames_percent": {frame: percent(count) for frame, count in leaves.most_common(top)},
@@ -92,7 +88,12 @@ def summarise(path: Path, top: int = 12) -> dict[str, Any]:
 
 
 def print_summary(title: str, summary: dict[str, Any]) -> None:
-    print(f"\n{title}: {summary['samples']} samples ({summary['file']})")
+    print(f"\n{title}: {summary['samples']} samples of the GIL holder ({summary['file']})")
+    if summary.get("gil_held_percent") is not None:
+        print(
+            f"  the GIL was held {summary['gil_held_percent']:.0f}% of the time; "
+            f"the service used {summary.get('service_cpu_percent')}% of a core"
+        )
     for name, share in summary["groups_percent"].items():
         print(f"  {share:5.1f}%  {name}")
     print(f"  ({summary['anywhere_in_botocore_percent']}% of samples have botocore on the stack)")
@@ -106,6 +107,7 @@ def record_during(pid: int, seconds: int, output: Path, load: Callable[[], objec
     beside_python = Path(sys.executable).parent / "py-spy"
     py_spy = str(beside_python) if beside_python.exists() else shutil.which("py-spy") or "py-spy"
     command = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw", "--gil"]
+    command += ["--rate", str(SAMPLES_PER_SECOND)]
     spy = subprocess.Popen([*command, "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     load()
     _, errors = spy.communicate(timeout=seconds + 60)
@@ -119,7 +121,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=12, help="how many leaf frames to list")
     args = parser.parse_args()
     for path in args.profiles:
-        print_summary(path.stem, summarise(path, args.top))
+        print_summary(path.stem, summarise(path, top=args.top))
     return 0
 
 

@@ -20,9 +20,11 @@ class Result:
     errors: int
     concurrency: int
     requests: int = 0
-    """Requests the load generator saw answered during the run."""
+    """Requests the service served in the run: those answered, and those still in flight at its end."""
     cpu_ms_per_request: float | None = None
     """The service process's CPU time (user + system, all threads) over the run, per request answered."""
+    cpu_system_share: float | None = None
+    """The share of that CPU time the kernel spent for the service (sockets, waking threads)."""
     store_cpu_ms_per_request: float | None = None
     """The local store server's (Dynoxide's) CPU time over the same run, per request; None in-process."""
     cpu_ms_per_request_with_relay: float | None = None
@@ -104,10 +106,14 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _percent(share: float | None) -> str:
+    return "" if share is None else f"{100 * share:.0f}%"
+
+
 def print_report(report: Report, bare: Result) -> None:
     columns = (
         f"{'scenario':<16}{'backend':<10}{'mode':<6}{'rps':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'vs bare':>9}{'requests':>10}{'cpu ms/req':>12}{'+relay':>9}{'store ms/req':>14}"
+        f"{'vs bare':>9}{'requests':>10}{'cpu ms/req':>12}{'sys':>6}{'+relay':>9}{'store ms/req':>14}"
     )
     print(columns)
     print("-" * len(columns))
@@ -115,11 +121,13 @@ def print_report(report: Report, bare: Result) -> None:
         print(
             f"{r.scenario:<16}{r.backend:<10}{r.mode:<6}{r.rps:>8.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}"
             f"{r.errors:>8}{_number(r.ratio_to_bare, 2):>9}{r.requests:>10}{_number(r.cpu_ms_per_request):>12}"
+            f"{_percent(r.cpu_system_share):>6}"
             f"{_number(r.cpu_ms_per_request_with_relay):>9}{_number(r.store_cpu_ms_per_request):>14}"
         )
     print(
-        "\ncpu ms/req: the service process's CPU (user + system, all threads) over the run / requests answered;"
-        "\n+relay: writes, until the relay had published the run's events; store: Dynoxide's CPU over the run."
+        "\ncpu ms/req: the service process's CPU (user + system, all threads) over the run / requests served;"
+        "\nsys: the kernel's share of it; +relay: writes, until the relay had published the run's events;"
+        "\nstore ms/req: Dynoxide's CPU over the run / requests served."
     )
     if report.cpu_ratios:
         print("\nService CPU per request at full load, DynamoDB / embedded store:")

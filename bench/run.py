@@ -175,15 +175,18 @@ def wait_relayed(service: Service, expected: int, timeout: float, quiet_s: float
 def measured(
     service: Service, scenario: Scenario, load: Callable[[], dict], store_pid: int | None, profile: Profile
 ) -> dict:
-    """Run `load` and add the service's (and the store server's) CPU time per request over it. For writes,
-    wait until the relay has published the run's events, so they do not load the next measurement."""
+    """Run `load` and add the service's (and the store server's) CPU time per request served, over the run
+    and until the requests still in flight at its end have finished. For writes, wait until the relay
+    has published the run's events, so they do not load the next measurement."""
     pids = {"service": service.pid} | ({"store": store_pid} if store_pid else {})
     delivered_before = service.delivered() if scenario.events else 0
     clock = CpuClock(pids)
     numbers = load()
+    time.sleep(min(1.5 * numbers.pop("settle_s") + 0.05, 10))
     used = clock.elapsed()
     requests = numbers["requests"]
     numbers["cpu_ms_per_request"] = per_request_ms(used["service"], requests)
+    numbers["cpu_system_share"] = clock.system_share("service")
     if store_pid:
         numbers["store_cpu_ms_per_request"] = per_request_ms(used["store"], requests)
     if scenario.events:
@@ -263,8 +266,12 @@ def record_profiles(
     for name in names:
         scenario = SCENARIOS[name]
         path = output / f"profile-{backend}-{name}.txt"
+        clock = CpuClock({"service": service.pid})
         record_during(service.pid, profile.duration_s, path, at_full_load(service.url, scenario, profile, work))
-        report.profiles[f"{backend}/{name}"] = summarise(path)
+        cpu_percent = round(100 * clock.elapsed()["service"] / profile.duration_s, 1)
+        report.profiles[f"{backend}/{name}"] = summarise(path, profile.duration_s) | {
+            "service_cpu_percent": cpu_percent
+        }
 
 
 def main() -> int:

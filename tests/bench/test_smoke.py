@@ -49,6 +49,7 @@ def test_cpu_per_request_for_every_scenario_and_backend(smoke: tuple[dict[str, A
     for r in report["results"]:
         if r["mode"] == "max":
             assert r["cpu_ms_per_request"] > 0, r
+            assert 0 <= r["cpu_system_share"] <= 1, r
             if r["backend"] == "dynamodb":
                 assert r["store_cpu_ms_per_request"] > 0, r
         assert r["cpu_ms_per_request"] is not None, r
