@@ -269,9 +269,7 @@ def record_profiles(
         clock = CpuClock({"service": service.pid})
         record_during(service.pid, profile.duration_s, path, at_full_load(service.url, scenario, profile, work))
         cpu_percent = round(100 * clock.elapsed()["service"] / profile.duration_s, 1)
-        report.profiles[f"{backend}/{name}"] = summarise(path, profile.duration_s) | {
-            "service_cpu_percent": cpu_percent
-        }
+        report.profiles[f"{backend}/{name}"] = summarise(path) | {"service_cpu_percent": cpu_percent}
 
 
 def main() -> int:
