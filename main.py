@@ -5,7 +5,6 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import document_without_keys, require_read
 from api.errors import register_error_handlers
@@ -41,9 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
-        runtime.start()
+        await runtime.start()
         yield
-        await run_in_threadpool(runtime.shutdown)
+        await runtime.shutdown()
 
     app = FastAPI(
         title=settings.app_name,

@@ -3,10 +3,10 @@
 Run in a child process configured by environment variables, like the service it prepares for.
 """
 
+import asyncio
 import logging
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from bench.scenarios import CATEGORIES, features
 from components.runtime import Runtime
@@ -16,32 +16,37 @@ from core.settings import Settings
 def seed(entities: int) -> None:
     """Write `entities` x 5 categories x 20 features with the relay running, as the service does,
     and leave the outbox empty so the seeding events do not load the measurements."""
+    asyncio.run(_seed(entities))
+
+
+async def _seed(entities: int, concurrency: int = 8) -> None:
     logging.disable(logging.INFO)
     settings = Settings()
     runtime = Runtime(settings)
-    runtime.warmup()
-    runtime.start()
+    await runtime.warmup()
+    await runtime.start()
     entity_type = settings.entity_types["bright_uid"]
     categories = {name: features(index) for index, name in enumerate(CATEGORIES)}
+    next_index = iter(range(entities))
 
-    def write(index: int) -> None:
-        runtime.flows.write(
-            entity_type,
-            f"bench-{index}",
-            categories,
-            source="prediction_service",
-            compute_id="seed",
-            ttl=None,
-            event_time=None,
-        )
+    async def writer() -> None:
+        for index in next_index:
+            await runtime.flows.write(
+                entity_type,
+                f"bench-{index}",
+                categories,
+                source="prediction_service",
+                compute_id="seed",
+                ttl=None,
+                event_time=None,
+            )
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(write, range(entities)))
-    runtime.relay.stop(timeout=300)
-    pending = runtime.store.outbox_stats().pending
+    await asyncio.gather(*(writer() for _ in range(concurrency)))
+    await runtime.relay.stop(timeout=300)
+    pending = (await runtime.store.outbox_stats()).pending
     if pending:
         raise RuntimeError(f"{pending} seeding events still in the outbox")
-    runtime.store.close()
+    await runtime.store.close()
 
 
 def raw_get_item_p50(requests: int, entities: int) -> float:

@@ -1,8 +1,8 @@
 """The process-wide objects of one app (store, event sink, outbox relay, the feature layers),
 built once and shared by every request; also what the probes and warm-up report about them."""
 
+import asyncio
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -60,33 +60,35 @@ class Runtime:
         self.service = FeatureService(
             settings, self.flows, store_max_categories_per_write=self.store.max_categories_per_write
         )
-        self.controller = FeatureController(self.service, inline_reads=self.store.reads_in_process)
+        self.controller = FeatureController(self.service)
         self._ready_at = 0.0
+        self._eager: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """On the app's event loop (the lifespan): start the relay, and warm up in the background if asked."""
         self.relay.start()
         if self.settings.eager_init:
-            threading.Thread(target=self._eager_warmup, name="eager-init", daemon=True).start()
+            self._eager = asyncio.get_running_loop().create_task(self._eager_warmup(), name="eager-init")
 
-    def _eager_warmup(self) -> None:
+    async def _eager_warmup(self) -> None:
         try:
-            logger.info("eager initialisation done", extra={"actions": self.warmup()})
+            logger.info("eager initialisation done", extra={"actions": await self.warmup()})
         except Exception:
             logger.exception("eager initialisation failed; clients will be created on first use")
 
-    def warmup(self) -> list[str]:
+    async def warmup(self) -> list[str]:
         """Create the lazy clients now instead of on the first request."""
-        actions = self.store.initialise()
-        self.store.check()
-        actions += self.sink.initialise()
+        actions = await self.store.initialise()
+        await self.store.check()
+        actions += await self.sink.initialise()
         return actions or ["already warm"]
 
-    def readiness(self) -> Readiness:
+    async def readiness(self) -> Readiness:
         """Ready when the store serves; the event sink is reported but never makes us unready."""
         store_check: dict[str, Any] = {"backend": self.store.name, "ok": True}
         if time.monotonic() - self._ready_at > READINESS_CACHE_SECONDS:
             try:
-                self.store.check()
+                await self.store.check()
                 self._ready_at = time.monotonic()
             except FeatureStoreError as exc:
                 store_check.update(ok=False, error=exc.message)
@@ -99,6 +101,8 @@ class Runtime:
             }
         return Readiness(store_check["ok"], checks)
 
-    def shutdown(self) -> None:
-        self.relay.stop(self.settings.shutdown_flush_seconds)
-        self.store.close()
+    async def shutdown(self) -> None:
+        if self._eager is not None and not self._eager.done():
+            self._eager.cancel()
+        await self.relay.stop(self.settings.shutdown_flush_seconds)
+        await self.store.close()

@@ -101,15 +101,18 @@ class Delivery:
 
 
 class EventSink(Protocol):
+    """Where the relay delivers events. Async: a sink whose client blocks (Kafka's producer waits for
+    delivery reports) runs it in a worker thread, so the relay never blocks the event loop."""
+
     name: str
 
-    def initialise(self) -> list[str]: ...
+    async def initialise(self) -> list[str]: ...
 
-    def publish(self, events: Sequence[OutboxEvent]) -> Delivery: ...
+    async def publish(self, events: Sequence[OutboxEvent]) -> Delivery: ...
 
     def state(self) -> dict[str, Any]: ...
 
-    def close(self, timeout: float) -> None: ...
+    async def close(self, timeout: float) -> None: ...
 
 
 class LogSink:
@@ -117,10 +120,10 @@ class LogSink:
 
     name = "log"
 
-    def initialise(self) -> list[str]:
+    async def initialise(self) -> list[str]:
         return []
 
-    def publish(self, events: Sequence[OutboxEvent]) -> Delivery:
+    async def publish(self, events: Sequence[OutboxEvent]) -> Delivery:
         for event in events:
             logger.info(EVENT_TYPE, extra={"event": event.payload, "event_key": event.key})
         return Delivery(delivered=[event.event_id for event in events])
@@ -128,5 +131,5 @@ class LogSink:
     def state(self) -> dict[str, Any]:
         return {"sink": self.name, "ok": True}
 
-    def close(self, timeout: float) -> None:
+    async def close(self, timeout: float) -> None:
         return None

@@ -2,7 +2,9 @@
 
 The outbox relay is its only caller. `publish` hands a batch to the producer and waits, at most
 `KAFKA_MESSAGE_TIMEOUT_MS` plus a margin, for every delivery report, so an outage shows up as
-failed events (kept in the outbox, retried) and never blocks the relay for long.
+failed events (kept in the outbox, retried) and never blocks the relay for long. The producer's
+calls block (polling for reports, flushing, creating it), so they run in a worker thread: the
+relay is a task of the service's event loop.
 """
 
 import logging
@@ -11,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import anyio.to_thread
 from confluent_kafka import KafkaError, KafkaException, Message, SerializingProducer
 from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
@@ -102,13 +105,18 @@ class KafkaSink:
             if self._producer is producer:
                 self._producer = None
 
-    def initialise(self) -> list[str]:
+    async def initialise(self) -> list[str]:
         if self._producer is not None:
             return []
-        self._get_producer()
+        await anyio.to_thread.run_sync(self._get_producer)
         return [f"created Kafka producer for {self.broker_url}, topic {self.topic}"]
 
-    def publish(self, events: Sequence[OutboxEvent]) -> Delivery:
+    async def publish(self, events: Sequence[OutboxEvent]) -> Delivery:
+        # Abandoned if the relay is cancelled at shutdown: the thread finishes on its own, and events it
+        # could not report stay leased in the outbox, published again after the lease (at least once).
+        return await anyio.to_thread.run_sync(self._publish, events, abandon_on_cancel=True)
+
+    def _publish(self, events: Sequence[OutboxEvent]) -> Delivery:
         if self._closed:
             # Shutting down: no new producer that nobody would flush; the events wait in the outbox.
             return Delivery(failed=[event.event_id for event in events])
@@ -159,8 +167,11 @@ class KafkaSink:
             "last_error": self._last_error,
         }
 
-    def close(self, timeout: float) -> None:
+    async def close(self, timeout: float) -> None:
         """Deliver what the producer still holds within `timeout` seconds; the rest stays in the outbox."""
+        await anyio.to_thread.run_sync(self._close, timeout)
+
+    def _close(self, timeout: float) -> None:
         with self._lock:
             self._closed = True
             producer, self._producer = self._producer, None

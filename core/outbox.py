@@ -3,10 +3,14 @@
 Writes never wait for it. After each commit the flow wakes it; it also polls, so events left by a
 Kafka outage, a crash or another replica's expired lease are picked up. An event leaves the outbox
 only after the sink confirms delivery.
+
+It is an asyncio task on the app's event loop, started in the lifespan: the store and the sink are
+async and decide for themselves what runs in a worker thread (SQLite's writes, Kafka's flush), so
+the relay never blocks the loop and needs no thread of its own.
 """
 
+import asyncio
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -47,13 +51,19 @@ class RelayStats:
 
 
 class OutboxStore(Protocol):
-    def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]: ...
+    """The outbox side of a store: what the relay needs of it, and nothing more."""
 
-    def delete_events(self, event_ids: Sequence[str]) -> None: ...
+    async def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
+        """Lease due events to this process so other replicas leave them alone for a while."""
 
-    def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None: ...
+    async def delete_events(self, event_ids: Sequence[str]) -> None:
+        """Remove delivered events."""
 
-    def outbox_stats(self) -> OutboxStats: ...
+    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
+        """Release failed events, due again after `delay_seconds`."""
+
+    async def outbox_stats(self) -> OutboxStats:
+        """Count the pending events (may read the whole outbox: the relay calls it, never a request)."""
 
 
 LINGER_SECONDS = 0.005
@@ -86,30 +96,33 @@ class OutboxRelay:
         self._next_gauges_at = 0.0
         self.backlog: OutboxStats | None = None
         """The backlog as last measured by `report_backlog`."""
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Made by `start`, on the loop that runs the relay (the relay is built before any loop runs).
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
         self.stats = RelayStats()
 
     def start(self) -> None:
-        """Run the relay in the background, beginning with what a previous run left behind."""
-        if self._thread is None:
+        """Run the relay as a task of the running event loop, beginning with what a previous run left behind."""
+        if self._task is None:
+            self._stopping = False
+            self._wake = asyncio.Event()
             self._wake.set()
-            self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
-            self._thread.start()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-relay")
 
     def notify(self) -> None:
-        """A write committed events: publish them now rather than at the next poll."""
-        self._wake.set()
+        """A write committed events: publish them now rather than at the next poll. Called on the relay's loop."""
+        if self._wake is not None:
+            self._wake.set()
 
-    def relay_once(self) -> int:
+    async def relay_once(self) -> int:
         """Publish one batch of due events; return how many were claimed."""
-        events = self.store.claim_events(self.batch_size, self.lease_seconds)
+        events = await self.store.claim_events(self.batch_size, self.lease_seconds)
         if not events:
             return 0
         started = time.perf_counter()
         try:
-            delivery = self.sink.publish(events)
+            delivery = await self.sink.publish(events)
         except Exception:
             # Release the batch for a retry now rather than when its lease runs out.
             logger.exception("event sink failed")
@@ -117,16 +130,16 @@ class OutboxRelay:
         self.stats.record(delivery, time.perf_counter() - started)
         if delivery.delivered:
             metrics.incr(self._publish_metric, len(delivery.delivered), outcome="delivered")
-            self.store.delete_events(delivery.delivered)
+            await self.store.delete_events(delivery.delivered)
         if delivery.failed:
             metrics.incr(self._publish_metric, len(delivery.failed), outcome="failed")
             attempts = {event.event_id: event.attempts for event in events}
             delay = backoff_seconds(max(attempts[event_id] for event_id in delivery.failed), self.max_backoff_seconds)
-            self.store.retry_events(delivery.failed, delay)
+            await self.store.retry_events(delivery.failed, delay)
             logger.warning("event delivery failed", extra={"failed": len(delivery.failed), "retry_in_s": delay})
         return len(events)
 
-    def report_backlog(self) -> None:
+    async def report_backlog(self) -> None:
         """Measure the outbox backlog at most every `gauge_seconds`, keep it for `/ready` and send it
         as gauges. Only the relay measures it: counting the outbox may mean reading all of it (a Scan
         on DynamoDB), which a readiness probe must never wait for."""
@@ -135,7 +148,7 @@ class OutboxRelay:
             return
         self._next_gauges_at = now + self.gauge_seconds
         try:
-            stats = self.store.outbox_stats()
+            stats = await self.store.outbox_stats()
         except Exception:
             logger.debug("outbox backlog unknown", exc_info=True)
             return
@@ -143,13 +156,13 @@ class OutboxRelay:
         metrics.gauge("outbox.backlog", stats.pending)
         metrics.gauge("outbox.oldest_pending_age_seconds", round(stats.oldest_age_seconds, 3))
 
-    def drain(self, deadline: float) -> int:
+    async def drain(self, deadline: float) -> int:
         """Publish what is due until nothing is left or the deadline (a `time.monotonic()` value) passes;
         return how many events were handed to the sink."""
         relayed = 0
         while time.monotonic() < deadline:
             try:
-                claimed = self.relay_once()
+                claimed = await self.relay_once()
             except Exception:
                 logger.exception("outbox relay failed while draining")
                 return relayed
@@ -159,36 +172,52 @@ class OutboxRelay:
         logger.warning("outbox flush time is up; events still pending stay in the outbox for the next relay")
         return relayed
 
-    def _run(self) -> None:
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait `seconds` or until woken; True when woken."""
+        assert self._wake is not None
+        try:
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _run(self) -> None:
+        assert self._wake is not None
         failures = 0
-        while not self._stopping.is_set():
-            woken = self._wake.wait(
+        while not self._stopping:
+            woken = await self._sleep(
                 self.poll_seconds if failures == 0 else backoff_seconds(failures, self.max_backoff_seconds)
             )
-            if woken and failures == 0:
+            if woken and failures == 0 and not self._stopping:
                 # Let the writes of the next few milliseconds join this batch: one claim and one
                 # deletion for many events instead of for each.
-                self._stopping.wait(LINGER_SECONDS)
+                await asyncio.sleep(LINGER_SECONDS)
             self._wake.clear()
-            if self._stopping.is_set():
+            if self._stopping:
                 return
-            self.report_backlog()
+            await self.report_backlog()
             try:
-                while self.relay_once() == self.batch_size and not self._stopping.is_set():
+                while await self.relay_once() == self.batch_size and not self._stopping:
                     pass
                 failures = 0
             except Exception:
                 failures += 1
                 logger.exception("outbox relay failed; will retry")
 
-    def stop(self, timeout: float) -> None:
-        """Stop the background loop, then publish what is still due within `timeout` seconds."""
+    async def stop(self, timeout: float) -> None:
+        """Stop the background task, then publish what is still due within `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-            self._thread = None
-        flushed = self.drain(deadline)
-        self.sink.close(max(0.0, deadline - time.monotonic()))
+        self._stopping = True
+        self.notify()
+        task, self._task = self._task, None
+        if task is not None:
+            # A batch in flight may finish within the time given; past it, it is cancelled (its events
+            # stay leased in the outbox and are published after their lease, by this or another replica).
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                task.cancel()
+                await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+        flushed = await self.drain(deadline)
+        await self.sink.close(max(0.0, deadline - time.monotonic()))
         logger.info("outbox relay stopped", extra={"flushed_at_stop": flushed})

@@ -4,9 +4,10 @@ client, and the session's Kafka-compatible broker."""
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -24,12 +25,24 @@ from tests.servers import ManagedServer, StatsdServer, start_dynoxide, start_tan
 BACKENDS = ["sqlite", "dynamodb"]
 
 SettingsFactory = Callable[..., Settings]
+T = TypeVar("T")
 
 
 class AppClient(TestClient):
     """A test client of the service's own app, so tests reach `app.state.runtime` and `app.openapi()` typed."""
 
     app: FastAPI
+
+    def run(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Await `call(*args)` on the app's event loop (where its store's clients live) from the test's thread."""
+        assert self.portal is not None, "the client must be started (its lifespan entered)"
+        return self.portal.call(call, *args)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests and fixtures run on asyncio, the service's loop."""
+    return "asyncio"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -132,11 +145,12 @@ def settings(make_settings: SettingsFactory) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[OnlineStore]:
+async def store(settings: Settings) -> AsyncIterator[OnlineStore]:
+    """A store of the parametrised backend, on the test's event loop (async tests only)."""
     store = create_store(settings)
-    store.initialise()
+    await store.initialise()
     yield store
-    store.close()
+    await store.close()
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ Three routers, so `main.create_app` can put the read scope's key check on every 
 leave it out entirely when API keys are off): `reads`, `writes` (the key decides the writer, so
 the principal is a parameter) and `probes`. Reads come first: routes are matched in order.
 
-Writes, batch reads and probes that touch the store are plain `def`: the stores' clients (sqlite3,
-boto3) block, so FastAPI runs them in its threadpool and the event loop stays free. Single-entity
-reads are `async def` and let the controller choose (see components/features/controller.py).
+Every route is `async def`: the layers below are async, and the store (or the event sink) decides
+what runs in a worker thread, so no route pays a threadpool hop for work that does not block.
 The controller is taken from the app rather than through a dependency: it is the same object for
 every request, and each dependency costs FastAPI a resolution step per request.
 """
@@ -92,9 +91,9 @@ async def read_features(request: Request, body: GetItemsRequest) -> JSONBytesRes
     responses=_errors(401, 403, 413, 415, 422, 429, 503),
     summary="Read the same features for many entities",
 )
-def read_batch(request: Request, body: GetBatchRequest) -> JSONBytesResponse:
+async def read_batch(request: Request, body: GetBatchRequest) -> JSONBytesResponse:
     """One result per requested entity, in request order."""
-    return controller_of(request).read_batch(body)
+    return await controller_of(request).read_batch(body)
 
 
 @writes.post(
@@ -103,11 +102,11 @@ def read_batch(request: Request, body: GetBatchRequest) -> JSONBytesResponse:
     responses=_errors(401, 403, 413, 415, 422, 429, 503),
     summary="Write features of one entity",
 )
-def write_features(request: Request, body: Annotated[WriteRequest, Body()], writer: Writer) -> JSONBytesResponse:
+async def write_features(request: Request, body: Annotated[WriteRequest, Body()], writer: Writer) -> JSONBytesResponse:
     """Replaces the data of each category given, atomically across categories, and announces each
     category written with a `feature_available` event. With API keys on, the key must have
     `features:write` and decides the source and the categories it may write."""
-    return controller_of(request).write(body, writer)
+    return await controller_of(request).write(body, writer)
 
 
 @probes.get("/health", response_model=HealthResponse, summary="Liveness")
@@ -127,9 +126,9 @@ probes.add_api_route("/live", health, methods=["GET"], response_model=HealthResp
 
 
 @probes.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-def ready(runtime: RuntimeDep) -> JSONBytesResponse:
+async def ready(runtime: RuntimeDep) -> JSONBytesResponse:
     """200 when the online store can serve reads and writes; Kafka's state is reported, not required."""
-    readiness = runtime.readiness()
+    readiness = await runtime.readiness()
     body = {
         "status": "ready" if readiness.ready else "unavailable",
         "timestamp": isoformat(utcnow()),
@@ -144,10 +143,10 @@ def ready(runtime: RuntimeDep) -> JSONBytesResponse:
     responses=_errors(401, 403, 429, 503),
     dependencies=[Depends(require_admin)],
 )
-def warmup(runtime: RuntimeDep) -> JSONBytesResponse:
+async def warmup(runtime: RuntimeDep) -> JSONBytesResponse:
     """Create the store client and event producer now, so the first real request does not pay for it.
     Needs the `admin` scope when API keys are on."""
     started = utcnow()
-    actions = runtime.warmup()
+    actions = await runtime.warmup()
     duration_ms = (utcnow() - started).total_seconds() * 1000
     return JSONBytesResponse(dumps({"status": "warm", "actions": actions, "duration_ms": round(duration_ms, 3)}))

@@ -1,15 +1,10 @@
 """Turns HTTP models into service calls, and service results into the contract's JSON bytes.
 
-Reads of one entity are awaited: on a store whose reads are in-process lookups (the embedded
-store, from the OS page cache, tens of microseconds) they run on the event loop, because handing
-them to the threadpool costs more than the read itself; on a networked store (DynamoDB) they run
-in the threadpool like every other blocking call. Writes and batch reads always use the threadpool.
+Every call is awaited on the event loop; where work may block (a SQLite write's fsync, Kafka), the
+store or the sink hands it to a worker thread itself, so nothing here decides scheduling.
 """
 
-from collections.abc import Callable
-from typing import Any, ParamSpec
-
-from starlette.concurrency import run_in_threadpool
+from typing import Any
 
 from components.features.flows import EntityFeatures
 from components.features.models import GetBatchRequest, GetItemsRequest, WriteRequest
@@ -27,33 +22,18 @@ def _items(result: EntityFeatures) -> dict[str, Any]:
     return {category: {"features": _block(stored)} for category, stored in result.items.items()}
 
 
-P = ParamSpec("P")
-
-
 class FeatureController:
-    def __init__(self, service: FeatureService, inline_reads: bool) -> None:
+    def __init__(self, service: FeatureService) -> None:
         self.service = service
-        self.inline_reads = inline_reads
-
-    async def _read(self, call: Callable[P, JSONBytesResponse], *args: P.args, **kwargs: P.kwargs) -> JSONBytesResponse:
-        if self.inline_reads:
-            return call(*args, **kwargs)
-        return await run_in_threadpool(call, *args, **kwargs)
 
     async def read_category(self, entity_value: str, category: str, entity_type: str) -> JSONBytesResponse:
-        return await self._read(self._read_category, entity_value, category, entity_type)
-
-    async def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
-        return await self._read(self._read_features, request)
-
-    def _read_category(self, entity_value: str, category: str, entity_type: str) -> JSONBytesResponse:
-        stored = self.service.read_category(entity_type, entity_value, category)
+        stored = await self.service.read_category(entity_type, entity_value, category)
         body = {entity_type: entity_value, "category": category, "features": _block(stored)}
         return JSONBytesResponse(dumps(body))
 
-    def _read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
+    async def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
         data = request.data
-        result = self.service.read_features(data.entity_type, data.entity_value, data.feature_list)
+        result = await self.service.read_features(data.entity_type, data.entity_value, data.feature_list)
         body = {
             "entity_value": data.entity_value,
             "entity_type": data.entity_type,
@@ -63,9 +43,9 @@ class FeatureController:
         }
         return JSONBytesResponse(dumps(body))
 
-    def read_batch(self, request: GetBatchRequest) -> JSONBytesResponse:
+    async def read_batch(self, request: GetBatchRequest) -> JSONBytesResponse:
         data = request.data
-        results = self.service.read_batch(data.entity_type, data.entity_values, data.feature_list)
+        results = await self.service.read_batch(data.entity_type, data.entity_values, data.feature_list)
         body = {
             "entity_type": data.entity_type,
             "results": [
@@ -81,7 +61,7 @@ class FeatureController:
         }
         return JSONBytesResponse(dumps(body))
 
-    def write(self, request: WriteRequest, writer: Principal | None) -> JSONBytesResponse:
+    async def write(self, request: WriteRequest, writer: Principal | None) -> JSONBytesResponse:
         data, meta = request.data, request.meta
         if data.feature_list is not None:
             categories = [
@@ -92,7 +72,7 @@ class FeatureController:
             # WriteData's validator lets feature_list be absent only when category and features are both given.
             assert data.category is not None and data.features is not None
             categories = [CategoryInput(data.category, data.features, ("body", "data"))]
-        outcome = self.service.write(
+        outcome = await self.service.write(
             data.entity_type,
             data.entity_value,
             categories,

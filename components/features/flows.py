@@ -78,28 +78,30 @@ class FeatureFlows:
         self.relay = relay
         self.default_ttl = default_ttl
 
-    def read_category(self, entity_type: EntityType, entity_value: str, category: str) -> StoredCategory | None:
+    async def read_category(self, entity_type: EntityType, entity_value: str, category: str) -> StoredCategory | None:
         with metrics.timer("read.single_item", entity_type=entity_type.name):
-            found = self.store.read(entity_type, entity_value, {category: None}).get(category)
+            found = (await self.store.read(entity_type, entity_value, {category: None})).get(category)
             if found is not None and _is_fresh(found, self.clock()):
                 return found
         metrics.incr("read.unavailable_category", entity_type=entity_type.name)
         return None
 
-    def read_features(self, entity_type: EntityType, entity_value: str, selection: FeatureSelection) -> EntityFeatures:
+    async def read_features(
+        self, entity_type: EntityType, entity_value: str, selection: FeatureSelection
+    ) -> EntityFeatures:
         with metrics.timer("read.multi_category", entity_type=entity_type.name):
-            stored = self.store.read(entity_type, entity_value, selection.wanted) if selection.wanted else {}
+            stored = await self.store.read(entity_type, entity_value, selection.wanted) if selection.wanted else {}
             result = _project(stored, selection, self.clock())
         if result.unavailable_categories:
             metrics.incr("read.unavailable_category", len(result.unavailable_categories), entity_type=entity_type.name)
         return result
 
-    def read_batch(
+    async def read_batch(
         self, entity_type: EntityType, entity_values: Sequence[str], selection: FeatureSelection
     ) -> list[EntityFeatures]:
         wanted = selection.wanted
         with metrics.timer("read.batch", entity_type=entity_type.name):
-            batch = self.store.read_batch(entity_type, entity_values, wanted) if wanted else None
+            batch = await self.store.read_batch(entity_type, entity_values, wanted) if wanted else None
             now = self.clock()
             results = []
             for value in entity_values:
@@ -118,7 +120,7 @@ class FeatureFlows:
             metrics.incr("read.unavailable_category", unavailable, entity_type=entity_type.name)
         return results
 
-    def write(
+    async def write(
         self,
         entity_type: EntityType,
         entity_value: str,
@@ -168,7 +170,7 @@ class FeatureFlows:
                         event=event,
                     )
                 )
-            skipped = self.store.write(entity_type, entity_value, writes, now_iso)
+            skipped = await self.store.write(entity_type, entity_value, writes, now_iso)
         if len(skipped) < len(writes):
             self.relay.notify()
         skipped_set = set(skipped)

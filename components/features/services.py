@@ -58,11 +58,11 @@ class FeatureService:
                 f"category {category!r} is not allowed; allowed: {sorted(self.allowed_categories)}", loc
             )
 
-    def read_category(self, entity_type_name: str, entity_value: str, category: str) -> StoredCategory:
+    async def read_category(self, entity_type_name: str, entity_value: str, category: str) -> StoredCategory:
         entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
         self._check_category(category, ("path", "category"))
         annotate_request(entity_type=entity_type.name, categories=[category])
-        found = self.flows.read_category(entity_type, entity_value, category)
+        found = await self.flows.read_category(entity_type, entity_value, category)
         if found is None:
             raise NotFound(f"no features in category {category!r} for {entity_type.name} {entity_value!r}")
         return found
@@ -103,13 +103,15 @@ class FeatureService:
         frozen = {category: (frozenset(names) if names is not None else None) for category, names in wanted.items()}
         return FeatureSelection(MappingProxyType(frozen), tuple(sorted(not_whitelisted)))
 
-    def read_features(self, entity_type_name: str, entity_value: str, feature_list: Sequence[str]) -> EntityFeatures:
+    async def read_features(
+        self, entity_type_name: str, entity_value: str, feature_list: Sequence[str]
+    ) -> EntityFeatures:
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
         selection = self.parse_feature_list(feature_list)
         annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted))
-        return self.flows.read_features(entity_type, entity_value, selection)
+        return await self.flows.read_features(entity_type, entity_value, selection)
 
-    def read_batch(
+    async def read_batch(
         self, entity_type_name: str, entity_values: Sequence[str], feature_list: Sequence[str]
     ) -> list[EntityFeatures]:
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
@@ -120,9 +122,9 @@ class FeatureService:
             )
         selection = self.parse_feature_list(feature_list)
         annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted), entities=len(entity_values))
-        return self.flows.read_batch(entity_type, entity_values, selection)
+        return await self.flows.read_batch(entity_type, entity_values, selection)
 
-    def write(
+    async def write(
         self,
         entity_type_name: str,
         entity_value: str,
@@ -170,7 +172,7 @@ class FeatureService:
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
             raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
         source = self._authorise_writer(source, writer, categories)
-        return self.flows.write(
+        return await self.flows.write(
             entity_type,
             entity_value,
             {item.category: item.features for item in categories},

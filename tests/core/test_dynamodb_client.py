@@ -43,11 +43,6 @@ pytestmark = pytest.mark.anyio
 TARGET = "DynamoDB_20120810."
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def settings_for(endpoint: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, store_backend="dynamodb", dynamodb_endpoint_url=endpoint, **overrides)
 

@@ -108,7 +108,7 @@ def test_log_sink_writes_one_line_per_event(client, caplog) -> None:
     assert events[1]["event_type"] == "feature_available"
     assert events[1]["resource_type"] == "feature"
     # Delivered events leave the outbox right after the sink confirms them.
-    while client.app.state.runtime.store.outbox_stats().pending:
+    while client.run(client.app.state.runtime.store.outbox_stats).pending:
         assert time.monotonic() < deadline, "delivered events stayed in the outbox"
         time.sleep(0.01)
     assert isinstance(LogSink().state(), dict)

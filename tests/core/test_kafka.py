@@ -4,6 +4,7 @@ The Schema Registry is confluent-kafka's in-process mock, so the consumer here d
 Confluent wire format itself with the project's `.avsc`, as a consumer in another process would.
 """
 
+import asyncio
 import io
 import json
 import struct
@@ -98,15 +99,16 @@ def test_no_broker_fails_the_batch_and_the_sink_reports_it(make_settings: Settin
     )
     sink = KafkaSink(settings, load_event_schema())
     assert sink.state()["producer"] == "not created"
-    assert sink.initialise() == [f"created Kafka producer for {settings.kafka_broker_url}, topic {settings.topic_name}"]
-    assert sink.initialise() == []
+    created = f"created Kafka producer for {settings.kafka_broker_url}, topic {settings.topic_name}"
+    assert asyncio.run(sink.initialise()) == [created]
+    assert asyncio.run(sink.initialise()) == []
     events = [make_write(category, {"a": 1}).event for category in ("user_features", "credit_features")]
-    delivery = sink.publish(events)
+    delivery = asyncio.run(sink.publish(events))
     assert (delivery.delivered, delivery.failed) == ([], [event.event_id for event in events])
     state = sink.state()
     assert state["ok"] is False and state["last_error"]
-    sink.close(0)
-    assert sink.publish(events).failed == [event.event_id for event in events]
+    asyncio.run(sink.close(0))
+    assert asyncio.run(sink.publish(events)).failed == [event.event_id for event in events]
     assert sink.state()["producer"] == "not created"
 
 
@@ -118,10 +120,10 @@ def test_an_unreachable_schema_registry_fails_the_batch(make_settings: SettingsF
     )
     sink = KafkaSink(settings, load_event_schema())
     events = [make_write(category, {"a": 1}).event for category in ("user_features", "credit_features")]
-    delivery = sink.publish(events)
+    delivery = asyncio.run(sink.publish(events))
     assert (delivery.delivered, delivery.failed) == ([], [event.event_id for event in events])
     assert sink.state()["ok"] is False
-    sink.close(0)
+    asyncio.run(sink.close(0))
 
 
 def test_written_events_arrive_in_wire_format_with_every_field(
@@ -172,7 +174,7 @@ def test_written_events_arrive_in_wire_format_with_every_field(
     assert (account.event["entity_type"], account.event["compute_id"]) == ("account_id", "")
     assert account.event["timestamp"] == second.json()["timestamp"]
     assert len({str(uuid.UUID(item.event["event_id"])) for item in received}) == 3
-    wait_for(lambda: client.app.state.runtime.store.outbox_stats().pending == 0)
+    wait_for(lambda: client.run(client.app.state.runtime.store.outbox_stats).pending == 0)
     events = client.get("/api/v1/ready").json()["checks"]["events"]
     assert (events["sink"], events["ok"], events["delivered"], events["failed"]) == ("kafka", True, 3, 0)
 
@@ -182,7 +184,7 @@ def test_an_outage_delays_events_but_loses_none(
 ) -> None:
     client = make_client(**kafka_settings)
     runtime = client.app.state.runtime
-    runtime.warmup()
+    client.run(runtime.warmup)
     message_timeout = kafka_settings["kafka_message_timeout_ms"] / 1000
     writes = 20
     kafka_broker.server.pause()
@@ -206,7 +208,7 @@ def test_an_outage_delays_events_but_loses_none(
 
     received = consume(kafka_broker, kafka_topic, distinct=writes)
     assert {item.event["entity_id"] for item in received} == {f"user-{index}" for index in range(writes)}
-    wait_for(lambda: runtime.store.outbox_stats().pending == 0)
+    wait_for(lambda: client.run(runtime.store.outbox_stats).pending == 0)
     assert client.get("/api/v1/ready").json()["checks"]["events"]["ok"] is True
 
 
@@ -224,20 +226,26 @@ def test_events_pending_at_shutdown_are_published_after_a_restart(
     attempted: list[str] = []
     publish = sink.publish
 
-    def recording_publish(events):
+    async def recording_publish(events):
         attempted.extend(event.event_id for event in events)
-        return publish(events)
+        return await publish(events)
 
     sink.publish = recording_publish
     write(first, "user-1", {"user_features": {"a": 1}, "credit_features": {"b": 2}, "trans_features": {"c": 3}})
     wait_for(lambda: first.app.state.runtime.relay.stats.failed >= 3)
     first.__exit__(None, None, None)
     store = create_store(make_settings(**unreachable))
-    assert store.outbox_stats().pending == 3
-    store.close()
+
+    async def pending() -> int:
+        try:
+            return (await store.outbox_stats()).pending
+        finally:
+            await store.close()
+
+    assert asyncio.run(pending()) == 3
 
     restarted = make_client(**kafka_settings)
     received = consume(kafka_broker, kafka_topic, distinct=3)
     assert {item.event["event_id"] for item in received} == set(attempted)
     assert {item.event["resource_name"] for item in received} == {"user_features", "credit_features", "trans_features"}
-    wait_for(lambda: restarted.app.state.runtime.store.outbox_stats().pending == 0)
+    wait_for(lambda: restarted.run(restarted.app.state.runtime.store.outbox_stats).pending == 0)

@@ -1,15 +1,22 @@
 """The storage interface both backends implement, and the records that cross it.
 
 Stores own storage detail only: layout, expressions, batching, retries, and turning storage
-errors into `StoreUnavailable`. Rules (TTL, projection, metadata) live in the flows.
+errors into the service's own (`core.exceptions`: `StoreUnavailable` when the store cannot serve,
+`PayloadTooLarge` for what it can never hold, a plain `FeatureStoreError` for a rejected call).
+Rules (TTL, projection, metadata) live in the flows.
+
+Every call is a coroutine, and each store decides how it runs without blocking the event loop:
+DynamoDB's calls are network I/O on the loop; SQLite runs single-entity reads on the loop (tens of
+microseconds from the page cache) and sends writes, large batch reads and schema work, which can
+wait on fsync or locks, to a worker thread.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from core.events import OutboxEvent
-from core.outbox import OutboxStats
+from core.outbox import OutboxStore
 from core.settings import EntityType
 
 Wanted = Mapping[str, frozenset[str] | None]
@@ -48,38 +55,40 @@ class BatchRead:
     """Entity values the store could not read in time."""
 
 
-class OnlineStore(Protocol):
+class OnlineStore(OutboxStore, Protocol):
+    """Features and their outbox in one store, so a write and its events commit together; the outbox
+    side is `core.outbox.OutboxStore`, which the relay needs and nothing more."""
+
     name: str
     max_categories_per_write: int
     """The most categories one atomic write may hold on this backend."""
-    reads_in_process: bool
-    """Single-entity reads are in-process lookups, cheaper than a threadpool hand-off (no network)."""
 
-    def initialise(self) -> list[str]:
+    async def initialise(self) -> list[str]:
         """Open clients and create the schema where allowed; say what was done. Idempotent."""
 
-    def check(self) -> None:
+    async def check(self) -> None:
         """Raise `StoreUnavailable` unless reads and writes can be served."""
 
-    def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
+    async def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
         """The stored categories among `wanted`, in one round trip; absent ones are left out."""
 
-    def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead: ...
+    async def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead:
+        """Every wanted category of each entity; duplicates are read once."""
 
-    def write(
+    async def write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
         """Commit every write whose event_time is not older than the stored one, with its event,
         atomically; `now_iso` becomes created_at of new categories. Return the skipped categories."""
 
-    def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
-        """Lease due events to this process so other replicas leave them alone for a while."""
+    async def close(self) -> None:
+        """Release what this store holds (connections, sessions of the running loop)."""
 
-    def delete_events(self, event_ids: Sequence[str]) -> None: ...
 
-    def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
-        """Release failed events, due again after `delay_seconds`."""
+T = TypeVar("T")
 
-    def outbox_stats(self) -> OutboxStats: ...
 
-    def close(self) -> None: ...
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """`items` in consecutive slices of at most `size` (a backend's per-call limit)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -18,11 +18,12 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from components.features.store.base import BatchRead, CategoryWrite, StoredCategory, Wanted
@@ -177,10 +178,8 @@ def _stored(item: dict[str, Any]) -> StoredCategory:
     )
 
 
-class DynamoDBStore:
-    name = "dynamodb"
+class BlockingDynamoDBStore:
     max_categories_per_write = MAX_TRANSACTION_ACTIONS // 2
-    reads_in_process = False
     """A transaction holds at most 100 actions: one update per category plus one outbox put."""
 
     def __init__(self, settings: Settings) -> None:
@@ -653,3 +652,58 @@ class DynamoDBStore:
     def close(self) -> None:
         """The client is process-wide and stays open; only this store's threads stop."""
         self._pool.shutdown(wait=False)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+async def _in_thread(call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    return await anyio.to_thread.run_sync(lambda: call(*args, **kwargs))
+
+
+class DynamoDBStore:
+    """The store's async interface over the boto3 client, whose calls block: each runs in a worker thread."""
+
+    name = "dynamodb"
+    max_categories_per_write = BlockingDynamoDBStore.max_categories_per_write
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.blocking = BlockingDynamoDBStore(settings)
+
+    @property
+    def client(self) -> Any:
+        return self.blocking.client
+
+    async def initialise(self) -> list[str]:
+        return await _in_thread(self.blocking.initialise)
+
+    async def check(self) -> None:
+        await _in_thread(self.blocking.check)
+
+    async def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
+        return await _in_thread(self.blocking.read, entity_type, entity_value, wanted)
+
+    async def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead:
+        return await _in_thread(self.blocking.read_batch, entity_type, entity_values, wanted)
+
+    async def write(
+        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
+    ) -> list[str]:
+        return await _in_thread(self.blocking.write, entity_type, entity_value, writes, now_iso)
+
+    async def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
+        return await _in_thread(self.blocking.claim_events, limit, lease_seconds)
+
+    async def delete_events(self, event_ids: Sequence[str]) -> None:
+        await _in_thread(self.blocking.delete_events, event_ids)
+
+    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
+        await _in_thread(self.blocking.retry_events, event_ids, delay_seconds)
+
+    async def outbox_stats(self) -> OutboxStats:
+        return await _in_thread(self.blocking.outbox_stats)
+
+    async def close(self) -> None:
+        self.blocking.close()

@@ -1,4 +1,12 @@
-"""Embedded online store: one SQLite file in WAL mode, a connection per worker thread.
+"""Embedded online store: one SQLite file in WAL mode, a connection per thread.
+
+Scheduling is decided here. A single entity's read runs on the event loop: from the OS page cache
+it takes tens of microseconds, less than a hand-off to a worker thread. Its connection waits for no
+lock (`busy_timeout` 0): in WAL mode a reader is only ever kept waiting by recovery or a checkpoint
+restarting the log, and then the read is retried in a worker thread, where waiting is harmless.
+Writes, the outbox's bookkeeping, batch reads of more than `INLINE_BATCH_KEYS` keys, schema creation
+and the readiness check run in a worker thread (anyio's, sized by `THREADPOOL_SIZE`): they can wait
+on fsync, on the write lock, or read many pages.
 
 WAL lets readers run while one writer commits. Writers of this process queue on a lock of their
 own: SQLite's busy handler sleeps in growing steps (up to 100 ms) while it waits for the file's
@@ -11,16 +19,20 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import anyio.to_thread
 
 from components.features.store.base import (
     BatchRead,
     CategoryWrite,
     StoredCategory,
     Wanted,
+    chunks,
 )
 from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, StoreUnavailable
@@ -66,11 +78,13 @@ WHERE excluded.event_time >= features.event_time
 
 SQLITE_MAX_VARIABLES = 900
 BUSY_TIMEOUT_MS = 5000
+INLINE_BATCH_KEYS = 100
+"""Batch reads of at most this many keys (entities x categories) run on the event loop (a few
+hundred microseconds); larger ones in a worker thread, so one request never stalls the others."""
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _stored(row: tuple) -> StoredCategory:
@@ -91,15 +105,19 @@ class _PendingWrite:
     done: bool = False
 
 
+async def _in_thread(call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    return await anyio.to_thread.run_sync(lambda: call(*args, **kwargs))
+
+
 class SQLiteStore:
     name = "sqlite"
     max_categories_per_write = 1000
-    reads_in_process = True
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
         self._local = threading.local()
+        self._inline = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -108,11 +126,11 @@ class SQLiteStore:
         self._outbox: sqlite3.Connection | None = None
         self._schema_ready = False
 
-    def _connect(self, synchronous: str) -> sqlite3.Connection:
+    def _connect(self, synchronous: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
         connection = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
         )
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         connection.execute(f"PRAGMA synchronous = {synchronous}")
         with self._lock:
             self._connections.append(connection)
@@ -120,11 +138,31 @@ class SQLiteStore:
 
     @property
     def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, for work that may wait (worker threads)."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            self.initialise()
+            self._create_schema()
             connection = self._local.connection = self._connect(self.synchronous)
         return connection
+
+    def _loop_connection(self) -> sqlite3.Connection | None:
+        """The event loop thread's connection, which never waits for a lock; None until the schema is
+        ready (creating it may wait: the caller goes to a worker thread instead)."""
+        connection = getattr(self._inline, "connection", None)
+        if connection is None and self._schema_ready:
+            connection = self._inline.connection = self._connect(self.synchronous, busy_timeout_ms=0)
+        return connection
+
+    async def _run_inline(self, call: Callable[[sqlite3.Connection], R]) -> R:
+        """`call(connection)` on the event loop, or in a worker thread when it would have to wait."""
+        connection = self._loop_connection()
+        if connection is not None:
+            try:
+                return call(connection)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _BUSY:
+                    raise
+        return await _in_thread(lambda: call(self._connection))
 
     @property
     def _outbox_connection(self) -> sqlite3.Connection:
@@ -132,7 +170,7 @@ class SQLiteStore:
         for the disk: losing it to a power cut only means publishing an event again, which
         at-least-once delivery allows. Used under `_write_lock` only."""
         if self._outbox is None:
-            self.initialise()
+            self._create_schema()
             self._outbox = self._connect("NORMAL" if self.synchronous != "OFF" else "OFF")
         return self._outbox
 
@@ -140,14 +178,20 @@ class SQLiteStore:
     def _translate_errors(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"embedded store unavailable: {exc}") from exc
+        except (sqlite3.OperationalError, OSError) as exc:
+            # The file cannot be opened, created or locked in time: like DynamoDB unreachable (503).
+            raise StoreUnavailable(f"embedded store unavailable: {exc}", retry_after=2) from exc
         except sqlite3.IntegrityError as exc:
             # Like DynamoDB's rejections: a bug of ours (500); the log keeps the constraint that failed.
             logger.warning("embedded store rejected a write: %s", exc)
             raise FeatureStoreError("embedded store rejected the write (IntegrityError)") from exc
 
-    def initialise(self) -> list[str]:
+    async def initialise(self) -> list[str]:
+        if self._schema_ready:
+            return []
+        return await _in_thread(self._create_schema)
+
+    def _create_schema(self) -> list[str]:
         if self._schema_ready:
             return []
         with self._lock, self._translate_errors():
@@ -163,55 +207,76 @@ class SQLiteStore:
             self._schema_ready = True
         return [f"opened embedded store {self.path}"]
 
-    def check(self) -> None:
-        with self._translate_errors():
-            self._connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    async def check(self) -> None:
+        def check() -> None:
+            with self._translate_errors():
+                self._connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
-    def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
+        await _in_thread(check)
+
+    async def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
         categories = list(wanted)
-        placeholders = ",".join("?" * len(categories))
+        query = (
+            "SELECT category, data, created_at, metadata, expires_at FROM features "
+            f"WHERE entity_type = ? AND entity_value = ? AND category IN ({','.join('?' * len(categories))})"
+        )
+        parameters = (entity_type.name, entity_value, *categories)
         with metrics.timer("sqlite.read", entity_type=entity_type.name), self._translate_errors():
-            rows = self._connection.execute(
-                "SELECT category, data, created_at, metadata, expires_at FROM features "
-                f"WHERE entity_type = ? AND entity_value = ? AND category IN ({placeholders})",
-                (entity_type.name, entity_value, *categories),
-            ).fetchall()
+            rows = await self._run_inline(lambda connection: connection.execute(query, parameters).fetchall())
         return {row[0]: _stored(row) for row in rows}
 
-    def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead:
+    async def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead:
+        values = list(dict.fromkeys(entity_values))
+        with metrics.timer("sqlite.read_batch", entity_type=entity_type.name), self._translate_errors():
+            if len(values) * len(wanted) <= INLINE_BATCH_KEYS:
+                found = await self._run_inline(
+                    lambda connection: self._read_batch(connection, entity_type, values, wanted)
+                )
+            else:
+                found = await _in_thread(lambda: self._read_batch(self._connection, entity_type, values, wanted))
+        return BatchRead(found=found)
+
+    @staticmethod
+    def _read_batch(
+        connection: sqlite3.Connection, entity_type: EntityType, values: Sequence[str], wanted: Wanted
+    ) -> dict[str, dict[str, StoredCategory]]:
         categories = list(wanted)
         category_marks = ",".join("?" * len(categories))
         found: dict[str, dict[str, StoredCategory]] = {}
-        with metrics.timer("sqlite.read_batch", entity_type=entity_type.name), self._translate_errors():
-            for chunk in _chunks(list(dict.fromkeys(entity_values)), SQLITE_MAX_VARIABLES - len(categories)):
-                rows = self._connection.execute(
-                    "SELECT entity_value, category, data, created_at, metadata, expires_at FROM features "
-                    f"WHERE entity_type = ? AND entity_value IN ({','.join('?' * len(chunk))}) "
-                    f"AND category IN ({category_marks})",
-                    (entity_type.name, *chunk, *categories),
-                ).fetchall()
-                for row in rows:
-                    found.setdefault(row[0], {})[row[1]] = _stored(row[1:])
-        return BatchRead(found=found)
+        for chunk in chunks(values, SQLITE_MAX_VARIABLES - len(categories)):
+            rows = connection.execute(
+                "SELECT entity_value, category, data, created_at, metadata, expires_at FROM features "
+                f"WHERE entity_type = ? AND entity_value IN ({','.join('?' * len(chunk))}) "
+                f"AND category IN ({category_marks})",
+                (entity_type.name, *chunk, *categories),
+            ).fetchall()
+            for row in rows:
+                found.setdefault(row[0], {})[row[1]] = _stored(row[1:])
+        return found
 
-    def write(
+    async def write(
+        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
+    ) -> list[str]:
+        with metrics.timer("sqlite.write", entity_type=entity_type.name):
+            return await _in_thread(self._write, entity_type, entity_value, writes, now_iso)
+
+    def _write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
         """Group commit: the request is queued, and whichever writer holds the lock next commits
         every queued request in one transaction (one fsync), each inside a savepoint of its own so
         a failing request rolls back alone. Most writers find their request already committed."""
         pending = _PendingWrite(entity_type.name, entity_value, writes, now_iso)
-        with metrics.timer("sqlite.write", entity_type=entity_type.name):
-            with self._queue_lock:
-                self._queue.append(pending)
-            with self._write_lock:
-                if not pending.done:
-                    with self._queue_lock:
-                        batch, self._queue = self._queue, []
-                    self._commit(batch)
-            if pending.error is not None:
-                raise pending.error
-            return pending.skipped
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._write_lock:
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if pending.error is not None:
+            raise pending.error
+        return pending.skipped
 
     def _commit(self, batch: list["_PendingWrite"]) -> None:
         try:
@@ -267,7 +332,10 @@ class SQLiteStore:
             )
         return skipped
 
-    def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
+    async def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
+        return await _in_thread(self._claim_events, limit, lease_seconds)
+
+    def _claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
         now = time.time()
         with metrics.timer("sqlite.claim_events"), self._write_lock, self._translate_errors():
             rows = self._outbox_connection.execute(
@@ -283,32 +351,46 @@ class SQLiteStore:
         events.sort(key=lambda event: event.created_at_epoch)
         return events
 
-    def delete_events(self, event_ids: Sequence[str]) -> None:
+    async def delete_events(self, event_ids: Sequence[str]) -> None:
+        await _in_thread(self._delete_events, event_ids)
+
+    def _delete_events(self, event_ids: Sequence[str]) -> None:
         with metrics.timer("sqlite.delete_events"), self._write_lock, self._translate_errors():
-            for chunk in _chunks(event_ids, SQLITE_MAX_VARIABLES):
+            for chunk in chunks(event_ids, SQLITE_MAX_VARIABLES):
                 self._outbox_connection.execute(
                     f"DELETE FROM outbox WHERE event_id IN ({','.join('?' * len(chunk))})", tuple(chunk)
                 )
 
-    def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
+    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
+        await _in_thread(self._retry_events, event_ids, delay_seconds)
+
+    def _retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
         due = time.time() + delay_seconds
         with metrics.timer("sqlite.retry_events"), self._write_lock, self._translate_errors():
-            for chunk in _chunks(event_ids, SQLITE_MAX_VARIABLES):
+            for chunk in chunks(event_ids, SQLITE_MAX_VARIABLES):
                 self._outbox_connection.execute(
                     "UPDATE outbox SET attempts = attempts + 1, due_at = ?, lease_until = 0 "
                     f"WHERE event_id IN ({','.join('?' * len(chunk))})",
                     (due, *chunk),
                 )
 
-    def outbox_stats(self) -> OutboxStats:
+    async def outbox_stats(self) -> OutboxStats:
+        return await _in_thread(self._outbox_stats)
+
+    def _outbox_stats(self) -> OutboxStats:
         with metrics.timer("sqlite.outbox_stats"), self._translate_errors():
             pending, oldest = self._connection.execute("SELECT count(*), min(created_at) FROM outbox").fetchone()
         return OutboxStats(pending=pending, oldest_age_seconds=max(0.0, time.time() - oldest) if oldest else 0.0)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        # Closing the last connection checkpoints the log into the database file: a worker thread's job.
+        await _in_thread(self._close)
+
+    def _close(self) -> None:
         with self._lock:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+        self._inline = threading.local()
         self._outbox = None

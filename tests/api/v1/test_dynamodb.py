@@ -98,7 +98,7 @@ def test_item_over_400_kb_is_413_and_nothing_is_written(client: AppClient) -> No
     assert response.json()["error"] == "payload_too_large"
     assert "credit_features" in response.json()["detail"]
     assert client.get("/api/v1/get/item/user-123/user_features").status_code == 404
-    assert client.app.state.runtime.store.outbox_stats().pending == 0
+    assert client.run(client.app.state.runtime.store.outbox_stats).pending == 0
 
 
 def test_writes_are_capped_by_the_transaction_limit(make_client) -> None:

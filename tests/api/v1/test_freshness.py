@@ -1,8 +1,8 @@
 """Freshness and ordering on every backend: TTL expiry at its boundary, out-of-order replays,
 idempotent repeats, concurrent writers, and batch reads across DynamoDB's 100-key chunks."""
 
+import asyncio
 import random
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -83,8 +83,8 @@ def test_concurrent_out_of_order_writers_keep_the_newest(client: AppClient) -> N
     runtime = client.app.state.runtime
     entity = runtime.settings.entity_types["bright_uid"]
 
-    def write(index: int) -> list[str]:
-        outcome = runtime.flows.write(
+    async def write(index: int) -> list[str]:
+        outcome = await runtime.flows.write(
             entity,
             "racer",
             {"user_features": {"seq": index}},
@@ -97,8 +97,11 @@ def test_concurrent_out_of_order_writers_keep_the_newest(client: AppClient) -> N
 
     order = list(range(60))
     random.Random(3).shuffle(order)
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        list(pool.map(write, order))
+
+    async def race() -> None:
+        await asyncio.gather(*(write(index) for index in order))
+
+    client.run(race)
     assert item(client, "racer").json()["features"]["data"] == {"seq": 59}
 
 

@@ -3,6 +3,7 @@
 import time
 from typing import Any
 
+import anyio
 import pytest
 
 from components.features.store.base import CategoryWrite, OnlineStore
@@ -10,6 +11,8 @@ from core.events import feature_available_event
 from core.exceptions import FeatureStoreError
 from core.settings import Settings
 from core.timeutils import epoch_to_iso, isoformat, utcnow
+
+pytestmark = pytest.mark.anyio
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
 LATER = "2026-01-01T00:00:01.000000+00:00"
@@ -51,11 +54,11 @@ def user(settings: Settings):
     return settings.entity_types["bright_uid"]
 
 
-def test_absent_entity_reads_empty(store: OnlineStore, user) -> None:
-    assert store.read(user, "nobody", {"user_features": None}) == {}
+async def test_absent_entity_reads_empty(store: OnlineStore, user) -> None:
+    assert await store.read(user, "nobody", {"user_features": None}) == {}
 
 
-def test_write_then_read_round_trips_json_types(store: OnlineStore, user, expected_type) -> None:
+async def test_write_then_read_round_trips_json_types(store: OnlineStore, user, expected_type) -> None:
     data = {
         "int": 30,
         "float": 150.5,
@@ -68,8 +71,8 @@ def test_write_then_read_round_trips_json_types(store: OnlineStore, user, expect
         "list": [1, "a", None, [2.5]],
         "object": {"nested": {"deep": [True, False]}},
     }
-    assert store.write(user, "user-1", [make_write("user_features", data)], NOW) == []
-    found = store.read(user, "user-1", {"user_features": None})["user_features"]
+    assert await store.write(user, "user-1", [make_write("user_features", data)], NOW) == []
+    found = (await store.read(user, "user-1", {"user_features": None}))["user_features"]
     assert found.data == data
     for key, value in data.items():
         assert type(found.data[key]) is expected_type(value), key
@@ -79,123 +82,125 @@ def test_write_then_read_round_trips_json_types(store: OnlineStore, user, expect
     assert found.metadata["compute_id"] == "job-1"
 
 
-def test_rewrite_replaces_data_and_keeps_created_at(store: OnlineStore, user) -> None:
-    store.write(user, "user-1", [make_write("user_features", {"a": 1, "b": 2})], NOW)
-    store.write(user, "user-1", [make_write("user_features", {"c": 3}, event_time=LATER, updated_at=LATER)], LATER)
-    found = store.read(user, "user-1", {"user_features": None})["user_features"]
+async def test_rewrite_replaces_data_and_keeps_created_at(store: OnlineStore, user) -> None:
+    await store.write(user, "user-1", [make_write("user_features", {"a": 1, "b": 2})], NOW)
+    await store.write(
+        user, "user-1", [make_write("user_features", {"c": 3}, event_time=LATER, updated_at=LATER)], LATER
+    )
+    found = (await store.read(user, "user-1", {"user_features": None}))["user_features"]
     assert found.data == {"c": 3}
     assert found.metadata["created_at"] == NOW
     assert found.metadata["updated_at"] == LATER
 
 
-def test_read_returns_only_requested_categories(store: OnlineStore, user) -> None:
-    store.write(
+async def test_read_returns_only_requested_categories(store: OnlineStore, user) -> None:
+    await store.write(
         user, "user-1", [make_write("user_features", {"a": 1}), make_write("credit_features", {"score": 700})], NOW
     )
-    found = store.read(user, "user-1", {"credit_features": None, "trans_features": None})
+    found = await store.read(user, "user-1", {"credit_features": None, "trans_features": None})
     assert set(found) == {"credit_features"}
     assert found["credit_features"].data == {"score": 700}
 
 
-def test_entity_types_are_separate(store: OnlineStore, settings: Settings, user) -> None:
-    store.write(user, "same-id", [make_write("user_features", {"a": 1})], NOW)
-    assert store.read(settings.entity_types["account_id"], "same-id", {"user_features": None}) == {}
+async def test_entity_types_are_separate(store: OnlineStore, settings: Settings, user) -> None:
+    await store.write(user, "same-id", [make_write("user_features", {"a": 1})], NOW)
+    assert await store.read(settings.entity_types["account_id"], "same-id", {"user_features": None}) == {}
 
 
-def test_failed_write_leaves_nothing(store: OnlineStore, user) -> None:
+async def test_failed_write_leaves_nothing(store: OnlineStore, user) -> None:
     """Two categories carrying the same event id cannot both commit: the whole write must roll back."""
     writes = [
         make_write("user_features", {"a": 1}, event_id="dup"),
         make_write("credit_features", {"b": 2}, event_id="dup"),
     ]
     with pytest.raises(FeatureStoreError):
-        store.write(user, "user-1", writes, NOW)
-    assert store.read(user, "user-1", {"user_features": None, "credit_features": None}) == {}
-    assert store.outbox_stats().pending == 0
+        await store.write(user, "user-1", writes, NOW)
+    assert await store.read(user, "user-1", {"user_features": None, "credit_features": None}) == {}
+    assert (await store.outbox_stats()).pending == 0
 
 
-def test_events_are_committed_with_the_write(store: OnlineStore, user) -> None:
+async def test_events_are_committed_with_the_write(store: OnlineStore, user) -> None:
     writes = [make_write("user_features", {"a": 1}), make_write("credit_features", {"b": 2})]
-    store.write(user, "user-1", writes, NOW)
-    claimed = store.claim_events(10, lease_seconds=30)
+    await store.write(user, "user-1", writes, NOW)
+    claimed = await store.claim_events(10, lease_seconds=30)
     assert {event.event_id for event in claimed} == {write.event.event_id for write in writes}
     assert {event.payload["resource_name"] for event in claimed} == {"user_features", "credit_features"}
     assert all(event.key == "bright_uid:user-1" for event in claimed)
 
 
-def test_older_event_time_is_skipped_without_event(store: OnlineStore, user) -> None:
-    store.write(user, "user-1", [make_write("user_features", {"v": "new"}, event_time=LATER)], NOW)
-    store.delete_events([event.event_id for event in store.claim_events(10, 30)])
+async def test_older_event_time_is_skipped_without_event(store: OnlineStore, user) -> None:
+    await store.write(user, "user-1", [make_write("user_features", {"v": "new"}, event_time=LATER)], NOW)
+    await store.delete_events([event.event_id for event in await store.claim_events(10, 30)])
     stale = make_write("user_features", {"v": "old"}, event_time=NOW)
     fresh = make_write("credit_features", {"v": "fresh"}, event_time=NOW)
-    assert store.write(user, "user-1", [stale, fresh], LATER) == ["user_features"]
-    found = store.read(user, "user-1", {"user_features": None, "credit_features": None})
+    assert await store.write(user, "user-1", [stale, fresh], LATER) == ["user_features"]
+    found = await store.read(user, "user-1", {"user_features": None, "credit_features": None})
     assert found["user_features"].data == {"v": "new"}
     assert found["credit_features"].data == {"v": "fresh"}
-    assert [event.payload["resource_name"] for event in store.claim_events(10, 30)] == ["credit_features"]
+    assert [event.payload["resource_name"] for event in await store.claim_events(10, 30)] == ["credit_features"]
 
 
-def test_equal_event_time_overwrites(store: OnlineStore, user) -> None:
-    store.write(user, "user-1", [make_write("user_features", {"v": 1}, event_time=LATER)], NOW)
-    assert store.write(user, "user-1", [make_write("user_features", {"v": 2}, event_time=LATER)], NOW) == []
-    assert store.read(user, "user-1", {"user_features": None})["user_features"].data == {"v": 2}
+async def test_equal_event_time_overwrites(store: OnlineStore, user) -> None:
+    await store.write(user, "user-1", [make_write("user_features", {"v": 1}, event_time=LATER)], NOW)
+    assert await store.write(user, "user-1", [make_write("user_features", {"v": 2}, event_time=LATER)], NOW) == []
+    assert (await store.read(user, "user-1", {"user_features": None}))["user_features"].data == {"v": 2}
 
 
-def test_expiry_is_stored(store: OnlineStore, user) -> None:
+async def test_expiry_is_stored(store: OnlineStore, user) -> None:
     expires = time.time() + 60.123456
-    store.write(user, "user-1", [make_write("user_features", {"a": 1}, expires_at=expires)], NOW)
-    found = store.read(user, "user-1", {"user_features": None})["user_features"]
+    await store.write(user, "user-1", [make_write("user_features", {"a": 1}, expires_at=expires)], NOW)
+    found = (await store.read(user, "user-1", {"user_features": None}))["user_features"]
     assert found.expires_at_epoch == pytest.approx(expires, abs=1e-6)
     assert found.metadata["expires_at"] == epoch_to_iso(expires)
 
 
 @pytest.mark.parametrize("count", [1, 100, 101, 250])
-def test_batch_read_across_chunk_boundaries(store: OnlineStore, user, count: int) -> None:
+async def test_batch_read_across_chunk_boundaries(store: OnlineStore, user, count: int) -> None:
     values = [f"user-{index}" for index in range(count)]
     for value in values[::2]:
-        store.write(user, value, [make_write("user_features", {"id": value})], NOW)
-    batch = store.read_batch(user, values, {"user_features": None, "credit_features": None})
+        await store.write(user, value, [make_write("user_features", {"id": value})], NOW)
+    batch = await store.read_batch(user, values, {"user_features": None, "credit_features": None})
     assert not batch.failed
     assert set(batch.found) == set(values[::2])
     assert all(batch.found[value]["user_features"].data == {"id": value} for value in values[::2])
 
 
-def test_claimed_events_are_leased(store: OnlineStore, user) -> None:
-    store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
-    first = store.claim_events(10, lease_seconds=30)
+async def test_claimed_events_are_leased(store: OnlineStore, user) -> None:
+    await store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    first = await store.claim_events(10, lease_seconds=30)
     assert len(first) == 1
-    assert store.claim_events(10, lease_seconds=30) == []
-    store.retry_events([first[0].event_id], delay_seconds=0)
-    again = store.claim_events(10, lease_seconds=30)
+    assert await store.claim_events(10, lease_seconds=30) == []
+    await store.retry_events([first[0].event_id], delay_seconds=0)
+    again = await store.claim_events(10, lease_seconds=30)
     assert [event.event_id for event in again] == [first[0].event_id]
     assert again[0].attempts == 1
     assert again[0].payload == first[0].payload
 
 
-def test_retry_delay_and_delete(store: OnlineStore, user) -> None:
-    store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
-    (event,) = store.claim_events(10, lease_seconds=30)
-    store.retry_events([event.event_id], delay_seconds=60)
-    assert store.claim_events(10, lease_seconds=30) == []
-    stats = store.outbox_stats()
+async def test_retry_delay_and_delete(store: OnlineStore, user) -> None:
+    await store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    (event,) = await store.claim_events(10, lease_seconds=30)
+    await store.retry_events([event.event_id], delay_seconds=60)
+    assert await store.claim_events(10, lease_seconds=30) == []
+    stats = await store.outbox_stats()
     assert stats.pending == 1
     assert stats.oldest_age_seconds >= 0
-    store.delete_events([event.event_id])
-    assert store.outbox_stats().pending == 0
+    await store.delete_events([event.event_id])
+    assert (await store.outbox_stats()).pending == 0
 
 
-def test_expired_lease_is_claimable_again(store: OnlineStore, user) -> None:
-    store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
-    assert len(store.claim_events(10, lease_seconds=0.05)) == 1
-    time.sleep(0.1)
-    assert len(store.claim_events(10, lease_seconds=30)) == 1
+async def test_expired_lease_is_claimable_again(store: OnlineStore, user) -> None:
+    await store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    assert len(await store.claim_events(10, lease_seconds=0.05)) == 1
+    await anyio.sleep(0.1)
+    assert len(await store.claim_events(10, lease_seconds=30)) == 1
 
 
-def test_check_passes_on_a_working_store(store: OnlineStore) -> None:
-    store.check()
+async def test_check_passes_on_a_working_store(store: OnlineStore) -> None:
+    await store.check()
 
 
-def test_timestamps_compare_as_strings() -> None:
+async def test_timestamps_compare_as_strings() -> None:
     """Stores order event times as strings; the fixed-width format makes that correct."""
     early, late = isoformat(utcnow()), isoformat(utcnow().replace(year=2999))
     assert early < late

@@ -1,7 +1,10 @@
-"""The embedded store's group commit: many writers share one transaction, each in its own savepoint."""
+"""The embedded store's group commit (many writers share one transaction, each in its own savepoint)
+and its scheduling: what runs on the event loop and what in a worker thread."""
 
+import asyncio
+import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -10,38 +13,38 @@ from components.features.store.sqlite import SQLiteStore
 from core.settings import Settings
 from tests.components.features.store.test_contract import NOW, make_write
 
+pytestmark = pytest.mark.anyio
+USER = Settings(_env_file=None).entity_types["bright_uid"]
+
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path):
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     store = SQLiteStore(tmp_path / "features.db")
-    store.initialise()
+    await store.initialise()
     yield store
-    store.close()
+    await store.close()
 
 
-def test_a_failing_request_in_a_group_rolls_back_alone(sqlite_store: SQLiteStore) -> None:
+async def test_a_failing_request_in_a_group_rolls_back_alone(sqlite_store: SQLiteStore) -> None:
     """Requests whose events collide fail; every other request of the same groups commits."""
-    user = Settings(_env_file=None).entity_types["bright_uid"]
-    start = threading.Barrier(24)
+    user = USER
 
-    def write(index: int) -> str:
+    async def write(index: int) -> str:
         event_id = "shared" if index % 4 == 0 else None
         writes = [
             make_write("user_features", {"i": index}, event_id=event_id),
             make_write("credit_features", {"i": index}),
         ]
-        start.wait()
         try:
-            sqlite_store.write(user, f"user-{index}", writes, NOW)
+            await sqlite_store.write(user, f"user-{index}", writes, NOW)
         except Exception:
             return "failed"
         return "ok"
 
-    with ThreadPoolExecutor(max_workers=24) as pool:
-        outcomes = list(pool.map(write, range(24)))
+    outcomes = await asyncio.gather(*(write(index) for index in range(24)))
     assert outcomes.count("failed") == 5, "of the six requests sharing an event id only the first commits"
     for index, outcome in enumerate(outcomes):
-        found = sqlite_store.read(user, f"user-{index}", {"user_features": None, "credit_features": None})
+        found = await sqlite_store.read(user, f"user-{index}", {"user_features": None, "credit_features": None})
         if outcome == "ok":
             assert {name: stored.data for name, stored in found.items()} == {
                 "user_features": {"i": index},
@@ -49,4 +52,65 @@ def test_a_failing_request_in_a_group_rolls_back_alone(sqlite_store: SQLiteStore
             }
         else:
             assert found == {}, "a failed request leaves nothing, not even its other category"
-    assert sqlite_store.outbox_stats().pending == 2 * outcomes.count("ok")
+    assert (await sqlite_store.outbox_stats()).pending == 2 * outcomes.count("ok")
+
+
+def threads_used(monkeypatch: pytest.MonkeyPatch, store: SQLiteStore) -> list[str]:
+    """Record the thread each SQL statement of `store` runs on."""
+    used: list[str] = []
+    connect = store._connect
+
+    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
+        connection = connect(*args, **kwargs)  # type: ignore[arg-type]
+        connection.set_trace_callback(lambda _: used.append(threading.current_thread().name))
+        return connection
+
+    monkeypatch.setattr(store, "_connect", traced)
+    return used
+
+
+async def test_single_reads_run_on_the_loop_and_writes_in_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "features.db")
+    await store.initialise()
+    used = threads_used(monkeypatch, store)
+    loop_thread = threading.current_thread().name
+    await store.write(USER, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    assert used and loop_thread not in used, "a write ran on the event loop"
+    used.clear()
+    assert (await store.read(USER, "user-1", {"user_features": None}))["user_features"].data == {"a": 1}
+    assert set(used) == {loop_thread}, "a single read left the event loop"
+    used.clear()
+    small = await store.read_batch(USER, [f"user-{index}" for index in range(50)], {"user_features": None})
+    assert set(used) == {loop_thread} and set(small.found) == {"user-1"}
+    used.clear()
+    large = await store.read_batch(USER, [f"user-{index}" for index in range(500)], {"user_features": None})
+    assert used and loop_thread not in used, "a large batch read ran on the event loop"
+    assert set(large.found) == {"user-1"}
+    await store.close()
+
+
+async def test_a_read_that_would_wait_for_a_lock_goes_to_a_worker_thread(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's connection never waits (busy_timeout 0): a read that finds the file busy is retried
+    in a worker thread, which may wait as long as the store's busy timeout allows."""
+    await sqlite_store.write(USER, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    await sqlite_store.read(USER, "user-1", {"user_features": None})
+    loop_connection = sqlite_store._loop_connection()
+    assert loop_connection is not None
+    assert loop_connection.execute("PRAGMA busy_timeout").fetchone() == (0,)
+    loop_thread = threading.current_thread().name
+    readers: list[str] = []
+
+    class Busy:
+        def execute(self, *args: object) -> None:
+            readers.append(threading.current_thread().name)
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise error
+
+    monkeypatch.setattr(sqlite_store, "_loop_connection", Busy)
+    assert (await sqlite_store.read(USER, "user-1", {"user_features": None}))["user_features"].data == {"a": 1}
+    assert readers == [loop_thread], "the busy loop connection was tried once, then a worker thread read"
