@@ -41,8 +41,8 @@ from botocore.auth import SigV4Auth  # noqa: E402
 from botocore.awsrequest import AWSRequest  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 
-from components.features.store import dynamodb_values  # noqa: E402
-from core.dynamodb import get_client as get_boto3_client  # noqa: E402
+from bench import boto3_baseline as dynamodb_values  # noqa: E402
+from bench.boto3_baseline import get_client as get_boto3_client  # noqa: E402
 from core.dynamodb_client import (  # noqa: E402
     ClientConfig,
     DynamoDBClient,
@@ -626,7 +626,7 @@ def converter_benchmark(rounds: int) -> dict[str, float]:
     wire_items = json.loads(json.dumps(boto3_items))
     results = {}
     for name, decode, items in (
-        ("dynamodb_values (the store's)", decode_items_boto3, boto3_items),
+        ("boto3_baseline (the store's before)", decode_items_boto3, boto3_items),
         ("dynamodb_client.attributes", decode_items_wire, wire_items),
     ):
         started = time.process_time()

@@ -51,7 +51,7 @@ async def _seed(entities: int, concurrency: int = 8) -> None:
 
 def raw_get_item_p50(requests: int, entities: int) -> float:
     """Median milliseconds of GetItem on the service's own warm boto3 client, one call at a time."""
-    from core.dynamodb import get_client
+    from bench.boto3_baseline import get_client
 
     settings = Settings()
     client = get_client(settings)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CATEGORIES = (
@@ -111,8 +111,14 @@ class Settings(BaseSettings):
     dynamodb_retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
     dynamodb_read_deadline_seconds: float = Field(2.0, gt=0)
     """How long a batch read keeps retrying keys DynamoDB left unprocessed before reporting them failed."""
-    dynamodb_batch_threads: int = Field(8, gt=0)
-    """Threads that fetch a batch read's 100-key chunks (and claim outbox events) in parallel."""
+    dynamodb_batch_concurrency: int = Field(
+        8, gt=0, validation_alias=AliasChoices("dynamodb_batch_concurrency", "dynamodb_batch_threads")
+    )
+    """BatchGetItem requests (100 keys each) one batch read keeps in flight, and outbox claims the relay
+    makes at once. `DYNAMODB_BATCH_THREADS`, its name when these ran in threads, still sets it."""
+    dynamodb_max_connections: int = Field(64, gt=0)
+    """Connections the DynamoDB client keeps to DynamoDB (per process); calls beyond wait for a free one,
+    at most the connect plus read timeout."""
     extra_entity_types: dict[str, EntityTypeLocation] = {}
     """JSON object adding entity types: `{"merchant_id": {"table": "...", "key_attribute": "..."}}`."""
 
@@ -178,7 +184,7 @@ class Settings(BaseSettings):
 
     eager_init: bool = False
     threadpool_size: int = Field(50, gt=0)
-    """Worker threads for blocking store calls; DynamoDB's connection pool matches it."""
+    """Worker threads for calls that block: the embedded store's writes and large batch reads, Kafka's producer."""
 
     @field_validator("allowed_categories", "write_allowed_sources", "cors_origins", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 under uvicorn in its own process."""
 
 import json
+import logging
 import os
 import re
 import signal
@@ -215,6 +216,35 @@ def start_dynoxide(log_dir: Path) -> tuple[ManagedServer, str]:
         "dynoxide", [binary, "serve", "--host", "127.0.0.1", "--port", str(port)], healthy, log_dir=log_dir
     )
     return server, f"http://127.0.0.1:{port}"
+
+
+class MotoServer:
+    """moto's DynamoDB in server mode (`ThreadedMotoServer`): pure Python, in a thread of this process."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # One line per request otherwise, in every test's captured log.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        deadline = time.monotonic() + 20
+        while not port_open(self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("moto did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_moto() -> tuple[MotoServer, str]:
+    """A second local DynamoDB API (moto, in memory), to cross-check what Dynoxide does; returns the
+    server and its endpoint URL."""
+    server = MotoServer()
+    return server, server.url
 
 
 def start_tansu(log_dir: Path) -> tuple[ManagedServer, str]:

@@ -274,7 +274,7 @@ def _key(settings: Settings) -> tuple[Any, ...]:
         settings.dynamodb_read_timeout_seconds,
         settings.dynamodb_retry_mode,
         settings.dynamodb_max_attempts,
-        settings.threadpool_size + settings.dynamodb_batch_threads,
+        settings.dynamodb_max_connections,
     )
 
 

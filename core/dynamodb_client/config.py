@@ -56,7 +56,7 @@ def resolve(settings: Settings) -> tuple[ClientConfig, Credentials | None]:
         read_timeout=settings.dynamodb_read_timeout_seconds,
         retry_mode=settings.dynamodb_retry_mode,
         max_attempts=settings.dynamodb_max_attempts,
-        pool_size=settings.threadpool_size + settings.dynamodb_batch_threads,
+        pool_size=settings.dynamodb_max_connections,
         ca_bundle=ca_bundle if scheme == "https" else None,
         proxy=get_environ_proxies(endpoint_url).get(scheme),
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import orjson
 import pytest
 from aiohttp import web
@@ -20,7 +21,6 @@ from botocore.credentials import Credentials, RefreshableCredentials
 from botocore.exceptions import ClientError
 
 from components.features.store.dynamodb import translate_error
-from core.dynamodb import get_client as get_boto3_client
 from core.dynamodb_client import (
     ChecksumMismatch,
     ClientConfig,
@@ -35,6 +35,7 @@ from core.dynamodb_client import (
     get_client_async,
 )
 from core.dynamodb_client.retries import RetryPolicy
+from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.settings import Settings
 from tests.servers import free_port
 
@@ -134,8 +135,15 @@ async def test_failed_condition_carries_the_old_item(dynamodb: DynamoDBClient, t
     assert caught.value.response["Item"]["v"] == {"N": "1"}
 
 
+def boto3_client(settings: Settings) -> Any:
+    """boto3, the reference this client's answers and errors are compared with."""
+    return boto3.session.Session().client(
+        "dynamodb", region_name=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url or None
+    )
+
+
 def boto3_error(settings: Settings, operation: str, params: dict[str, Any]) -> ClientError:
-    method = getattr(get_boto3_client(settings), xform_name(operation))
+    method = getattr(boto3_client(settings), xform_name(operation))
     with pytest.raises(ClientError) as caught:
         method(**params)
     return caught.value
@@ -144,23 +152,33 @@ def boto3_error(settings: Settings, operation: str, params: dict[str, Any]) -> C
 async def test_errors_read_and_translate_as_botocore_reads_them(
     dynamodb_endpoint: str, dynamodb: DynamoDBClient, table: str
 ) -> None:
-    """Same failure through boto3 and through this client: same code and message, and the store's
-    translation of a `ClientError` built from this client's `response` is the one boto3's gets."""
+    """Same failure through boto3 and through this client: same code, message and `response`, and the
+    store translates it into the service's error it always gave for that code (413, 503 with the
+    retry hint, 500)."""
     await dynamodb.put_item(TableName=table, Item={**key("x"), "v": {"N": "1"}})
-    failures: dict[str, tuple[str, dict[str, Any]]] = {
-        "item too large": ("PutItem", {"TableName": table, "Item": {**key("big"), "v": {"S": "x" * 410_000}}}),
-        "missing table": ("GetItem", {"TableName": "no_such_table", "Key": key("x")}),
-        "bad key": ("GetItem", {"TableName": table, "Key": {"nope": {"S": "x"}}}),
+    failures: dict[str, tuple[str, dict[str, Any], type[FeatureStoreError], int | None]] = {
+        "item too large": (
+            "PutItem",
+            {"TableName": table, "Item": {**key("big"), "v": {"S": "x" * 410_000}}},
+            PayloadTooLarge,
+            None,
+        ),
+        "missing table": ("GetItem", {"TableName": "no_such_table", "Key": key("x")}, StoreUnavailable, 2),
+        "bad key": ("GetItem", {"TableName": table, "Key": {"nope": {"S": "x"}}}, FeatureStoreError, None),
         "condition": (
             "PutItem",
             {"TableName": table, "Item": key("x"), "ConditionExpression": "attribute_not_exists(pk)"},
+            StoreUnavailable,
+            2,
         ),
         "transaction too large": (
             "TransactWriteItems",
             {"TransactItems": [{"Put": {"TableName": table, "Item": {**key("b"), "v": {"S": "x" * 410_000}}}}]},
+            PayloadTooLarge,
+            None,
         ),
     }
-    for name, (operation, params) in failures.items():
+    for name, (operation, params, kind, retry_after) in failures.items():
         expected = boto3_error(settings_for(dynamodb_endpoint), operation, params)
         with pytest.raises(DynamoDBServiceError) as caught:
             await dynamodb.call(operation, params)
@@ -168,8 +186,8 @@ async def test_errors_read_and_translate_as_botocore_reads_them(
         assert mine.response["Error"] == expected.response["Error"], name
         assert (mine.code, mine.message) == (expected.response["Error"]["Code"], expected.response["Error"]["Message"])
         assert str(mine) == str(expected), name
-        ours, theirs = translate_error(ClientError(mine.response, operation), name), translate_error(expected, name)
-        assert (type(ours), ours.message, ours.retry_after) == (type(theirs), theirs.message, theirs.retry_after)
+        translated = translate_error(mine, name)
+        assert (type(translated), translated.retry_after) == (kind, retry_after), name
 
 
 async def test_endpoint_from_aws_endpoint_url_dynamodb(dynamodb_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,8 +203,10 @@ async def test_endpoint_from_aws_endpoint_url_dynamodb(dynamodb_endpoint: str, m
 async def test_values_round_trip_as_the_store_reads_them(
     dynamodb_endpoint: str, dynamodb: DynamoDBClient, table: str
 ) -> None:
-    """The wire converter reads what boto3 plus the store's converter read, for the same stored item."""
-    from components.features.store import dynamodb_values
+    """What the store encodes reads back as the same values, as JSON types (no `Decimal`), and boto3
+    finds the same item stored."""
+    from boto3.dynamodb.types import TypeDeserializer
+
     from core.dynamodb_client import attributes
 
     values = {
@@ -206,14 +226,15 @@ async def test_values_round_trip_as_the_store_reads_them(
         "nested": {"a": {"b": -0.0}},
     }
     encoded = attributes.encode_map(values)
-    assert encoded == dynamodb_values.encode_map(values)
     await dynamodb.put_item(TableName=table, Item={**key("values"), "data": {"M": encoded}})
     wire = (await dynamodb.get_item(TableName=table, Key=key("values"), ConsistentRead=True))["Item"]
-    through_boto3 = get_boto3_client(settings_for(dynamodb_endpoint)).get_item(
+    through_boto3 = boto3_client(settings_for(dynamodb_endpoint)).get_item(
         TableName=table, Key=key("values"), ConsistentRead=True
     )["Item"]
     decoded = attributes.decode_map(wire["data"]["M"])
-    assert decoded == dynamodb_values.decode_map(through_boto3["data"]["M"])
+    # DynamoDB keeps a number's value, not its spelling: an integral float comes back as its digits.
+    assert decoded == values | {"large": 15 * 10**119}
+    assert TypeDeserializer().deserialize(through_boto3["data"]["M"]["int"]) == 42
     assert decoded["integral_float"] == 3 and type(decoded["integral_float"]) is int
     assert type(decoded["float"]) is float and decoded["out_of_range"] == 1e-300
     assert attributes.decode({"B": "AP8="}) == "00ff"
@@ -449,7 +470,7 @@ async def test_throttling_error_maps_to_the_services_retry_later(fake: FakeDynam
     with pytest.raises(DynamoDBServiceError) as caught:
         await client_for(max_attempts=1).call("GetItem", {})
     assert caught.value.throttling
-    translated = translate_error(ClientError(caught.value.response, "GetItem"), "GetItem")
+    translated = translate_error(caught.value, "GetItem")
     assert (translated.status_code, translated.retry_after) == (503, 1)
 
 
@@ -596,8 +617,7 @@ def test_settings_become_the_clients_configuration(clean_environment: pytest.Mon
         dynamodb_read_timeout_seconds=1.5,
         dynamodb_max_attempts=5,
         dynamodb_retry_mode="adaptive",
-        threadpool_size=40,
-        dynamodb_batch_threads=4,
+        dynamodb_max_connections=44,
     )
     client = DynamoDBClient.from_settings(settings)
     config = client.config

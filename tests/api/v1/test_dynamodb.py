@@ -5,8 +5,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from botocore.exceptions import ClientError
 
+from core.dynamodb_client import DynamoDBServiceError
 from tests.api.v1.conftest import read_body, write_body
 from tests.conftest import AppClient
 from tests.servers import free_port
@@ -67,10 +67,14 @@ def test_silent_endpoint_is_503_within_the_timeout(make_client, silent_port: int
 
 
 def test_throttling_is_503_with_retry_after_and_writes_nothing(client: AppClient, monkeypatch) -> None:
-    dynamo = client.app.state.runtime.store.client
+    store = client.app.state.runtime.store
+    client.run(store.initialise)
+    dynamo = store.client
 
-    def throttled(**kwargs):
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "x")
+    async def throttled(**kwargs):
+        raise DynamoDBServiceError(
+            "x", 400, {"__type": "ProvisionedThroughputExceededException", "message": "slow down"}
+        )
 
     with monkeypatch.context() as patch:
         for operation in ("transact_write_items", "get_item", "batch_get_item"):

@@ -6,13 +6,23 @@ from typing import Any
 import anyio
 import pytest
 
+from components.features.store import create_store
 from components.features.store.base import CategoryWrite, OnlineStore
 from core.events import feature_available_event
-from core.exceptions import FeatureStoreError
+from core.exceptions import FeatureStoreError, StoreUnavailable
 from core.settings import Settings
 from core.timeutils import epoch_to_iso, isoformat, utcnow
+from tests.conftest import STORE_BACKENDS
+from tests.servers import free_port
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every backend, and DynamoDB on both emulators."""
+    return request.param
+
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
 LATER = "2026-01-01T00:00:01.000000+00:00"
@@ -108,13 +118,17 @@ async def test_entity_types_are_separate(store: OnlineStore, settings: Settings,
 
 
 async def test_failed_write_leaves_nothing(store: OnlineStore, user) -> None:
-    """Two categories carrying the same event id cannot both commit: the whole write must roll back."""
+    """Two categories carrying the same event id cannot both commit: the whole write must roll back,
+    and every backend reports the rejection as the service's error for a call it refused (500), not
+    as its own exception nor as an outage."""
     writes = [
         make_write("user_features", {"a": 1}, event_id="dup"),
         make_write("credit_features", {"b": 2}, event_id="dup"),
     ]
-    with pytest.raises(FeatureStoreError):
+    with pytest.raises(FeatureStoreError) as caught:
         await store.write(user, "user-1", writes, NOW)
+    assert type(caught.value) is FeatureStoreError
+    assert (caught.value.status_code, caught.value.retry_after) == (500, None)
     assert await store.read(user, "user-1", {"user_features": None, "credit_features": None}) == {}
     assert (await store.outbox_stats()).pending == 0
 
@@ -198,6 +212,37 @@ async def test_expired_lease_is_claimable_again(store: OnlineStore, user) -> Non
 
 async def test_check_passes_on_a_working_store(store: OnlineStore) -> None:
     await store.check()
+
+
+@pytest.fixture
+def unreachable(backend: str, make_settings, tmp_path) -> Settings:
+    """Settings whose store cannot be reached: a file under a file, a closed port."""
+    if backend == "sqlite":
+        (tmp_path / "not-a-directory").write_text("")
+        return make_settings(sqlite_path=tmp_path / "not-a-directory" / "features.db")
+    return make_settings(
+        dynamodb_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        dynamodb_create_tables=False,
+        dynamodb_connect_timeout_seconds=0.3,
+        dynamodb_max_attempts=1,
+    )
+
+
+async def test_an_unreachable_store_is_unavailable_for_every_call(unreachable: Settings, user) -> None:
+    """Every backend reports an outage the same way: `StoreUnavailable`, with a time to retry after."""
+    store = create_store(unreachable)
+    calls = [
+        store.check(),
+        store.read(user, "user-1", {"user_features": None}),
+        store.read_batch(user, ["user-1", "user-2"], {"user_features": None, "credit_features": None}),
+        store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW),
+        store.claim_events(10, 30),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailable) as caught:
+            await call
+        assert caught.value.retry_after >= 1
+    await store.close()
 
 
 async def test_timestamps_compare_as_strings() -> None:

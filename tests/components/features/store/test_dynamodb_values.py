@@ -1,9 +1,21 @@
-"""JSON values <-> DynamoDB attribute values, without a server."""
+"""JSON values <-> DynamoDB attribute values as the store sends and reads them, and item sizes, without a server."""
 
+import base64
+from typing import Any
+
+import orjson
 import pytest
 
-from components.features.store.dynamodb_values import attribute_size, decode, encode, item_size
+from components.features.store.dynamodb.items import attribute_size, item_size
+from core.dynamodb_client.attributes import decode, encode
 from core.serialization import dumps
+
+
+def on_the_wire(attribute: dict[str, Any]) -> Any:
+    """An attribute as it travels in DynamoDB's JSON (binary values as base64), read back as DynamoDB answers it."""
+    return orjson.loads(
+        orjson.dumps(attribute, default=lambda raw: base64.b64encode(raw).decode() if isinstance(raw, bytes) else raw)
+    )
 
 
 @pytest.mark.parametrize(
@@ -25,7 +37,7 @@ from core.serialization import dumps
 )
 def test_encode_and_decode(value, attribute) -> None:
     assert encode(value) == attribute
-    decoded = decode(attribute)
+    decoded = decode(on_the_wire(attribute))
     assert decoded == value
     assert type(decoded) is type(value)
 

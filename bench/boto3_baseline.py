@@ -1,18 +1,49 @@
-"""JSON values <-> DynamoDB attribute values, and DynamoDB's item size, for the low-level client.
+"""The DynamoDB path the store used before its asyncio client, kept as the benchmarks' baseline: a
+boto3 client configured as the store configured it (one per process, thread-safe), and the value
+converter it used on boto3's parsed answers (binary values as bytes)."""
 
-Faster than boto3's TypeSerializer/TypeDeserializer and never hands out `Decimal`: integers are sent
-as their digits and come back as `int`; floats are sent as `Decimal(repr(f))` and come back as
-`float`. DynamoDB keeps a number's value, not its spelling, so a float with an integral value
-(`1.0`) reads back as `1`. Floats outside DynamoDB's number range (zero, or 1e-130 <= |x| < 1e126),
-e.g. `1e-300`, are stored as Binary, a type JSON never produces, so they still round-trip.
-"""
-
+import threading
 from decimal import Decimal
 from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from core.settings import Settings
 
 FLOAT_TAG = b"float:"
 MIN_MAGNITUDE = 1e-130
 MAX_MAGNITUDE = 1e126
+
+_lock = threading.Lock()
+_clients: dict[tuple[Any, ...], Any] = {}
+
+
+def get_client(settings: Settings) -> Any:
+    """The shared boto3 client for this configuration, created on the first call."""
+    key = (settings.aws_region, settings.dynamodb_endpoint_url, settings.dynamodb_max_connections)
+    client = _clients.get(key)
+    if client is None:
+        with _lock:
+            client = _clients.get(key)
+            if client is None:
+                config = Config(
+                    connect_timeout=settings.dynamodb_connect_timeout_seconds,
+                    read_timeout=settings.dynamodb_read_timeout_seconds,
+                    retries={
+                        "mode": settings.dynamodb_retry_mode,
+                        "total_max_attempts": settings.dynamodb_max_attempts,
+                    },
+                    max_pool_connections=settings.dynamodb_max_connections,
+                    tcp_keepalive=True,
+                )
+                client = _clients[key] = boto3.session.Session().client(
+                    "dynamodb",
+                    region_name=settings.aws_region,
+                    endpoint_url=settings.dynamodb_endpoint_url or None,
+                    config=config,
+                )
+    return client
 
 
 def encode(value: Any) -> dict[str, Any]:
@@ -80,31 +111,3 @@ def _binary(value: bytes) -> Any:
     if value.startswith(FLOAT_TAG):
         return float(value[len(FLOAT_TAG) :].decode())
     return value.hex()
-
-
-def _number_size(text: str) -> int:
-    digits = text.lstrip("-").split("E")[0].split("e")[0].replace(".", "").strip("0")
-    return (len(digits) + 1) // 2 + 1
-
-
-def attribute_size(attribute: dict[str, Any]) -> int:
-    """Bytes DynamoDB counts for one value: strings in UTF-8, numbers by significant digits,
-    3 bytes per list or map plus 1 per element (and each map key's length)."""
-    ((kind, value),) = attribute.items()
-    if kind == "S":
-        return len(value.encode("utf-8", "surrogatepass"))
-    if kind == "N":
-        return _number_size(value)
-    if kind == "M":
-        return 3 + sum(
-            len(key.encode("utf-8", "surrogatepass")) + 1 + attribute_size(item) for key, item in value.items()
-        )
-    if kind == "L":
-        return 3 + sum(1 + attribute_size(item) for item in value)
-    if kind == "B":
-        return len(value)
-    return 1
-
-
-def item_size(item: dict[str, dict[str, Any]]) -> int:
-    return sum(len(name.encode("utf-8")) + attribute_size(value) for name, value in item.items())

@@ -1,0 +1,63 @@
+"""DynamoDB's errors in the service's terms (`core.exceptions`), as the embedded store translates its own:
+what DynamoDB can never hold is the client's (413, `PayloadTooLarge`); throttling, outages, missing
+tables and credentials are ours to retry (503, `StoreUnavailable` with `Retry-After`); anything else
+DynamoDB rejects is a bug of ours (500, `FeatureStoreError`). Clients see the error's code only; the
+log keeps DynamoDB's own words (endpoints, table names)."""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from core.dynamodb_client import DynamoDBError, DynamoDBServiceError, InvalidParameters
+from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
+
+logger = logging.getLogger("feature_store.dynamodb")
+
+SIZE_ERRORS = ("item size", "size has exceeded", "cannot exceed 4 mb", "transaction request cannot exceed")
+THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+"""A cancelled transaction's per-action reasons that mean throttling."""
+CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELLED = "TransactionCanceledException"
+
+
+def is_size_error(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in SIZE_ERRORS)
+
+
+def translate_error(exc: DynamoDBError, action: str) -> FeatureStoreError:
+    """Every non-200 answer (and no answer at all) as the service's own error."""
+    logger.warning("DynamoDB %s failed: %s", action, exc)
+    if isinstance(exc, DynamoDBServiceError):
+        code, message = exc.code, exc.message
+        if code == "ValidationException" and is_size_error(message):
+            return PayloadTooLarge(f"DynamoDB refused the item: {message}")
+        if code in ("ValidationException", "SerializationException"):
+            return FeatureStoreError(f"DynamoDB rejected {action} ({code})")
+        if "Throttl" in code or "LimitExceeded" in code or "ThroughputExceeded" in code:
+            return StoreUnavailable(f"DynamoDB is throttling {action} ({code})", retry_after=1)
+        return StoreUnavailable(f"DynamoDB could not serve {action} ({code})", retry_after=2)
+    if isinstance(exc, InvalidParameters):
+        return FeatureStoreError(f"invalid DynamoDB request for {action}")
+    return StoreUnavailable(f"DynamoDB unreachable for {action} ({type(exc).__name__})", retry_after=2)
+
+
+@contextmanager
+def translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except DynamoDBError as exc:
+        raise translate_error(exc, action) from exc
+
+
+def cancellation(code: str, message: str) -> bool:
+    """One reason a transaction was cancelled: True for a conflict worth retrying; raise the service's
+    error for anything else."""
+    if code == "TransactionConflict":
+        return True
+    if code in THROTTLED_REASONS:
+        raise StoreUnavailable(f"DynamoDB is throttling writes ({code})", retry_after=1)
+    if code == "ValidationError" and is_size_error(message):
+        raise PayloadTooLarge(f"DynamoDB refused the item: {message}")
+    logger.warning("DynamoDB cancelled a write: %s: %s", code, message)
+    raise FeatureStoreError(f"DynamoDB cancelled the write ({code})")

@@ -1,0 +1,206 @@
+"""The item layout: keys, projections, a stored item read back, the two update forms of a category
+write, an outbox event's item, and item sizes as DynamoDB counts them.
+
+One table per entity type, partition key = the entity id attribute, sort key `category`; each item
+holds `features.data` and `features.metadata` maps, plus `event_time` (the ordering key) and
+`expires_at` (epoch seconds, the table's native TTL attribute). Values travel as DynamoDB's JSON
+(`core.dynamodb_client.attributes`): integers as their digits and back as `int`, floats back as
+`float`, floats outside DynamoDB's number range as tagged binary; DynamoDB keeps a number's value,
+not its spelling, so an integral float (`1.0`) reads back as `1`.
+"""
+
+import zlib
+from typing import Any
+
+from components.features.store.base import CategoryWrite, StoredCategory, Wanted
+from core.dynamodb_client.attributes import decode_map
+from core.events import OutboxEvent
+from core.serialization import dumps, loads
+from core.settings import EntityType
+
+CATEGORY = "category"
+FEATURES = "features"
+DATA = "data"
+METADATA = "metadata"
+EVENT_TIME = "event_time"
+EXPIRES_AT = "expires_at"
+"""Epoch seconds; the table's TTL attribute, so DynamoDB deletes expired items (within days)."""
+
+MAX_ITEM_BYTES = 400 * 1024
+MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+MAX_PROJECTED_FEATURES = 100
+"""Beyond this, the projection would near DynamoDB's 4 KB expression limit: read whole items instead."""
+OUTBOX_INDEX = "due"
+OUTBOX_SHARDS = 4
+"""The outbox's due-time index is spread over this many partition keys (a single one would cap
+the whole service's write rate at one index partition's); a claim queries each of them."""
+
+CREATE, UPDATE = "create", "update"
+
+
+def key(entity_type: EntityType, entity_value: str, category: str) -> dict[str, Any]:
+    return {entity_type.key_attribute: {"S": entity_value}, CATEGORY: {"S": category}}
+
+
+def projection(entity_type: EntityType, wanted: Wanted) -> dict[str, Any]:
+    """Fetch only the wanted features (plus keys, metadata and expiry) where the expression allows."""
+    names: set[str] = set()
+    for features in wanted.values():
+        if features is None:
+            return {}
+        names |= features
+    if len(names) > MAX_PROJECTED_FEATURES:
+        return {}
+    attribute_names = {
+        "#k": entity_type.key_attribute,
+        "#c": CATEGORY,
+        "#f": FEATURES,
+        "#m": METADATA,
+        "#x": EXPIRES_AT,
+    }
+    paths = ["#k", "#c", "#f.#m", "#x"]
+    if names:
+        attribute_names["#d"] = DATA
+    for index, name in enumerate(sorted(names)):
+        attribute_names[f"#n{index}"] = name
+        paths.append(f"#f.#d.#n{index}")
+    return {"ProjectionExpression": ", ".join(paths), "ExpressionAttributeNames": attribute_names}
+
+
+def stored(item: dict[str, Any]) -> StoredCategory:
+    features = item.get(FEATURES, {}).get("M", {})
+    data = features.get(DATA)
+    metadata = features.get(METADATA)
+    expires = item.get(EXPIRES_AT)
+    return StoredCategory(
+        decode_map(data["M"]) if data else {},
+        decode_map(metadata["M"]) if metadata else {},
+        float(expires["N"]) if expires else None,
+    )
+
+
+def upsert(
+    entity_type: EntityType,
+    entity_value: str,
+    write: CategoryWrite,
+    data: dict[str, Any],
+    metadata: dict[str, Any],
+    mode: str,
+    now_iso: str,
+) -> dict[str, Any]:
+    """One category's write as a transaction action. For an existing item (UPDATE) it sets
+    `features.data` and each metadata field, so `created_at` stays; for a new item (CREATE) the whole
+    `features` map with `created_at`. Each is conditional (exists / does not exist, and the stored
+    `event_time` is not newer), so a cancelled transaction says per category which form to retry
+    and which categories are stale."""
+    names = {"#k": entity_type.key_attribute, "#f": FEATURES, "#e": EVENT_TIME, "#x": EXPIRES_AT}
+    values: dict[str, Any] = {":e": {"S": write.event_time}}
+    if mode == CREATE:
+        values[":f"] = {"M": {DATA: data, METADATA: {"M": {"created_at": {"S": now_iso}, **metadata}}}}
+        assignments = ["#f = :f", "#e = :e"]
+        condition = "attribute_not_exists(#k)"
+    else:
+        names |= {"#d": DATA, "#m": METADATA}
+        values[":d"] = data
+        assignments = ["#f.#d = :d", "#e = :e"]
+        for index, (field, value) in enumerate(metadata.items()):
+            names[f"#m{index}"] = field
+            values[f":m{index}"] = value
+            assignments.append(f"#f.#m.#m{index} = :m{index}")
+        condition = "attribute_exists(#k) AND (attribute_not_exists(#e) OR #e <= :e)"
+    expression = "SET " + ", ".join(assignments)
+    if write.expires_at_epoch is not None:
+        values[":x"] = {"N": f"{write.expires_at_epoch:.6f}"}
+        expression += ", #x = :x"
+    else:
+        expression += " REMOVE #x"
+    return {
+        "Update": {
+            "TableName": entity_type.table,
+            "Key": key(entity_type, entity_value, write.category),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def outbox_item(event: OutboxEvent) -> dict[str, Any]:
+    return {
+        "event_id": {"S": event.event_id},
+        "event_key": {"S": event.key},
+        "payload": {"S": dumps(event.payload).decode()},
+        "created_at": {"N": f"{event.created_at_epoch:.6f}"},
+        "attempts": {"N": str(event.attempts)},
+        "shard": {"S": str(zlib.crc32(event.event_id.encode()) % OUTBOX_SHARDS)},
+        "due_at": {"N": f"{event.created_at_epoch:.6f}"},
+        "lease_until": {"N": "0"},
+    }
+
+
+def outbox_event(item: dict[str, Any]) -> OutboxEvent:
+    return OutboxEvent(
+        item["event_id"]["S"],
+        item["event_key"]["S"],
+        loads(item["payload"]["S"]),
+        float(item["created_at"]["N"]),
+        int(item["attempts"]["N"]),
+    )
+
+
+# --- sizes -----------------------------------------------------------------------------------------
+
+
+def _number_size(text: str) -> int:
+    digits = text.lstrip("-").split("E")[0].split("e")[0].replace(".", "").strip("0")
+    return (len(digits) + 1) // 2 + 1
+
+
+def attribute_size(attribute: dict[str, Any]) -> int:
+    """Bytes DynamoDB counts for one value: strings in UTF-8, numbers by significant digits,
+    3 bytes per list or map plus 1 per element (and each map key's length)."""
+    ((kind, value),) = attribute.items()
+    if kind == "S":
+        return len(value.encode("utf-8", "surrogatepass"))
+    if kind == "N":
+        return _number_size(value)
+    if kind == "M":
+        return 3 + sum(
+            len(name.encode("utf-8", "surrogatepass")) + 1 + attribute_size(item) for name, item in value.items()
+        )
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(item) for item in value)
+    if kind == "B":
+        return len(value)
+    return 1
+
+
+def item_size(item: dict[str, dict[str, Any]]) -> int:
+    return sum(len(name.encode("utf-8")) + attribute_size(value) for name, value in item.items())
+
+
+def write_size(
+    entity_type: EntityType,
+    entity_value: str,
+    write: CategoryWrite,
+    encoded: tuple[dict[str, Any], dict[str, Any]],
+    now_iso: str,
+    exact: bool,
+) -> int:
+    """The item's size as DynamoDB counts it, or a cheap upper bound when that is clearly small
+    enough: DynamoDB never counts more than three bytes per byte of the value's JSON."""
+    if not exact:
+        bound = 3 * (len(dumps(write.data)) + len(dumps(write.metadata))) + len(entity_value.encode()) + 1024
+        if bound <= MAX_ITEM_BYTES:
+            return bound
+    data, metadata = encoded
+    return item_size(
+        {
+            **key(entity_type, entity_value, write.category),
+            FEATURES: {"M": {DATA: data, METADATA: {"M": {"created_at": {"S": now_iso}, **metadata}}}},
+            EVENT_TIME: {"S": write.event_time},
+            EXPIRES_AT: {"N": f"{write.expires_at_epoch or 0:.6f}"},
+        }
+    )

@@ -1,0 +1,305 @@
+"""Production online store on DynamoDB, through the process-wide asyncio client
+(`core.dynamodb_client`): every call is network I/O awaited on the event loop, never a thread.
+
+Reads: GetItem for one category, BatchGetItem in 100-key chunks (at most `DYNAMODB_BATCH_CONCURRENCY`
+in flight per read) for more, keys left unprocessed asked again with backoff until the read deadline.
+Writes: one transaction per request, one conditional update per category plus its event in the
+outbox table; a cancelled transaction's reasons say per category which update form to retry and
+which categories are stale (see `items.upsert`).
+"""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from components.features.store.base import BatchRead, CategoryWrite, StoredCategory, Wanted, chunks
+from components.features.store.dynamodb import items
+from components.features.store.dynamodb.errors import (
+    TRANSACTION_CANCELLED,
+    cancellation,
+    translate_error,
+    translated,
+)
+from components.features.store.dynamodb.items import CATEGORY, CREATE, EVENT_TIME, UPDATE
+from components.features.store.dynamodb.outbox import DynamoDBOutbox, backoff, bounded
+from components.features.store.dynamodb.tables import create_tables
+from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError, get_client_async
+from core.dynamodb_client.attributes import encode, encode_map
+from core.events import OutboxEvent
+from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
+from core.metrics import metrics
+from core.outbox import OutboxStats
+from core.settings import EntityType, Settings
+
+MAX_TRANSACTION_ACTIONS = 100
+MAX_BATCH_KEYS = 100
+MAX_WRITE_ATTEMPTS = 8
+
+
+class DynamoDBStore:
+    name = "dynamodb"
+    max_categories_per_write = MAX_TRANSACTION_ACTIONS // 2
+    """A transaction holds at most 100 actions: one update per category plus one outbox put."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.consistent = settings.dynamodb_consistent_reads
+        self.deadline_seconds = settings.dynamodb_read_deadline_seconds
+        self.concurrency = settings.dynamodb_batch_concurrency
+        self.outbox = DynamoDBOutbox(settings.dynamodb_table_outbox, self.deadline_seconds, self.concurrency)
+        self._client: DynamoDBClient | None = None
+        self._ready = False
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The shared client, once `initialise` (or the first call) has fetched it."""
+        if self._client is None:
+            raise StoreUnavailable("the DynamoDB client is not created yet")
+        return self._client
+
+    async def _connected(self) -> DynamoDBClient:
+        client = self._client
+        if client is None:
+            await self.initialise()
+            client = self.client
+        return client
+
+    async def initialise(self) -> list[str]:
+        """Fetch the process-wide client (built on first use, in a thread: resolving credentials and the
+        endpoint may block) and create the tables where allowed. Idempotent."""
+        if self._ready:
+            return []
+        with translated("client creation"):
+            client = await get_client_async(self.settings)
+        actions = []
+        if not self._ready:
+            where = self.settings.dynamodb_endpoint_url or self.settings.aws_region
+            actions.append(f"DynamoDB client ready ({where})")
+            if self.settings.dynamodb_create_tables:
+                actions += await create_tables(client, self.settings)
+            self._client = client
+            self._ready = True
+        return actions
+
+    async def check(self) -> None:
+        client = await self._connected()
+        tables = [entity.table for entity in self.settings.entity_types.values()] + [self.outbox.table]
+
+        async def status(table: str) -> None:
+            with translated(f"DescribeTable {table}"):
+                state = (await client.describe_table(TableName=table))["Table"]["TableStatus"]
+            if state not in ("ACTIVE", "UPDATING"):
+                raise StoreUnavailable(f"DynamoDB table {table} is {state}")
+
+        await asyncio.gather(*(status(table) for table in tables))
+
+    async def close(self) -> None:
+        """Close the shared client's connections of the running loop (a later call opens new ones)."""
+        if self._client is not None:
+            await self._client.close()
+
+    # --- reads ---
+
+    async def _fetch(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        keys: Sequence[dict[str, Any]],
+        projection: dict[str, Any],
+        deadline: float,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """BatchGetItem one chunk, retrying unprocessed keys with backoff until the deadline; return
+        the items found and the keys still unprocessed."""
+        request = {table: {"Keys": list(keys), "ConsistentRead": self.consistent, **projection}}
+        found: list[dict[str, Any]] = []
+        attempt = 0
+        while True:
+            with metrics.timer("dynamodb.batch_get_item"), translated("BatchGetItem"):
+                response = await client.batch_get_item(RequestItems=request)
+            found += response.get("Responses", {}).get(table, [])
+            unprocessed = response.get("UnprocessedKeys", {}).get(table)
+            if not unprocessed or not unprocessed.get("Keys"):
+                return found, []
+            delay = backoff(attempt)
+            attempt += 1
+            if time.monotonic() + delay >= deadline:
+                return found, unprocessed["Keys"]
+            await asyncio.sleep(delay)
+            request = {table: unprocessed}
+
+    async def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
+        client = self._client or await self._connected()
+        projection = items.projection(entity_type, wanted)
+        if len(wanted) == 1:
+            (category,) = wanted
+            with metrics.timer("dynamodb.get_item", entity_type=entity_type.name), translated("GetItem"):
+                answer = await client.get_item(
+                    TableName=entity_type.table,
+                    Key=items.key(entity_type, entity_value, category),
+                    ConsistentRead=self.consistent,
+                    **projection,
+                )
+            item = answer.get("Item")
+            return {category: items.stored(item)} if item else {}
+        deadline = time.monotonic() + self.deadline_seconds
+        keys = [items.key(entity_type, entity_value, category) for category in wanted]
+        found: dict[str, StoredCategory] = {}
+        for chunk in chunks(keys, MAX_BATCH_KEYS):
+            fetched, unprocessed = await self._fetch(client, entity_type.table, chunk, projection, deadline)
+            if unprocessed:
+                raise StoreUnavailable(
+                    "DynamoDB left keys unprocessed past the read deadline (throttled)", retry_after=1
+                )
+            found |= {item[CATEGORY]["S"]: items.stored(item) for item in fetched}
+        return found
+
+    async def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead:
+        """Every wanted category of every entity in 100-key chunks, fetched concurrently; an entity whose
+        keys are still unfetched at the deadline is reported failed instead of failing the rest."""
+        client = self._client or await self._connected()
+        values = list(dict.fromkeys(entity_values))
+        keys = [items.key(entity_type, value, category) for value in values for category in wanted]
+        projection = items.projection(entity_type, wanted)
+        deadline = time.monotonic() + self.deadline_seconds
+        key_attribute = entity_type.key_attribute
+
+        async def fetch(
+            chunk: Sequence[dict[str, Any]],
+        ) -> tuple[list[dict[str, Any]], Sequence[dict[str, Any]], FeatureStoreError | None]:
+            try:
+                fetched, unprocessed = await self._fetch(client, entity_type.table, chunk, projection, deadline)
+            except FeatureStoreError as exc:
+                return [], chunk, exc
+            return fetched, unprocessed, None
+
+        results = await bounded(self.concurrency, fetch, list(chunks(keys, MAX_BATCH_KEYS)))
+        found: dict[str, dict[str, StoredCategory]] = {}
+        failed: set[str] = set()
+        errors = [error for _, _, error in results if error is not None]
+        for fetched, unprocessed, _ in results:
+            for item in fetched:
+                found.setdefault(item[key_attribute]["S"], {})[item[CATEGORY]["S"]] = items.stored(item)
+            failed.update(key[key_attribute]["S"] for key in unprocessed)
+        if errors and len(failed) == len(values):
+            raise errors[0]
+        for value in failed:
+            found.pop(value, None)
+        return BatchRead(found=found, failed=frozenset(failed))
+
+    # --- writes ---
+
+    @staticmethod
+    def _check_sizes(
+        entity_type: EntityType,
+        entity_value: str,
+        writes: Sequence[CategoryWrite],
+        encoded: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+        now_iso: str,
+    ) -> None:
+        """Refuse, before anything is sent, an item over DynamoDB's 400 KB or a transaction over 4 MB."""
+        total = 0
+        for exact in (False, True):
+            sizes = {
+                write.category: items.write_size(
+                    entity_type, entity_value, write, encoded[write.category], now_iso, exact
+                )
+                for write in writes
+            }
+            for category, size in sizes.items():
+                if size > items.MAX_ITEM_BYTES:
+                    raise PayloadTooLarge(
+                        f"category {category!r} would be a {size}-byte item; "
+                        f"DynamoDB stores at most {items.MAX_ITEM_BYTES} bytes per item"
+                    )
+            total = sum(sizes.values())
+            if total <= items.MAX_TRANSACTION_BYTES:
+                return
+        raise PayloadTooLarge(
+            f"the write would be {total} bytes; DynamoDB commits at most {items.MAX_TRANSACTION_BYTES} at once"
+        )
+
+    async def write(
+        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
+    ) -> list[str]:
+        client = self._client or await self._connected()
+        encoded = {write.category: (encode(write.data), encode_map(write.metadata)) for write in writes}
+        self._check_sizes(entity_type, entity_value, writes, encoded, now_iso)
+        modes = dict.fromkeys(encoded, UPDATE)
+        skipped: set[str] = set()
+        pending = list(writes)
+        outbox_table = self.outbox.table
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            if not pending:
+                break
+            actions = [
+                items.upsert(entity_type, entity_value, write, *encoded[write.category], modes[write.category], now_iso)
+                for write in pending
+            ]
+            actions += [
+                {"Put": {"TableName": outbox_table, "Item": items.outbox_item(write.event)}} for write in pending
+            ]
+            started = time.perf_counter()
+            try:
+                await client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
+                break
+            except DynamoDBServiceError as exc:
+                if exc.code != TRANSACTION_CANCELLED:
+                    raise translate_error(exc, "TransactWriteItems") from exc
+                pending, conflicted = self._after_cancel(pending, exc.cancellation_reasons, modes, skipped)
+                if conflicted:
+                    await asyncio.sleep(backoff(attempt))
+            except DynamoDBError as exc:
+                raise translate_error(exc, "TransactWriteItems") from exc
+            finally:
+                # Timed by hand: a cancelled transaction is part of the write protocol (first writes,
+                # stale categories, conflicts), not an error to count.
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                metrics.timing("dynamodb.transact_write_items", elapsed_ms, entity_type=entity_type.name)
+        else:
+            raise StoreUnavailable("the write kept conflicting with concurrent writes to the same items", retry_after=1)
+        return [write.category for write in writes if write.category in skipped]
+
+    @staticmethod
+    def _after_cancel(
+        pending: list[CategoryWrite], reasons: list[dict[str, Any]], modes: dict[str, str], skipped: set[str]
+    ) -> tuple[list[CategoryWrite], bool]:
+        """Read a cancelled transaction's reasons: drop stale categories, switch the update form of
+        those whose existence was guessed wrong; return what to retry and whether to back off first."""
+        conflicted = False
+        retry = []
+        for index, write in enumerate(pending):
+            reason = reasons[index] if index < len(reasons) else {}
+            code = reason.get("Code") or "None"
+            if code == "ConditionalCheckFailed":
+                item = reason.get("Item")
+                if item is None:
+                    modes[write.category] = CREATE
+                elif item.get(EVENT_TIME, {}).get("S", "") > write.event_time:
+                    skipped.add(write.category)
+                    continue
+                else:
+                    modes[write.category] = UPDATE
+            elif code != "None":
+                conflicted |= cancellation(code, reason.get("Message", ""))
+            retry.append(write)
+        for reason in reasons[len(pending) :]:
+            code = reason.get("Code") or "None"
+            if code != "None":
+                conflicted |= cancellation(code, reason.get("Message", ""))
+        return retry, conflicted
+
+    # --- outbox ---
+
+    async def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
+        return await self.outbox.claim_events(await self._connected(), limit, lease_seconds)
+
+    async def delete_events(self, event_ids: Sequence[str]) -> None:
+        await self.outbox.delete_events(await self._connected(), event_ids)
+
+    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
+        await self.outbox.retry_events(await self._connected(), event_ids, delay_seconds)
+
+    async def outbox_stats(self) -> OutboxStats:
+        return await self.outbox.outbox_stats(await self._connected())
