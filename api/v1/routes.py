@@ -112,13 +112,16 @@ def write_features(request: Request, body: Annotated[WriteRequest, Body()], writ
 
 @probes.get("/health", response_model=HealthResponse, summary="Liveness")
 async def health(runtime: RuntimeDep) -> JSONBytesResponse:
-    """Touches no external service: answers as long as the process serves HTTP."""
+    """Touches no external service: answers as long as the process serves HTTP. `dynamodb_connection` is
+    what the last readiness check (`/ready`) found the online store to be, null before any check."""
     body = {
         "status": "healthy",
         "timestamp": isoformat(utcnow()),
         "service": runtime.settings.app_name,
         "version": VERSION,
         "environment": runtime.settings.environment.value,
+        "dynamodb_connection": runtime.store_reachable,
+        "tables_available": runtime.tables_available,
     }
     return JSONBytesResponse(dumps(body))
 

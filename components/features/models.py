@@ -281,6 +281,13 @@ class HealthResponse(BaseModel):
     service: str
     version: str
     environment: str
+    dynamodb_connection: bool | None = Field(
+        description="Whether the online store answered the last readiness check; null before the first."
+    )
+    tables_available: list[str] = Field(
+        description="The feature tables the service is configured to use, or the embedded store's file.",
+        examples=[["user_feature_store", "account_feature_store"]],
+    )
 
 
 class ReadyResponse(BaseModel):
