@@ -13,9 +13,11 @@ every request, and each dependency costs FastAPI a resolution step per request.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Request
 
 from api.auth import Writer, require_admin
+from api.routing import StrictQueryRoute
+from api.v1.params import EntityTypeQuery, TableTypeQuery, entity_type_of
 from components.features.controller import FeatureController
 from components.features.models import (
     BatchResponse,
@@ -53,9 +55,9 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse} for code in codes}
 
 
-reads = APIRouter(prefix="/api/v1", tags=["features"])
-writes = APIRouter(prefix="/api/v1", tags=["features"])
-probes = APIRouter(prefix="/api/v1", tags=["probes"])
+reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
+writes = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
+probes = APIRouter(prefix="/api/v1", tags=["probes"], route_class=StrictQueryRoute)
 
 
 @reads.get(
@@ -68,9 +70,10 @@ async def read_category(
     request: Request,
     entity_value: Annotated[EntityValue, Path(examples=["user-123"])],
     category: Annotated[str, Path(max_length=128, examples=["user_features"])],
-    entity_type: Annotated[str, Query(max_length=128)] = "bright_uid",
+    entity_type: EntityTypeQuery = None,
+    table_type: TableTypeQuery = None,
 ) -> JSONBytesResponse:
-    return await controller_of(request).read_category(entity_value, category, entity_type)
+    return await controller_of(request).read_category(entity_value, category, entity_type_of(entity_type, table_type))
 
 
 @reads.post(

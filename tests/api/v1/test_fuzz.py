@@ -89,6 +89,7 @@ def fuzz(client: TestClient, key_headers: dict[str, str], method: str, path: str
             {
                 "category": list(runtime_settings.allowed_categories),
                 "entity_type": sorted(runtime_settings.entity_types),
+                "table_type": sorted(runtime_settings.entity_types),
                 "source": ["prediction_service"],
             },
         )
