@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import document_without_keys, require_read
 from api.errors import register_error_handlers
-from api.v1 import routes
+from api.v1 import earlier, routes
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
@@ -59,10 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
     if settings.auth_enabled:
         app.include_router(routes.reads, dependencies=[Depends(require_read)])
+        app.include_router(earlier.reads, dependencies=[Depends(require_read)])
     else:
         app.include_router(routes.reads)
+        app.include_router(earlier.reads)
         document_without_keys(app)
     app.include_router(routes.writes)
+    app.include_router(earlier.writes)
     app.include_router(routes.probes)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     add_cors(app, settings)

@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
     StrictInt,
     StringConstraints,
     WithJsonSchema,
@@ -214,6 +215,38 @@ class WriteRequest(BaseModel):
                     },
                 },
             ]
+        }
+    )
+
+
+FeatureSelector = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_.-]{1,128}|\*)$")]
+"""A feature name, or `*` for the whole category."""
+
+
+class EarlierReadBody(RootModel[dict[Name, list[FeatureSelector]]]):
+    """The earlier API's read: category -> the feature names wanted; `[]` or `["*"]` is the whole category."""
+
+    root: dict[Name, list[FeatureSelector]] = Field(min_length=1)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "additionalProperties": False,
+            "examples": [{"user_features": ["age", "income"], "transaction_features": []}],
+        }
+    )
+
+
+class EarlierWriteBody(RootModel[dict[Name, Annotated[FeatureValues, Field(min_length=1)]]]):
+    """The earlier API's write: category -> its features, each category's data replaced as a whole."""
+
+    root: dict[Name, Annotated[FeatureValues, Field(min_length=1)]] = Field(min_length=1)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "additionalProperties": False,
+            "examples": [
+                {"user_features": {"age": 30, "income": 60000, "city": "SF"}, "credit_features": {"credit_score": 750}}
+            ],
         }
     )
 

@@ -6,12 +6,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.routing import MAX_REPORTED, StrictQueryRoute, declared_query_parameters
-from api.v1 import routes
+from api.v1 import earlier, routes
 from main import create_app
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
-ROUTERS = (routes.reads, routes.writes, routes.probes)
+ROUTERS = (routes.reads, routes.writes, routes.probes, earlier.reads, earlier.writes)
 OPERATIONS = [(method, route) for router in ROUTERS for route in router.routes for method in route.methods]
 BODIES = {
     "/api/v1/get/items": {"data": {"entity_value": "u", "feature_list": ["user_features:*"]}},
@@ -20,6 +20,8 @@ BODIES = {
         "meta": {"source": "prediction_service"},
         "data": {"entity_value": "u", "category": "user_features", "features": {"a": 1}},
     },
+    "/api/v1/get/item/{entity_value}": {"user_features": []},
+    "/api/v1/items/{entity_value}": {"user_features": {"a": 1}},
 }
 
 

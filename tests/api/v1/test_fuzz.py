@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import main
+from api.v1 import earlier
 from api.v1.routes import probes, reads, writes
 from core.auth import hash_key, new_key
 
@@ -131,7 +132,7 @@ def test_invalid_requests(fuzz_client: tuple[TestClient, dict[str, str]], method
 def test_every_route_is_fuzzed() -> None:
     routes = {
         (method, route.path)
-        for router in (reads, writes, probes)
+        for router in (reads, writes, probes, earlier.reads, earlier.writes)
         for route in router.routes
         for method in route.methods
     }
