@@ -34,7 +34,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 writes = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 
-EntityValuePath = Annotated[EntityValue, Path(examples=["user-123"])]
+EntityValuePath = Annotated[EntityValue, Path(openapi_examples={"user": {"value": "user-123"}})]
+"""Examples as OpenAPI parameter examples, which Swagger UI's "Try it out" fills in (JSON Schema ones it does not)."""
 
 
 @reads.post(
@@ -79,7 +80,7 @@ def write_by_category(
         Query(
             description="The writer, as `meta.source` of `POST /api/v1/items`: required without API keys; "
             "with keys, one of the key's sources (its first when absent).",
-            examples=["prediction_service"],
+            openapi_examples={"prediction_service": {"value": "prediction_service"}},
         ),
     ] = None,
     compute_id: Annotated[MetaText | None, Query(description="The job run that computed the features.")] = None,
