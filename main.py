@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import document_without_keys, require_read
+from api.docs import add_offline_docs
 from api.errors import register_error_handlers
 from api.v1 import earlier, routes
 from components.runtime import Runtime
@@ -51,11 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.runtime = runtime
+    if settings.docs_enabled:
+        add_offline_docs(app)
     register_error_handlers(app)
     if settings.auth_enabled:
         app.include_router(routes.reads, dependencies=[Depends(require_read)])
