@@ -57,8 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.runtime = runtime
-    if settings.docs_enabled:
-        add_offline_docs(app)
     register_error_handlers(app)
     if settings.auth_enabled:
         app.include_router(routes.reads, dependencies=[Depends(require_read)])
@@ -70,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.writes)
     app.include_router(earlier.writes)
     app.include_router(routes.probes)
+    if settings.docs_enabled:
+        add_offline_docs(app)  # after the API's routes, so matching an API request never tries them
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     add_cors(app, settings)
     app.add_middleware(RequestTelemetryMiddleware, slow_request_ms=settings.slow_request_ms)

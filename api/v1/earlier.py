@@ -13,7 +13,6 @@ from fastapi import APIRouter, Body, Path, Query, Request
 
 from api.auth import Writer
 from api.routing import StrictQueryRoute
-from api.v1.params import EntityTypeQuery, TableTypeQuery, entity_type_of
 from api.v1.routes import controller_of
 from components.features.models import (
     EarlierReadBody,
@@ -34,6 +33,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 writes = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 
+EntityTypeQuery = Annotated[str, Query(max_length=128)]
+"""As on the current read; `table_type` is accepted as its alias (see api/routing.py)."""
 EntityValuePath = Annotated[EntityValue, Path(openapi_examples={"user": {"value": "user-123"}})]
 """Examples as OpenAPI parameter examples, which Swagger UI's "Try it out" fills in (JSON Schema ones it does not)."""
 
@@ -49,16 +50,13 @@ async def read_features_by_category(
     request: Request,
     entity_value: EntityValuePath,
     body: EarlierReadBody,
-    entity_type: EntityTypeQuery = None,
-    table_type: TableTypeQuery = None,
+    entity_type: EntityTypeQuery = "bright_uid",
 ) -> JSONBytesResponse:
     """The body maps each category to the feature names wanted; `[]` or `["*"]` asks for the whole
     category. Answers exactly like `POST /api/v1/get/items`, which replaces it: a body
     `{"user_features": ["age"], "transaction_features": []}` is the feature list
     `["user_features:age", "transaction_features:*"]`."""
-    return await controller_of(request).read_features_by_category(
-        entity_value, entity_type_of(entity_type, table_type), body.root
-    )
+    return await controller_of(request).read_features_by_category(entity_value, entity_type, body.root)
 
 
 @writes.post(
@@ -73,8 +71,7 @@ def write_by_category(
     entity_value: EntityValuePath,
     body: Annotated[EarlierWriteBody, Body()],
     writer: Writer,
-    entity_type: EntityTypeQuery = None,
-    table_type: TableTypeQuery = None,
+    entity_type: EntityTypeQuery = "bright_uid",
     source: Annotated[
         MetaText | None,
         Query(
@@ -95,7 +92,7 @@ def write_by_category(
     What the current write carries in `meta` comes in the query string."""
     return controller_of(request).write_by_category(
         entity_value,
-        entity_type_of(entity_type, table_type),
+        entity_type,
         body.root,
         writer,
         source=source,

@@ -13,11 +13,10 @@ every request, and each dependency costs FastAPI a resolution step per request.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
 from api.auth import Writer, require_admin
 from api.routing import StrictQueryRoute
-from api.v1.params import EntityTypeQuery, TableTypeQuery, entity_type_of
 from components.features.controller import FeatureController
 from components.features.models import (
     BatchResponse,
@@ -70,10 +69,9 @@ async def read_category(
     request: Request,
     entity_value: Annotated[EntityValue, Path(examples=["user-123"])],
     category: Annotated[str, Path(max_length=128, examples=["user_features"])],
-    entity_type: EntityTypeQuery = None,
-    table_type: TableTypeQuery = None,
+    entity_type: Annotated[str, Query(max_length=128)] = "bright_uid",
 ) -> JSONBytesResponse:
-    return await controller_of(request).read_category(entity_value, category, entity_type_of(entity_type, table_type))
+    return await controller_of(request).read_category(entity_value, category, entity_type)
 
 
 @reads.post(

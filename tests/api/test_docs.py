@@ -112,7 +112,7 @@ def test_swagger_ui_renders_every_operation_and_try_it_out_works(browser: WebDri
         (
             block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text,
             block.find_element(By.CSS_SELECTOR, ".opblock-summary [data-path]").get_attribute("data-path"),
-            block.get_attribute("id").split("-", 2)[2],
+            str(block.get_attribute("id")).split("-", 2)[2],
         )
         for block in browser.find_elements(By.CSS_SELECTOR, ".opblock")
     }

@@ -5,14 +5,15 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from api.routing import MAX_REPORTED, StrictQueryRoute, declared_query_parameters
+from api.routing import MAX_REPORTED, StrictQueryRoute, query_names
 from api.v1 import earlier, routes
 from main import create_app
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
 ROUTERS = (routes.reads, routes.writes, routes.probes, earlier.reads, earlier.writes)
-OPERATIONS = [(method, route) for router in ROUTERS for route in router.routes for method in route.methods]
+ROUTES = [route for router in ROUTERS for route in router.routes if isinstance(route, StrictQueryRoute)]
+OPERATIONS = [(method, route) for route in ROUTES for method in route.methods or ()]
 BODIES = {
     "/api/v1/get/items": {"data": {"entity_value": "u", "feature_list": ["user_features:*"]}},
     "/api/v1/get/items/batch": {"data": {"entity_values": ["u"], "feature_list": ["user_features:*"]}},
@@ -30,8 +31,8 @@ def url(route: StrictQueryRoute) -> str:
 
 
 def test_every_api_route_is_strict(backend) -> None:
-    assert OPERATIONS
-    assert all(isinstance(route, StrictQueryRoute) for _, route in OPERATIONS)
+    assert ROUTES
+    assert len(ROUTES) == sum(len(router.routes) for router in ROUTERS)
 
 
 @pytest.mark.parametrize(("method", "route"), OPERATIONS, ids=[f"{m} {r.path}" for m, r in OPERATIONS])
@@ -92,7 +93,22 @@ def test_documented_query_parameters_are_the_enforced_ones(make_settings, api_ke
         for method, route in OPERATIONS:
             operation = document["paths"][route.path][method.lower()]
             documented = {param["name"] for param in operation.get("parameters", ()) if param["in"] == "query"}
-            assert documented == set(declared_query_parameters(route.dependant)[0]), (method, route.path)
+            assert documented == query_names(route.dependant).accepted, (method, route.path)
             assert operation["responses"]["422"]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorResponse"
             }
+
+
+def test_the_alias_is_renamed_with_its_value_intact(client: TestClient, backend) -> None:
+    response = client.get("/api/v1/get/item/u/user_features?table_type=m%C3%A9+x%2By%26z")
+    assert response.status_code == 422
+    assert "'mé x+y&z'" in response.json()["detail"][0]["msg"]
+    assert client.get("/api/v1/get/item/u/user_features?table_type=account_id&table_type=account_id").json()[
+        "detail"
+    ] == [{"type": "repeated_parameter", "loc": ["query", "table_type"], "msg": "given more than once; send one value"}]
+
+
+def test_operations_without_entity_type_do_not_take_the_alias(client: TestClient, backend) -> None:
+    response = client.post("/api/v1/get/items?table_type=account_id", json=BODIES["/api/v1/get/items"])
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "table_type"]
