@@ -46,6 +46,10 @@ class InvalidRequest(FeatureStoreError):
         return [{"type": self.kind, "loc": list(self.loc), "msg": self.message}]
 
 
+class SourceRequired(InvalidRequest):
+    """A write without API keys that does not name its writer."""
+
+
 class NotFound(FeatureStoreError):
     status_code = 404
     error = "not_found"

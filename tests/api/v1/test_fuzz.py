@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import main
+from api.v1 import earlier
 from api.v1.routes import probes, reads, writes
 from core.auth import hash_key, new_key
 from tests.conftest import AppClient
@@ -90,6 +91,7 @@ def fuzz(client: AppClient, key_headers: dict[str, str], method: str, path: str,
             {
                 "category": list(runtime_settings.allowed_categories),
                 "entity_type": sorted(runtime_settings.entity_types),
+                "table_type": sorted(runtime_settings.entity_types),
                 "source": ["prediction_service"],
             },
         )
@@ -130,7 +132,7 @@ def test_invalid_requests(fuzz_client: tuple[AppClient, dict[str, str]], method:
 
 def test_every_route_is_fuzzed() -> None:
     routes: set[tuple[str, str]] = set()
-    for router in (reads, writes, probes):
+    for router in (reads, writes, probes, earlier.reads, earlier.writes):
         for route in router.routes:
             assert isinstance(route, APIRoute) and route.methods
             routes.update((method, route.path) for method in route.methods)

@@ -27,6 +27,27 @@ def test_health_does_not_touch_the_store(client: AppClient, monkeypatch) -> None
     assert client.get("/api/v1/health").status_code == 200
 
 
+def test_health_reports_the_last_readiness_check_and_the_configured_tables(client: AppClient, monkeypatch) -> None:
+    runtime = client.app.state.runtime
+    settings = runtime.settings
+    body = client.get("/api/v1/health").json()
+    assert body["dynamodb_connection"] is None, "no readiness check has run yet"
+    if settings.store_backend == "dynamodb":
+        assert body["tables_available"] == [settings.dynamodb_table_bright_uid, settings.dynamodb_table_account_id]
+    else:
+        assert body["tables_available"] == [str(settings.sqlite_path)]
+
+    def broken() -> None:
+        raise StoreUnavailable("disk gone")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runtime.store, "check", broken)
+        assert client.get("/api/v1/ready").status_code == 503
+    assert client.get("/api/v1/health").json()["dynamodb_connection"] is False
+    assert client.get("/api/v1/ready").status_code == 200
+    assert client.get("/api/v1/health").json()["dynamodb_connection"] is True
+
+
 def test_ready_reports_store_and_events(client: AppClient) -> None:
     deadline = time.monotonic() + 5
     while "pending" not in (body := client.get("/api/v1/ready").json())["checks"]["events"]:
