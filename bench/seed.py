@@ -8,7 +8,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.run import CATEGORIES, features
+from bench.scenarios import CATEGORIES, features
 from components.runtime import Runtime
 from core.settings import Settings
 

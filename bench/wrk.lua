@@ -1,5 +1,6 @@
--- Drives one scenario: a request template with "{id}" replaced by a random seeded entity,
--- and a JSON summary (throughput, percentiles in microseconds, errors) printed at the end.
+-- Drives one scenario: a request template whose every "{id}" becomes a seeded entity (consecutive
+-- ones from a random start, so a batch reads distinct entities), and a JSON summary (throughput,
+-- percentiles in microseconds, errors) printed at the end.
 local method = os.getenv("BENCH_METHOD") or "GET"
 local path_template = os.getenv("BENCH_PATH")
 local body_file = os.getenv("BENCH_BODY_FILE")
@@ -17,7 +18,12 @@ init = function(args)
 end
 
 request = function()
-  local id = "bench-" .. math.random(0, entities - 1)
+  local next_id = math.random(0, entities - 1)
+  local function id()
+    local value = "bench-" .. next_id
+    next_id = (next_id + 1) % entities
+    return value
+  end
   local path = path_template:gsub("{id}", id)
   local body = nil
   if body_template then

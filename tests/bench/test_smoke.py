@@ -4,28 +4,75 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from bench.run import SCENARIOS
+import pytest
+
+from bench.scenarios import CPU_RATIO_BOUNDS, SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_benchmark_smoke_run(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, Path]:
+    """One smoke run for the module: its JSON report, what it printed, and its output directory."""
+    output = tmp_path_factory.mktemp("bench")
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--output", str(tmp_path)],
+        [sys.executable, "-m", "bench.run", "--smoke", "--output", str(output)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=110,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    report = json.loads((tmp_path / "smoke.json").read_text())
+    return json.loads((output / "smoke.json").read_text()), completed.stdout, output
+
+
+def test_benchmark_smoke_run(smoke: tuple[dict[str, Any], str, Path]) -> None:
+    report, _, output = smoke
     measured = {(r["scenario"], r["backend"], r["mode"]) for r in report["results"]}
     for backend in ("sqlite", "dynamodb"):
         for scenario in SCENARIOS:
             assert {(scenario, backend, "max"), (scenario, backend, "rate")} <= measured
-    assert all(r["errors"] == 0 and r["rps"] > 0 for r in report["results"]), report["results"]
+    assert all(r["errors"] == 0 and r["rps"] > 0 and r["requests"] > 0 for r in report["results"]), report["results"]
     assert report["bare"]["rps"] > 0
     assert set(report["cold_start"]) == {"sqlite", "dynamodb"}
     assert report["dynamodb_added_latency"]["raw_boto3_get_item_p50_ms"] > 0
-    assert (tmp_path / "smoke.png").stat().st_size > 0
+    assert (output / "smoke.png").stat().st_size > 0
+
+
+def test_cpu_per_request_for_every_scenario_and_backend(smoke: tuple[dict[str, Any], str, Path]) -> None:
+    """The service's CPU per request at full load, and Dynoxide's beside DynamoDB's; fixed-rate runs
+    carry it too; writes also the CPU until the relay had published their events."""
+    report, _, _ = smoke
+    assert report["bare"]["cpu_ms_per_request"] > 0
+    for r in report["results"]:
+        if r["mode"] == "max":
+            assert r["cpu_ms_per_request"] > 0, r
+            assert 0 <= r["cpu_system_share"] <= 1, r
+            if r["backend"] == "dynamodb":
+                assert r["store_cpu_ms_per_request"] > 0, r
+        assert r["cpu_ms_per_request"] is not None, r
+        assert (r["store_cpu_ms_per_request"] is None) == (r["backend"] == "sqlite"), r
+        if SCENARIOS[r["scenario"]].events:
+            assert r["cpu_ms_per_request_with_relay"] >= r["cpu_ms_per_request"], r
+        else:
+            assert r["cpu_ms_per_request_with_relay"] is None, r
+
+
+def test_cpu_ratio_table_checks_the_targets(smoke: tuple[dict[str, Any], str, Path]) -> None:
+    """Every scenario's DynamoDB / embedded ratio, judged against its bound where it has one; a missed
+    bound is reported, and does not fail the run."""
+    report, printed, _ = smoke
+    ratios = {row["scenario"]: row for row in report["cpu_ratios"]}
+    assert set(ratios) == set(SCENARIOS)
+    for scenario, row in ratios.items():
+        assert row["ratio"] == round(row["dynamodb_cpu_ms"] / row["sqlite_cpu_ms"], 2), row
+        assert row["bound"] == CPU_RATIO_BOUNDS.get(scenario), row
+        assert row["met"] == (None if row["bound"] is None else row["ratio"] <= row["bound"]), row
+    table = printed.split("DynamoDB / embedded store:")[1].split("\n\n")[0]
+    lines = {line.split()[0]: line for line in table.splitlines() if line.split() and line.split()[0] in SCENARIOS}
+    assert set(lines) == set(SCENARIOS)
+    for scenario, line in lines.items():
+        verdict = {None: f"{ratios[scenario]['ratio']:.2f}x", True: "x  met", False: "x  not met"}
+        assert line.rstrip().endswith(verdict[ratios[scenario]["met"]]), line

@@ -1,0 +1,197 @@
+"""What a run measured: the records, the targets checked against them, the printed tables and the chart."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.scenarios import CPU_RATIO_BOUNDS, SCENARIOS
+
+
+@dataclass
+class Result:
+    scenario: str
+    backend: str
+    mode: str
+    """`max`: fixed concurrency, as fast as it goes; `rate`: a fixed request rate."""
+    rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    errors: int
+    concurrency: int
+    requests: int = 0
+    """Requests the service served in the run: those answered, and those still in flight at its end."""
+    cpu_ms_per_request: float | None = None
+    """The service process's CPU time (user + system, all threads) over the run, per request answered."""
+    cpu_system_share: float | None = None
+    """The share of that CPU time the kernel spent for the service (sockets, waking threads)."""
+    store_cpu_ms_per_request: float | None = None
+    """The local store server's (Dynoxide's) CPU time over the same run, per request; None in-process."""
+    cpu_ms_per_request_with_relay: float | None = None
+    """Writes: the service's CPU from the start of the run until the relay had published every event
+    the run's requests wrote, per request."""
+    target_rps: float | None = None
+    ratio_to_bare: float | None = None
+
+
+@dataclass
+class Report:
+    machine: dict
+    profile: dict
+    results: list[Result] = field(default_factory=list)
+    cold_start: dict = field(default_factory=dict)
+    idle_cpu_percent: dict = field(default_factory=dict)
+    """The service's CPU while nothing loads it (relay polls, producer), in % of one core."""
+    dynamodb_added_latency: dict = field(default_factory=dict)
+    cpu_ratios: list[dict] = field(default_factory=list)
+    targets: list[dict] = field(default_factory=list)
+    profiles: dict = field(default_factory=dict)
+
+
+def cpu_ratios(results: list[Result]) -> list[dict[str, Any]]:
+    """Per scenario: the service's CPU per request on DynamoDB over the embedded store's, at full load,
+    against the target where there is one. A missed target is reported, never raised."""
+    by_key = {(r.scenario, r.backend): r for r in results if r.mode == "max"}
+    rows = []
+    for scenario in SCENARIOS:
+        sqlite, dynamodb = by_key.get((scenario, "sqlite")), by_key.get((scenario, "dynamodb"))
+        if sqlite is None or dynamodb is None or not sqlite.cpu_ms_per_request or dynamodb.cpu_ms_per_request is None:
+            continue
+        ratio = round(dynamodb.cpu_ms_per_request / sqlite.cpu_ms_per_request, 2)
+        bound = CPU_RATIO_BOUNDS.get(scenario)
+        rows.append(
+            {
+                "scenario": scenario,
+                "sqlite_cpu_ms": sqlite.cpu_ms_per_request,
+                "dynamodb_cpu_ms": dynamodb.cpu_ms_per_request,
+                "dynoxide_cpu_ms": dynamodb.store_cpu_ms_per_request,
+                "ratio": ratio,
+                "bound": bound,
+                "met": None if bound is None else ratio <= bound,
+            }
+        )
+    return rows
+
+
+def evaluate_targets(report: Report) -> list[dict]:
+    """The targets, as ratios and bounds from this one run."""
+    by_key = {(r.scenario, r.backend, r.mode): r for r in report.results}
+    targets = []
+
+    def target(name: str, value: float | None, bound: float, higher_is_better: bool) -> None:
+        met = value is not None and (value >= bound if higher_is_better else value <= bound)
+        targets.append(
+            {"target": name, "value": None if value is None else round(value, 3), "bound": bound, "met": met}
+        )
+
+    for row in report.cpu_ratios:
+        if row["bound"] is not None:
+            target(f"{row['scenario']} CPU/request, DynamoDB / sqlite", row["ratio"], row["bound"], False)
+    sqlite = "sqlite"
+    target("read_single throughput / bare (sqlite)", by_key[("read_single", sqlite, "max")].ratio_to_bare, 0.70, True)
+    target("read_single p99 ms at half max rate (sqlite)", by_key[("read_single", sqlite, "rate")].p99_ms, 10.0, False)
+    target("read_multi throughput / bare (sqlite)", by_key[("read_multi", sqlite, "max")].ratio_to_bare, 0.50, True)
+    target("write_1x20 throughput / bare (sqlite)", by_key[("write_1x20", sqlite, "max")].ratio_to_bare, 0.40, True)
+    target("write_1x20 p99 ms at half max rate (sqlite)", by_key[("write_1x20", sqlite, "rate")].p99_ms, 20.0, False)
+    for backend, cold in report.cold_start.items():
+        target(f"first read ms after ready ({backend})", cold["first_read_after_ready_ms"], 100.0, False)
+    if report.dynamodb_added_latency:
+        target(
+            "DynamoDB added p50 ms over raw boto3 GetItem", report.dynamodb_added_latency["added_p50_ms"], 1.0, False
+        )
+    return targets
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _percent(share: float | None) -> str:
+    return "" if share is None else f"{100 * share:.0f}%"
+
+
+def print_report(report: Report, bare: Result) -> None:
+    columns = (
+        f"{'scenario':<16}{'backend':<10}{'mode':<6}{'rps':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'vs bare':>9}{'requests':>10}{'cpu ms/req':>12}{'sys':>6}{'+relay':>9}{'store ms/req':>14}"
+    )
+    print(columns)
+    print("-" * len(columns))
+    for r in [bare, *report.results]:
+        print(
+            f"{r.scenario:<16}{r.backend:<10}{r.mode:<6}{r.rps:>8.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}"
+            f"{r.errors:>8}{_number(r.ratio_to_bare, 2):>9}{r.requests:>10}{_number(r.cpu_ms_per_request):>12}"
+            f"{_percent(r.cpu_system_share):>6}"
+            f"{_number(r.cpu_ms_per_request_with_relay):>9}{_number(r.store_cpu_ms_per_request):>14}"
+        )
+    print(
+        "\ncpu ms/req: the service process's CPU (user + system, all threads) over the run / requests served;"
+        "\nsys: the kernel's share of it; +relay: writes, until the relay had published the run's events;"
+        "\nstore ms/req: Dynoxide's CPU over the run / requests served."
+    )
+    if report.cpu_ratios:
+        print("\nService CPU per request at full load, DynamoDB / embedded store:")
+        header = (
+            f"{'scenario':<16}{'sqlite ms':>11}{'dynamodb ms':>13}{'dynoxide ms':>13}{'ratio':>8}{'target':>9}  result"
+        )
+        print(header)
+        print("-" * len(header))
+        for row in report.cpu_ratios:
+            bound = "" if row["bound"] is None else f"<={row['bound']}x"
+            verdict = "" if row["met"] is None else ("met" if row["met"] else "not met")
+            print(
+                f"{row['scenario']:<16}{row['sqlite_cpu_ms']:>11.3f}{row['dynamodb_cpu_ms']:>13.3f}"
+                f"{_number(row['dynoxide_cpu_ms']):>13}{row['ratio']:>7.2f}x{bound:>9}  {verdict}"
+            )
+    print()
+    for backend, cold in report.cold_start.items():
+        print(f"cold start ({backend}): {cold}")
+    for backend, percent in report.idle_cpu_percent.items():
+        print(f"idle service CPU ({backend}): {percent}% of one core")
+    if report.dynamodb_added_latency:
+        print(f"DynamoDB added latency: {report.dynamodb_added_latency}")
+    if report.targets:
+        print()
+    for t in report.targets:
+        print(f"[{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['value']} (bound {t['bound']})")
+
+
+def draw_chart(report: Report, bare: Result, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [bare, *report.results]
+    figure, (latency, cpu) = plt.subplots(2, 1, figsize=(max(9, len(rows) * 0.6), 10))
+    positions = range(len(rows))
+    width = 0.27
+    for offset, (name, attribute) in zip(
+        (-width, 0, width), (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")), strict=True
+    ):
+        latency.bar([p + offset for p in positions], [getattr(r, attribute) for r in rows], width, label=name)
+    latency.set_xticks(list(positions), [f"{r.scenario}\n{r.backend}/{r.mode}" for r in rows], rotation=60, ha="right")
+    latency.tick_params(axis="x", labelsize=7)
+    latency.set_ylabel("latency (ms)")
+    latency.set_yscale("log")
+    latency.set_title("Latency percentiles per scenario (max = fixed concurrency, rate = half of max rps)")
+    latency.legend()
+
+    full_load = {(r.scenario, r.backend): r for r in report.results if r.mode == "max"}
+    scenarios = list(SCENARIOS)
+    series = [
+        ("service, sqlite", lambda s: full_load.get((s, "sqlite")), "cpu_ms_per_request"),
+        ("service, dynamodb", lambda s: full_load.get((s, "dynamodb")), "cpu_ms_per_request"),
+        ("dynoxide", lambda s: full_load.get((s, "dynamodb")), "store_cpu_ms_per_request"),
+    ]
+    for offset, (name, pick, attribute) in zip((-width, 0, width), series, strict=True):
+        values = [getattr(pick(s), attribute, None) or 0 for s in scenarios]
+        cpu.bar([index + offset for index in range(len(scenarios))], values, width, label=name)
+    cpu.set_xticks(range(len(scenarios)), scenarios, fontsize=8)
+    cpu.set_ylabel("CPU ms per request")
+    cpu.set_yscale("log")
+    cpu.set_title(f"CPU per request at full load (bare endpoint: {_number(bare.cpu_ms_per_request)} ms)")
+    cpu.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,71 @@
+"""The data set and the requests the benchmark sends.
+
+Every seeded entity (`bench-0` ...) has 5 categories of 20 float features, on both backends. Request
+templates hold `{id}` where an entity value goes (see bench/load.py).
+"""
+
+import json
+from dataclasses import dataclass
+
+CATEGORIES = ["user_features", "credit_features", "transaction_features", "trans_features", "d0_unauth_features"]
+FEATURES = [f"feature_{index:02d}" for index in range(20)]
+
+
+def features(seed: int) -> dict[str, float]:
+    return {name: (seed + index) * 1.5 + 0.25 for index, name in enumerate(FEATURES)}
+
+
+def write_body(categories: list[str]) -> str:
+    feature_list = [{"category": name, "features": features(7)} for name in categories]
+    body = {
+        "meta": {"source": "prediction_service", "compute_id": "bench"},
+        "data": {"entity_type": "bright_uid", "entity_value": "{id}", "feature_list": feature_list},
+    }
+    return json.dumps(body)
+
+
+def read_body(feature_list: list[str]) -> str:
+    data = {"entity_type": "bright_uid", "entity_value": "{id}", "feature_list": feature_list}
+    return json.dumps({"meta": {"source": "bench"}, "data": data})
+
+
+def batch_read_body(entities: int) -> str:
+    """`entities` distinct entities x the 20 features of one category, each named."""
+    data = {
+        "entity_type": "bright_uid",
+        "entity_values": ["{id}"] * entities,
+        "feature_list": [f"{CATEGORIES[0]}:{name}" for name in FEATURES],
+    }
+    return json.dumps({"meta": {"source": "bench"}, "data": data})
+
+
+@dataclass(frozen=True)
+class Scenario:
+    method: str
+    path: str
+    body: str | None = None
+    events: int = 0
+    """Events a request leaves in the outbox (one per category written)."""
+
+
+SCENARIOS = {
+    "read_single": Scenario("GET", "/api/v1/get/item/{id}/user_features"),
+    "read_multi": Scenario("POST", "/api/v1/get/items", read_body([f"{name}:*" for name in CATEGORIES])),
+    "read_batch_50": Scenario("POST", "/api/v1/get/items/batch", batch_read_body(50)),
+    "read_batch_500": Scenario("POST", "/api/v1/get/items/batch", batch_read_body(500)),
+    "write_1x20": Scenario("POST", "/api/v1/items", write_body(CATEGORIES[:1]), events=1),
+    "write_5x20": Scenario("POST", "/api/v1/items", write_body(CATEGORIES), events=5),
+}
+"""Reads first: the writes' events, relayed in the background, must not load a read's measurement."""
+
+CPU_RATIO_BOUNDS = {"read_single": 2.5, "read_multi": 2.0, "read_batch_50": 2.0, "write_1x20": 2.5}
+"""Targets: the service's CPU per request on DynamoDB at most this many times the embedded store's."""
+
+LABELS = {
+    "read_single": "read 1 category (20 features)",
+    "read_multi": "read 5 categories (`cat:*`)",
+    "read_batch_50": "batch read 50 entities x 20 features",
+    "read_batch_500": "batch read 500 entities x 20 features",
+    "write_1x20": "write 1 category x 20",
+    "write_5x20": "write 5 categories x 20",
+}
