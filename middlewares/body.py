@@ -4,8 +4,8 @@ or as soon as a streamed body crosses the limit, never buffered whole first."""
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_response
-from core.exceptions import PayloadTooLarge, UnsupportedMediaType
+from core.error_envelope import exception_response
+from core.exceptions import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -39,15 +39,15 @@ class BodyGuardMiddleware:
         limit = self.max_body_bytes
         if length_header is not None:
             if not length_header.isdigit():
-                await error_response(400, "bad_request", "invalid Content-Length header")(scope, receive, send)
+                await exception_response(BadRequest("invalid Content-Length header"))(scope, receive, send)
                 return
             if int(length_header) > limit:
-                await error_response(413, PayloadTooLarge.error, BodyTooLarge(limit).detail)(scope, receive, send)
+                await exception_response(PayloadTooLarge(BodyTooLarge(limit).detail))(scope, receive, send)
                 return
         has_body = chunked or (length_header is not None and int(length_header) > 0)
         if has_body and not is_json(headers.get(b"content-type", b"")):
             message = "request body must be JSON (Content-Type: application/json)"
-            await error_response(415, UnsupportedMediaType.error, message)(scope, receive, send)
+            await exception_response(UnsupportedMediaType(message))(scope, receive, send)
             return
         received = 0
 

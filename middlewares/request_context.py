@@ -6,7 +6,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import internal_error_response
+from core.error_envelope import internal_error_response
 from core.request_context import request_id_var
 
 logger = logging.getLogger("feature_store.errors")
