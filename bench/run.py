@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import free_port, start_dynoxide, start_tansu  # noqa: E402
+from devservers import free_port, start_dynoxide, start_tansu  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CATEGORIES = ["user_features", "credit_features", "transaction_features", "trans_features", "d0_unauth_features"]

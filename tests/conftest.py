@@ -18,8 +18,8 @@ from components.features.store.base import OnlineStore
 from core.auth import hash_key, new_key
 from core.metrics import metrics
 from core.settings import Settings
+from devservers import ManagedServer, StatsdServer, start_dynoxide, start_tansu
 from main import create_app
-from tests.servers import ManagedServer, StatsdServer, start_dynoxide, start_tansu
 
 BACKENDS = ["sqlite", "dynamodb"]
 

@@ -88,6 +88,7 @@ def test_dockerignore_keeps_the_service_and_drops_the_rest() -> None:
         ".servers",
         "data/features.db",
         "tests/conftest.py",
+        "devservers.py",
         "bench/results/x.json",
         ".env",
         "requirements-dev.txt",

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from botocore.exceptions import ClientError
 
+from devservers import free_port
 from tests.api.v1.conftest import read_body, write_body
 from tests.conftest import AppClient
-from tests.servers import free_port
 
 HANG_GUARD_SECONDS = 15
 """Far above the configured timeouts: only a call that ignores them can take this long."""
