@@ -1,6 +1,7 @@
 """The storage contract: every backend passes the same suite (parametrised in tests/conftest.py)."""
 
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from components.features.store.base import CategoryWrite, OnlineStore
 from core.events import feature_available_event
 from core.exceptions import FeatureStoreError
 from core.settings import Settings
-from core.timeutils import epoch_to_iso, isoformat, utcnow
+from core.timeutils import epoch_to_iso, isoformat
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
 LATER = "2026-01-01T00:00:01.000000+00:00"
@@ -196,6 +197,17 @@ def test_check_passes_on_a_working_store(store: OnlineStore) -> None:
 
 
 def test_timestamps_compare_as_strings() -> None:
-    """Stores order event times as strings; the fixed-width format makes that correct."""
-    early, late = isoformat(utcnow()), isoformat(utcnow().replace(year=2999))
-    assert early < late
+    """Stores order event times as strings; the fixed-width UTC format makes that correct. Neighbours a
+    microsecond apart, a whole second (no fraction to print) and clocks on other offsets (naive = UTC)
+    must sort as strings exactly as they do in time."""
+    in_time_order = [
+        datetime(2026, 3, 1, 9, 59, 59, 999_999),
+        datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 3, 1, 10, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 3, 1, 5, 0, 0, 500_000, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 3, 1, 10, 0, 1, tzinfo=UTC),
+        datetime(2026, 3, 2, 0, 0, 0, tzinfo=UTC),
+    ]
+    rendered = [isoformat(moment) for moment in in_time_order]
+    assert rendered[1] == "2026-03-01T10:00:00.000000+00:00"
+    assert all(earlier < later for earlier, later in zip(rendered, rendered[1:], strict=False)), rendered
