@@ -1,7 +1,12 @@
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from tests.conftest import AppClient
+
+CLOCK_START = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
 
 def write_body(
@@ -38,3 +43,15 @@ def write(client: TestClient):
         return response.json()
 
     return do
+
+
+@pytest.fixture
+def clock(client: AppClient):
+    """Moves the app's clock by hand: `clock.now` is the current epoch second, as a float, from `clock.start`."""
+
+    class Clock:
+        start = CLOCK_START
+        now = CLOCK_START.timestamp()
+
+    client.app.state.runtime.flows.clock = lambda: Clock.now
+    return Clock
