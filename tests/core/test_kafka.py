@@ -21,8 +21,8 @@ from components.features.store import create_store
 from core.events import SCHEMA_PATH, load_event_schema
 from core.kafka import KafkaSink
 from devservers import free_port
-from tests.components.features.store.test_contract import make_write
 from tests.conftest import KafkaBroker, SettingsFactory
+from tests.factories import make_write
 
 SCHEMA = fastavro.parse_schema(json.loads(SCHEMA_PATH.read_text()))
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from core.logging import HANDLER_NAME
 from devservers import ServiceProcess
-from tests.api.v1.conftest import read_body, write_body
+from tests.factories import read_body, write_body
 
 ITEM = "-api-v1-get-item-entity_value-category"
 """How Etsy statsd stores the route template /api/v1/get/item/{entity_value}/{category} in a key."""

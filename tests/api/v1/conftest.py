@@ -1,3 +1,5 @@
+"""The API suite's fixtures: a write that must succeed, and the app's clock moved by hand."""
+
 from datetime import UTC, datetime
 from typing import Any
 
@@ -5,34 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import AppClient
+from tests.factories import write_body
 
 CLOCK_START = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
-
-
-def write_body(
-    entity_value: str = "user-123",
-    categories: dict[str, dict[str, Any]] | None = None,
-    *,
-    source: str = "prediction_service",
-    entity_type: str = "bright_uid",
-    **meta: Any,
-) -> dict[str, Any]:
-    categories = categories or {"user_features": {"age": 30, "income": 60000, "city": "SF"}}
-    return {
-        "metadata": {"source": source, "compute_id": "compute-123", **meta},
-        "data": {
-            "entity_type": entity_type,
-            "entity_value": entity_value,
-            "feature_list": [{"category": name, "features": features} for name, features in categories.items()],
-        },
-    }
-
-
-def read_body(entity_value: str, *feature_list: str, entity_type: str = "bright_uid") -> dict[str, Any]:
-    return {
-        "meta": {"source": "api"},
-        "data": {"entity_type": entity_type, "entity_value": entity_value, "feature_list": list(feature_list)},
-    }
 
 
 @pytest.fixture

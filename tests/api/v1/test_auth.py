@@ -5,7 +5,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.v1.conftest import read_body, write_body
+from tests.factories import read_body, write_body
 
 ITEM = "/api/v1/get/item/user-123/user_features"
 

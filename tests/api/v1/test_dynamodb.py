@@ -8,8 +8,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from devservers import free_port
-from tests.api.v1.conftest import read_body, write_body
 from tests.conftest import AppClient
+from tests.factories import read_body, write_body
 
 HANG_GUARD_SECONDS = 15
 """Far above the configured timeouts: only a call that ignores them can take this long."""

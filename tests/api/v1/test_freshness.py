@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.api.v1.conftest import read_body, write_body
 from tests.conftest import AppClient
+from tests.factories import read_body, write_body
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.v1.conftest import read_body, write_body
 from tests.conftest import AppClient
+from tests.factories import read_body, write_body
 
 JSON = {"content-type": "application/json"}
 

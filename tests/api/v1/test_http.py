@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.api.v1.conftest import write_body
 from tests.conftest import AppClient
+from tests.factories import write_body
 
 
 def test_generated_request_id(client: AppClient) -> None:

@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.v1.conftest import read_body, write_body
+from tests.factories import read_body, write_body
 
 
 def get_items(client: TestClient, entity_value: str, *feature_list: str, **kwargs):

@@ -2,49 +2,14 @@
 
 import time
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 
-from components.features.store.base import CategoryWrite, OnlineStore
-from core.events import feature_available_event
+from components.features.store.base import OnlineStore
 from core.exceptions import FeatureStoreError
 from core.settings import Settings
 from core.timeutils import epoch_to_iso, isoformat
-
-NOW = "2026-01-01T00:00:00.000000+00:00"
-LATER = "2026-01-01T00:00:01.000000+00:00"
-
-
-def make_write(
-    category: str,
-    data: dict[str, Any],
-    *,
-    event_time: str = NOW,
-    updated_at: str = NOW,
-    expires_at: float | None = None,
-    event_id: str | None = None,
-) -> CategoryWrite:
-    event = feature_available_event(
-        entity_type="bright_uid",
-        entity_value="user-1",
-        category=category,
-        features=list(data),
-        compute_id="job-1",
-        timestamp_iso=updated_at,
-        timestamp_epoch=time.time(),
-    )
-    if event_id is not None:
-        event = type(event)(event_id, event.key, {**event.payload, "event_id": event_id}, event.created_at_epoch)
-    metadata = {
-        "updated_at": updated_at,
-        "source": "prediction_service",
-        "compute_id": "job-1",
-        "ttl": None,
-        "expires_at": epoch_to_iso(expires_at) if expires_at else None,
-        "event_time": event_time,
-    }
-    return CategoryWrite(category, data, metadata, event_time, expires_at, event)
+from tests.factories import LATER, NOW, make_write
 
 
 @pytest.fixture

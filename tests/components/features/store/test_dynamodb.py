@@ -14,7 +14,7 @@ from components.features.store.dynamodb import DynamoDBStore, create_tables
 from core.dynamodb import get_client
 from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.settings import Settings
-from tests.components.features.store.test_contract import LATER, NOW, make_write
+from tests.factories import LATER, NOW, make_write
 
 
 def dynamodb_store(settings: Settings) -> DynamoDBStore:
