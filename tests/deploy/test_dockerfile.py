@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.deploy.conftest import ROOT, Dockerfile
+
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def hadolint() -> str:

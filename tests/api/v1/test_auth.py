@@ -7,6 +7,9 @@ from fastapi.testclient import TestClient
 
 from tests.factories import read_body, write_body
 
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
+
 ITEM = "/api/v1/get/item/user-123/user_features"
 
 

@@ -11,13 +11,10 @@ from devservers import free_port
 from tests.conftest import AppClient
 from tests.factories import read_body, write_body
 
+pytestmark = pytest.mark.backends("dynamodb")
+
 HANG_GUARD_SECONDS = 15
 """Far above the configured timeouts: only a call that ignores them can take this long."""
-
-
-@pytest.fixture
-def backend() -> str:
-    return "dynamodb"
 
 
 @pytest.fixture

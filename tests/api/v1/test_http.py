@@ -5,6 +5,9 @@ import pytest
 from tests.conftest import AppClient
 from tests.factories import write_body
 
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
+
 
 def test_generated_request_id(client: AppClient) -> None:
     first = client.get("/api/v1/health").headers["x-request-id"]

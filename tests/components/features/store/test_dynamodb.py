@@ -16,17 +16,14 @@ from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.settings import Settings
 from tests.factories import LATER, NOW, make_write
 
+pytestmark = pytest.mark.backends("dynamodb")
+
 
 def dynamodb_store(settings: Settings) -> DynamoDBStore:
     """`create_store`, which these settings must point at DynamoDB."""
     store = create_store(settings)
     assert isinstance(store, DynamoDBStore)
     return store
-
-
-@pytest.fixture
-def backend() -> str:
-    return "dynamodb"
 
 
 @pytest.fixture
