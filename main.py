@@ -15,10 +15,8 @@ from core import VERSION
 from core.logging import configure_logging
 from core.metrics import metrics
 from core.settings import Settings
-from middlewares.body import BodyGuardMiddleware
-from middlewares.cors import add_cors
-from middlewares.request_context import RequestContextMiddleware
-from middlewares.telemetry import RequestTelemetryMiddleware
+from middlewares.cors import cors_for
+from middlewares.request import RequestMiddleware
 
 DESCRIPTION = """
 Online feature store: compute jobs write ML features per entity and category; models read them
@@ -64,10 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         document_without_keys(app)
     app.include_router(routes.writes)
     app.include_router(routes.probes)
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
-    add_cors(app, settings)
-    app.add_middleware(RequestTelemetryMiddleware, slow_request_ms=settings.slow_request_ms)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        slow_request_ms=settings.slow_request_ms,
+        cors=cors_for(settings),
+    )
     return app
 
 
