@@ -7,17 +7,16 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI
 
 from api.auth import document_without_keys, require_read
+from api.docs import add_offline_docs
 from api.errors import register_error_handlers
-from api.v1 import routes
+from api.v1 import earlier, routes
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
 from core.metrics import metrics
 from core.settings import Settings
-from middlewares.body import BodyGuardMiddleware
-from middlewares.cors import add_cors
-from middlewares.request_context import RequestContextMiddleware
-from middlewares.telemetry import RequestTelemetryMiddleware
+from middlewares.cors import cors_for
+from middlewares.request import RequestMiddleware
 
 DESCRIPTION = """
 Online feature store: compute jobs write ML features per entity and category; models read them
@@ -50,23 +49,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.runtime = runtime
     register_error_handlers(app)
     if settings.auth_enabled:
         app.include_router(routes.reads, dependencies=[Depends(require_read)])
+        app.include_router(earlier.reads, dependencies=[Depends(require_read)])
     else:
         app.include_router(routes.reads)
+        app.include_router(earlier.reads)
         document_without_keys(app)
     app.include_router(routes.writes)
+    app.include_router(earlier.writes)
     app.include_router(routes.probes)
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
-    add_cors(app, settings)
-    app.add_middleware(RequestTelemetryMiddleware, slow_request_ms=settings.slow_request_ms)
-    app.add_middleware(RequestContextMiddleware)
+    if settings.docs_enabled:
+        add_offline_docs(app)  # after the API's routes, so matching an API request never tries them
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        slow_request_ms=settings.slow_request_ms,
+        cors=cors_for(settings),
+    )
     return app
 
 

@@ -53,7 +53,7 @@ from core.dynamodb_client import (  # noqa: E402
 )
 from core.dynamodb_client.client import CONTENT_TYPE, TARGET_PREFIX  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from tests.servers import free_port, port_open, start_dynoxide  # noqa: E402
+from devservers import free_port, port_open, start_dynoxide  # noqa: E402
 
 TABLE, OUTBOX, KEY = "bench_user_features", "bench_outbox", "bright_uid"
 CATEGORIES = ["user_features", "credit_features", "transaction_features", "trans_features", "d0_unauth_features"]

@@ -15,7 +15,7 @@ from core.auth import Authenticator
 from core.events import EventSchema, EventSink, LogSink, load_event_schema
 from core.exceptions import FeatureStoreError
 from core.outbox import OutboxRelay
-from core.settings import Settings
+from core.settings import Settings, StoreBackend
 
 logger = logging.getLogger("feature_store.runtime")
 
@@ -37,6 +37,13 @@ def create_sink(settings: Settings, schema: EventSchema) -> EventSink:
 
         return KafkaSink(settings, schema)
     return LogSink()
+
+
+def configured_tables(settings: Settings) -> list[str]:
+    """The feature tables the service reads and writes (one per entity type), or the embedded store's file."""
+    if settings.store_backend == StoreBackend.DYNAMODB:
+        return list(dict.fromkeys(entity_type.table for entity_type in settings.entity_types.values()))
+    return [str(settings.sqlite_path)]
 
 
 class Runtime:
@@ -63,6 +70,9 @@ class Runtime:
         self.controller = FeatureController(self.service)
         self._ready_at = 0.0
         self._eager: asyncio.Task[None] | None = None
+        self.store_reachable: bool | None = None
+        """What the last readiness check found; None before the first. `/health` reports it without checking."""
+        self.tables_available = configured_tables(settings)
 
     async def start(self) -> None:
         """On the app's event loop (the lifespan): start the relay, and warm up in the background if asked."""
@@ -92,6 +102,7 @@ class Runtime:
                 self._ready_at = time.monotonic()
             except FeatureStoreError as exc:
                 store_check.update(ok=False, error=exc.message)
+            self.store_reachable = store_check["ok"]
         checks = {"store": store_check, "events": self.sink.state() | self.relay.stats.as_dict()}
         backlog = self.relay.backlog
         if backlog is not None:

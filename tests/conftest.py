@@ -19,15 +19,17 @@ from components.features.store.base import OnlineStore
 from core.auth import hash_key, new_key
 from core.metrics import metrics
 from core.settings import Settings
+from devservers import ManagedServer, StatsdServer, start_dynoxide, start_moto, start_tansu
 from main import create_app
-from tests.servers import ManagedServer, StatsdServer, start_dynoxide, start_moto, start_tansu
 
 BACKENDS = ["sqlite", "dynamodb"]
-"""What storage-facing API suites run on: the embedded store and DynamoDB (Dynoxide)."""
+"""What a test that reaches a store runs on unless its `backends` marker says otherwise: the embedded
+store and DynamoDB on Dynoxide."""
 DYNAMODB_EMULATORS = ["dynamodb", "dynamodb-moto"]
-"""DynamoDB on Dynoxide and on moto: the storage contract suite and the DynamoDB store tests run on
-both, so a quirk of one emulator that the store leans on shows up as a one-backend failure."""
+"""DynamoDB on Dynoxide and on moto: the storage contract suite and the DynamoDB store tests name both,
+so a quirk of one emulator that the store leans on shows up as a one-backend failure."""
 STORE_BACKENDS = ["sqlite", *DYNAMODB_EMULATORS]
+"""Every backend a `backends` marker may name."""
 
 SettingsFactory = Callable[..., Settings]
 T = TypeVar("T")
@@ -50,9 +52,17 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`backend` (which `make_settings`, and so every store and app, depends on) runs each test once per
+    backend, or on those its `backends` marker names: `pytest.mark.backends("sqlite")` for suites that
+    storage does not affect, which the embedded store serves as well as any."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    backends = list(marker.args) if marker else BACKENDS
+    unknown = set(backends) - set(STORE_BACKENDS)
+    assert backends and not unknown, f"{metafunc.definition.nodeid}: unknown backends {sorted(unknown)}"
+    metafunc.parametrize("backend", backends)
 
 
 @pytest.fixture

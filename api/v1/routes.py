@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
 from api.auth import Writer, require_admin
+from api.routing import StrictQueryRoute
 from components.features.controller import FeatureController
 from components.features.models import (
     BatchResponse,
@@ -52,9 +53,9 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse} for code in codes}
 
 
-reads = APIRouter(prefix="/api/v1", tags=["features"])
-writes = APIRouter(prefix="/api/v1", tags=["features"])
-probes = APIRouter(prefix="/api/v1", tags=["probes"])
+reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
+writes = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
+probes = APIRouter(prefix="/api/v1", tags=["probes"], route_class=StrictQueryRoute)
 
 
 @reads.get(
@@ -111,13 +112,16 @@ async def write_features(request: Request, body: Annotated[WriteRequest, Body()]
 
 @probes.get("/health", response_model=HealthResponse, summary="Liveness")
 async def health(runtime: RuntimeDep) -> JSONBytesResponse:
-    """Touches no external service: answers as long as the process serves HTTP."""
+    """Touches no external service: answers as long as the process serves HTTP. `dynamodb_connection` is
+    what the last readiness check (`/ready`) found the online store to be, null before any check."""
     body = {
         "status": "healthy",
         "timestamp": isoformat(utcnow()),
         "service": runtime.settings.app_name,
         "version": VERSION,
         "environment": runtime.settings.environment.value,
+        "dynamodb_connection": runtime.store_reachable,
+        "tables_available": runtime.tables_available,
     }
     return JSONBytesResponse(dumps(body))
 

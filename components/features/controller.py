@@ -4,13 +4,24 @@ Every call is awaited on the event loop; where work may block (a SQLite write's 
 store or the sink hands it to a worker thread itself, so nothing here decides scheduling.
 """
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from components.features.flows import EntityFeatures
-from components.features.models import GetBatchRequest, GetItemsRequest, WriteRequest
-from components.features.services import CategoryInput, FeatureService
+from components.features.models import (
+    CategoryFeatures,
+    GetBatchRequest,
+    GetItemsData,
+    GetItemsRequest,
+    WriteData,
+    WriteMeta,
+    WriteRequest,
+)
+from components.features.services import WILDCARD, CategoryInput, FeatureService
 from components.features.store.base import StoredCategory
 from core.auth import Principal
+from core.exceptions import Forbidden, SourceRequired
 from core.serialization import JSONBytesResponse, dumps
 
 
@@ -90,3 +101,42 @@ class FeatureController:
             "timestamp": outcome.timestamp,
         }
         return JSONBytesResponse(dumps(body))
+
+    # The earlier API (seed 001): its requests become the current ones, served by the methods above.
+
+    async def read_features_by_category(
+        self, entity_value: str, entity_type: str, wanted: Mapping[str, Sequence[str]]
+    ) -> JSONBytesResponse:
+        """category -> feature names (none, or `*`, for the whole category), answered as `POST /get/items`."""
+        feature_list = [f"{category}:{name}" for category, names in wanted.items() for name in names or (WILDCARD,)]
+        data = GetItemsData.model_construct(
+            entity_type=entity_type, entity_value=entity_value, feature_list=feature_list
+        )
+        return await self.read_features(GetItemsRequest.model_construct(data=data))
+
+    async def write_by_category(
+        self,
+        entity_value: str,
+        entity_type: str,
+        categories: Mapping[str, dict[str, Any]],
+        writer: Principal | None,
+        *,
+        source: str | None,
+        compute_id: str | None,
+        ttl: int | None,
+        event_time: datetime | None,
+    ) -> JSONBytesResponse:
+        """category -> features, written as `POST /items` with `feature_list`. The earlier body has no `meta`:
+        without API keys a write that names no writer is refused as unauthorised, saying how to name it."""
+        feature_list = [
+            CategoryFeatures.model_construct(category=category, features=features)
+            for category, features in categories.items()
+        ]
+        data = WriteData.model_construct(entity_type=entity_type, entity_value=entity_value, feature_list=feature_list)
+        meta = WriteMeta.model_construct(source=source, compute_id=compute_id, ttl=ttl, event_time=event_time)
+        try:
+            return await self.write(WriteRequest.model_construct(meta=meta, data=data), writer)
+        except SourceRequired:
+            raise Forbidden(
+                "name the writer with the `source` query parameter (`?source=<writer>`); it must be an allowed writer"
+            ) from None

@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
     StrictInt,
     StringConstraints,
     WithJsonSchema,
@@ -218,6 +219,38 @@ class WriteRequest(BaseModel):
     )
 
 
+FeatureSelector = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_.-]{1,128}|\*)$")]
+"""A feature name, or `*` for the whole category."""
+
+
+class EarlierReadBody(RootModel[dict[Name, list[FeatureSelector]]]):
+    """The earlier API's read: category -> the feature names wanted; `[]` or `["*"]` is the whole category."""
+
+    root: dict[Name, list[FeatureSelector]] = Field(min_length=1)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "additionalProperties": False,
+            "examples": [{"user_features": ["age", "income"], "transaction_features": []}],
+        }
+    )
+
+
+class EarlierWriteBody(RootModel[dict[Name, Annotated[FeatureValues, Field(min_length=1)]]]):
+    """The earlier API's write: category -> its features, each category's data replaced as a whole."""
+
+    root: dict[Name, Annotated[FeatureValues, Field(min_length=1)]] = Field(min_length=1)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "additionalProperties": False,
+            "examples": [
+                {"user_features": {"age": 30, "income": 60000, "city": "SF"}, "credit_features": {"credit_score": 750}}
+            ],
+        }
+    )
+
+
 class FeatureMetadata(BaseModel):
     created_at: str = Field(examples=["2025-10-13T08:12:47.751080+00:00"])
     updated_at: str = Field(examples=["2025-10-13T09:15:51.358632+00:00"])
@@ -281,6 +314,13 @@ class HealthResponse(BaseModel):
     service: str
     version: str
     environment: str
+    dynamodb_connection: bool | None = Field(
+        description="Whether the online store answered the last readiness check; null before the first."
+    )
+    tables_available: list[str] = Field(
+        description="The feature tables the service is configured to use, or the embedded store's file.",
+        examples=[["user_feature_store", "account_feature_store"]],
+    )
 
 
 class ReadyResponse(BaseModel):

@@ -13,7 +13,7 @@ from components.features.flows import EntityFeatures, FeatureFlows, FeatureSelec
 from components.features.models import NAME_PATTERN, has_unsafe_characters
 from components.features.store.base import StoredCategory
 from core.auth import Principal
-from core.exceptions import Forbidden, InvalidRequest, NotFound
+from core.exceptions import Forbidden, InvalidRequest, NotFound, SourceRequired
 from core.request_context import annotate_request
 from core.serialization import MAX_INT, MIN_INT
 from core.settings import EntityType, Settings
@@ -189,7 +189,7 @@ class FeatureService:
         keys, the key decides: a source it does not own or a category it may not write is a 403."""
         if writer is None:
             if source is None:
-                raise InvalidRequest(
+                raise SourceRequired(
                     "meta.source is required: it names the writer", ("body", "meta", "source"), "missing"
                 )
             if source not in self.allowed_writers:

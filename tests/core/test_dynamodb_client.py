@@ -37,7 +37,7 @@ from core.dynamodb_client import (
 from core.dynamodb_client.retries import RetryPolicy
 from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.settings import Settings
-from tests.servers import free_port
+from devservers import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -56,8 +56,9 @@ class BatchRead:
 
 
 class OnlineStore(OutboxStore, Protocol):
-    """Features and their outbox in one store, so a write and its events commit together; the outbox
-    side is `core.outbox.OutboxStore`, which the relay needs and nothing more."""
+    """Features and their outbox in one store, so a write and its events commit together. The outbox
+    side (claim leases due events to one replica for a while, retry makes failed ones due again after
+    a delay, delete, stats) is `core.outbox.OutboxStore`, which the relay needs and nothing more."""
 
     name: str
     max_categories_per_write: int

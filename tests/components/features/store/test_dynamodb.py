@@ -12,10 +12,10 @@ from components.features.store.dynamodb import DynamoDBStore, create_tables
 from core.dynamodb_client import DynamoDBClient, DynamoDBServiceError, get_client
 from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.settings import Settings
-from tests.components.features.store.test_contract import LATER, NOW, make_write
 from tests.conftest import DYNAMODB_EMULATORS
+from tests.factories import LATER, NOW, make_write
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.backends(*DYNAMODB_EMULATORS)]
 
 
 def dynamodb_store(settings: Settings) -> DynamoDBStore:
@@ -23,12 +23,6 @@ def dynamodb_store(settings: Settings) -> DynamoDBStore:
     store = create_store(settings)
     assert isinstance(store, DynamoDBStore)
     return store
-
-
-@pytest.fixture(params=DYNAMODB_EMULATORS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """DynamoDB on Dynoxide and on moto."""
-    return request.param
 
 
 @pytest.fixture
@@ -145,7 +139,7 @@ async def test_empty_strings_lists_and_maps(store: DynamoDBStore, user) -> None:
     assert (await store.read(user, "user-1", {"user_features": None}))["user_features"].data == data
 
 
-@pytest.mark.parametrize("backend", ["dynamodb"])
+@pytest.mark.backends("dynamodb")
 async def test_an_empty_object_key(store: DynamoDBStore, user) -> None:
     """DynamoDB (and Dynoxide) keep a map entry whose key is the empty string. Not run on moto 5.2,
     which answers `{"M": {"": {"S": ""}, "x": ...}}` as `{"M": {"S": "", "x": ...}}`, a different map."""
@@ -255,7 +249,7 @@ async def test_one_invalid_category_writes_nothing(store: DynamoDBStore, user) -
     assert (await store.outbox_stats()).pending == 0
 
 
-@pytest.mark.parametrize("backend", ["dynamodb"])
+@pytest.mark.backends("dynamodb")
 async def test_nesting_past_dynamodbs_limit_writes_nothing(store: DynamoDBStore, user) -> None:
     """DynamoDB refuses nesting deeper than 32 levels: the whole transaction must fail, events too.
     Not run on moto 5.2, which stores any depth."""

@@ -11,7 +11,7 @@ import pytest
 
 from components.features.store.sqlite import SQLiteStore
 from core.settings import Settings
-from tests.components.features.store.test_contract import NOW, make_write
+from tests.factories import NOW, make_write
 
 pytestmark = pytest.mark.anyio
 USER = Settings(_env_file=None).entity_types["bright_uid"]

@@ -1,0 +1,154 @@
+"""The route class of every API router: the one place that judges a request's query-string names.
+
+FastAPI ignores query parameters it was not told about, so a misspelt or unsupported one
+(`?entity_typ=account_id`) would silently be dropped and the default served: another entity's data.
+Here each route knows the names it declares, precomputed once from its dependant (its own
+parameters and its dependencies'; not those `include_router` adds, which take none here, as a test
+of every operation checks), and refuses with a 422:
+- a name it does not declare;
+- a single-valued parameter given twice, since FastAPI would use one value and drop the other;
+- an alias and the name it stands for given with different values.
+
+Aliases: `table_type` is the earlier API's name for `entity_type`, accepted by every operation that
+declares `entity_type`. It is renamed here, before FastAPI reads the parameters, so the operation
+declares one parameter and pays for one (FastAPI resolves each declared parameter on every request);
+OpenAPI documents the alias beside it.
+
+A request without a query string pays one dictionary lookup. The docs pages (`/docs`, `/redoc`,
+`/openapi.json`) are not API routes and accept any query string.
+"""
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi._compat import field_annotation_is_sequence
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+
+from components.features.models import ErrorResponse
+
+MAX_REPORTED = 20
+"""Most refused parameters one error lists; a query string can hold thousands."""
+QUERY_ALIASES = {"table_type": "entity_type"}
+"""Alias -> the parameter it stands for, on every operation that declares that parameter."""
+ALIAS_DESCRIPTIONS = {"table_type": "The earlier API's name for `entity_type`; if both are given they must agree."}
+
+
+@dataclass(frozen=True)
+class QueryNames:
+    declared: frozenset[str]
+    single: frozenset[str]
+    """Declared names that take one value (FastAPI reads a list parameter from every repetition)."""
+    aliases: dict[str, str]
+    """The aliases this operation accepts -> the declared name each stands for."""
+
+    @property
+    def accepted(self) -> frozenset[str]:
+        return self.declared | self.aliases.keys()
+
+
+def query_names(dependant: Dependant) -> QueryNames:
+    declared: set[str] = set()
+    single: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        for field in current.query_params:
+            declared.add(field.alias)
+            if not field_annotation_is_sequence(field.field_info.annotation):
+                single.add(field.alias)
+        pending.extend(current.dependencies)
+    aliases = {alias: name for alias, name in QUERY_ALIASES.items() if name in declared}
+    single |= {alias for alias, name in aliases.items() if name in single}
+    return QueryNames(frozenset(declared), frozenset(single), aliases)
+
+
+def _refusal(name: str, kind: str, message: str) -> dict[str, Any]:
+    return {"type": kind, "loc": ("query", name), "msg": message}
+
+
+def refused_query_parameters(pairs: list[tuple[str, str]], names: QueryNames) -> list[dict[str, Any]]:
+    """Field errors for every refused name in the query string's (name, value) pairs; empty when all is well."""
+    given: dict[str, list[str]] = {}
+    for name, value in pairs:
+        given.setdefault(name, []).append(value)
+    accepted = names.accepted
+    unknown = sorted(name for name in given if name not in accepted)
+    listed = ", ".join(sorted(accepted)) or "none"
+    errors = [
+        _refusal(name, "extra_forbidden", f"unknown query parameter; this operation accepts: {listed}")
+        for name in unknown
+    ]
+    errors += [
+        _refusal(name, "repeated_parameter", "given more than once; send one value")
+        for name, values in sorted(given.items())
+        if len(values) > 1 and name in names.single
+    ]
+    for alias, name in names.aliases.items():
+        if alias in given and name in given and given[alias][-1] != given[name][-1]:
+            errors.append(
+                _refusal(
+                    alias,
+                    "value_error",
+                    f"{name} {given[name][-1][:128]!r} and its alias {alias} {given[alias][-1][:128]!r} disagree; "
+                    "give one of them",
+                )
+            )
+    if len(errors) > MAX_REPORTED:
+        errors = [*errors[:MAX_REPORTED], _refusal("...", "extra_forbidden", f"and {len(errors) - MAX_REPORTED} more")]
+    return errors
+
+
+def check_query(request: Request, names: QueryNames) -> Request:
+    """The request to serve: as it came, or with its aliases renamed; RequestValidationError if refused."""
+    params = request.query_params
+    pairs = params.multi_items()
+    if len(pairs) == len(params) and params.keys() <= names.declared:
+        return request
+    errors = refused_query_parameters(pairs, names)
+    if errors:
+        raise RequestValidationError(errors)
+    given = params.keys()
+    renamed = [
+        (names.aliases.get(name, name), value)
+        for name, value in pairs
+        if name not in names.aliases or names.aliases[name] not in given  # an agreeing alias adds nothing
+    ]
+    request.scope["query_string"] = urlencode(renamed).encode("ascii")
+    return Request(request.scope, request.receive)
+
+
+class StrictQueryRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        # Any operation may answer 422 now, so the document says so, in the service's envelope.
+        kwargs["responses"] = {422: {"model": ErrorResponse}, **(kwargs.get("responses") or {})}
+        super().__init__(path, endpoint, **kwargs)
+        documented = [
+            {
+                "name": alias,
+                "in": "query",
+                "required": False,
+                "description": ALIAS_DESCRIPTIONS[alias],
+                "schema": {"type": "string", "maxLength": 128},
+            }
+            for alias in query_names(self.dependant).aliases
+        ]
+        if documented:
+            extra = self.openapi_extra or {}
+            self.openapi_extra = {**extra, "parameters": [*extra.get("parameters", ()), *documented]}
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        names = query_names(self.dependant)
+
+        async def checked(request: Request) -> Response:
+            if request.scope["query_string"]:
+                request = check_query(request, names)
+            return await handler(request)
+
+        return checked

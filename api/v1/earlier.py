@@ -1,0 +1,102 @@
+"""The earlier API (seed 001, "Feature Store CRUD Application"), kept for the callers that still use it.
+
+Its single-category read is the current `GET /get/item/{entity_value}/{category}`, which accepts
+`table_type` as an alias of `entity_type`. Its two other calls are here, deprecated in OpenAPI, and
+served by the current reads and writes: the controller turns their bodies into the current requests.
+Included after the current routers (`main.create_app`), so none of these paths can shadow a current one.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+
+from api.auth import Writer
+from api.routing import StrictQueryRoute
+from api.v1.routes import controller_of
+from components.features.models import (
+    EarlierReadBody,
+    EarlierWriteBody,
+    EntityValue,
+    ErrorResponse,
+    FeaturesResponse,
+    MetaText,
+    WriteResponse,
+)
+from core.serialization import JSONBytesResponse
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
+reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
+writes = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
+
+EntityTypeQuery = Annotated[str, Query(max_length=128)]
+"""As on the current read; `table_type` is accepted as its alias (see api/routing.py)."""
+EntityValuePath = Annotated[EntityValue, Path(openapi_examples={"user": {"value": "user-123"}})]
+"""Examples as OpenAPI parameter examples, which Swagger UI's "Try it out" fills in (JSON Schema ones it does not)."""
+
+
+@reads.post(
+    "/get/item/{entity_value}",
+    response_model=FeaturesResponse,
+    responses=_errors(401, 403, 413, 415, 422, 429, 503),
+    summary="Read features across categories of one entity (earlier API)",
+    deprecated=True,
+)
+async def read_features_by_category(
+    request: Request,
+    entity_value: EntityValuePath,
+    body: EarlierReadBody,
+    entity_type: EntityTypeQuery = "bright_uid",
+) -> JSONBytesResponse:
+    """The body maps each category to the feature names wanted; `[]` or `["*"]` asks for the whole
+    category. Answers exactly like `POST /api/v1/get/items`, which replaces it: a body
+    `{"user_features": ["age"], "transaction_features": []}` is the feature list
+    `["user_features:age", "transaction_features:*"]`."""
+    return await controller_of(request).read_features_by_category(entity_value, entity_type, body.root)
+
+
+@writes.post(
+    "/items/{entity_value}",
+    response_model=WriteResponse,
+    responses=_errors(401, 403, 413, 415, 422, 429, 503),
+    summary="Write features of one entity (earlier API)",
+    deprecated=True,
+)
+async def write_by_category(
+    request: Request,
+    entity_value: EntityValuePath,
+    body: Annotated[EarlierWriteBody, Body()],
+    writer: Writer,
+    entity_type: EntityTypeQuery = "bright_uid",
+    source: Annotated[
+        MetaText | None,
+        Query(
+            description="The writer, as `meta.source` of `POST /api/v1/items`: required without API keys; "
+            "with keys, one of the key's sources (its first when absent).",
+            openapi_examples={"prediction_service": {"value": "prediction_service"}},
+        ),
+    ] = None,
+    compute_id: Annotated[MetaText | None, Query(description="The job run that computed the features.")] = None,
+    ttl: Annotated[int | None, Query(gt=0, description="Seconds the written categories stay valid.")] = None,
+    event_time: Annotated[
+        datetime | None,
+        Query(description="When the data was true (ISO 8601; write `+` as `%2B`); older writes are skipped."),
+    ] = None,
+) -> JSONBytesResponse:
+    """The body maps each category to its features; each category's data is replaced as a whole, all
+    categories atomically, exactly like `POST /api/v1/items` with `feature_list`, which replaces it.
+    What the current write carries in `meta` comes in the query string."""
+    return await controller_of(request).write_by_category(
+        entity_value,
+        entity_type,
+        body.root,
+        writer,
+        source=source,
+        compute_id=compute_id,
+        ttl=ttl,
+        event_time=event_time,
+    )
