@@ -10,7 +10,7 @@ error text this module keeps or logs has the configured secrets removed.
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, SerializingProducer
@@ -58,16 +58,24 @@ class ExplainedSerializer:
     """The Avro serializer, with the registry's refusals turned into errors that say what to do
     (the producer reports only the text of what its serializer raised)."""
 
-    def __init__(self, serializer: AvroSerializer, subject: str, settings: Settings) -> None:
+    def __init__(
+        self, serializer: AvroSerializer, subject: str, settings: Settings, redact: Callable[[str], str]
+    ) -> None:
         self.serializer = serializer
         self.subject = subject
         self.settings = settings
+        self.redact = redact
+        self._last_refusal: str | None = None
 
     def __call__(self, value: Any, ctx: SerializationContext) -> bytes | None:
         try:
             return self.serializer(value, ctx)
         except SchemaRegistryError as exc:
-            raise SerializationError(explain_registry_error(exc, self.subject, self.settings)) from exc
+            message = self.redact(explain_registry_error(exc, self.subject, self.settings))
+            if message != self._last_refusal:  # once per change, not once per retry
+                logger.error("schema registry refused the event schema", extra={"error": message})
+                self._last_refusal = message
+            raise SerializationError(message) from exc
 
 
 def error_text(exc: BaseException) -> str:
@@ -121,7 +129,7 @@ class KafkaSink:
                     # One registry client and serializer for the process: they cache the schema id.
                     self.registry = self._create_registry()
                     serializer = AvroSerializer(self.registry, self.schema.text, conf=serializer_config(self.settings))
-                    self._serializer = ExplainedSerializer(serializer, self.subject, self.settings)
+                    self._serializer = ExplainedSerializer(serializer, self.subject, self.settings, self._redact)
                 self._producer = SerializingProducer(
                     {
                         **producer_config(self.settings, on_token_failure=self._on_token_failure),
@@ -159,7 +167,7 @@ class KafkaSink:
             return self._get_producer()
         except KafkaException as exc:
             # librdkafka only says the token did not arrive; the token callback said why.
-            message = self._set_error(self._token_error or f"Kafka producer not created: {error_text(exc)}")
+            message = self._set_error(self._token_error or error_text(exc))
             logger.warning("kafka producer not created", extra={"error": message})
             return None
 
@@ -207,7 +215,12 @@ class KafkaSink:
         if delivery.failed:
             errors = {error.str() for error in reports.values() if error is not None}
             if errors:
-                self._set_error("; ".join(sorted(errors)))
+                # A timed-out delivery says little on its own; the client's last error says why
+                # (TLS handshake, authentication, brokers down).
+                message = "; ".join(sorted(errors))
+                if self._client_error and self._client_error not in message:
+                    message += f" (last client error: {self._client_error})"
+                self._set_error(message)
             self._discard_producer(producer)
         elif delivery.delivered:
             self._last_error = self._client_error = self._token_error = None
