@@ -5,9 +5,12 @@ TLS with certificates from a CA made for the session (Tansu advertises the stunn
   sign the broker's certificate failing clearly while writes go on and events wait in the outbox.
 - Mutual TLS: a stunnel port that requires a client certificate signed by the session's CA.
 - SASL/SCRAM over TLS: Tansu 0.6 with `--authentication` runs the SCRAM exchange, but no user can
-  be created in it (`tansu user create` is refused by a broker that requires authentication, and a
-  broker that does not keeps no SCRAM credentials with its memory storage), so only the refusal of
-  credentials is proven here: it must be clear in `/ready`, and the password must show nowhere.
+  be created in it: `tansu user create` is refused (NotAuthenticated) by a broker that requires
+  authentication; a broker started without it accepts the user but answers every SASL handshake
+  with UNSUPPORTED_SASL_MECHANISM; and its storage engines (memory://, s3://) keep no SCRAM
+  credentials, so a second broker with `--authentication` on shared storage knows no user either.
+  Only the refusal of credentials is proven here, over both SCRAM mechanisms: it must be clear in
+  `/ready`, writes go on, the events wait, and the password shows nowhere.
 """
 
 import logging
