@@ -33,6 +33,8 @@ from tests.servers import Stunnel, TestCertificates, free_port, start_tansu_on
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
 SASL_PASSWORD = "never-shown-Zq8v3KpL"
+FAILING_FAST = {"kafka_message_timeout_ms": 600, "shutdown_flush_seconds": 0.2}
+"""For tests whose deliveries must fail: fail them soon, and do not linger over them at shutdown."""
 
 
 @dataclass(frozen=True)
@@ -156,9 +158,8 @@ def assert_events_kept_with_a_clear_error(client, expected_pending: int, *reason
 def test_a_broker_certificate_from_another_ca_fails_clearly_and_loses_no_event(
     make_client, secured_kafka: SecuredKafka, tls_topic: str
 ) -> None:
-    wrong = make_client(
-        **tls_settings(secured_kafka, tls_topic, kafka_ssl_ca_location=str(secured_kafka.certificates.other_ca))
-    )
+    other_ca = str(secured_kafka.certificates.other_ca)
+    wrong = make_client(**tls_settings(secured_kafka, tls_topic, kafka_ssl_ca_location=other_ca, **FAILING_FAST))
     write(wrong, "user-1", {"user_features": {"a": 1}, "credit_features": {"b": 2}})
     assert_events_kept_with_a_clear_error(wrong, 2, "SSL handshake failed", "certificate verify failed")
     wrong.__exit__(None, None, None)
@@ -173,7 +174,9 @@ def test_a_broker_certificate_from_another_ca_fails_clearly_and_loses_no_event(
 def test_without_a_client_certificate_the_mutual_tls_port_refuses(
     make_client, secured_kafka: SecuredKafka, tls_topic: str
 ) -> None:
-    client = make_client(**tls_settings(secured_kafka, tls_topic, kafka_broker_url=secured_kafka.mutual_tls))
+    client = make_client(
+        **tls_settings(secured_kafka, tls_topic, kafka_broker_url=secured_kafka.mutual_tls, **FAILING_FAST)
+    )
     write(client, "user-1", {"user_features": {"a": 1}})
     assert_events_kept_with_a_clear_error(client, 1, "certificate required")
 
@@ -196,6 +199,7 @@ def test_credentials_the_broker_refuses_fail_clearly_and_the_password_shows_nowh
         kafka_sasl_mechanism=mechanism,
         kafka_sasl_username="feature-store",
         kafka_sasl_password=SASL_PASSWORD,
+        **FAILING_FAST,
     )
     caplog.set_level(logging.DEBUG)
     client = make_client(**overrides)
