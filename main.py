@@ -16,10 +16,8 @@ from core import VERSION
 from core.logging import configure_logging
 from core.metrics import metrics
 from core.settings import Settings
-from middlewares.body import BodyGuardMiddleware
-from middlewares.cors import add_cors
-from middlewares.request_context import RequestContextMiddleware
-from middlewares.telemetry import RequestTelemetryMiddleware
+from middlewares.cors import cors_for
+from middlewares.request import RequestMiddleware
 
 DESCRIPTION = """
 Online feature store: compute jobs write ML features per entity and category; models read them
@@ -70,10 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.probes)
     if settings.docs_enabled:
         add_offline_docs(app)  # after the API's routes, so matching an API request never tries them
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
-    add_cors(app, settings)
-    app.add_middleware(RequestTelemetryMiddleware, slow_request_ms=settings.slow_request_ms)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        slow_request_ms=settings.slow_request_ms,
+        cors=cors_for(settings),
+    )
     return app
 
 

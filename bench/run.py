@@ -37,7 +37,7 @@ from bench.load import run_hey, run_wrk  # noqa: E402
 from bench.profiles import print_summary, record_during, summarise  # noqa: E402
 from bench.report import Report, Result, cpu_ratios, draw_chart, evaluate_targets, print_report  # noqa: E402
 from bench.scenarios import SCENARIOS, Scenario  # noqa: E402
-from tests.servers import free_port, start_dynoxide, start_tansu  # noqa: E402
+from devservers import free_port, start_dynoxide, start_tansu  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

@@ -1,4 +1,5 @@
-"""The service's one error hierarchy; `api/errors.py` maps it to HTTP in one place."""
+"""The service's one error hierarchy; each error carries its HTTP status and code, which
+`core/error_envelope.py` turns into a response (`api/errors.py` registers that for the routes)."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -48,6 +49,13 @@ class InvalidRequest(FeatureStoreError):
 
 class SourceRequired(InvalidRequest):
     """A write without API keys that does not name its writer."""
+
+
+class BadRequest(FeatureStoreError):
+    """A request the HTTP layer cannot read at all (e.g. a malformed Content-Length header)."""
+
+    status_code = 400
+    error = "bad_request"
 
 
 class NotFound(FeatureStoreError):

@@ -2,10 +2,9 @@
 or as soon as a streamed body crosses the limit, never buffered whole first."""
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
-from api.errors import error_response
-from core.exceptions import PayloadTooLarge, UnsupportedMediaType
+from core.exceptions import BadRequest, FeatureStoreError, PayloadTooLarge, UnsupportedMediaType
 
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -24,40 +23,33 @@ def is_json(content_type: bytes) -> bool:
     )
 
 
-class BodyGuardMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
+def refusal(scope: Scope, limit: int) -> FeatureStoreError | None:
+    """Why the body of a POST, PUT or PATCH is refused from its headers alone; None when it may be read."""
+    headers = dict(scope["headers"])
+    length_header = headers.get(b"content-length")
+    chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+    if length_header is not None:
+        if not length_header.isdigit():
+            return BadRequest("invalid Content-Length header")
+        if int(length_header) > limit:
+            return PayloadTooLarge(BodyTooLarge(limit).detail)
+    has_body = chunked or (length_header is not None and int(length_header) > 0)
+    if has_body and not is_json(headers.get(b"content-type", b"")):
+        return UnsupportedMediaType("request body must be JSON (Content-Type: application/json)")
+    return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in METHODS_WITH_BODY:
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        length_header = headers.get(b"content-length")
-        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
-        limit = self.max_body_bytes
-        if length_header is not None:
-            if not length_header.isdigit():
-                await error_response(400, "bad_request", "invalid Content-Length header")(scope, receive, send)
-                return
-            if int(length_header) > limit:
-                await error_response(413, PayloadTooLarge.error, BodyTooLarge(limit).detail)(scope, receive, send)
-                return
-        has_body = chunked or (length_header is not None and int(length_header) > 0)
-        if has_body and not is_json(headers.get(b"content-type", b"")):
-            message = "request body must be JSON (Content-Type: application/json)"
-            await error_response(415, UnsupportedMediaType.error, message)(scope, receive, send)
-            return
-        received = 0
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
+def limited(receive: Receive, limit: int) -> Receive:
+    """`receive` that raises `BodyTooLarge` as soon as the body read so far crosses `limit`."""
+    received = 0
 
-        await self.app(scope, counting_receive, send)
+    async def counting_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return counting_receive

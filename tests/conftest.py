@@ -18,8 +18,8 @@ from components.features.store.base import OnlineStore
 from core.auth import hash_key, new_key
 from core.metrics import metrics
 from core.settings import Settings
+from devservers import ManagedServer, StatsdServer, start_dynoxide, start_tansu
 from main import create_app
-from tests.servers import ManagedServer, StatsdServer, start_dynoxide, start_tansu
 
 BACKENDS = ["sqlite", "dynamodb"]
 
@@ -32,9 +32,17 @@ class AppClient(TestClient):
     app: FastAPI
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`backend` (which `make_settings`, and so every store and app, depends on) runs each test once per
+    backend, or on those its `backends` marker names: `pytest.mark.backends("sqlite")` for suites that
+    storage does not affect, which the embedded store serves as well as any."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    backends = list(marker.args) if marker else BACKENDS
+    unknown = set(backends) - set(BACKENDS)
+    assert backends and not unknown, f"{metafunc.definition.nodeid}: unknown backends {sorted(unknown)}"
+    metafunc.parametrize("backend", backends)
 
 
 @pytest.fixture

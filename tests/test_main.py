@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import ServiceProcess
+from devservers import ServiceProcess
 
 BASE_ENV = {"STORE_BACKEND": "sqlite", "ENVIRONMENT": "development", "LOG_LEVEL": "WARNING"}
 

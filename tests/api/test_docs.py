@@ -19,10 +19,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from devservers import free_port
 from main import create_app
-from tests.servers import free_port
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+pytestmark = pytest.mark.backends("sqlite")
 REDOC_BRANDING = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 

@@ -10,7 +10,7 @@ from api.v1 import earlier, routes
 from main import create_app
 from tests.conftest import AppClient
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+pytestmark = pytest.mark.backends("sqlite")
 
 ROUTERS = (routes.reads, routes.writes, routes.probes, earlier.reads, earlier.writes)
 ROUTES = [route for router in ROUTERS for route in router.routes if isinstance(route, StrictQueryRoute)]

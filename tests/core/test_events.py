@@ -12,6 +12,9 @@ from fastavro.validation import validate
 from core.events import SCHEMA_PATH, LogSink, feature_available_event, load_event_schema
 from core.exceptions import ConfigurationError
 
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
+
 SEED_SCHEMA: dict[str, Any] = {
     "type": "record",
     "name": "FeatureAvailabilityEvent",

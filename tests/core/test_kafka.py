@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from components.features.store import create_store
 from core.events import SCHEMA_PATH, load_event_schema
 from core.kafka import KafkaSink
-from tests.components.features.store.test_contract import make_write
+from devservers import free_port
 from tests.conftest import KafkaBroker, SettingsFactory
-from tests.servers import free_port
+from tests.factories import make_write
 
 SCHEMA = fastavro.parse_schema(json.loads(SCHEMA_PATH.read_text()))
 

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from core.metrics import Metrics, metrics
-from tests.servers import free_udp_port
+from devservers import free_udp_port
 
 
 def test_off_without_host_sends_nothing_and_times_nothing() -> None:

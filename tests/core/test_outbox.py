@@ -7,7 +7,7 @@ from components.features.store.base import OnlineStore
 from core.events import Delivery, OutboxEvent
 from core.metrics import metrics
 from core.outbox import OutboxRelay, backoff_seconds
-from tests.components.features.store.test_contract import make_write
+from tests.factories import make_write
 
 
 class FlakySink:

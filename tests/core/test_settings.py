@@ -5,6 +5,9 @@ from pydantic import ValidationError
 
 from core.settings import Settings
 
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

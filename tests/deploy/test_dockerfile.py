@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.deploy.conftest import ROOT, Dockerfile
+
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def hadolint() -> str:
@@ -92,6 +96,7 @@ def test_dockerignore_keeps_the_service_and_drops_the_rest() -> None:
         ".mypy_cache/3.11/cache.db",
         "data/features.db",
         "tests/conftest.py",
+        "devservers.py",
         "bench/results/x.json",
         ".env",
         "requirements-dev.lock",

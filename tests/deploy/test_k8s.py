@@ -10,6 +10,9 @@ from core.settings import Settings
 from tests.conftest import AppClient
 from tests.deploy.conftest import K8S, Dockerfile
 
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
+
 Manifests = dict[str, dict[str, Any]]
 SETTINGS_NAMES = {name.upper() for name in Settings.model_fields}
 PROCESS_ENV = {"WEB_CONCURRENCY"}

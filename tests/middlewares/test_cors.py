@@ -7,6 +7,9 @@ from pydantic import ValidationError
 from core.settings import Settings
 from main import create_app
 
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
+
 PREFLIGHT = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
 
 

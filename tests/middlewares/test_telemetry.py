@@ -13,8 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.logging import HANDLER_NAME
-from tests.api.v1.conftest import read_body, write_body
-from tests.servers import ServiceProcess
+from devservers import ServiceProcess
+from tests.factories import read_body, write_body
+
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
 
 ITEM = "-api-v1-get-item-entity_value-category"
 """How Etsy statsd stores the route template /api/v1/get/item/{entity_value}/{category} in a key."""
@@ -51,7 +54,7 @@ def json_client(make_client: Callable[..., TestClient]) -> Callable[..., tuple[T
     return start
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.backends("sqlite")
 def test_known_requests_give_known_metrics(json_client, statsd) -> None:
     """Store calls are named per backend (`sqlite.read`); everything else is the same on every backend."""
     client, _ = json_client(**statsd.settings, outbox_gauge_seconds=0.05)
@@ -117,7 +120,7 @@ def test_known_requests_give_known_metrics(json_client, statsd) -> None:
     }
 
 
-@pytest.mark.parametrize("backend", ["dynamodb"])
+@pytest.mark.backends("dynamodb")
 def test_dynamodb_calls_are_timed_by_name(json_client, statsd) -> None:
     client, _ = json_client(**statsd.settings)
     assert client.post("/api/v1/items", json=write_body("u-1")).status_code == 200
@@ -137,7 +140,7 @@ def test_dynamodb_calls_are_timed_by_name(json_client, statsd) -> None:
     assert statsd.wait_for("timers", {"dynamodb.outbox_delete": 1})
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.backends("sqlite")
 def test_store_errors_are_counted_per_call(json_client, statsd, monkeypatch) -> None:
     import sqlite3
 

@@ -4,8 +4,8 @@ import os
 import subprocess
 import sys
 
+from devservers import ROOT
 from tests.conftest import dynamodb_tables
-from tests.servers import ROOT
 
 
 def test_creates_the_tables_once(dynamodb_endpoint: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.events import OutboxEvent
-from core.outbox import OutboxStats
+from core.outbox import OutboxStore
 from core.settings import EntityType
 
 Wanted = Mapping[str, frozenset[str] | None]
@@ -48,7 +48,11 @@ class BatchRead:
     """Entity values the store could not read in time."""
 
 
-class OnlineStore(Protocol):
+class OnlineStore(OutboxStore, Protocol):
+    """Features and their outbox in one store, so a write and its events commit together. The outbox
+    side (claim leases due events to one replica for a while, retry makes failed ones due again after
+    a delay, delete, stats) is `core.outbox.OutboxStore`, which the relay needs and nothing more."""
+
     name: str
     max_categories_per_write: int
     """The most categories one atomic write may hold on this backend."""
@@ -71,15 +75,5 @@ class OnlineStore(Protocol):
     ) -> list[str]:
         """Commit every write whose event_time is not older than the stored one, with its event,
         atomically; `now_iso` becomes created_at of new categories. Return the skipped categories."""
-
-    def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
-        """Lease due events to this process so other replicas leave them alone for a while."""
-
-    def delete_events(self, event_ids: Sequence[str]) -> None: ...
-
-    def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
-        """Release failed events, due again after `delay_seconds`."""
-
-    def outbox_stats(self) -> OutboxStats: ...
 
     def close(self) -> None: ...

@@ -1,33 +1,15 @@
+"""The API suite's fixtures: a write that must succeed, and the app's clock moved by hand."""
+
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import AppClient
+from tests.factories import write_body
 
-def write_body(
-    entity_value: str = "user-123",
-    categories: dict[str, dict[str, Any]] | None = None,
-    *,
-    source: str = "prediction_service",
-    entity_type: str = "bright_uid",
-    **meta: Any,
-) -> dict[str, Any]:
-    categories = categories or {"user_features": {"age": 30, "income": 60000, "city": "SF"}}
-    return {
-        "metadata": {"source": source, "compute_id": "compute-123", **meta},
-        "data": {
-            "entity_type": entity_type,
-            "entity_value": entity_value,
-            "feature_list": [{"category": name, "features": features} for name, features in categories.items()],
-        },
-    }
-
-
-def read_body(entity_value: str, *feature_list: str, entity_type: str = "bright_uid") -> dict[str, Any]:
-    return {
-        "meta": {"source": "api"},
-        "data": {"entity_type": entity_type, "entity_value": entity_value, "feature_list": list(feature_list)},
-    }
+CLOCK_START = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -38,3 +20,15 @@ def write(client: TestClient):
         return response.json()
 
     return do
+
+
+@pytest.fixture
+def clock(client: AppClient):
+    """Moves the app's clock by hand: `clock.now` is the current epoch second, as a float, from `clock.start`."""
+
+    class Clock:
+        start = CLOCK_START
+        now = CLOCK_START.timestamp()
+
+    client.app.state.runtime.flows.clock = lambda: Clock.now
+    return Clock

@@ -5,7 +5,10 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.v1.conftest import read_body, write_body
+from tests.factories import read_body, write_body
+
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
 
 ITEM = "/api/v1/get/item/user-123/user_features"
 

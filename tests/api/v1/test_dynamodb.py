@@ -7,17 +7,14 @@ from collections.abc import Iterator
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.v1.conftest import read_body, write_body
+from devservers import free_port
 from tests.conftest import AppClient
-from tests.servers import free_port
+from tests.factories import read_body, write_body
+
+pytestmark = pytest.mark.backends("dynamodb")
 
 HANG_GUARD_SECONDS = 15
 """Far above the configured timeouts: only a call that ignores them can take this long."""
-
-
-@pytest.fixture
-def backend() -> str:
-    return "dynamodb"
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.api.v1.conftest import read_body, write_body
 from tests.conftest import AppClient
+from tests.factories import read_body, write_body
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
@@ -17,27 +17,16 @@ def item(client: AppClient, entity_value: str = "user-123", category: str = "use
     return client.get(f"/api/v1/get/item/{entity_value}/{category}")
 
 
-@pytest.fixture
-def clock(client: AppClient):
-    """Moves the app's clock by hand: `clock.now` is the current epoch second, as a float."""
-
-    class Clock:
-        now = T0.timestamp()
-
-    client.app.state.runtime.flows.clock = lambda: Clock.now
-    return Clock
-
-
 def test_expiry_at_the_boundary(client: AppClient, clock) -> None:
     assert client.post("/api/v1/items", json=write_body(ttl=60)).status_code == 200
     metadata = item(client).json()["features"]["metadata"]
     assert metadata["updated_at"] == "2026-03-01T12:00:00.250000+00:00"
     assert metadata["expires_at"] == "2026-03-01T12:01:00.250000+00:00"
-    clock.now = (T0 + timedelta(seconds=60) - timedelta(microseconds=1)).timestamp()
+    clock.now = (clock.start + timedelta(seconds=60) - timedelta(microseconds=1)).timestamp()
     assert item(client).status_code == 200
     many = client.post("/api/v1/get/items", json=read_body("user-123", "user_features:*")).json()
     assert list(many["items"]) == ["user_features"]
-    clock.now = (T0 + timedelta(seconds=60)).timestamp()
+    clock.now = (clock.start + timedelta(seconds=60)).timestamp()
     assert item(client).status_code == 404
     many = client.post("/api/v1/get/items", json=read_body("user-123", "user_features:*")).json()
     assert (many["items"], many["unavailable_feature_categories"]) == ({}, ["user_features"])

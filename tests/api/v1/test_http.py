@@ -2,8 +2,11 @@
 
 import pytest
 
-from tests.api.v1.conftest import write_body
 from tests.conftest import AppClient
+from tests.factories import write_body
+
+# Storage-agnostic: the embedded store serves these as well as any backend would.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def test_generated_request_id(client: AppClient) -> None:

@@ -1,9 +1,14 @@
 import logging
 import time
 
+import pytest
+
 from components.features.store.base import OnlineStore
 from core.exceptions import StoreUnavailable
 from tests.conftest import AppClient
+
+# Storage-agnostic but for the probes that reach the store (marked): the embedded store serves the rest.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def test_health_and_live(client: AppClient) -> None:
@@ -27,6 +32,7 @@ def test_health_does_not_touch_the_store(client: AppClient, monkeypatch) -> None
     assert client.get("/api/v1/health").status_code == 200
 
 
+@pytest.mark.backends("sqlite", "dynamodb")
 def test_health_reports_the_last_readiness_check_and_the_configured_tables(client: AppClient, monkeypatch) -> None:
     runtime = client.app.state.runtime
     settings = runtime.settings
@@ -48,6 +54,7 @@ def test_health_reports_the_last_readiness_check_and_the_configured_tables(clien
     assert client.get("/api/v1/health").json()["dynamodb_connection"] is True
 
 
+@pytest.mark.backends("sqlite", "dynamodb")
 def test_ready_reports_store_and_events(client: AppClient) -> None:
     deadline = time.monotonic() + 5
     while "pending" not in (body := client.get("/api/v1/ready").json())["checks"]["events"]:
@@ -81,6 +88,7 @@ def test_ready_is_503_when_store_fails(client: AppClient, monkeypatch) -> None:
     assert response.json()["checks"]["store"] == {"backend": store.name, "ok": False, "error": "disk gone"}
 
 
+@pytest.mark.backends("sqlite", "dynamodb")
 def test_warmup_initialises_and_is_idempotent(client: AppClient) -> None:
     first = client.post("/api/v1/warmup")
     assert first.status_code == 200
@@ -89,6 +97,7 @@ def test_warmup_initialises_and_is_idempotent(client: AppClient) -> None:
     assert second.json()["actions"] == ["already warm"]
 
 
+@pytest.mark.backends("sqlite", "dynamodb")
 def test_eager_init_warms_in_background(make_client, caplog) -> None:
     caplog.set_level(logging.INFO, logger="feature_store.runtime")
     client = make_client(eager_init=True)

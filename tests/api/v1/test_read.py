@@ -1,11 +1,9 @@
 """Reads: one category, many features across categories, many entities; freshness and ordering."""
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.v1.conftest import read_body, write_body
+from tests.factories import read_body, write_body
 
 
 def get_items(client: TestClient, entity_value: str, *feature_list: str, **kwargs):
@@ -158,12 +156,12 @@ def test_batch_entity_limit(make_client) -> None:
     assert "limit is 2" in response.json()["detail"][0]["msg"]
 
 
-def test_ttl_expiry_reads_as_missing(client: TestClient, write) -> None:
+def test_ttl_expiry_reads_as_missing(client: TestClient, write, clock) -> None:
     write(categories={"user_features": {"age": 30}}, ttl=1)
     metadata = client.get("/api/v1/get/item/user-123/user_features").json()["features"]["metadata"]
     assert metadata["ttl"] == 1
     assert metadata["expires_at"] > metadata["updated_at"]
-    time.sleep(1.05)
+    clock.now += 1
     assert client.get("/api/v1/get/item/user-123/user_features").status_code == 404
     body = get_items(client, "user-123", "user_features:*").json()
     assert body["unavailable_feature_categories"] == ["user_features"]

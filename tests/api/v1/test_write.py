@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.v1.conftest import write_body
+from tests.factories import write_body
 
 
 def read(client: TestClient, entity_value: str, category: str, entity_type: str = "bright_uid"):

@@ -1,49 +1,15 @@
 """The storage contract: every backend passes the same suite (parametrised in tests/conftest.py)."""
 
 import time
-from typing import Any
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from components.features.store.base import CategoryWrite, OnlineStore
-from core.events import feature_available_event
+from components.features.store.base import OnlineStore
 from core.exceptions import FeatureStoreError
 from core.settings import Settings
-from core.timeutils import epoch_to_iso, isoformat, utcnow
-
-NOW = "2026-01-01T00:00:00.000000+00:00"
-LATER = "2026-01-01T00:00:01.000000+00:00"
-
-
-def make_write(
-    category: str,
-    data: dict[str, Any],
-    *,
-    event_time: str = NOW,
-    updated_at: str = NOW,
-    expires_at: float | None = None,
-    event_id: str | None = None,
-) -> CategoryWrite:
-    event = feature_available_event(
-        entity_type="bright_uid",
-        entity_value="user-1",
-        category=category,
-        features=list(data),
-        compute_id="job-1",
-        timestamp_iso=updated_at,
-        timestamp_epoch=time.time(),
-    )
-    if event_id is not None:
-        event = type(event)(event_id, event.key, {**event.payload, "event_id": event_id}, event.created_at_epoch)
-    metadata = {
-        "updated_at": updated_at,
-        "source": "prediction_service",
-        "compute_id": "job-1",
-        "ttl": None,
-        "expires_at": epoch_to_iso(expires_at) if expires_at else None,
-        "event_time": event_time,
-    }
-    return CategoryWrite(category, data, metadata, event_time, expires_at, event)
+from core.timeutils import epoch_to_iso, isoformat
+from tests.factories import LATER, NOW, make_write
 
 
 @pytest.fixture
@@ -196,6 +162,17 @@ def test_check_passes_on_a_working_store(store: OnlineStore) -> None:
 
 
 def test_timestamps_compare_as_strings() -> None:
-    """Stores order event times as strings; the fixed-width format makes that correct."""
-    early, late = isoformat(utcnow()), isoformat(utcnow().replace(year=2999))
-    assert early < late
+    """Stores order event times as strings; the fixed-width UTC format makes that correct. Neighbours a
+    microsecond apart, a whole second (no fraction to print) and clocks on other offsets (naive = UTC)
+    must sort as strings exactly as they do in time."""
+    in_time_order = [
+        datetime(2026, 3, 1, 9, 59, 59, 999_999),
+        datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 3, 1, 10, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 3, 1, 5, 0, 0, 500_000, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 3, 1, 10, 0, 1, tzinfo=UTC),
+        datetime(2026, 3, 2, 0, 0, 0, tzinfo=UTC),
+    ]
+    rendered = [isoformat(moment) for moment in in_time_order]
+    assert rendered[1] == "2026-03-01T10:00:00.000000+00:00"
+    assert all(earlier < later for earlier, later in zip(rendered, rendered[1:], strict=False)), rendered

@@ -14,7 +14,9 @@ from components.features.store.dynamodb import DynamoDBStore, create_tables
 from core.dynamodb import get_client
 from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.settings import Settings
-from tests.components.features.store.test_contract import LATER, NOW, make_write
+from tests.factories import LATER, NOW, make_write
+
+pytestmark = pytest.mark.backends("dynamodb")
 
 
 def dynamodb_store(settings: Settings) -> DynamoDBStore:
@@ -22,11 +24,6 @@ def dynamodb_store(settings: Settings) -> DynamoDBStore:
     store = create_store(settings)
     assert isinstance(store, DynamoDBStore)
     return store
-
-
-@pytest.fixture
-def backend() -> str:
-    return "dynamodb"
 
 
 @pytest.fixture

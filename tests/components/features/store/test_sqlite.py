@@ -8,7 +8,7 @@ import pytest
 
 from components.features.store.sqlite import SQLiteStore
 from core.settings import Settings
-from tests.components.features.store.test_contract import NOW, make_write
+from tests.factories import NOW, make_write
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""Real local servers for integration tests, started once per test session from `.servers/`
-(installed by `scripts/install_test_servers.sh`, which `make test` runs), and the service itself
-under uvicorn in its own process."""
+"""Local servers for the tests and the benchmark: Dynoxide (the DynamoDB API), Tansu (the Kafka API)
+and Etsy statsd, run from `.servers/` (installed by `scripts/install_test_servers.sh`, which
+`make test` and `make bench` run) on free ports, and the service itself under uvicorn in its own
+process. Development only: not part of the service's image."""
 
 import json
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 SERVER_BIN = ROOT / ".servers" / "bin"
 NODE_MODULES = ROOT / ".servers" / "node_modules"
 

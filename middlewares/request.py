@@ -1,0 +1,79 @@
+"""The one ASGI middleware every request passes through, in a single pass: request id, body guard,
+telemetry, and the last-resort error envelope, with CORS (Starlette's) applied inside it.
+
+Order within the pass, as each concern needs it:
+- the request id is bound first, so every log line of the request carries it, and it is added to
+  every response, including the refusals and the last-resort 500 below;
+- the request's log fields and its clock start before anything can answer, so refusals are logged
+  and counted too (route `unmatched`);
+- a body refused from its headers (`body.refusal`) is answered through CORS, as a route's answer
+  would be, without reaching the app; an accepted body is counted as it is read (`body.limited`);
+- the metrics and the access line are recorded when the app is done, before an unexpected error
+  is logged and answered with the bare 500 envelope (which carries no CORS headers).
+"""
+
+import logging
+from time import perf_counter
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.error_envelope import exception_response, internal_error_response
+from core.request_context import request_id_var, request_log_fields_var
+from middlewares.body import METHODS_WITH_BODY, limited, refusal
+from middlewares.cors import CORSWrapper
+from middlewares.request_context import REQUEST_ID_HEADER, request_id_from
+from middlewares.telemetry import record_request
+
+logger = logging.getLogger("feature_store.errors")
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, slow_request_ms: float, cors: CORSWrapper) -> None:
+        self.app = cors(app)
+        self.cors = cors
+        self.max_body_bytes = max_body_bytes
+        self.slow_request_ms = slow_request_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope)
+        id_token = request_id_var.set(request_id)
+        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+        status: int | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        fields: dict[str, Any] = {}
+        fields_token = request_log_fields_var.set(fields)
+        started = perf_counter()
+        try:
+            try:
+                if scope["method"] in METHODS_WITH_BODY:
+                    refused = refusal(scope, self.max_body_bytes)
+                    if refused is not None:
+                        await self.cors(exception_response(refused))(scope, receive, send_with_id)
+                        return
+                    receive = limited(receive, self.max_body_bytes)
+                await self.app(scope, receive, send_with_id)
+            finally:
+                request_log_fields_var.reset(fields_token)
+                duration_ms = (perf_counter() - started) * 1000
+                record_request(scope, status or 500, duration_ms, fields, self.slow_request_ms)
+        except Exception:
+            # The route template, not the path: paths carry entity ids.
+            logger.exception(
+                "unhandled error", extra={"route": getattr(scope.get("route"), "path_format", "unmatched")}
+            )
+            if status is not None:
+                raise
+            await internal_error_response()(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(id_token)

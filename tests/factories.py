@@ -1,0 +1,71 @@
+"""Builders of what tests send: request bodies for the API, and category writes for a store directly."""
+
+import time
+from typing import Any
+
+from components.features.store.base import CategoryWrite
+from core.events import feature_available_event
+from core.timeutils import epoch_to_iso
+
+
+def write_body(
+    entity_value: str = "user-123",
+    categories: dict[str, dict[str, Any]] | None = None,
+    *,
+    source: str = "prediction_service",
+    entity_type: str = "bright_uid",
+    **meta: Any,
+) -> dict[str, Any]:
+    categories = categories or {"user_features": {"age": 30, "income": 60000, "city": "SF"}}
+    return {
+        "metadata": {"source": source, "compute_id": "compute-123", **meta},
+        "data": {
+            "entity_type": entity_type,
+            "entity_value": entity_value,
+            "feature_list": [{"category": name, "features": features} for name, features in categories.items()],
+        },
+    }
+
+
+def read_body(entity_value: str, *feature_list: str, entity_type: str = "bright_uid") -> dict[str, Any]:
+    return {
+        "meta": {"source": "api"},
+        "data": {"entity_type": entity_type, "entity_value": entity_value, "feature_list": list(feature_list)},
+    }
+
+
+NOW = "2026-01-01T00:00:00.000000+00:00"
+"""Write time and event time of `make_write` unless told otherwise; `LATER` is one second after."""
+LATER = "2026-01-01T00:00:01.000000+00:00"
+
+
+def make_write(
+    category: str,
+    data: dict[str, Any],
+    *,
+    event_time: str = NOW,
+    updated_at: str = NOW,
+    expires_at: float | None = None,
+    event_id: str | None = None,
+) -> CategoryWrite:
+    """One category of entity `bright_uid` `user-1` with its event, shaped as the flows hand it to a store."""
+    event = feature_available_event(
+        entity_type="bright_uid",
+        entity_value="user-1",
+        category=category,
+        features=list(data),
+        compute_id="job-1",
+        timestamp_iso=updated_at,
+        timestamp_epoch=time.time(),
+    )
+    if event_id is not None:
+        event = type(event)(event_id, event.key, {**event.payload, "event_id": event_id}, event.created_at_epoch)
+    metadata = {
+        "updated_at": updated_at,
+        "source": "prediction_service",
+        "compute_id": "job-1",
+        "ttl": None,
+        "expires_at": epoch_to_iso(expires_at) if expires_at else None,
+        "event_time": event_time,
+    }
+    return CategoryWrite(category, data, metadata, event_time, expires_at, event)
