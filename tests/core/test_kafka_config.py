@@ -23,16 +23,11 @@ from core.kafka_config import (
     security_config,
 )
 from core.settings import KAFKA_FIXED_PROPERTIES, KAFKA_PROPERTIES_OF_SETTINGS, Settings
+from devservers import free_port
 from main import create_app
 from tests.conftest import SettingsFactory
-from tests.servers import free_port
 
-
-@pytest.fixture
-def backend() -> str:
-    """Storage plays no part here: one backend is enough."""
-    return "sqlite"
-
+pytestmark = pytest.mark.backends("sqlite")
 
 SECRET = "s3cret-Wx7pQ2"
 KAFKA = {"kafka_broker_url": "127.0.0.1:9", "schema_registry": "mock://config"}

@@ -9,6 +9,8 @@ from core.kafka_config import producer_config
 from tests.conftest import KafkaBroker, SettingsFactory
 from tests.core.test_kafka import consume, wait_for, write
 
+pytestmark = pytest.mark.backends("sqlite")
+
 # Kafka's own test vectors for Utils.murmur2 (clients/src/test/.../utils/UtilsTest.java).
 JAVA_MURMUR2 = {
     b"21": -973932308,
@@ -55,13 +57,11 @@ def test_the_reference_murmur2_is_javas(data: bytes, expected: int) -> None:
     assert murmur2(data) == expected
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
 def test_the_producer_uses_murmur2_random_unless_told_otherwise(make_settings: SettingsFactory) -> None:
     assert producer_config(make_settings())["partitioner"] == "murmur2_random"
     assert producer_config(make_settings(kafka_partitioner="consistent_random"))["partitioner"] == "consistent_random"
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
 def test_each_entity_lands_on_the_partition_java_would_choose(
     make_client, kafka_settings, kafka_broker: KafkaBroker, kafka_topic: str
 ) -> None:

@@ -17,7 +17,7 @@ from core.settings import Settings
 from tests.conftest import KafkaBroker, SettingsFactory
 from tests.core.test_kafka import consume, wait_for, write
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+pytestmark = pytest.mark.backends("sqlite")
 
 
 @pytest.mark.parametrize("use_latest_version", [False, True])

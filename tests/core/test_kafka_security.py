@@ -25,12 +25,12 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.events import SCHEMA_PATH
+from devservers import Stunnel, TestCertificates, free_port, start_tansu_on
 from tests.conftest import SettingsFactory
 from tests.core.test_kafka import consume, wait_for, write
 from tests.schemas.test_evolution import HISTORY, avro_decode
-from tests.servers import Stunnel, TestCertificates, free_port, start_tansu_on
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+pytestmark = pytest.mark.backends("sqlite")
 
 SASL_PASSWORD = "never-shown-Zq8v3KpL"
 FAILING_FAST = {"kafka_message_timeout_ms": 600, "shutdown_flush_seconds": 0.2}
