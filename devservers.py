@@ -1,7 +1,8 @@
 """Local servers for the tests and the benchmark: Dynoxide (the DynamoDB API), Tansu (the Kafka API)
 and Etsy statsd, run from `.servers/` (installed by `scripts/install_test_servers.sh`, which
-`make test` and `make bench` run) on free ports, and the service itself under uvicorn in its own
-process. Development only: not part of the service's image."""
+`make test` and `make bench` run) on free ports, stunnel4 putting TLS in front of Tansu with
+certificates made by openssl, and the service itself under uvicorn in its own process.
+Development only: not part of the service's image."""
 
 import json
 import os
