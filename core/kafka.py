@@ -146,6 +146,8 @@ class KafkaSink:
 
     def _on_error(self, error: KafkaError) -> None:
         """Client-level trouble (brokers down, TLS, authentication); logged once per change, not per retry."""
+        if error.code() == KafkaError._ALL_BROKERS_DOWN and self._client_error:
+            return  # a summary of the connection failures already reported: keep their reason
         message = self._redact(error.str())
         if message != self._client_error:
             logger.warning("kafka client error", extra={"kafka_error": message, "fatal": error.fatal()})
