@@ -172,7 +172,8 @@ def parse_registry_file(path: str | Path) -> RegistryFile:
     """Read and check the file's shape; ConfigurationError naming the file and what is wrong."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        with path.open(encoding="utf-8") as stream:
+            raw = yaml.load(stream, Loader=_UniqueKeyLoader)
         if raw is None:
             raise ValueError("the file is empty; it needs `categories:`")
         return RegistryFile.model_validate(raw)
