@@ -1,7 +1,13 @@
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from tests.conftest import AppClient
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
 
 def write_body(
@@ -38,3 +44,22 @@ def write(client: TestClient):
         return response.json()
 
     return do
+
+
+def stop_clock(client: AppClient) -> float:
+    """Pin the app's clock at the current time, so that two reads of the same data answer the same
+    `age_seconds`; returns that time (epoch seconds)."""
+    now = time.time()
+    client.app.state.runtime.flows.clock = lambda: now
+    return now
+
+
+@pytest.fixture
+def clock(client: AppClient):
+    """Moves the app's clock by hand: `clock.now` is the current epoch second, as a float, from T0."""
+
+    class Clock:
+        now = T0.timestamp()
+
+    client.app.state.runtime.flows.clock = lambda: Clock.now
+    return Clock

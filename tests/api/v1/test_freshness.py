@@ -3,29 +3,16 @@ idempotent repeats, concurrent writers, and batch reads across DynamoDB's 100-ke
 
 import random
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from tests.api.v1.conftest import read_body, write_body
+from tests.api.v1.conftest import T0, read_body, write_body
 from tests.conftest import AppClient
-
-T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
 
 def item(client: AppClient, entity_value: str = "user-123", category: str = "user_features"):
     return client.get(f"/api/v1/get/item/{entity_value}/{category}")
-
-
-@pytest.fixture
-def clock(client: AppClient):
-    """Moves the app's clock by hand: `clock.now` is the current epoch second, as a float."""
-
-    class Clock:
-        now = T0.timestamp()
-
-    client.app.state.runtime.flows.clock = lambda: Clock.now
-    return Clock
 
 
 def test_expiry_at_the_boundary(client: AppClient, clock) -> None:
