@@ -175,7 +175,8 @@ def test_entity_types_restrict_where_a_category_is_written(tmp_path: Path) -> No
 
 
 def test_type_of_names_values_in_the_registry_words() -> None:
-    assert [type_of(value) for value in (None, True, 1, 1.5, "s", {}, [], [1, "a", 2], [[1], []])] == [
+    values: list[Any] = [None, True, 1, 1.5, "s", {}, [], [1, "a", 2], [[1], []]]
+    assert [type_of(value) for value in values] == [
         "null",
         "bool",
         "int",
