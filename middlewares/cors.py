@@ -16,5 +16,5 @@ def add_cors(app: FastAPI, settings: Settings) -> None:
         allow_origins=list(origins),
         allow_methods=["GET", "POST"],
         allow_headers=["*"],
-        expose_headers=["X-Request-ID"],
+        expose_headers=["X-Request-ID", "ETag"],
     )
