@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import document_without_keys, require_read
 from api.docs import add_offline_docs
 from api.errors import register_error_handlers
-from api.v1 import earlier, routes
+from api.v1 import earlier, registry, routes
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
@@ -27,6 +27,7 @@ Avro event on Kafka (or in the log when no Kafka is configured).
 
 TAGS = [
     {"name": "features", "description": "Read and write features."},
+    {"name": "registry", "description": "What each category holds: features, types, owners, rules."},
     {"name": "probes", "description": "Liveness, readiness and warm-up for orchestrators."},
 ]
 
@@ -59,9 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.auth_enabled:
         app.include_router(routes.reads, dependencies=[Depends(require_read)])
         app.include_router(earlier.reads, dependencies=[Depends(require_read)])
+        app.include_router(registry.router, dependencies=[Depends(require_read)])
     else:
         app.include_router(routes.reads)
         app.include_router(earlier.reads)
+        app.include_router(registry.router)
         document_without_keys(app)
     app.include_router(routes.writes)
     app.include_router(earlier.writes)

@@ -61,6 +61,9 @@ def env_files() -> tuple[str, ...]:
     return (f".env.{environment}", ".env")
 
 
+REGISTRY_REPLACES = ("allowed_categories", "category_default_ttl_seconds")
+"""Settings a registry file replaces; setting both is refused rather than one silently ignored."""
+
 PRODUCTION_REFUSALS: tuple[tuple[str, Callable[["Settings"], bool]], ...] = (
     ("CORS_ORIGINS='*' is refused in production: list the allowed origins", lambda s: "*" in s.cors_origins),
     ("DYNAMODB_CREATE_TABLES=true: create tables with infrastructure code", lambda s: s.dynamodb_create_tables),
@@ -157,6 +160,9 @@ class Settings(BaseSettings):
     extra_entity_types: dict[str, EntityTypeLocation] = {}
     """JSON object adding entity types: `{"merchant_id": {"table": "...", "key_attribute": "..."}}`."""
 
+    feature_registry_file: str = ""
+    """YAML file declaring the categories, their features and types (docs/registry.md); empty: the open
+    registry of ALLOWED_CATEGORIES and CATEGORY_DEFAULT_TTL_SECONDS."""
     allowed_categories: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CATEGORIES
     category_default_ttl_seconds: dict[str, int] = {}
     """JSON object `{"category": seconds}`: TTL applied when a write gives none."""
@@ -291,6 +297,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> "Settings":
+        if self.feature_registry_file:
+            given = [name.upper() for name in REGISTRY_REPLACES if name in self.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"FEATURE_REGISTRY_FILE declares the categories and their TTLs, so {' and '.join(given)} "
+                    "must not be set too: remove it from the environment and env files"
+                )
         unknown = set(self.category_default_ttl_seconds) - set(self.allowed_categories)
         if unknown:
             raise ValueError(f"CATEGORY_DEFAULT_TTL_SECONDS names categories not allowed: {sorted(unknown)}")
