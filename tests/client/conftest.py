@@ -3,7 +3,9 @@ and in-process (the app's test client, or httpx's ASGI transport for the asyncio
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
+import httpx
 import pytest
 
 from devservers import ServiceProcess
@@ -54,5 +56,6 @@ def store_client(request: pytest.FixtureRequest, backend: str) -> Iterator[Featu
             yield client
     else:
         app_client: AppClient = request.getfixturevalue("client")
-        with FeatureStoreClient(http_client=app_client) as client:
+        # Starlette's test client answers httpx.Client's request() without deriving from it.
+        with FeatureStoreClient(http_client=cast(httpx.Client, app_client)) as client:
             yield client
