@@ -37,14 +37,24 @@ async def _create_table(client: DynamoDBClient, name: str, keys: Sequence[tuple[
     return True
 
 
-async def _enable_ttl(client: DynamoDBClient, table: str) -> bool:
+async def _ttl_enabled(client: DynamoDBClient, table: str) -> bool:
     status = (await client.call("DescribeTimeToLive", {"TableName": table})).get("TimeToLiveDescription", {})
-    if status.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+    return status.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+
+
+async def _enable_ttl(client: DynamoDBClient, table: str) -> bool:
+    if await _ttl_enabled(client, table):
         return False
-    await client.call(
-        "UpdateTimeToLive",
-        {"TableName": table, "TimeToLiveSpecification": {"Enabled": True, "AttributeName": EXPIRES_AT}},
-    )
+    try:
+        await client.call(
+            "UpdateTimeToLive",
+            {"TableName": table, "TimeToLiveSpecification": {"Enabled": True, "AttributeName": EXPIRES_AT}},
+        )
+    except DynamoDBServiceError:
+        # Another process (or the first request beside this one) enabled it in the meantime.
+        if await _ttl_enabled(client, table):
+            return False
+        raise
     return True
 
 

@@ -287,6 +287,13 @@ async def test_transaction_over_4_mb_is_refused_before_any_call(
     assert calls == []
 
 
+ISOLATED = pytest.mark.backends("dynamodb")
+"""Races between concurrent calls run on Dynoxide only: moto's server answers concurrent requests on
+threads, and its in-memory backend does not isolate them as DynamoDB isolates transactions and
+conditional writes (seen: ten concurrent first writes, each acknowledged, leaving nine outbox events)."""
+
+
+@ISOLATED
 async def test_concurrent_upserts_keep_created_at(store: DynamoDBStore, user) -> None:
     await store.write(user, "hot", [make_write("user_features", {"writer": -1})], NOW)
     await store.delete_events([event.event_id for event in await store.claim_events(10, 30)])
@@ -300,6 +307,7 @@ async def test_concurrent_upserts_keep_created_at(store: DynamoDBStore, user) ->
     assert (await store.outbox_stats()).pending == 20
 
 
+@ISOLATED
 async def test_concurrent_first_writes_create_the_item_once(store: DynamoDBStore, user) -> None:
     """Writers racing to create a category: one creates it, the others find it and update it."""
     writes = [make_write("user_features", {"writer": index}) for index in range(10)]
@@ -312,6 +320,7 @@ async def test_concurrent_first_writes_create_the_item_once(store: DynamoDBStore
     assert (await store.outbox_stats()).pending == 10
 
 
+@ISOLATED
 async def test_two_replicas_never_claim_the_same_event(make_settings, settings: Settings, user) -> None:
     first, second = dynamodb_store(settings), dynamodb_store(settings)
     for index in range(60):
