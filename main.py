@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from api.auth import document_without_keys, require_read
 from api.docs import add_offline_docs
 from api.errors import register_error_handlers
-from api.v1 import earlier, routes
+from api.v1 import earlier, limits, registry, routes
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
@@ -43,6 +43,7 @@ def tune_garbage_collection() -> None:
 
 TAGS = [
     {"name": "features", "description": "Read and write features."},
+    {"name": "registry", "description": "What each category holds: features, types, owners, rules."},
     {"name": "probes", "description": "Liveness, readiness and warm-up for orchestrators."},
 ]
 
@@ -76,9 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.auth_enabled:
         app.include_router(routes.reads, dependencies=[Depends(require_read)])
         app.include_router(earlier.reads, dependencies=[Depends(require_read)])
+        app.include_router(registry.router, dependencies=[Depends(require_read)])
+        app.include_router(limits.router, dependencies=[Depends(require_read)])
     else:
         app.include_router(routes.reads)
         app.include_router(earlier.reads)
+        app.include_router(registry.router)
+        app.include_router(limits.router)
         document_without_keys(app)
     app.include_router(routes.writes)
     app.include_router(earlier.writes)

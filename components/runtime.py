@@ -9,6 +9,7 @@ from typing import Any
 
 from components.features.controller import FeatureController
 from components.features.flows import FeatureFlows
+from components.features.registry import Registry
 from components.features.services import FeatureService
 from components.features.store import create_store
 from core.auth import Authenticator
@@ -49,8 +50,9 @@ def configured_tables(settings: Settings) -> list[str]:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.registry = Registry.from_settings(settings)
         # None when AUTH_ENABLED=false: routes then ask for no key.
-        self.auth = Authenticator.from_settings(settings) if settings.auth_enabled else None
+        self.auth = Authenticator.from_settings(settings, self.registry.names) if settings.auth_enabled else None
         self.store = create_store(settings)
         self.event_schema = load_event_schema()
         self.sink = create_sink(settings, self.event_schema)
@@ -63,9 +65,9 @@ class Runtime:
             max_backoff_seconds=settings.outbox_max_backoff_seconds,
             gauge_seconds=settings.outbox_gauge_seconds,
         )
-        self.flows = FeatureFlows(self.store, self.relay, settings.category_default_ttl_seconds)
+        self.flows = FeatureFlows(self.store, self.relay, self.registry.default_ttl)
         self.service = FeatureService(
-            settings, self.flows, store_max_categories_per_write=self.store.max_categories_per_write
+            settings, self.flows, self.registry, store_max_categories_per_write=self.store.max_categories_per_write
         )
         self.controller = FeatureController(self.service)
         self._ready_at = 0.0

@@ -124,7 +124,10 @@ class Authenticator:
         for entry in entries:
             unknown = set(entry.categories) - allowed - {ANY_CATEGORY}
             if unknown:
-                raise ValueError(f"key {entry.name!r} names categories not in ALLOWED_CATEGORIES: {sorted(unknown)}")
+                raise ValueError(
+                    f"key {entry.name!r} names categories not allowed (ALLOWED_CATEGORIES or the feature registry): "
+                    f"{sorted(unknown)}"
+                )
             categories = None if ANY_CATEGORY in entry.categories else frozenset(entry.categories)
             self._by_digest[entry.sha256] = Principal(
                 entry.name, frozenset(entry.scopes), tuple(entry.sources), categories
@@ -132,14 +135,15 @@ class Authenticator:
         self.limiter = limiter
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Authenticator":
+    def from_settings(cls, settings: Settings, allowed_categories: Iterable[str] | None = None) -> "Authenticator":
+        """`allowed_categories`: the categories keys may name; ALLOWED_CATEGORIES when not given."""
         entries = load_entries(settings.api_keys_file)
         limiter = None
         if settings.rate_limit_per_second > 0:
             limiter = RateLimiter(
                 (entry.name for entry in entries), settings.rate_limit_per_second, settings.rate_limit_burst
             )
-        return cls(entries, settings.allowed_categories, limiter)
+        return cls(entries, settings.allowed_categories if allowed_categories is None else allowed_categories, limiter)
 
     def authenticate(self, presented: str | None, scope: str) -> Principal:
         if not presented or len(presented) > MAX_KEY_CHARS:

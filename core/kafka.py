@@ -3,23 +3,27 @@
 The outbox relay is its only caller. `publish` hands a batch to the producer and waits, at most
 `KAFKA_MESSAGE_TIMEOUT_MS` plus a margin, for every delivery report, so an outage shows up as
 failed events (kept in the outbox, retried) and never blocks the relay for long. The producer's
-calls block (polling for reports, flushing, creating it), so they run in a worker thread: the
-relay is a task of the service's event loop.
+calls block (polling for reports, flushing, creating it), so they run in a worker thread: the relay
+is a task of the service's event loop. How the clients
+are configured (TLS, SASL, MSK IAM, the registry's credentials) is `core.kafka_config`'s job; every
+error text this module keeps or logs has the configured secrets removed.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio.to_thread
 from confluent_kafka import KafkaError, KafkaException, Message, SerializingProducer
-from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
-from confluent_kafka.serialization import SerializationError, StringSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import SerializationContext, SerializationError, StringSerializer
 
 from core.events import Delivery, EventSchema, OutboxEvent
+from core.kafka_config import check_producer_config, producer_config, redactor, registry_config, serializer_config
 from core.settings import Settings
 
 logger = logging.getLogger("feature_store.kafka")
@@ -27,7 +31,61 @@ logger = logging.getLogger("feature_store.kafka")
 REPORT_MARGIN_SECONDS = 1.0
 """Time beyond the message timeout for the producer's last delivery reports to arrive."""
 POLL_SECONDS = 0.05
-CLIENT_ID = "feature-store-api"
+
+
+def explain_registry_error(exc: SchemaRegistryError, subject: str, settings: Settings) -> str:
+    """What a Schema Registry refusal means for this service, and what to do about it."""
+    said = f"(registry: {exc.error_message}; HTTP {exc.http_status_code}, code {exc.error_code})"
+    status = exc.http_status_code
+    if status == 404 and not settings.schema_auto_register:
+        wanted = (
+            "no registered version"
+            if settings.schema_use_latest_version
+            else "no version matching this service's schema"
+        )
+        return (
+            f"Schema Registry subject {subject} has {wanted} and SCHEMA_AUTO_REGISTER=false: "
+            f"register schemas/feature_trigger.avsc under {subject} {said}"
+        )
+    if status in (401, 403):
+        return f"Schema Registry refused the credentials: check SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO {said}"
+    if status == 409:
+        return (
+            f"Schema Registry refused to register schemas/feature_trigger.avsc under {subject}: it is incompatible "
+            f"with the versions registered there under the subject's compatibility rule {said}"
+        )
+    return f"Schema Registry error for subject {subject} {said}"
+
+
+class ExplainedSerializer:
+    """The Avro serializer, with the registry's refusals turned into errors that say what to do
+    (the producer reports only the text of what its serializer raised)."""
+
+    def __init__(
+        self, serializer: AvroSerializer, subject: str, settings: Settings, redact: Callable[[str], str]
+    ) -> None:
+        self.serializer = serializer
+        self.subject = subject
+        self.settings = settings
+        self.redact = redact
+        self._last_refusal: str | None = None
+
+    def __call__(self, value: Any, ctx: SerializationContext) -> bytes | None:
+        try:
+            return self.serializer(value, ctx)
+        except SchemaRegistryError as exc:
+            message = self.redact(explain_registry_error(exc, self.subject, self.settings))
+            if message != self._last_refusal:  # once per change, not once per retry
+                logger.error("schema registry refused the event schema", extra={"error": message})
+                self._last_refusal = message
+            raise SerializationError(message) from exc
+
+
+def error_text(exc: BaseException) -> str:
+    """A client exception's own message, without the KafkaError{...} wrapping."""
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0].str()
+    return str(exc)
 
 
 class KafkaSink:
@@ -37,27 +95,32 @@ class KafkaSink:
     name = "kafka"
 
     def __init__(self, settings: Settings, schema: EventSchema) -> None:
+        """Refuses (ConfigurationError) a producer configuration librdkafka would refuse, so the
+        service does not start with it."""
+        check_producer_config(settings)
+        self.settings = settings
         self.topic = settings.topic_name
+        self.subject = f"{settings.topic_name}-value"
         self.broker_url = settings.kafka_broker_url
-        self.registry_url = settings.schema_registry
         self.schema = schema
         self.message_timeout_ms = settings.kafka_message_timeout_ms
-        self.socket_timeout_ms = settings.kafka_socket_timeout_ms
         self.registry: SchemaRegistryClient | None = None
         self._producer: SerializingProducer | None = None
-        self._serializer: AvroSerializer | None = None
+        self._serializer: ExplainedSerializer | None = None
         self._lock = threading.Lock()
+        self._redact = redactor(settings)
         self._last_error: str | None = None
         self._client_error: str | None = None
+        self._token_error: str | None = None
         self._closed = False
+
+    def _set_error(self, message: str) -> str:
+        self._last_error = self._redact(message)
+        return self._last_error
 
     def _create_registry(self) -> SchemaRegistryClient:
         # new_client picks the in-process mock for mock://...; the constructor would not.
-        conf: dict[str, Any] = {"url": self.registry_url}
-        if not self.registry_url.startswith("mock://"):
-            # No retries of its own: a failed registration fails the batch, which the outbox retries.
-            conf |= {"timeout": self.socket_timeout_ms / 1000, "max.retries": 0}
-        return SchemaRegistryClient.new_client(conf)
+        return SchemaRegistryClient.new_client(registry_config(self.settings))
 
     def _get_producer(self) -> SerializingProducer:
         producer = self._producer
@@ -67,21 +130,12 @@ class KafkaSink:
             if self._producer is None:
                 if self._serializer is None:
                     # One registry client and serializer for the process: they cache the schema id.
-                    # The subject strategy is named because 2.16's default (associated names) asks
-                    # the broker for its cluster id inside produce(), blocking it through an outage.
                     self.registry = self._create_registry()
-                    self._serializer = AvroSerializer(
-                        self.registry, self.schema.text, conf={"subject.name.strategy": topic_subject_name_strategy}
-                    )
+                    serializer = AvroSerializer(self.registry, self.schema.text, conf=serializer_config(self.settings))
+                    self._serializer = ExplainedSerializer(serializer, self.subject, self.settings, self._redact)
                 self._producer = SerializingProducer(
                     {
-                        "bootstrap.servers": self.broker_url,
-                        "client.id": CLIENT_ID,
-                        "acks": "all",
-                        "enable.idempotence": True,
-                        "compression.type": "snappy",
-                        "message.timeout.ms": self.message_timeout_ms,
-                        "socket.timeout.ms": self.socket_timeout_ms,
+                        **producer_config(self.settings, on_token_failure=self._on_token_failure),
                         "key.serializer": StringSerializer("utf_8"),
                         "value.serializer": self._serializer,
                         "error_cb": self._on_error,
@@ -90,11 +144,17 @@ class KafkaSink:
                 )
             return self._producer
 
+    def _on_token_failure(self, message: str) -> None:
+        self._token_error = self._set_error(message)
+
     def _on_error(self, error: KafkaError) -> None:
-        """Client-level trouble (brokers down, authentication); logged once per change, not per retry."""
-        if error.str() != self._client_error:
-            logger.warning("kafka client error", extra={"kafka_error": error.str(), "fatal": error.fatal()})
-        self._client_error = self._last_error = error.str()
+        """Client-level trouble (brokers down, TLS, authentication); logged once per change, not per retry."""
+        if error.code() == KafkaError._ALL_BROKERS_DOWN and self._client_error:
+            return  # a summary of the connection failures already reported: keep their reason
+        message = self._redact(error.str())
+        if message != self._client_error:
+            logger.warning("kafka client error", extra={"kafka_error": message, "fatal": error.fatal()})
+        self._client_error = self._last_error = message
 
     def _discard_producer(self, producer: SerializingProducer) -> None:
         """Drop a producer after failed deliveries: a fresh one has a new idempotence identity and
@@ -105,10 +165,25 @@ class KafkaSink:
             if self._producer is producer:
                 self._producer = None
 
+    def _create_producer(self) -> SerializingProducer | None:
+        """The producer, or None when it cannot be created now (an MSK IAM token that cannot be
+        signed, for one); the reason is kept for `/ready`."""
+        try:
+            return self._get_producer()
+        except KafkaException as exc:
+            # librdkafka only says the token did not arrive; the token callback said why.
+            message = self._set_error(self._token_error or error_text(exc))
+            logger.warning("kafka producer not created", extra={"error": message})
+            return None
+
     async def initialise(self) -> list[str]:
         if self._producer is not None:
             return []
-        await anyio.to_thread.run_sync(self._get_producer)
+        return await anyio.to_thread.run_sync(self._initialise)
+
+    def _initialise(self) -> list[str]:
+        if self._create_producer() is None:
+            return [f"Kafka producer for {self.broker_url} not created: {self._last_error}"]
         return [f"created Kafka producer for {self.broker_url}, topic {self.topic}"]
 
     async def publish(self, events: Sequence[OutboxEvent]) -> Delivery:
@@ -117,10 +192,11 @@ class KafkaSink:
         return await anyio.to_thread.run_sync(self._publish, events, abandon_on_cancel=True)
 
     def _publish(self, events: Sequence[OutboxEvent]) -> Delivery:
-        if self._closed:
-            # Shutting down: no new producer that nobody would flush; the events wait in the outbox.
+        producer = None if self._closed else self._create_producer()
+        if producer is None:
+            # Shutting down (no new producer that nobody would flush), or none can be created now:
+            # the events wait in the outbox.
             return Delivery(failed=[event.event_id for event in events])
-        producer = self._get_producer()
         reports: dict[str, KafkaError | None] = {}
         produced: list[str] = []
         refused: list[str] = []
@@ -133,8 +209,8 @@ class KafkaSink:
                 producer.produce(self.topic, key=event.key, value=event.payload, on_delivery=on_delivery)
             except (BufferError, KafkaException, SerializationError) as exc:
                 # The rest would fail the same way (registry down, queue full): leave them for the retry.
-                self._last_error = str(exc)
-                logger.warning("kafka refused an event", extra={"event_id": event.event_id, "error": str(exc)})
+                message = self._set_error(error_text(exc))
+                logger.warning("kafka refused an event", extra={"event_id": event.event_id, "error": message})
                 refused = [pending.event_id for pending in events[index:]]
                 break
             produced.append(event.event_id)
@@ -152,10 +228,15 @@ class KafkaSink:
         if delivery.failed:
             errors = {error.str() for error in reports.values() if error is not None}
             if errors:
-                self._last_error = "; ".join(sorted(errors))
+                # A timed-out delivery says little on its own; the client's last error says why
+                # (TLS handshake, authentication, brokers down).
+                message = "; ".join(sorted(errors))
+                if self._client_error and self._client_error not in message:
+                    message += f" (last client error: {self._client_error})"
+                self._set_error(message)
             self._discard_producer(producer)
         elif delivery.delivered:
-            self._last_error = self._client_error = None
+            self._last_error = self._client_error = self._token_error = None
         return delivery
 
     def state(self) -> dict[str, Any]:
@@ -163,6 +244,10 @@ class KafkaSink:
             "sink": self.name,
             "ok": self._last_error is None,
             "topic": self.topic,
+            "subject": self.subject,
+            "security_protocol": self.settings.kafka_security_protocol,
+            "sasl_mechanism": self.settings.kafka_sasl_mechanism or None,
+            "schema_auto_register": self.settings.schema_auto_register,
             "producer": "created" if self._producer is not None else "not created",
             "last_error": self._last_error,
         }

@@ -5,6 +5,7 @@ Precedence, highest first: process environment, `.env` (local, never committed),
 process environment, else from `.env`, else `development`.
 """
 
+import json
 import os
 from collections.abc import Callable
 from enum import StrEnum
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CATEGORIES = (
@@ -60,6 +61,9 @@ def env_files() -> tuple[str, ...]:
     return (f".env.{environment}", ".env")
 
 
+REGISTRY_REPLACES = ("allowed_categories", "category_default_ttl_seconds")
+"""Settings a registry file replaces; setting both is refused rather than one silently ignored."""
+
 PRODUCTION_REFUSALS: tuple[tuple[str, Callable[["Settings"], bool]], ...] = (
     ("CORS_ORIGINS='*' is refused in production: list the allowed origins", lambda s: "*" in s.cors_origins),
     ("DYNAMODB_CREATE_TABLES=true: create tables with infrastructure code", lambda s: s.dynamodb_create_tables),
@@ -68,11 +72,51 @@ PRODUCTION_REFUSALS: tuple[tuple[str, Callable[["Settings"], bool]], ...] = (
 """What ENVIRONMENT=production refuses to start with: (the problem, the check that finds it).
 Missing API keys are refused in staging too, by `Settings._require_api_keys`."""
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM")
+KafkaSaslMechanism = Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"]
+KafkaPartitioner = Literal[
+    "murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a", "random"
+]
+ProducerProperty = str | int | float | bool
+
+KAFKA_PROPERTIES_OF_SETTINGS: dict[str, str] = {
+    "bootstrap.servers": "KAFKA_BROKER_URL",
+    "metadata.broker.list": "KAFKA_BROKER_URL",
+    "message.timeout.ms": "KAFKA_MESSAGE_TIMEOUT_MS",
+    "delivery.timeout.ms": "KAFKA_MESSAGE_TIMEOUT_MS",
+    "socket.timeout.ms": "KAFKA_SOCKET_TIMEOUT_MS",
+    "security.protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl.mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl.mechanisms": "KAFKA_SASL_MECHANISM",
+    "sasl.username": "KAFKA_SASL_USERNAME",
+    "sasl.password": "KAFKA_SASL_PASSWORD",
+    "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
+    "ssl.certificate.location": "KAFKA_SSL_CERTIFICATE_LOCATION",
+    "ssl.key.location": "KAFKA_SSL_KEY_LOCATION",
+    "ssl.key.password": "KAFKA_SSL_KEY_PASSWORD",
+    "partitioner": "KAFKA_PARTITIONER",
+}
+"""librdkafka properties that a named setting owns: KAFKA_PRODUCER_CONFIG may not set them, so each
+property has exactly one source."""
+KAFKA_FIXED_PROPERTIES: dict[str, str] = {
+    "acks": "fixed at all: an event leaves the outbox once Kafka acknowledged it, so every in-sync replica must have it",
+    "request.required.acks": "fixed at all: an event leaves the outbox once Kafka acknowledged it",
+    "enable.idempotence": "always on: retries must neither duplicate nor reorder one entity's events",
+    "transactional.id": "the producer is idempotent, not transactional",
+    "key.serializer": "set by the service",
+    "value.serializer": "set by the service",
+    "error_cb": "set by the service",
+    "oauth_cb": "set by the service (KAFKA_SASL_MECHANISM=AWS_MSK_IAM)",
+    "logger": "set by the service",
+}
+"""librdkafka properties the delivery guarantee or the service itself depends on, and why."""
+
 
 class Settings(BaseSettings):
     """Every setting the service reads; `.env.example` documents each one."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # Inputs are never echoed in validation errors: some settings are secrets.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     def __init__(self, **values: Any) -> None:
         """Read the env files of the selected environment unless the caller names its own (`_env_file`)."""
@@ -122,6 +166,9 @@ class Settings(BaseSettings):
     extra_entity_types: dict[str, EntityTypeLocation] = {}
     """JSON object adding entity types: `{"merchant_id": {"table": "...", "key_attribute": "..."}}`."""
 
+    feature_registry_file: str = ""
+    """YAML file declaring the categories, their features and types (docs/registry.md); empty: the open
+    registry of ALLOWED_CATEGORIES and CATEGORY_DEFAULT_TTL_SECONDS."""
     allowed_categories: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CATEGORIES
     category_default_ttl_seconds: dict[str, int] = {}
     """JSON object `{"category": seconds}`: TTL applied when a write gives none."""
@@ -149,6 +196,28 @@ class Settings(BaseSettings):
     retries it. It also bounds how long one relay batch waits for Kafka."""
     kafka_socket_timeout_ms: int = Field(10_000, ge=10)
     """Network timeout of broker requests and of Schema Registry calls."""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism = ""
+    """Required with SASL_*; AWS_MSK_IAM signs OAUTHBEARER tokens with the default AWS credentials."""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_ca_location: str = ""
+    """CA bundle that signed the brokers' certificates; empty = the system's CAs."""
+    kafka_ssl_certificate_location: str = ""
+    """Client certificate (mutual TLS), with KAFKA_SSL_KEY_LOCATION."""
+    kafka_ssl_key_location: str = ""
+    kafka_ssl_key_password: SecretStr = SecretStr("")
+    kafka_partitioner: KafkaPartitioner = "murmur2_random"
+    """murmur2_random puts a key where Java clients and Kafka Streams put it."""
+    kafka_producer_config: Annotated[dict[str, ProducerProperty], NoDecode] = Field({}, repr=False)
+    """JSON object of further librdkafka producer properties; may hold secrets, so never shown."""
+    schema_registry_basic_auth_user_info: SecretStr = SecretStr("")
+    """`<key>:<secret>` for the Schema Registry's HTTP basic authentication."""
+    schema_registry_ssl_ca_location: str = ""
+    schema_auto_register: bool = True
+    """Register the schema on first use; off for governed registries where a pipeline registers it."""
+    schema_use_latest_version: bool = False
+    """Serialize with the subject's latest registered version rather than looking up our own."""
     outbox_batch_size: int = Field(500, gt=0)
     outbox_poll_seconds: float = Field(1.0, gt=0)
     """How often the relay looks for events left behind (retries, other replicas, restarts)."""
@@ -191,6 +260,32 @@ class Settings(BaseSettings):
     def _parse_csv(cls, value: object) -> object:
         return split_csv(value) if isinstance(value, str) else value
 
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("kafka_producer_config", mode="before")
+    @classmethod
+    def _parse_producer_config(cls, value: object) -> object:
+        """A JSON object of scalar properties; the messages quote no part of the value, which may hold secrets."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"KAFKA_PRODUCER_CONFIG is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                    'expected an object such as {"linger.ms": 20}'
+                ) from None
+        if not isinstance(value, dict):
+            raise ValueError(
+                f'KAFKA_PRODUCER_CONFIG must be a JSON object such as {{"linger.ms": 20}}, not a {type(value).__name__}'
+            )
+        nested = sorted(key for key, item in value.items() if not isinstance(item, str | int | float | bool))
+        if nested:
+            raise ValueError(f"KAFKA_PRODUCER_CONFIG values must be strings, numbers or booleans: {nested}")
+        return value
+
     @field_validator("log_format")
     @classmethod
     def _check_log_format(cls, value: str) -> str:
@@ -208,6 +303,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> "Settings":
+        if self.feature_registry_file:
+            given = [name.upper() for name in REGISTRY_REPLACES if name in self.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"FEATURE_REGISTRY_FILE declares the categories and their TTLs, so {' and '.join(given)} "
+                    "must not be set too: remove it from the environment and env files"
+                )
         unknown = set(self.category_default_ttl_seconds) - set(self.allowed_categories)
         if unknown:
             raise ValueError(f"CATEGORY_DEFAULT_TTL_SECONDS names categories not allowed: {sorted(unknown)}")
@@ -230,6 +332,70 @@ class Settings(BaseSettings):
             if problems:
                 raise ValueError("unsafe settings for ENVIRONMENT=production:\n- " + "\n- ".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> "Settings":
+        """Refuse combinations librdkafka would ignore or only fail on at the first publish; every
+        problem is named in one error."""
+        problems = [*self._kafka_connection_problems(), *self._producer_config_problems()]
+        if self.schema_auto_register and self.schema_use_latest_version:
+            problems.append("SCHEMA_USE_LATEST_VERSION=true requires SCHEMA_AUTO_REGISTER=false")
+        user_info = self.schema_registry_basic_auth_user_info.get_secret_value()
+        if user_info and ":" not in user_info:
+            problems.append("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO must be <key>:<secret>")
+        if user_info and "@" in self.schema_registry.partition("://")[2].partition("/")[0]:
+            problems.append(
+                "SCHEMA_REGISTRY carries credentials and SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO is set: use one"
+            )
+        if problems:
+            raise ValueError("invalid Kafka settings:\n- " + "\n- ".join(problems))
+        return self
+
+    def _kafka_connection_problems(self) -> list[str]:
+        protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
+        password = self.kafka_sasl_password.get_secret_value()
+        problems = []
+        if protocol.startswith("SASL_") and not mechanism:
+            problems.append(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} requires KAFKA_SASL_MECHANISM ({', '.join(SASL_MECHANISMS)})"
+            )
+        if mechanism and not protocol.startswith("SASL_"):
+            problems.append(
+                f"KAFKA_SASL_MECHANISM={mechanism} requires KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT"
+            )
+        if mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and not (self.kafka_sasl_username and password):
+            problems.append(f"KAFKA_SASL_MECHANISM={mechanism} requires KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if mechanism in ("OAUTHBEARER", "AWS_MSK_IAM") and (self.kafka_sasl_username or password):
+            problems.append(
+                f"KAFKA_SASL_MECHANISM={mechanism} uses tokens: leave KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD empty"
+            )
+        if mechanism == "AWS_MSK_IAM" and protocol != "SASL_SSL":
+            problems.append(
+                "KAFKA_SASL_MECHANISM=AWS_MSK_IAM requires KAFKA_SECURITY_PROTOCOL=SASL_SSL (MSK's IAM listener)"
+            )
+        ssl_settings = {
+            "KAFKA_SSL_CA_LOCATION": self.kafka_ssl_ca_location,
+            "KAFKA_SSL_CERTIFICATE_LOCATION": self.kafka_ssl_certificate_location,
+            "KAFKA_SSL_KEY_LOCATION": self.kafka_ssl_key_location,
+            "KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password.get_secret_value(),
+        }
+        if not protocol.endswith("SSL") and any(ssl_settings.values()):
+            named = ", ".join(name for name, value in ssl_settings.items() if value)
+            problems.append(f"{named} apply to KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL only, not {protocol}")
+        if bool(self.kafka_ssl_certificate_location) != bool(self.kafka_ssl_key_location):
+            problems.append("KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together (mutual TLS)")
+        if ssl_settings["KAFKA_SSL_KEY_PASSWORD"] and not self.kafka_ssl_key_location:
+            problems.append("KAFKA_SSL_KEY_PASSWORD requires KAFKA_SSL_KEY_LOCATION")
+        return problems
+
+    def _producer_config_problems(self) -> list[str]:
+        problems = []
+        for key in sorted(self.kafka_producer_config):
+            if key in KAFKA_PROPERTIES_OF_SETTINGS:
+                problems.append(f"KAFKA_PRODUCER_CONFIG sets {key}: use {KAFKA_PROPERTIES_OF_SETTINGS[key]} instead")
+            elif key in KAFKA_FIXED_PROPERTIES:
+                problems.append(f"KAFKA_PRODUCER_CONFIG may not set {key}: {KAFKA_FIXED_PROPERTIES[key]}")
+        return problems
 
     @model_validator(mode="after")
     def _require_api_keys(self) -> "Settings":

@@ -23,7 +23,7 @@ def cors_for(settings: Settings) -> CORSWrapper:
         allow_origins=list(origins),
         allow_methods=["GET", "POST"],
         allow_headers=["*"],
-        expose_headers=["X-Request-ID"],
+        expose_headers=["X-Request-ID", "ETag"],
     )
 
 

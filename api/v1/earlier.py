@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 
 from api.auth import Writer
 from api.routing import StrictQueryRoute
-from api.v1.routes import controller_of
+from api.v1.routes import MaxAgeQuery, controller_of
 from components.features.models import (
     EarlierReadBody,
     EarlierWriteBody,
@@ -51,12 +51,13 @@ async def read_features_by_category(
     entity_value: EntityValuePath,
     body: EarlierReadBody,
     entity_type: EntityTypeQuery = "bright_uid",
+    max_age_seconds: MaxAgeQuery = None,
 ) -> JSONBytesResponse:
     """The body maps each category to the feature names wanted; `[]` or `["*"]` asks for the whole
     category. Answers exactly like `POST /api/v1/get/items`, which replaces it: a body
     `{"user_features": ["age"], "transaction_features": []}` is the feature list
     `["user_features:age", "transaction_features:*"]`."""
-    return await controller_of(request).read_features_by_category(entity_value, entity_type, body.root)
+    return await controller_of(request).read_features_by_category(entity_value, entity_type, body.root, max_age_seconds)
 
 
 @writes.post(

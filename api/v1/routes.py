@@ -18,6 +18,7 @@ from api.auth import Writer, require_admin
 from api.routing import StrictQueryRoute
 from components.features.controller import FeatureController
 from components.features.models import (
+    MAX_AGE_DESCRIPTION,
     BatchResponse,
     CategoryItemResponse,
     EntityValue,
@@ -47,6 +48,7 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+MaxAgeQuery = Annotated[float | None, Query(gt=0, allow_inf_nan=False, description=MAX_AGE_DESCRIPTION)]
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -69,8 +71,11 @@ async def read_category(
     entity_value: Annotated[EntityValue, Path(examples=["user-123"])],
     category: Annotated[str, Path(max_length=128, examples=["user_features"])],
     entity_type: Annotated[str, Query(max_length=128)] = "bright_uid",
+    max_age_seconds: MaxAgeQuery = None,
 ) -> JSONBytesResponse:
-    return await controller_of(request).read_category(entity_value, category, entity_type)
+    """404 when the entity has nothing in that category, or only expired data, or data older than
+    `max_age_seconds`."""
+    return await controller_of(request).read_category(entity_value, category, entity_type, max_age_seconds)
 
 
 @reads.post(

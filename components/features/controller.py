@@ -14,6 +14,7 @@ from components.features.models import (
     GetBatchRequest,
     GetItemsData,
     GetItemsRequest,
+    ReadMeta,
     WriteData,
     WriteMeta,
     WriteRequest,
@@ -37,14 +38,16 @@ class FeatureController:
     def __init__(self, service: FeatureService) -> None:
         self.service = service
 
-    async def read_category(self, entity_value: str, category: str, entity_type: str) -> JSONBytesResponse:
-        stored = await self.service.read_category(entity_type, entity_value, category)
+    async def read_category(
+        self, entity_value: str, category: str, entity_type: str, max_age_seconds: float | None = None
+    ) -> JSONBytesResponse:
+        stored = await self.service.read_category(entity_type, entity_value, category, max_age_seconds)
         body = {entity_type: entity_value, "category": category, "features": _block(stored)}
         return JSONBytesResponse(dumps(body))
 
     async def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
-        data = request.data
-        result = await self.service.read_features(data.entity_type, data.entity_value, data.feature_list)
+        data, max_age = request.data, request.meta.max_age_seconds if request.meta else None
+        result = await self.service.read_features(data.entity_type, data.entity_value, data.feature_list, max_age)
         body = {
             "entity_value": data.entity_value,
             "entity_type": data.entity_type,
@@ -55,8 +58,8 @@ class FeatureController:
         return JSONBytesResponse(dumps(body))
 
     async def read_batch(self, request: GetBatchRequest) -> JSONBytesResponse:
-        data = request.data
-        results = await self.service.read_batch(data.entity_type, data.entity_values, data.feature_list)
+        data, max_age = request.data, request.meta.max_age_seconds if request.meta else None
+        results = await self.service.read_batch(data.entity_type, data.entity_values, data.feature_list, max_age)
         body = {
             "entity_type": data.entity_type,
             "results": [
@@ -105,14 +108,19 @@ class FeatureController:
     # The earlier API (seed 001): its requests become the current ones, served by the methods above.
 
     async def read_features_by_category(
-        self, entity_value: str, entity_type: str, wanted: Mapping[str, Sequence[str]]
+        self,
+        entity_value: str,
+        entity_type: str,
+        wanted: Mapping[str, Sequence[str]],
+        max_age_seconds: float | None = None,
     ) -> JSONBytesResponse:
         """category -> feature names (none, or `*`, for the whole category), answered as `POST /get/items`."""
         feature_list = [f"{category}:{name}" for category, names in wanted.items() for name in names or (WILDCARD,)]
         data = GetItemsData.model_construct(
             entity_type=entity_type, entity_value=entity_value, feature_list=feature_list
         )
-        return await self.read_features(GetItemsRequest.model_construct(data=data))
+        meta = ReadMeta.model_construct(source=None, max_age_seconds=max_age_seconds)
+        return await self.read_features(GetItemsRequest.model_construct(meta=meta, data=data))
 
     async def write_by_category(
         self,

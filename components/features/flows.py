@@ -40,19 +40,44 @@ class WriteOutcome:
     timestamp: str
 
 
-def _is_fresh(stored: StoredCategory, now: float) -> bool:
-    return stored.expires_at_epoch is None or now < stored.expires_at_epoch
+def _age_seconds(stored: StoredCategory, now: float) -> float | None:
+    """Seconds since the data's `event_time` (the write time when none was given); None if unknown."""
+    event_time = stored.metadata.get("event_time") or stored.metadata.get("updated_at")
+    try:
+        return now - datetime.fromisoformat(event_time).timestamp() if isinstance(event_time, str) else None
+    except ValueError:
+        return None
 
 
-def _project(stored: Mapping[str, StoredCategory], selection: FeatureSelection, now: float) -> EntityFeatures:
+def _is_fresh(stored: StoredCategory, now: float, max_age: float | None = None) -> bool:
+    """Not expired, and when the read bounds the age (`max_age_seconds`), no older than that."""
+    if stored.expires_at_epoch is not None and now >= stored.expires_at_epoch:
+        return False
+    if max_age is None:
+        return True
+    age = _age_seconds(stored, now)
+    return age is not None and age <= max_age
+
+
+def _aged(stored: StoredCategory, now: float) -> StoredCategory:
+    """The category as read: its metadata gains `age_seconds`."""
+    age = _age_seconds(stored, now)
+    metadata = {**stored.metadata, "age_seconds": round(age, 6) if age is not None else None}
+    return StoredCategory(stored.data, metadata, stored.expires_at_epoch)
+
+
+def _project(
+    stored: Mapping[str, StoredCategory], selection: FeatureSelection, now: float, max_age: float | None = None
+) -> EntityFeatures:
     result = EntityFeatures()
     unavailable = set(selection.not_whitelisted)
     missing_features: list[str] = []
     for category, names in selection.wanted.items():
         found = stored.get(category)
-        if found is None or not _is_fresh(found, now):
+        if found is None or not _is_fresh(found, now, max_age):
             unavailable.add(category)
             continue
+        found = _aged(found, now)
         if names is None:
             result.items[category] = found
             continue
@@ -78,26 +103,33 @@ class FeatureFlows:
         self.relay = relay
         self.default_ttl = default_ttl
 
-    async def read_category(self, entity_type: EntityType, entity_value: str, category: str) -> StoredCategory | None:
+    async def read_category(
+        self, entity_type: EntityType, entity_value: str, category: str, max_age: float | None = None
+    ) -> StoredCategory | None:
         with metrics.timer("read.single_item", entity_type=entity_type.name):
             found = (await self.store.read(entity_type, entity_value, {category: None})).get(category)
-            if found is not None and _is_fresh(found, self.clock()):
-                return found
+            now = self.clock()
+            if found is not None and _is_fresh(found, now, max_age):
+                return _aged(found, now)
         metrics.incr("read.unavailable_category", entity_type=entity_type.name)
         return None
 
     async def read_features(
-        self, entity_type: EntityType, entity_value: str, selection: FeatureSelection
+        self, entity_type: EntityType, entity_value: str, selection: FeatureSelection, max_age: float | None = None
     ) -> EntityFeatures:
         with metrics.timer("read.multi_category", entity_type=entity_type.name):
             stored = await self.store.read(entity_type, entity_value, selection.wanted) if selection.wanted else {}
-            result = _project(stored, selection, self.clock())
+            result = _project(stored, selection, self.clock(), max_age)
         if result.unavailable_categories:
             metrics.incr("read.unavailable_category", len(result.unavailable_categories), entity_type=entity_type.name)
         return result
 
     async def read_batch(
-        self, entity_type: EntityType, entity_values: Sequence[str], selection: FeatureSelection
+        self,
+        entity_type: EntityType,
+        entity_values: Sequence[str],
+        selection: FeatureSelection,
+        max_age: float | None = None,
     ) -> list[EntityFeatures]:
         wanted = selection.wanted
         with metrics.timer("read.batch", entity_type=entity_type.name):
@@ -114,7 +146,7 @@ class FeatureFlows:
                     )
                     continue
                 stored = batch.found.get(value, {}) if batch is not None else {}
-                results.append(_project(stored, selection, now))
+                results.append(_project(stored, selection, now, max_age))
         unavailable = sum(len(result.unavailable_categories) for result in results)
         if unavailable:
             metrics.incr("read.unavailable_category", unavailable, entity_type=entity_type.name)

@@ -2,12 +2,13 @@
 
 import unicodedata
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
@@ -79,8 +80,23 @@ MetaText = Annotated[str, StringConstraints(max_length=MAX_META_TEXT), AfterVali
 EntityTypeName = Annotated[str, StringConstraints(max_length=128)]
 
 
+def _seconds(value: object) -> object:
+    """A JSON number, not a string or a boolean (which a float field would otherwise take)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number of seconds")
+    return value
+
+
+MAX_AGE_DESCRIPTION = (
+    "Freshness bound: a category whose data is older than this many seconds (by its `event_time`) "
+    "reads as unavailable, like an expired one."
+)
+MaxAgeSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(_seconds)]
+
+
 class ReadMeta(BaseModel):
     source: MetaText | None = None
+    max_age_seconds: MaxAgeSeconds | None = Field(None, description=MAX_AGE_DESCRIPTION, examples=[3600])
 
 
 class WriteMeta(BaseModel):
@@ -259,6 +275,9 @@ class FeatureMetadata(BaseModel):
     ttl: int | None = Field(examples=[None])
     expires_at: str | None = Field(None, examples=[None])
     event_time: str | None = Field(None, examples=["2025-10-13T09:15:51.358632+00:00"])
+    age_seconds: float | None = Field(
+        None, description="Seconds from `event_time` to this read; null when unknown.", examples=[3.25]
+    )
 
 
 class FeatureBlock(BaseModel):
@@ -339,3 +358,31 @@ class ErrorResponse(BaseModel):
     detail: Any
     error: str
     request_id: str
+
+
+class RegistryFeature(BaseModel):
+    type: str = Field(description="`int`, `float`, `bool`, `string`, `list<T>`, `map` or `json`.", examples=["int"])
+    nullable: bool
+    description: str | None = Field(examples=["Age in years"])
+
+
+class RegistryCategory(BaseModel):
+    """One category as the registry declares it, defaults filled in."""
+
+    description: str | None = Field(examples=["Demographics from the nightly profile job"])
+    owner: str | None = Field(examples=["profile-team"])
+    entity_types: list[str] = Field(description="The entity types it may be written for.", examples=[["bright_uid"]])
+    default_ttl_seconds: int | None = Field(examples=[86400])
+    writers: list[str] | None = Field(
+        description="The only sources that may write it; null: every writer otherwise allowed.",
+        examples=[["prediction_service"]],
+    )
+    mode: Literal["strict", "open"] = Field(
+        description="`strict`: only declared features may be written; `open`: undeclared ones are accepted untyped."
+    )
+    features: dict[str, RegistryFeature]
+
+
+class RegistryResponse(BaseModel):
+    entity_types: list[str] = Field(examples=[["account_id", "bright_uid"]])
+    categories: dict[str, RegistryCategory]

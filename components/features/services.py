@@ -11,6 +11,7 @@ from typing import Any
 
 from components.features.flows import EntityFeatures, FeatureFlows, FeatureSelection, WriteOutcome
 from components.features.models import NAME_PATTERN, has_unsafe_characters
+from components.features.registry import Registry
 from components.features.store.base import StoredCategory
 from core.auth import Principal
 from core.exceptions import Forbidden, InvalidRequest, NotFound, SourceRequired
@@ -35,14 +36,17 @@ class CategoryInput:
 
 
 class FeatureService:
-    def __init__(self, settings: Settings, flows: FeatureFlows, *, store_max_categories_per_write: int) -> None:
+    def __init__(
+        self, settings: Settings, flows: FeatureFlows, registry: Registry, *, store_max_categories_per_write: int
+    ) -> None:
         """`store_max_categories_per_write`: the most categories the store can commit atomically; a write
         may hold no more than that, nor more than the setting allows."""
         self.settings = settings
         self.flows = flows
+        self.registry = registry
         self.max_categories_per_write = min(settings.max_categories_per_write, store_max_categories_per_write)
         self.entity_types = settings.entity_types
-        self.allowed_categories = frozenset(settings.allowed_categories)
+        self.allowed_categories = registry.names
         self.allowed_writers = frozenset(settings.write_allowed_sources)
         self._parsed_feature_list = lru_cache(maxsize=PARSED_FEATURE_LISTS)(self._parse_feature_list)
 
@@ -58,11 +62,13 @@ class FeatureService:
                 f"category {category!r} is not allowed; allowed: {sorted(self.allowed_categories)}", loc
             )
 
-    async def read_category(self, entity_type_name: str, entity_value: str, category: str) -> StoredCategory:
+    async def read_category(
+        self, entity_type_name: str, entity_value: str, category: str, max_age: float | None = None
+    ) -> StoredCategory:
         entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
         self._check_category(category, ("path", "category"))
         annotate_request(entity_type=entity_type.name, categories=[category])
-        found = await self.flows.read_category(entity_type, entity_value, category)
+        found = await self.flows.read_category(entity_type, entity_value, category, max_age)
         if found is None:
             raise NotFound(f"no features in category {category!r} for {entity_type.name} {entity_value!r}")
         return found
@@ -104,15 +110,19 @@ class FeatureService:
         return FeatureSelection(MappingProxyType(frozen), tuple(sorted(not_whitelisted)))
 
     async def read_features(
-        self, entity_type_name: str, entity_value: str, feature_list: Sequence[str]
+        self, entity_type_name: str, entity_value: str, feature_list: Sequence[str], max_age: float | None = None
     ) -> EntityFeatures:
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
         selection = self.parse_feature_list(feature_list)
         annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted))
-        return await self.flows.read_features(entity_type, entity_value, selection)
+        return await self.flows.read_features(entity_type, entity_value, selection, max_age)
 
     async def read_batch(
-        self, entity_type_name: str, entity_values: Sequence[str], feature_list: Sequence[str]
+        self,
+        entity_type_name: str,
+        entity_values: Sequence[str],
+        feature_list: Sequence[str],
+        max_age: float | None = None,
     ) -> list[EntityFeatures]:
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
         if len(entity_values) > self.settings.max_batch_entities:
@@ -122,7 +132,7 @@ class FeatureService:
             )
         selection = self.parse_feature_list(feature_list)
         annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted), entities=len(entity_values))
-        return await self.flows.read_batch(entity_type, entity_values, selection)
+        return await self.flows.read_batch(entity_type, entity_values, selection, max_age)
 
     async def write(
         self,
@@ -168,6 +178,7 @@ class FeatureService:
         for item in categories:
             for name, value in item.features.items():
                 self._check_value(value, (*item.loc, "features", name))
+            self.registry.check_features(item.category, item.features, item.loc, entity_type=entity_type.name)
         annotate_request(entity_type=entity_type.name, categories=[item.category for item in categories])
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
             raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
@@ -194,7 +205,7 @@ class FeatureService:
                 )
             if source not in self.allowed_writers:
                 raise Forbidden(f"source {source!r} may not write features")
-            return source
+            return self._check_registry_writers(source, categories)
         if source is None:
             source = writer.sources[0]
         elif source not in writer.sources:
@@ -202,6 +213,13 @@ class FeatureService:
         denied = [item.category for item in categories if not writer.may_write(item.category)]
         if denied:
             raise Forbidden(f"key {writer.name!r} may not write categories {denied}")
+        return self._check_registry_writers(source, categories)
+
+    def _check_registry_writers(self, source: str, categories: Sequence[CategoryInput]) -> str:
+        """The registry may narrow who writes a category (its `writers`); it never widens."""
+        denied = [item.category for item in categories if not self.registry.may_write(item.category, source)]
+        if denied:
+            raise Forbidden(f"source {source!r} is not among the registry's writers of categories {denied}")
         return source
 
     def _check_string(self, text: str, loc: tuple) -> None:

@@ -6,13 +6,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.routing import MAX_REPORTED, StrictQueryRoute, query_names
-from api.v1 import earlier, routes
+from api.v1 import earlier, registry, routes
 from main import create_app
 from tests.conftest import AppClient
 
 pytestmark = pytest.mark.backends("sqlite")
 
-ROUTERS = (routes.reads, routes.writes, routes.probes, earlier.reads, earlier.writes)
+ROUTERS = (routes.reads, routes.writes, routes.probes, earlier.reads, earlier.writes, registry.router)
 ROUTES = [route for router in ROUTERS for route in router.routes if isinstance(route, StrictQueryRoute)]
 OPERATIONS = [(method, route) for route in ROUTES for method in route.methods or ()]
 BODIES = {
@@ -56,7 +56,7 @@ def test_the_message_lists_what_the_operation_accepts(client: TestClient, backen
         {
             "type": "extra_forbidden",
             "loc": ["query", "entity"],
-            "msg": "unknown query parameter; this operation accepts: entity_type, table_type",
+            "msg": "unknown query parameter; this operation accepts: entity_type, max_age_seconds, table_type",
         }
     ]
 

@@ -10,8 +10,9 @@ import json
 import struct
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import fastavro
@@ -33,6 +34,8 @@ class Received:
     key: str
     schema_id: int
     event: dict[str, Any]
+    partition: int
+    value: bytes
 
 
 def decode(value: bytes) -> tuple[int, dict[str, Any]]:
@@ -44,12 +47,24 @@ def decode(value: bytes) -> tuple[int, dict[str, Any]]:
     return schema_id, event
 
 
-def consume(broker: KafkaBroker, topic: str, distinct: int, timeout: float = 20, settle: float = 0.5) -> list[Received]:
+def consume(
+    bootstrap: str,
+    topic: str,
+    distinct: int,
+    timeout: float = 20,
+    settle: float = 0.5,
+    client: Mapping[str, object] = MappingProxyType({}),
+) -> list[Received]:
     """Read the topic from the start until `distinct` event ids have arrived and nothing more comes
-    for `settle` seconds; duplicates are kept. `assign()` rather than a group subscription: Tansu's
-    first group join takes ~20 s."""
+    for `settle` seconds; duplicates are kept. `client` adds connection properties (TLS). `assign()`
+    rather than a group subscription: Tansu's first group join takes ~20 s."""
     consumer = Consumer(
-        {"bootstrap.servers": broker.bootstrap, "group.id": f"test-{uuid.uuid4()}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            **client,
+        }
     )
     try:
         partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
@@ -66,7 +81,7 @@ def consume(broker: KafkaBroker, topic: str, distinct: int, timeout: float = 20,
             value, key = message.value(), message.key()
             assert value is not None and key is not None
             schema_id, event = decode(value)
-            received.append(Received(key.decode(), schema_id, event))
+            received.append(Received(key.decode(), schema_id, event, message.partition() or 0, value))
             quiet_since = time.monotonic()
         return received
     finally:
@@ -150,7 +165,7 @@ def test_written_events_arrive_in_wire_format_with_every_field(
     )
     assert second.status_code == 200
 
-    received = consume(kafka_broker, kafka_topic, distinct=3)
+    received = consume(kafka_broker.bootstrap, kafka_topic, distinct=3)
     assert len(received) == 3
     by_category = {item.event["resource_name"]: item for item in received}
     registered = client.app.state.runtime.sink.registry.get_latest_version(f"{kafka_topic}-value")
@@ -206,7 +221,7 @@ def test_an_outage_delays_events_but_loses_none(
     finally:
         kafka_broker.server.resume()
 
-    received = consume(kafka_broker, kafka_topic, distinct=writes)
+    received = consume(kafka_broker.bootstrap, kafka_topic, distinct=writes)
     assert {item.event["entity_id"] for item in received} == {f"user-{index}" for index in range(writes)}
     wait_for(lambda: client.run(runtime.store.outbox_stats).pending == 0)
     assert client.get("/api/v1/ready").json()["checks"]["events"]["ok"] is True
@@ -245,7 +260,7 @@ def test_events_pending_at_shutdown_are_published_after_a_restart(
     assert asyncio.run(pending()) == 3
 
     restarted = make_client(**kafka_settings)
-    received = consume(kafka_broker, kafka_topic, distinct=3)
+    received = consume(kafka_broker.bootstrap, kafka_topic, distinct=3)
     assert {item.event["event_id"] for item in received} == set(attempted)
     assert {item.event["resource_name"] for item in received} == {"user_features", "credit_features", "trans_features"}
     wait_for(lambda: restarted.run(restarted.app.state.runtime.store.outbox_stats).pending == 0)

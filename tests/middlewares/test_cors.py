@@ -25,6 +25,7 @@ def test_development_allows_any_origin(make_client) -> None:
     simple = client.get("/api/v1/health", headers={"Origin": "http://anything.example"})
     assert simple.headers["access-control-allow-origin"] == "*"
     assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+    assert "etag" in simple.headers["access-control-expose-headers"].lower(), "the registry's ETag, for If-None-Match"
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])

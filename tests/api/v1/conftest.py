@@ -1,15 +1,12 @@
 """The API suite's fixtures: a write that must succeed, and the app's clock moved by hand."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import AppClient
-from tests.factories import write_body
-
-CLOCK_START = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+from tests.factories import CLOCK_START, write_body
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from core.settings import DEFAULT_CATEGORIES
 from tests.conftest import AppClient
-from tests.factories import read_body
+from tests.factories import read_body, stop_clock
 
 # Seed 001's calls, verbatim; its placeholder categories are allowed for them.
 SEED_CATEGORIES = ",".join((*DEFAULT_CATEGORIES, "category1", "category2"))
@@ -26,7 +26,7 @@ def key(value: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def seed_client(make_client) -> TestClient:
+def seed_client(make_client) -> AppClient:
     return make_client(allowed_categories=SEED_CATEGORIES)
 
 
@@ -56,8 +56,9 @@ def test_seed_calls_verbatim_with_a_writer_key(make_auth_client, api_keys: dict[
     assert client.post(SEED_READ.format(identifier="user-123"), json=SEED_READ_BODY).status_code == 401
 
 
-def test_seed_calls_verbatim_without_keys(seed_client: TestClient) -> None:
+def test_seed_calls_verbatim_without_keys(seed_client: AppClient) -> None:
     """Without API keys the earlier body names no writer: refused, saying how to name it; then it works."""
+    stop_clock(seed_client)
     refused = seed_client.post(SEED_WRITE.format(identifier="user-123"), json=SEED_WRITE_BODY)
     assert refused.status_code == 403
     assert refused.json()["error"] == "forbidden"
@@ -80,7 +81,8 @@ def test_seed_calls_verbatim_without_keys(seed_client: TestClient) -> None:
     assert many.json() == current.json()
 
 
-def test_earlier_read_answers_like_get_items(client: TestClient, write) -> None:
+def test_earlier_read_answers_like_get_items(client: AppClient, write) -> None:
+    stop_clock(client)
     write(categories={"user_features": {"age": 30, "income": 60000, "city": "SF"}})
     write(categories={"transaction_features": {"count": 150, "avg": 250.5}, "credit_features": {"score": 700}})
     body = {
@@ -155,7 +157,8 @@ def test_table_type_names_the_written_entity(client: TestClient) -> None:
         ("POST", "/api/v1/items/user-123?source=prediction_service", {"user_features": {"a": 1}}),
     ],
 )
-def test_entity_type_and_table_type_must_agree(client: TestClient, write, method: str, path: str, body) -> None:
+def test_entity_type_and_table_type_must_agree(client: AppClient, write, method: str, path: str, body) -> None:
+    stop_clock(client)
     write(categories={"user_features": {"a": 0}})
     joiner = "&" if "?" in path else "?"
     agreeing = client.request(method, f"{path}{joiner}entity_type=bright_uid&table_type=bright_uid", json=body)

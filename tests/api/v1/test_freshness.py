@@ -3,14 +3,12 @@ idempotent repeats, concurrent writers, and batch reads across DynamoDB's 100-ke
 
 import asyncio
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from tests.conftest import AppClient
-from tests.factories import read_body, write_body
-
-T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+from tests.factories import CLOCK_START, read_body, write_body
 
 
 def item(client: AppClient, entity_value: str = "user-123", category: str = "user_features"):
@@ -41,7 +39,7 @@ def test_an_expired_category_blocks_nothing(client: AppClient, clock) -> None:
 
 
 def test_out_of_order_replay_ends_with_the_newest(client: AppClient) -> None:
-    times = [T0 + timedelta(seconds=index) for index in range(100)]
+    times = [CLOCK_START + timedelta(seconds=index) for index in range(100)]
     order = list(range(100))
     random.Random(7).shuffle(order)
     newest_so_far = -1
@@ -59,7 +57,7 @@ def test_out_of_order_replay_ends_with_the_newest(client: AppClient) -> None:
 
 
 def test_repeating_a_write_is_idempotent(client: AppClient) -> None:
-    body = write_body(categories={"user_features": {"age": 30}}, event_time=T0.isoformat())
+    body = write_body(categories={"user_features": {"age": 30}}, event_time=CLOCK_START.isoformat())
     first = client.post("/api/v1/items", json=body).json()
     second = client.post("/api/v1/items", json=body).json()
     assert first["categories_updated"] == second["categories_updated"] == ["user_features"]
@@ -80,7 +78,7 @@ def test_concurrent_out_of_order_writers_keep_the_newest(client: AppClient) -> N
             source="prediction_service",
             compute_id=None,
             ttl=None,
-            event_time=T0 + timedelta(seconds=index),
+            event_time=CLOCK_START + timedelta(seconds=index),
         )
         return outcome.categories_updated
 

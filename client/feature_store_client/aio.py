@@ -1,0 +1,169 @@
+"""The asyncio client: one pooled `httpx.AsyncClient`; a batch read's parts are fetched concurrently.
+Same methods, arguments and results as `FeatureStoreClient`, awaited."""
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from feature_store_client import _core
+from feature_store_client._core import DEFAULT_CONCURRENCY, DEFAULT_ENTITY_TYPE, DEFAULT_TIMEOUT, Call, RetryPolicy
+from feature_store_client.models import (
+    BatchResult,
+    CategoryResult,
+    FeaturesResult,
+    Limits,
+    Readiness,
+    Registry,
+    RegistryCategory,
+    WriteResult,
+)
+
+T = TypeVar("T")
+
+
+class AsyncFeatureStoreClient:
+    """`async with AsyncFeatureStoreClient(url) as store: await store.read_features(...)`.
+
+    `transport` replaces the network (for example `httpx.ASGITransport(app)`); `http_client` replaces
+    the pool, and is then not closed by this client."""
+
+    def __init__(
+        self,
+        base_url: str = "http://localhost:8000",
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        *,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.retry = retry or RetryPolicy()
+        self.max_concurrency = max(1, max_concurrency)
+        self._owned = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            base_url=base_url,
+            timeout=timeout,
+            headers=headers,
+            transport=transport,
+            limits=httpx.Limits(max_connections=max(self.max_concurrency, 10)),
+        )
+        self._limits: Limits | None = None
+        self._limits_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._http.aclose()
+
+    async def _run(self, call: Call[T], request_id: str | None) -> T:
+        request_id = request_id or _core.new_request_id()
+        headers = _core.request_headers(self.api_key, request_id)
+        attempts = _core.Attempts(self.retry, call, request_id)
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method, call.path, json=call.json, params=call.params, headers=headers
+                )
+            except httpx.TransportError as exc:
+                await asyncio.sleep(attempts.failed(exc))
+                continue
+            wait = attempts.answered(response)
+            if wait is None:
+                return call.parse(response)
+            await asyncio.sleep(wait)
+
+    async def limits(self) -> Limits:
+        """The service's maxima, read once (`GET /api/v1/limits`) and kept."""
+        async with self._limits_lock:
+            if self._limits is None:
+                self._limits = await self._run(_core.limits_call(), None)
+            return self._limits
+
+    async def read_category(
+        self,
+        entity_value: str,
+        category: str,
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        *,
+        max_age_seconds: float | None = None,
+        request_id: str | None = None,
+    ) -> CategoryResult:
+        call = _core.read_category_call(entity_value, category, entity_type, max_age_seconds)
+        return await self._run(call, request_id)
+
+    async def read_features(
+        self,
+        entity_value: str,
+        features: Sequence[str],
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        *,
+        source: str | None = None,
+        max_age_seconds: float | None = None,
+        request_id: str | None = None,
+    ) -> FeaturesResult:
+        call = _core.read_features_call(entity_value, features, entity_type, source, max_age_seconds)
+        return await self._run(call, request_id)
+
+    async def read_batch(
+        self,
+        entity_values: Sequence[str],
+        features: Sequence[str],
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        *,
+        source: str | None = None,
+        max_age_seconds: float | None = None,
+        request_id: str | None = None,
+    ) -> BatchResult:
+        if not entity_values:
+            raise ValueError("entity_values must hold at least one entity value")
+        request_id = request_id or _core.new_request_id()
+        parts = _core.split_batch(entity_values, await self.limits())
+        calls = [_core.read_batch_call(part, features, entity_type, source, max_age_seconds) for part in parts]
+        if len(calls) == 1:
+            return await self._run(calls[0], request_id)
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def fetch(call: Call[BatchResult]) -> BatchResult:
+            async with gate:
+                return await self._run(call, request_id)
+
+        answers = await asyncio.gather(*(fetch(call) for call in calls))
+        return _core.merge_batches(entity_type, answers)
+
+    async def write(
+        self,
+        entity_value: str,
+        categories: Mapping[str, Mapping[str, Any]],
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        source: str | None = None,
+        compute_id: str | None = None,
+        ttl: int | None = None,
+        event_time: datetime | str | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> WriteResult:
+        call = _core.write_call(entity_value, categories, entity_type, source, compute_id, ttl, event_time)
+        return await self._run(call, request_id)
+
+    async def registry(self, *, request_id: str | None = None) -> Registry:
+        return await self._run(_core.registry_call(), request_id)
+
+    async def registry_category(self, category: str, *, request_id: str | None = None) -> RegistryCategory:
+        return await self._run(_core.registry_category_call(category), request_id)
+
+    async def ready(self, *, request_id: str | None = None) -> Readiness:
+        return await self._run(_core.ready_call(), request_id)

@@ -1,0 +1,241 @@
+"""`feature-store`: the client's command line. `--url`/`--api-key` or FEATURE_STORE_URL /
+FEATURE_STORE_API_KEY; answers as JSON (default) or a table; exit status 0 on success, 1 on an error
+answer or a service that is not ready, 2 on a usage error."""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from pydantic import BaseModel
+
+from feature_store_client._core import DEFAULT_ENTITY_TYPE, DEFAULT_TIMEOUT
+from feature_store_client._version import __version__
+from feature_store_client.client import FeatureStoreClient
+from feature_store_client.errors import FeatureStoreError, ValidationError
+from feature_store_client.models import BatchResult, CategoryResult, EntityFeatures, Readiness, Registry
+
+DEFAULT_URL = "http://localhost:8000"
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="feature-store", description="Read and write features of the Feature Store API."
+    )
+    root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    root.add_argument("--url", default=os.environ.get("FEATURE_STORE_URL", DEFAULT_URL), help="env FEATURE_STORE_URL")
+    root.add_argument("--api-key", default=os.environ.get("FEATURE_STORE_API_KEY"), help="env FEATURE_STORE_API_KEY")
+    root.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per request")
+    root.add_argument("--output", "-o", choices=["json", "table"], default="json")
+    root.add_argument("--request-id", help="X-Request-ID to send (one is generated otherwise)")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def entity_type(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--entity-type", default=DEFAULT_ENTITY_TYPE)
+
+    get = commands.add_parser("get", help="features of one entity")
+    get.add_argument("entity_value")
+    get.add_argument(
+        "selectors", nargs="+", metavar="SELECTOR", help="CATEGORY (all its features), CATEGORY:FEATURE or CATEGORY:*"
+    )
+    get.add_argument("--max-age", type=float, dest="max_age_seconds", help="freshness bound, seconds")
+    entity_type(get)
+
+    batch = commands.add_parser("get-batch", help="the same features of many entities")
+    batch.add_argument("entity_values", nargs="*", metavar="ENTITY_VALUE")
+    batch.add_argument("--features", "-f", nargs="+", required=True, metavar="SELECTOR")
+    batch.add_argument("--from-file", metavar="PATH", help="entity values, one a line ('-': standard input)")
+    batch.add_argument("--max-age", type=float, dest="max_age_seconds")
+    entity_type(batch)
+
+    write = commands.add_parser("write", help="write features of one entity")
+    write.add_argument("entity_value")
+    write.add_argument(
+        "assignments",
+        nargs="*",
+        metavar="CATEGORY:FEATURE=VALUE",
+        help='VALUE is read as JSON (30, true, [1,2], "x"), else taken as a string',
+    )
+    write.add_argument("--json", dest="json_categories", help='{"category": {"feature": value}}; @PATH or - to read it')
+    write.add_argument("--source")
+    write.add_argument("--compute-id")
+    write.add_argument("--ttl", type=int)
+    write.add_argument("--event-time", help="ISO 8601")
+    entity_type(write)
+
+    registry = commands.add_parser("registry", help="the feature registry, or one category of it")
+    registry.add_argument("category", nargs="?")
+
+    commands.add_parser("ready", help="readiness; exit status 1 when not ready")
+    commands.add_parser("limits", help="what one request may hold")
+    return root
+
+
+def selectors_to_call(selectors: Sequence[str]) -> tuple[str | None, list[str]]:
+    """(category, []) for one bare category (a single-category read); else (None, feature references)."""
+    if len(selectors) == 1 and ":" not in selectors[0]:
+        return selectors[0], []
+    return None, [selector if ":" in selector else f"{selector}:*" for selector in selectors]
+
+
+def parse_assignments(assignments: Sequence[str]) -> dict[str, dict[str, Any]]:
+    categories: dict[str, dict[str, Any]] = {}
+    for assignment in assignments:
+        reference, equals, text = assignment.partition("=")
+        category, colon, feature = reference.partition(":")
+        if not (equals and colon and category and feature):
+            raise ValueError(f"{assignment!r} is not CATEGORY:FEATURE=VALUE")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        categories.setdefault(category, {})[feature] = value
+    return categories
+
+
+def read_text(argument: str, stdin: TextIO) -> str:
+    if argument == "-":
+        return stdin.read()
+    if argument.startswith("@"):
+        with open(argument[1:], encoding="utf-8") as file:
+            return file.read()
+    return argument
+
+
+def write_categories(args: argparse.Namespace, stdin: TextIO) -> dict[str, dict[str, Any]]:
+    categories: dict[str, dict[str, Any]] = {}
+    if args.json_categories is not None:
+        loaded = json.loads(read_text(args.json_categories, stdin))
+        if not isinstance(loaded, dict) or not all(isinstance(value, dict) for value in loaded.values()):
+            raise ValueError('--json must be an object {"category": {"feature": value}}')
+        categories = loaded
+    for category, values in parse_assignments(args.assignments).items():
+        categories.setdefault(category, {}).update(values)
+    if not categories:
+        raise ValueError("give CATEGORY:FEATURE=VALUE arguments or --json")
+    return categories
+
+
+def run(args: argparse.Namespace, client: FeatureStoreClient, stdin: TextIO) -> tuple[Any, int]:
+    """The answer to print and the exit status."""
+    rid = args.request_id
+    if args.command == "get":
+        category, features = selectors_to_call(args.selectors)
+        if category is not None:
+            answer: Any = client.read_category(
+                args.entity_value, category, args.entity_type, max_age_seconds=args.max_age_seconds, request_id=rid
+            )
+        else:
+            answer = client.read_features(
+                args.entity_value, features, args.entity_type, max_age_seconds=args.max_age_seconds, request_id=rid
+            )
+        return answer, 0
+    if args.command == "get-batch":
+        values = list(args.entity_values)
+        if args.from_file:
+            source = args.from_file if args.from_file == "-" else f"@{args.from_file}"
+            values += [line.strip() for line in read_text(source, stdin).splitlines() if line.strip()]
+        if not values:
+            raise ValueError("give entity values, or --from-file")
+        features = [selector if ":" in selector else f"{selector}:*" for selector in args.features]
+        return client.read_batch(
+            values, features, args.entity_type, max_age_seconds=args.max_age_seconds, request_id=rid
+        ), 0
+    if args.command == "write":
+        return (
+            client.write(
+                args.entity_value,
+                write_categories(args, stdin),
+                args.entity_type,
+                source=args.source,
+                compute_id=args.compute_id,
+                ttl=args.ttl,
+                event_time=args.event_time,
+                request_id=rid,
+            ),
+            0,
+        )
+    if args.command == "registry":
+        if args.category:
+            return client.registry_category(args.category, request_id=rid), 0
+        return client.registry(request_id=rid), 0
+    if args.command == "ready":
+        readiness = client.ready(request_id=rid)
+        return readiness, 0 if readiness.ready else 1
+    return client.limits(), 0
+
+
+def plain(answer: Any) -> Any:
+    return answer.model_dump(mode="json", exclude_none=False) if isinstance(answer, BaseModel) else answer
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header, *[[cell if isinstance(cell, str) else json.dumps(cell) for cell in row] for row in rows]]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def feature_rows(entity: EntityFeatures, with_entity: bool) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    prefix = [entity.entity_value] if with_entity else []
+    for category, item in entity.items.items():
+        rows += [[*prefix, category, feature, value] for feature, value in item.features.data.items()]
+    rows += [[*prefix, category, "*", "(unavailable)"] for category in entity.unavailable_feature_categories]
+    rows += [[*prefix, *reference.split(":", 1), "(unavailable)"] for reference in entity.unavailable_features]
+    if entity.error:
+        rows.append([*prefix, "*", "*", f"(error: {entity.error})"])
+    return rows
+
+
+def as_table(answer: Any) -> str:
+    if isinstance(answer, CategoryResult):
+        return table(
+            [[answer.category, name, value] for name, value in answer.data.items()], ["category", "feature", "value"]
+        )
+    if isinstance(answer, BatchResult):
+        rows = [row for entity in answer.results for row in feature_rows(entity, True)]
+        return table(rows, ["entity_value", "category", "feature", "value"])
+    if isinstance(answer, EntityFeatures):
+        return table(feature_rows(answer, False), ["category", "feature", "value"])
+    if isinstance(answer, Registry):
+        rows = [
+            [name, category.mode, category.owner or "", ", ".join(sorted(category.features)) or "(open)"]
+            for name, category in answer.categories.items()
+        ]
+        return table(rows, ["category", "mode", "owner", "features"])
+    if isinstance(answer, Readiness):
+        rows = [
+            [name, check.get("ok", ""), check.get("error") or check.get("backend") or ""]
+            for name, check in answer.checks.items()
+        ]
+        return f"status: {answer.status}\n" + table(rows, ["check", "ok", "detail"])
+    values = plain(answer)
+    return table([[name, value] for name, value in values.items()], ["field", "value"])
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
+    args = parser().parse_args(argv)
+    stdin = stdin or sys.stdin
+    try:
+        with FeatureStoreClient(args.url, api_key=args.api_key, timeout=args.timeout) as client:
+            answer, status = run(args, client, stdin)
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(json.dumps(exc.errors, indent=2), file=sys.stderr)
+        return 1
+    except FeatureStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"feature-store: {exc}", file=sys.stderr)
+        return 2
+    print(as_table(answer) if args.output == "table" else json.dumps(plain(answer), indent=2, ensure_ascii=False))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The service's answers as typed models. Fields the service adds later are kept (`extra="allow"`), so
+an older client still reads a newer service."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class FeatureMetadata(_Model):
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    source: str | None = None
+    compute_id: str | None = None
+    ttl: int | None = None
+    expires_at: datetime | None = None
+    event_time: datetime | None = None
+    age_seconds: float | None = None
+    """Seconds from `event_time` to the read; None when no time is recorded."""
+
+
+class FeatureBlock(_Model):
+    data: dict[str, Any]
+    metadata: FeatureMetadata
+
+
+class CategoryItem(_Model):
+    features: FeatureBlock
+
+
+class CategoryResult(_Model):
+    """One category of one entity (`read_category`). The service names the entity by its type
+    (`"bright_uid": "user-123"`); the client also sets `entity_type` and `entity_value`."""
+
+    entity_type: str
+    entity_value: str
+    category: str
+    features: FeatureBlock
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.features.data
+
+    @property
+    def metadata(self) -> FeatureMetadata:
+        return self.features.metadata
+
+
+class EntityFeatures(_Model):
+    """The features read for one entity across categories."""
+
+    entity_value: str
+    items: dict[str, CategoryItem]
+    unavailable_feature_categories: list[str] = Field(default_factory=list)
+    unavailable_features: list[str] = Field(default_factory=list)
+    error: str | None = None
+    """Set in a batch answer when this entity's data could not be fetched (e.g. `store_unavailable`)."""
+
+    @property
+    def values(self) -> dict[str, dict[str, Any]]:
+        """category -> its features' values."""
+        return {category: item.features.data for category, item in self.items.items()}
+
+    def get(self, reference: str, default: Any = None) -> Any:
+        """The value of `category:feature`, or `default` when it was not served."""
+        category, _, feature = reference.partition(":")
+        item = self.items.get(category)
+        return default if item is None else item.features.data.get(feature, default)
+
+
+class FeaturesResult(EntityFeatures):
+    """`read_features`: one entity's features across categories."""
+
+    entity_type: str
+
+
+class BatchResult(_Model):
+    """`read_batch`: one `EntityFeatures` per requested entity, in request order."""
+
+    entity_type: str
+    results: list[EntityFeatures]
+
+
+class WriteResult(_Model):
+    entity_value: str
+    entity_type: str
+    categories_updated: list[str]
+    categories_skipped: list[str] = Field(default_factory=list)
+    """Categories left alone because the stored data has a newer `event_time`."""
+    timestamp: datetime
+
+
+class RegistryFeature(_Model):
+    type: str
+    nullable: bool
+    description: str | None = None
+
+
+class RegistryCategory(_Model):
+    description: str | None = None
+    owner: str | None = None
+    entity_types: list[str]
+    default_ttl_seconds: int | None = None
+    writers: list[str] | None = None
+    mode: Literal["strict", "open"]
+    features: dict[str, RegistryFeature]
+
+
+class Registry(_Model):
+    entity_types: list[str]
+    categories: dict[str, RegistryCategory]
+    etag: str | None = None
+    """The answer's `ETag`."""
+
+
+class Readiness(_Model):
+    status: str
+    timestamp: datetime
+    checks: dict[str, dict[str, Any]]
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+
+class Limits(_Model):
+    """`GET /api/v1/limits`: what one request may hold."""
+
+    max_batch_entities: int
+    max_feature_list: int
+    max_categories_per_write: int
+    max_features_per_category: int
+    max_features_per_write: int
+    max_body_bytes: int
+    max_string_bytes: int | None = None
+    max_json_depth: int | None = None
+    max_ttl_seconds: int | None = None
+    max_entity_value_bytes: int | None = None

@@ -1,0 +1,32 @@
+"""GET /api/v1/limits publishes the maxima the service enforces."""
+
+import pytest
+
+from tests.conftest import AppClient
+
+pytestmark = pytest.mark.backends("sqlite")
+
+
+def test_the_limits_are_the_settings(make_client) -> None:
+    client: AppClient = make_client(max_batch_entities=7, max_feature_list=9, max_body_bytes=4096)
+    response = client.get("/api/v1/limits")
+    assert response.status_code == 200
+    limits = response.json()
+    assert (limits["max_batch_entities"], limits["max_feature_list"], limits["max_body_bytes"]) == (7, 9, 4096)
+    assert limits["max_categories_per_write"] == client.app.state.runtime.settings.max_categories_per_write
+
+
+def test_a_batch_over_the_published_maximum_is_refused(make_client) -> None:
+    client: AppClient = make_client(max_batch_entities=2)
+    maximum = client.get("/api/v1/limits").json()["max_batch_entities"]
+    body = {"data": {"entity_values": [f"u{n}" for n in range(maximum + 1)], "feature_list": ["user_features:*"]}}
+    assert client.post("/api/v1/get/items/batch", json=body).status_code == 422
+    body["data"]["entity_values"] = body["data"]["entity_values"][:maximum]
+    assert client.post("/api/v1/get/items/batch", json=body).status_code == 200
+
+
+def test_limits_need_the_read_scope_with_keys_on(make_auth_client, api_keys) -> None:
+    client = make_auth_client()
+    assert client.get("/api/v1/limits").status_code == 401
+    assert client.get("/api/v1/limits", headers={"X-API-Key": api_keys["operator"]}).status_code == 403
+    assert client.get("/api/v1/limits", headers={"X-API-Key": api_keys["reader"]}).status_code == 200
