@@ -179,7 +179,10 @@ class KafkaSink:
     async def initialise(self) -> list[str]:
         if self._producer is not None:
             return []
-        if await anyio.to_thread.run_sync(self._create_producer) is None:
+        return await anyio.to_thread.run_sync(self._initialise)
+
+    def _initialise(self) -> list[str]:
+        if self._create_producer() is None:
             return [f"Kafka producer for {self.broker_url} not created: {self._last_error}"]
         return [f"created Kafka producer for {self.broker_url}, topic {self.topic}"]
 

@@ -180,7 +180,7 @@ class SQLiteStore:
             yield
         except (sqlite3.OperationalError, OSError) as exc:
             # The file cannot be opened, created or locked in time: like DynamoDB unreachable (503).
-            raise StoreUnavailable(f"embedded store unavailable: {exc}", retry_after=2) from exc
+            raise StoreUnavailable(f"embedded store unavailable: {exc}") from exc
         except sqlite3.IntegrityError as exc:
             # Like DynamoDB's rejections: a bug of ours (500); the log keeps the constraint that failed.
             logger.warning("embedded store rejected a write: %s", exc)
