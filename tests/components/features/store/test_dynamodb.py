@@ -436,7 +436,7 @@ async def test_check_makes_one_attempt_per_call_and_probes_writes(
         await store.check()
     assert caught.value.message == "DynamoDB could not serve the request"
     tables = len({entity.table for entity in store.settings.entity_types.values()}) + 1
-    assert sorted(sent) == ["DeleteItem"] + ["DescribeTable"] * tables, "one attempt each"
+    assert sorted(sent) == ["BatchWriteItem"] + ["DescribeTable"] * tables, "one attempt each"
     assert store.writable is False
     monkeypatch.setattr(dynamo, "_attempt", real)
     await store.check()
