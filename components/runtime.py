@@ -143,7 +143,12 @@ class Runtime:
     async def shutdown(self) -> None:
         if self._eager is not None and not self._eager.done():
             self._eager.cancel()
-        if self._check is not None and not self._check.done():
-            self._check.cancel()
+        check, self._check = self._check, None
+        if check is not None and not check.done():
+            # Left to end, not cancelled: its worker thread (SQLite) must be done before the store closes
+            # the connection it uses. SQLite's waits end within its busy timeout; a network call, sooner.
+            done, _ = await asyncio.wait({check}, timeout=self.settings.shutdown_flush_seconds)
+            if not done:
+                check.cancel()
         await self.relay.stop(self.settings.shutdown_flush_seconds)
         await self.store.close()

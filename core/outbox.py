@@ -100,6 +100,7 @@ class OutboxRelay:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._gauge_task: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Event | None = None
         self.stats = RelayStats()
 
     def start(self) -> None:
@@ -108,6 +109,7 @@ class OutboxRelay:
             self._stopping = False
             self._wake = asyncio.Event()
             self._wake.set()
+            self._stopped = asyncio.Event()
             loop = asyncio.get_running_loop()
             self._task = loop.create_task(self._run(), name="outbox-relay")
             # On a clock of its own: a relay stuck on a slow or failing sink must not freeze the backlog
@@ -207,9 +209,14 @@ class OutboxRelay:
     async def _measure(self) -> None:
         """Measure the backlog every `gauge_seconds`, whatever the relay is doing: a measurement
         that hangs delays the next one, never a delivery."""
+        assert self._stopped is not None
         while not self._stopping:
             await self.report_backlog()
-            await asyncio.sleep(self.gauge_seconds)
+            try:
+                async with asyncio.timeout(self.gauge_seconds):
+                    await self._stopped.wait()
+            except TimeoutError:
+                pass
 
     async def stop(self, timeout: float) -> None:
         """Stop the background tasks, then publish what is still due within `timeout` seconds."""
@@ -217,9 +224,15 @@ class OutboxRelay:
         self._stopping = True
         self.notify()
         gauge_task, self._gauge_task = self._gauge_task, None
+        if self._stopped is not None:
+            self._stopped.set()
         if gauge_task is not None:
-            gauge_task.cancel()
-            await asyncio.wait({gauge_task}, timeout=max(0.0, deadline - time.monotonic()))
+            # Left to end by itself, not cancelled: a count running in a worker thread must be done before
+            # the store closes its connections. One still running at the deadline (a slow Scan) is cancelled.
+            done, _ = await asyncio.wait({gauge_task}, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                gauge_task.cancel()
+                await asyncio.wait({gauge_task})
         task, self._task = self._task, None
         if task is not None:
             # A batch in flight may finish within the time given; past it, it is cancelled (its events

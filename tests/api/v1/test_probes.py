@@ -1,7 +1,5 @@
 import asyncio
-import json
 import logging
-import re
 import sqlite3
 import threading
 import time
@@ -13,7 +11,7 @@ import pytest
 from components.features.store.base import OnlineStore
 from components.features.store.sqlite import SQLiteStore
 from core.exceptions import StoreUnavailable
-from tests.conftest import AppClient
+from tests.conftest import AppClient, assert_no_internal_text
 from tests.factories import write_body
 
 # Storage-agnostic but for the probes that reach the store (marked): the embedded store serves the rest.
@@ -130,20 +128,6 @@ def test_docs_can_be_switched_off(make_client) -> None:
     client = make_client(docs_enabled=False)
     assert client.get("/docs").status_code == 404
     assert client.get("/openapi.json").status_code == 404
-
-
-INTERNAL_TEXT = re.compile(
-    r"\b\w*(Error|Exception)\b|sqlite|database or disk|rollback|no transaction|Traceback|botocore|An error occurred",
-    re.IGNORECASE,
-)
-"""What an error body must never hold: exception class names and the drivers' own words."""
-
-
-def assert_no_internal_text(body: dict) -> None:
-    """Checks what a body says of an error: an error envelope's code and detail, or `/ready`'s store error."""
-    said = body["checks"]["store"].get("error", "") if "checks" in body else [body["error"], body["detail"]]
-    text = json.dumps(said)
-    assert not INTERNAL_TEXT.search(text), f"internal text in an error body: {text}"
 
 
 def test_ready_answers_within_its_bound_while_the_store_check_hangs(make_client, monkeypatch) -> None:
