@@ -111,6 +111,8 @@ class Runtime:
         if not done:
             return f"the store did not answer within {self.settings.ready_timeout_seconds:g} s"
         self._check = None
+        if check.cancelled():
+            return "the store check was cancelled"
         error = check.exception()
         if error is None:
             return None

@@ -39,6 +39,7 @@ T = TypeVar("T")
 INTERNAL_TEXT = re.compile(
     r"\b[A-Z]\w*(?:Error|Exception)\b|sqlite3|database or disk|rollback|no transaction is active|no such savepoint"
     r"|Traceback|botocore|aiohttp|An error occurred \("
+    r"|\b(?:DynamoDBUnreachable|DynamoDBTimeout|ChecksumMismatch|NoCredentials|InvalidParameters|StoreUnavailable|StoreFull)\b"
 )
 """What an error body must never say: exception class names and the drivers' own words."""
 

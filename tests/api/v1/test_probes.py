@@ -247,3 +247,22 @@ def test_ready_reports_the_backlog_while_the_relay_is_stuck(make_client, write, 
         assert time.monotonic() < deadline, f"the backlog reported stayed at {events.get('pending')} of 30"
         time.sleep(0.02)
     assert events["oldest_pending_age_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "error": "store_unavailable",
+            "detail": "embedded store unavailable: cannot rollback - no transaction is active",
+        },
+        {"error": "store_unavailable", "detail": "embedded store unavailable: database or disk is full"},
+        {"error": "internal_error", "detail": "embedded store rejected the write (IntegrityError)"},
+        {"error": "store_unavailable", "detail": "DynamoDB could not serve GetItem (ResourceNotFoundException)"},
+        {"status": "unavailable", "checks": {"store": {"ok": False, "error": "DynamoDBUnreachable: timeout"}}},
+    ],
+)
+def test_every_error_body_is_scanned_for_internal_text(body: dict) -> None:
+    """The scan every `AppClient` applies to every error body it receives finds what the service used to send."""
+    with pytest.raises(AssertionError, match="internal text"):
+        assert_no_internal_text(body)
