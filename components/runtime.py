@@ -71,6 +71,8 @@ class Runtime:
         )
         self.controller = FeatureController(self.service)
         self._ready_at = 0.0
+        self._check: asyncio.Task[None] | None = None
+        """The store check in flight: a hung one is awaited again by the next probe, never started twice."""
         self._eager: asyncio.Task[None] | None = None
         self.store_reachable: bool | None = None
         """What the last readiness check found; None before the first. `/health` reports it without checking."""
@@ -95,15 +97,41 @@ class Runtime:
         actions += await self.sink.initialise()
         return actions or ["already warm"]
 
-    async def readiness(self) -> Readiness:
-        """Ready when the store serves; the event sink is reported but never makes us unready."""
-        store_check: dict[str, Any] = {"backend": self.store.name, "ok": True}
-        if time.monotonic() - self._ready_at > READINESS_CACHE_SECONDS:
-            try:
+    async def _check_store(self) -> str | None:
+        """Run (or keep waiting for) the store's check for at most `READY_TIMEOUT_SECONDS`; None when
+        it passed, else what went wrong in the service's words."""
+        check = self._check
+        if check is None:
+
+            async def run() -> None:
                 await self.store.check()
+
+            check = self._check = asyncio.get_running_loop().create_task(run(), name="store-check")
+        done, _ = await asyncio.wait({check}, timeout=self.settings.ready_timeout_seconds)
+        if not done:
+            return f"the store did not answer within {self.settings.ready_timeout_seconds:g} s"
+        self._check = None
+        if check.cancelled():
+            return "the store check was cancelled"
+        error = check.exception()
+        if error is None:
+            return None
+        if isinstance(error, FeatureStoreError):
+            return error.message
+        logger.error("store check failed", exc_info=error)
+        return "the store check failed"
+
+    async def readiness(self) -> Readiness:
+        """Ready when the store serves reads and writes; the event sink is reported but never makes us
+        unready. Answers within `READY_TIMEOUT_SECONDS`; a passed check is reused for a moment."""
+        store_check: dict[str, Any] = {"backend": self.store.name, "ok": True}
+        if time.monotonic() - self._ready_at > READINESS_CACHE_SECONDS or not self.store.writable:
+            error = await self._check_store()
+            if error is None:
                 self._ready_at = time.monotonic()
-            except FeatureStoreError as exc:
-                store_check.update(ok=False, error=exc.message)
+            else:
+                self._ready_at = 0.0
+                store_check.update(ok=False, error=error)
             self.store_reachable = store_check["ok"]
         checks = {"store": store_check, "events": self.sink.state() | self.relay.stats.as_dict()}
         backlog = self.relay.backlog
@@ -117,5 +145,12 @@ class Runtime:
     async def shutdown(self) -> None:
         if self._eager is not None and not self._eager.done():
             self._eager.cancel()
+        check, self._check = self._check, None
+        if check is not None and not check.done():
+            # Left to end, not cancelled: its worker thread (SQLite) must be done before the store closes
+            # the connection it uses. SQLite's waits end within its busy timeout; a network call, sooner.
+            done, _ = await asyncio.wait({check}, timeout=self.settings.shutdown_flush_seconds)
+            if not done:
+                check.cancel()
         await self.relay.stop(self.settings.shutdown_flush_seconds)
         await self.store.close()

@@ -113,3 +113,9 @@ class ServiceUnavailable(RetryLater):
 
 class StoreUnavailable(ServiceUnavailable):
     error = "store_unavailable"
+
+
+class StoreFull(StoreUnavailable):
+    """The embedded store's disk is full: nothing more can be written until space is freed."""
+
+    error = "store_full"

@@ -93,13 +93,14 @@ class OutboxRelay:
         self.max_backoff_seconds = max_backoff_seconds
         self.gauge_seconds = gauge_seconds
         self._publish_metric = f"{sink.name}.publish"
-        self._next_gauges_at = 0.0
         self.backlog: OutboxStats | None = None
         """The backlog as last measured by `report_backlog`."""
         # Made by `start`, on the loop that runs the relay (the relay is built before any loop runs).
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._gauge_task: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Event | None = None
         self.stats = RelayStats()
 
     def start(self) -> None:
@@ -108,7 +109,12 @@ class OutboxRelay:
             self._stopping = False
             self._wake = asyncio.Event()
             self._wake.set()
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-relay")
+            self._stopped = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run(), name="outbox-relay")
+            # On a clock of its own: a relay stuck on a slow or failing sink must not freeze the backlog
+            # `/ready` reports at what it was before the sink stalled.
+            self._gauge_task = loop.create_task(self._measure(), name="outbox-backlog")
 
     def notify(self) -> None:
         """A write committed events: publish them now rather than at the next poll. Called on the relay's loop."""
@@ -140,13 +146,9 @@ class OutboxRelay:
         return len(events)
 
     async def report_backlog(self) -> None:
-        """Measure the outbox backlog at most every `gauge_seconds`, keep it for `/ready` and send it
-        as gauges. Only the relay measures it: counting the outbox may mean reading all of it (a Scan
-        on DynamoDB), which a readiness probe must never wait for."""
-        now = time.monotonic()
-        if now < self._next_gauges_at:
-            return
-        self._next_gauges_at = now + self.gauge_seconds
+        """Measure the outbox backlog, keep it for `/ready` and send it as gauges. Only the relay's
+        measuring task calls it, every `gauge_seconds`: counting the outbox may mean reading all of it
+        (a Scan on DynamoDB), which a readiness probe must never wait for."""
         try:
             stats = await self.store.outbox_stats()
         except Exception:
@@ -196,7 +198,6 @@ class OutboxRelay:
             self._wake.clear()
             if self._stopping:
                 return
-            await self.report_backlog()
             try:
                 while await self.relay_once() == self.batch_size and not self._stopping:
                     pass
@@ -205,11 +206,33 @@ class OutboxRelay:
                 failures += 1
                 logger.exception("outbox relay failed; will retry")
 
+    async def _measure(self) -> None:
+        """Measure the backlog every `gauge_seconds`, whatever the relay is doing: a measurement
+        that hangs delays the next one, never a delivery."""
+        assert self._stopped is not None
+        while not self._stopping:
+            await self.report_backlog()
+            try:
+                async with asyncio.timeout(self.gauge_seconds):
+                    await self._stopped.wait()
+            except TimeoutError:
+                pass
+
     async def stop(self, timeout: float) -> None:
-        """Stop the background task, then publish what is still due within `timeout` seconds."""
+        """Stop the background tasks, then publish what is still due within `timeout` seconds."""
         deadline = time.monotonic() + timeout
         self._stopping = True
         self.notify()
+        gauge_task, self._gauge_task = self._gauge_task, None
+        if self._stopped is not None:
+            self._stopped.set()
+        if gauge_task is not None:
+            # Left to end by itself, not cancelled: a count running in a worker thread must be done before
+            # the store closes its connections. One still running at the deadline (a slow Scan) is cancelled.
+            done, _ = await asyncio.wait({gauge_task}, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                gauge_task.cancel()
+                await asyncio.wait({gauge_task})
         task, self._task = self._task, None
         if task is not None:
             # A batch in flight may finish within the time given; past it, it is cancelled (its events

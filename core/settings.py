@@ -226,6 +226,8 @@ class Settings(BaseSettings):
     shutdown_flush_seconds: float = Field(10.0, ge=0)
     outbox_gauge_seconds: float = Field(10.0, gt=0)
     """How often the relay reports the outbox backlog gauges (only while metrics are on)."""
+    ready_timeout_seconds: float = Field(1.0, gt=0)
+    """`/ready` answers within this, whatever the store does: a store check still running then is a 503."""
 
     statsd_host: str = ""
     statsd_port: int = 8125

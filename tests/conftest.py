@@ -2,6 +2,7 @@
 client, and the session's Kafka-compatible broker."""
 
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -35,10 +36,42 @@ SettingsFactory = Callable[..., Settings]
 T = TypeVar("T")
 
 
+INTERNAL_TEXT = re.compile(
+    r"\b[A-Z]\w*(?:Error|Exception)\b|sqlite3|database or disk|rollback|no transaction is active|no such savepoint"
+    r"|Traceback|botocore|aiohttp|An error occurred \("
+    r"|\b(?:DynamoDBUnreachable|DynamoDBTimeout|ChecksumMismatch|NoCredentials|InvalidParameters|StoreUnavailable|StoreFull)\b"
+)
+"""What an error body must never say: exception class names and the drivers' own words."""
+
+
+def assert_no_internal_text(body: Any) -> None:
+    """What an error body says of the error (an envelope's code and detail, a field error's `msg`, or
+    `/ready`'s store error) holds no internal text. Field errors' `loc` and `input` echo the client."""
+    if not isinstance(body, dict):
+        return
+    if "checks" in body:
+        said: Any = body["checks"].get("store", {}).get("error", "")
+    else:
+        detail = body.get("detail")
+        if isinstance(detail, list):
+            detail = [item.get("msg") if isinstance(item, dict) else item for item in detail]
+        said = [body.get("error"), detail]
+    text = json.dumps(said)
+    match = INTERNAL_TEXT.search(text)
+    assert match is None, f"internal text ({match.group(0)!r}) in an error body: {text}"
+
+
 class AppClient(TestClient):
-    """A test client of the service's own app, so tests reach `app.state.runtime` and `app.openapi()` typed."""
+    """A test client of the service's own app, so tests reach `app.state.runtime` and `app.openapi()` typed.
+    Every error body it receives is checked for internal text, whatever the test is about."""
 
     app: FastAPI
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().request(*args, **kwargs)
+        if response.status_code >= 400 and response.headers.get("content-type", "").startswith("application/json"):
+            assert_no_internal_text(response.json())
+        return response
 
     def run(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Await `call(*args)` on the app's event loop (where its store's clients live) from the test's thread."""

@@ -168,8 +168,9 @@ class DynamoDBClient:
 
     # --- calls ---
 
-    async def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Send one DynamoDB operation (`"GetItem"`, ...) with its JSON parameters; retried per the retry mode."""
+    async def call(self, operation: str, payload: dict[str, Any], *, max_attempts: int | None = None) -> dict[str, Any]:
+        """Send one DynamoDB operation (`"GetItem"`, ...) with its JSON parameters; retried per the retry
+        mode, for at most `max_attempts` attempts when given (1 for a probe that must answer quickly)."""
         try:
             body = orjson.dumps(payload, default=_wire_value)
         except TypeError as exc:
@@ -183,7 +184,8 @@ class DynamoDBClient:
                 answer = await self._attempt(operation, body)
             except DynamoDBError as error:
                 policy.answered(failure_kind(error) == THROTTLING)
-                decision = policy.retry(operation, attempt, error)
+                last = max_attempts is not None and attempt >= max_attempts
+                decision = None if last else policy.retry(operation, attempt, error)
                 if decision is None:
                     raise
                 delay, spent = decision

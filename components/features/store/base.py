@@ -63,12 +63,16 @@ class OnlineStore(OutboxStore, Protocol):
     name: str
     max_categories_per_write: int
     """The most categories one atomic write may hold on this backend."""
+    writable: bool
+    """False from a write that failed because the store could not write (disk full, read-only file
+    system, DynamoDB failing writes) until a write succeeds again or `check`'s write probe passes."""
 
     async def initialise(self) -> list[str]:
         """Open clients and create the schema where allowed; say what was done. Idempotent."""
 
     async def check(self) -> None:
-        """Raise `StoreUnavailable` unless reads and writes can be served."""
+        """Raise `StoreUnavailable` (or `StoreFull`) unless reads and writes can be served: one attempt,
+        with a write probe; the caller bounds how long it may take."""
 
     async def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
         """The stored categories among `wanted`, in one round trip; absent ones are left out."""

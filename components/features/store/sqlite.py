@@ -15,7 +15,9 @@ still takes the file's lock up front, so writers of other processes on the same 
 `busy_timeout` instead of failing half-way through a transaction.
 """
 
+import errno
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -35,7 +37,7 @@ from components.features.store.base import (
     chunks,
 )
 from core.events import OutboxEvent
-from core.exceptions import FeatureStoreError, StoreUnavailable
+from core.exceptions import FeatureStoreError, StoreFull, StoreUnavailable
 from core.metrics import metrics
 from core.outbox import OutboxStats
 from core.serialization import dumps, loads
@@ -65,6 +67,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     lease_until REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at, created_at);
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
 
 UPSERT = """
@@ -82,6 +85,29 @@ INLINE_BATCH_KEYS = 100
 """Batch reads of at most this many keys (entities x categories) run on the event loop (a few
 hundred microseconds); larger ones in a worker thread, so one request never stalls the others."""
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+MIN_FREE_BYTES = 1 << 20
+"""The write probe reports the store full below this much free space on its file system: a write
+can need new pages in the log and the database file, and the probe's own write may fit in log
+space SQLite reuses."""
+FULL_RETRY_AFTER = 30
+"""Seconds a client is told to wait after a write refused for a full disk: freeing space takes an operator."""
+
+
+def _is_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == sqlite3.SQLITE_FULL
+    return "database or disk is full" in str(exc)
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno == errno.EROFS
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_READONLY
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -125,6 +151,7 @@ class SQLiteStore:
         self._queue: list[_PendingWrite] = []
         self._outbox: sqlite3.Connection | None = None
         self._schema_ready = False
+        self.writable = True
 
     def _connect(self, synchronous: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -176,15 +203,25 @@ class SQLiteStore:
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
+        """SQLite's errors in the service's terms, with stable messages: SQLite's own words (paths,
+        SQL) go to the log only."""
         try:
             yield
         except (sqlite3.OperationalError, OSError) as exc:
+            logger.warning("embedded store failed: %s", exc)
+            if _is_full(exc):
+                raise StoreFull(
+                    "the embedded store is full: writes are refused until disk space is freed",
+                    retry_after=FULL_RETRY_AFTER,
+                ) from exc
+            if _is_read_only(exc):
+                raise StoreUnavailable("the embedded store is read-only", retry_after=FULL_RETRY_AFTER) from exc
             # The file cannot be opened, created or locked in time: like DynamoDB unreachable (503).
-            raise StoreUnavailable(f"embedded store unavailable: {exc}") from exc
+            raise StoreUnavailable("embedded store unavailable") from exc
         except sqlite3.IntegrityError as exc:
             # Like DynamoDB's rejections: a bug of ours (500); the log keeps the constraint that failed.
             logger.warning("embedded store rejected a write: %s", exc)
-            raise FeatureStoreError("embedded store rejected the write (IntegrityError)") from exc
+            raise FeatureStoreError("embedded store rejected the write") from exc
 
     async def initialise(self) -> list[str]:
         if self._schema_ready:
@@ -208,11 +245,44 @@ class SQLiteStore:
         return [f"opened embedded store {self.path}"]
 
     async def check(self) -> None:
+        """A read, then the write probe: one attempt each (the caller bounds the time)."""
+
         def check() -> None:
             with self._translate_errors():
                 self._connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            self._probe_write()
 
         await _in_thread(check)
+
+    def _free_bytes(self) -> int:
+        stat = os.statvfs(self.path.parent)
+        return stat.f_bavail * stat.f_frsize
+
+    def _probe_write(self) -> None:
+        """Commit one small row in a transaction of its own, and look for free space: `writable` again
+        when both pass. On the relay's connection, which commits without waiting for the disk."""
+        with self._write_lock, self._translate_errors():
+            if self._free_bytes() < MIN_FREE_BYTES:
+                raise OSError(errno.ENOSPC, "less free space than the write probe asks for")
+            connection = self._outbox_connection
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.execute("INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)", (time.time(),))
+                connection.execute("COMMIT")
+            except BaseException:
+                self._rollback(connection)
+                raise
+        self.writable = True
+
+    @staticmethod
+    def _rollback(connection: sqlite3.Connection) -> None:
+        """Roll back what is still open: after some errors (disk full, I/O) SQLite has already rolled
+        the transaction back, and a second ROLLBACK would only hide the first error."""
+        if connection.in_transaction:
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                logger.warning("embedded store could not roll back", exc_info=True)
 
     async def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
         categories = list(wanted)
@@ -291,16 +361,22 @@ class SQLiteStore:
                             with self._translate_errors():
                                 pending.skipped = self._apply(connection, pending)
                         except Exception as exc:
+                            if not connection.in_transaction:
+                                raise  # SQLite rolled the whole transaction back (disk full, I/O): all fail
                             connection.execute("ROLLBACK TO request")
                             pending.error = exc
                         connection.execute("RELEASE request")
                     connection.execute("COMMIT")
                 except BaseException:
-                    connection.execute("ROLLBACK")
+                    self._rollback(connection)
                     raise
+            # Writable again, unless a request failed because the store could not write its part.
+            self.writable = not any(isinstance(pending.error, StoreUnavailable) for pending in batch)
         except BaseException as exc:
             for pending in batch:
                 pending.error = exc
+            if isinstance(exc, StoreUnavailable):
+                self.writable = False
         finally:
             for pending in batch:
                 pending.done = True

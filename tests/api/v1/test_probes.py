@@ -1,11 +1,18 @@
+import asyncio
 import logging
+import sqlite3
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from components.features.store.base import OnlineStore
+from components.features.store.sqlite import SQLiteStore
 from core.exceptions import StoreUnavailable
-from tests.conftest import AppClient
+from tests.conftest import AppClient, assert_no_internal_text
+from tests.factories import write_body
 
 # Storage-agnostic but for the probes that reach the store (marked): the embedded store serves the rest.
 pytestmark = pytest.mark.backends("sqlite")
@@ -121,3 +128,141 @@ def test_docs_can_be_switched_off(make_client) -> None:
     client = make_client(docs_enabled=False)
     assert client.get("/docs").status_code == 404
     assert client.get("/openapi.json").status_code == 404
+
+
+def test_ready_answers_within_its_bound_while_the_store_check_hangs(make_client, monkeypatch) -> None:
+    client = make_client(ready_timeout_seconds=0.3)
+    store = client.app.state.runtime.store
+    started_checks = 0
+
+    async def hung() -> None:
+        nonlocal started_checks
+        started_checks += 1
+        await asyncio.sleep(1.5)
+
+    monkeypatch.setattr(store, "check", hung)
+    for _ in range(2):
+        started = time.monotonic()
+        response = client.get("/api/v1/ready")
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert elapsed < 0.3 + 0.25, f"/ready took {elapsed:.2f} s with a 0.3 s bound"
+        assert response.json()["checks"]["store"]["error"] == "the store did not answer within 0.3 s"
+        assert_no_internal_text(response.json())
+    assert started_checks == 1, "a hung check is waited on again, never started twice"
+    deadline = time.monotonic() + 3
+    while client.get("/api/v1/ready").status_code != 200:
+        assert time.monotonic() < deadline, "/ready stayed 503 after the hung check finished"
+    assert started_checks == 1
+
+
+@contextmanager
+def full_disk(store: SQLiteStore) -> Iterator[None]:
+    """A full disk as SQLite and the write probe see it, until the block ends: no connection may grow
+    the file any more (SQLite then fails with SQLITE_FULL and rolls the whole transaction back, as on
+    a full disk), and the file system reports no free space."""
+    connect = store._connect
+
+    def limited(connection: sqlite3.Connection) -> sqlite3.Connection:
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+        return connection
+
+    with pytest.MonkeyPatch.context() as patch:
+        for connection in list(store._connections):
+            limited(connection)
+        patch.setattr(store, "_connect", lambda *args, **kwargs: limited(connect(*args, **kwargs)))
+        patch.setattr(store, "_free_bytes", lambda: 0)
+        yield
+    for connection in list(store._connections):
+        connection.execute("PRAGMA max_page_count = 1073741823")
+
+
+def test_disk_full_is_store_full_and_ready_is_503_until_space_is_freed(client: AppClient, write) -> None:
+    store = client.app.state.runtime.store
+    assert isinstance(store, SQLiteStore)
+    write("user-0")
+    assert client.get("/api/v1/ready").status_code == 200
+    big = {"user_features": {f"blob{n}": "x" * 60_000 for n in range(4)}}
+    with full_disk(store):
+        response = client.post("/api/v1/items", json=write_body("user-1", big))
+        assert response.status_code == 503, response.text
+        body = response.json()
+        assert body["error"] == "store_full"
+        assert body["detail"] == "the embedded store is full: writes are refused until disk space is freed"
+        assert response.headers["retry-after"] == "30"
+        assert_no_internal_text(body)
+        assert store.writable is False
+        for _ in range(2):
+            ready = client.get("/api/v1/ready")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["store"] == {
+                "backend": "sqlite",
+                "ok": False,
+                "error": "the embedded store is full: writes are refused until disk space is freed",
+            }
+            assert_no_internal_text(ready.json())
+    # Space freed: the probe passes at once, without waiting for a write.
+    assert client.get("/api/v1/ready").status_code == 200
+    assert store.writable is True
+    assert client.post("/api/v1/items", json=write_body("user-1", big)).status_code == 200
+
+
+def test_a_failed_write_makes_the_store_unready_until_a_write_succeeds(client: AppClient, write, monkeypatch) -> None:
+    store = client.app.state.runtime.store
+    assert isinstance(store, SQLiteStore)
+    apply = SQLiteStore._apply
+
+    def full(*args: object) -> list[str]:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(SQLiteStore, "_apply", staticmethod(full))
+    response = client.post("/api/v1/items", json=write_body("user-1"))
+    assert (response.status_code, response.json()["error"]) == (503, "store_full")
+    assert_no_internal_text(response.json())
+    assert store.writable is False
+    monkeypatch.setattr(SQLiteStore, "_apply", staticmethod(apply))
+    write("user-1")
+    assert store.writable is True
+
+
+def test_ready_reports_the_backlog_while_the_relay_is_stuck(make_client, write, monkeypatch) -> None:
+    """A sink that never answers holds the relay in its first batch; the backlog is still measured."""
+    client = make_client(outbox_gauge_seconds=0.05, shutdown_flush_seconds=0.2)
+    relay = client.app.state.runtime.relay
+    stuck = threading.Event()
+
+    async def never(events: object) -> None:
+        stuck.set()
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(relay.sink, "publish", never)
+    for number in range(5):
+        assert client.post("/api/v1/items", json=write_body(f"user-{number}")).status_code == 200
+    assert stuck.wait(5), "the relay never reached the sink"
+    for number in range(5, 30):
+        assert client.post("/api/v1/items", json=write_body(f"user-{number}")).status_code == 200
+    deadline = time.monotonic() + 3
+    while (events := client.get("/api/v1/ready").json()["checks"]["events"]).get("pending") != 30:
+        assert time.monotonic() < deadline, f"the backlog reported stayed at {events.get('pending')} of 30"
+        time.sleep(0.02)
+    assert events["oldest_pending_age_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "error": "store_unavailable",
+            "detail": "embedded store unavailable: cannot rollback - no transaction is active",
+        },
+        {"error": "store_unavailable", "detail": "embedded store unavailable: database or disk is full"},
+        {"error": "internal_error", "detail": "embedded store rejected the write (IntegrityError)"},
+        {"error": "store_unavailable", "detail": "DynamoDB could not serve GetItem (ResourceNotFoundException)"},
+        {"status": "unavailable", "checks": {"store": {"ok": False, "error": "DynamoDBUnreachable: timeout"}}},
+    ],
+)
+def test_every_error_body_is_scanned_for_internal_text(body: dict) -> None:
+    """The scan every `AppClient` applies to every error body it receives finds what the service used to send."""
+    with pytest.raises(AssertionError, match="internal text"):
+        assert_no_internal_text(body)

@@ -2,7 +2,7 @@
 what DynamoDB can never hold is the client's (413, `PayloadTooLarge`); throttling, outages, missing
 tables and credentials are ours to retry (503, `StoreUnavailable` with `Retry-After`); anything else
 DynamoDB rejects is a bug of ours (500, `FeatureStoreError`). Clients see the error's code only; the
-log keeps DynamoDB's own words (endpoints, table names)."""
+log keeps DynamoDB's own words (endpoints, table names, error codes): every message here is fixed text."""
 
 import logging
 from collections.abc import Iterator
@@ -16,6 +16,7 @@ logger = logging.getLogger("feature_store.dynamodb")
 SIZE_ERRORS = ("item size", "size has exceeded", "cannot exceed 4 mb", "transaction request cannot exceed")
 THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 """A cancelled transaction's per-action reasons that mean throttling."""
+ITEM_TOO_LARGE = "a category of this write is larger than DynamoDB stores (400 KB an item, 4 MB a write)"
 CONDITION_FAILED = "ConditionalCheckFailedException"
 TRANSACTION_CANCELLED = "TransactionCanceledException"
 
@@ -31,15 +32,15 @@ def translate_error(exc: DynamoDBError, action: str) -> FeatureStoreError:
     if isinstance(exc, DynamoDBServiceError):
         code, message = exc.code, exc.message
         if code == "ValidationException" and is_size_error(message):
-            return PayloadTooLarge(f"DynamoDB refused the item: {message}")
+            return PayloadTooLarge(ITEM_TOO_LARGE)
         if code in ("ValidationException", "SerializationException"):
-            return FeatureStoreError(f"DynamoDB rejected {action} ({code})")
+            return FeatureStoreError("DynamoDB rejected the request")
         if "Throttl" in code or "LimitExceeded" in code or "ThroughputExceeded" in code:
-            return StoreUnavailable(f"DynamoDB is throttling {action} ({code})", retry_after=1)
-        return StoreUnavailable(f"DynamoDB could not serve {action} ({code})", retry_after=2)
+            return StoreUnavailable("DynamoDB is throttling requests", retry_after=1)
+        return StoreUnavailable("DynamoDB could not serve the request", retry_after=2)
     if isinstance(exc, InvalidParameters):
-        return FeatureStoreError(f"invalid DynamoDB request for {action}")
-    return StoreUnavailable(f"DynamoDB unreachable for {action} ({type(exc).__name__})", retry_after=2)
+        return FeatureStoreError("invalid DynamoDB request")
+    return StoreUnavailable("DynamoDB is unreachable", retry_after=2)
 
 
 @contextmanager
@@ -56,8 +57,8 @@ def cancellation(code: str, message: str) -> bool:
     if code == "TransactionConflict":
         return True
     if code in THROTTLED_REASONS:
-        raise StoreUnavailable(f"DynamoDB is throttling writes ({code})", retry_after=1)
+        raise StoreUnavailable("DynamoDB is throttling writes", retry_after=1)
     if code == "ValidationError" and is_size_error(message):
-        raise PayloadTooLarge(f"DynamoDB refused the item: {message}")
+        raise PayloadTooLarge(ITEM_TOO_LARGE)
     logger.warning("DynamoDB cancelled a write: %s: %s", code, message)
-    raise FeatureStoreError(f"DynamoDB cancelled the write ({code})")
+    raise FeatureStoreError("DynamoDB cancelled the write")

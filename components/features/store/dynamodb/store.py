@@ -27,6 +27,7 @@ from components.features.store.dynamodb.outbox import DynamoDBOutbox, backoff, b
 from components.features.store.dynamodb.tables import create_tables
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError, get_client_async
 from core.dynamodb_client.attributes import encode, encode_map
+from core.dynamodb_client.retries import THROTTLING, failure_kind
 from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.metrics import metrics
@@ -36,6 +37,8 @@ from core.settings import EntityType, Settings
 MAX_TRANSACTION_ACTIONS = 100
 MAX_BATCH_KEYS = 100
 MAX_WRITE_ATTEMPTS = 8
+PROBE_KEY = "readiness-probe"
+"""The outbox key the write probe deletes; no event ever has it (event ids are UUIDs)."""
 
 
 class DynamoDBStore:
@@ -51,6 +54,7 @@ class DynamoDBStore:
         self.outbox = DynamoDBOutbox(settings.dynamodb_table_outbox, self.deadline_seconds, self.concurrency)
         self._client: DynamoDBClient | None = None
         self._ready = False
+        self.writable = True
 
     @property
     def client(self) -> DynamoDBClient:
@@ -84,16 +88,27 @@ class DynamoDBStore:
         return actions
 
     async def check(self) -> None:
+        """DescribeTable for every table and a write probe, one attempt each, concurrently (the caller
+        bounds the time: a retry budget of seconds would outlast any readiness probe's timeout)."""
         client = await self._connected()
         tables = [entity.table for entity in self.settings.entity_types.values()] + [self.outbox.table]
 
         async def status(table: str) -> None:
             with translated(f"DescribeTable {table}"):
-                state = (await client.describe_table(TableName=table))["Table"]["TableStatus"]
+                answer = await client.call("DescribeTable", {"TableName": table}, max_attempts=1)
+            state = answer["Table"]["TableStatus"]
             if state not in ("ACTIVE", "UPDATING"):
                 raise StoreUnavailable(f"DynamoDB table {table} is {state}")
 
-        await asyncio.gather(*(status(table) for table in tables))
+        async def probe() -> None:
+            # Deleting an item that never exists: a write DynamoDB must accept, which changes nothing.
+            # BatchWriteItem, the call that removes delivered events, so the probe needs no permission more.
+            request = {"DeleteRequest": {"Key": {"event_id": {"S": PROBE_KEY}}}}
+            with translated("the write probe"):
+                await client.call("BatchWriteItem", {"RequestItems": {self.outbox.table: [request]}}, max_attempts=1)
+            self.writable = True
+
+        await asyncio.gather(*(status(table) for table in tables), probe())
 
     async def close(self) -> None:
         """Close the shared client's connections of the running loop (a later call opens new ones)."""
@@ -221,6 +236,21 @@ class DynamoDBStore:
         )
 
     async def write(
+        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
+    ) -> list[str]:
+        try:
+            skipped = await self._write(entity_type, entity_value, writes, now_iso)
+        except StoreUnavailable as exc:
+            # DynamoDB unreachable, failing or its tables gone: not writable until a write or the probe
+            # passes. Throttling and conflicts are load, which every replica shares: no reason to stop one.
+            cause = exc.__cause__
+            if isinstance(cause, DynamoDBError) and failure_kind(cause) != THROTTLING:
+                self.writable = False
+            raise
+        self.writable = True
+        return skipped
+
+    async def _write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
         client = self._client or await self._connected()

@@ -379,8 +379,9 @@ async def test_throttled_write_is_unavailable(
 async def test_check_fails_when_tables_are_missing(make_settings) -> None:
     store = dynamodb_store(make_settings(dynamodb_create_tables=False))
     assert await store.initialise() == [f"DynamoDB client ready ({store.settings.dynamodb_endpoint_url})"]
-    with pytest.raises(StoreUnavailable, match="ResourceNotFoundException"):
+    with pytest.raises(StoreUnavailable) as caught:
         await store.check()
+    assert caught.value.message == "DynamoDB could not serve the request", "DynamoDB's own words stay in the log"
     await store.close()
 
 
@@ -411,3 +412,33 @@ async def test_claims_read_the_due_index_not_the_whole_outbox(
     assert claimed[0].event_id not in {event.event_id for event in again}, "a retried event waits for its due time"
     assert len(again) == 35
     assert "Scan" not in operations, "a claim scanned the outbox"
+
+
+async def test_check_makes_one_attempt_per_call_and_probes_writes(
+    store: DynamoDBStore, dynamo: DynamoDBClient, user, monkeypatch
+) -> None:
+    """DynamoDB failing (500s): the check gives up after one attempt of each call, where a write spends
+    the retry budget; the failed write makes the store unwritable until the check's write probe passes."""
+    real = dynamo._attempt
+    sent: list[str] = []
+
+    async def failing(operation: str, body: bytes) -> dict[str, Any]:
+        sent.append(operation)
+        raise DynamoDBServiceError(operation, 500, {"__type": "InternalServerError", "message": "boom"})
+
+    monkeypatch.setattr(dynamo, "_attempt", failing)
+    with pytest.raises(StoreUnavailable):
+        await store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    assert sent.count("TransactWriteItems") == dynamo.retry_policy.max_attempts > 1
+    assert store.writable is False
+    sent.clear()
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.check()
+    assert caught.value.message == "DynamoDB could not serve the request"
+    tables = len({entity.table for entity in store.settings.entity_types.values()}) + 1
+    assert sorted(sent) == ["BatchWriteItem"] + ["DescribeTable"] * tables, "one attempt each"
+    assert store.writable is False
+    monkeypatch.setattr(dynamo, "_attempt", real)
+    await store.check()
+    assert store.writable is True
+    assert (await store.outbox_stats()).pending == 0, "the write probe leaves nothing behind"
