@@ -7,8 +7,9 @@ any of them is a 4xx before anything is read or written.
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from api.responses import errors
 from api.routing import StrictQueryRoute
-from components.features.models import MAX_ENTITY_VALUE_BYTES, ErrorResponse
+from components.features.models import MAX_ENTITY_VALUE_BYTES
 from core.serialization import JSONBytesResponse, dumps
 from core.settings import Settings
 
@@ -48,8 +49,9 @@ router = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryR
 
 @router.get(
     "/limits",
+    operation_id="limits",
     response_model=LimitsResponse,
-    responses={code: {"model": ErrorResponse} for code in (401, 403, 429)},
+    responses=errors(401, 403, 429),
     summary="The service's maxima: batch size, feature list, write size, body bytes",
 )
 async def read_limits(request: Request) -> JSONBytesResponse:

@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from core.exceptions import ERROR_CODES
+
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 MAX_ENTITY_VALUE_BYTES = 1024
 MAX_META_TEXT = 256
@@ -268,13 +270,15 @@ class EarlierWriteBody(RootModel[dict[Name, Annotated[FeatureValues, Field(min_l
 
 
 class FeatureMetadata(BaseModel):
-    created_at: str = Field(examples=["2025-10-13T08:12:47.751080+00:00"])
-    updated_at: str = Field(examples=["2025-10-13T09:15:51.358632+00:00"])
+    """Times are ISO 8601 in UTC with microseconds, e.g. `2025-10-13T09:15:51.358632+00:00`."""
+
+    created_at: datetime = Field(examples=["2025-10-13T08:12:47.751080+00:00"])
+    updated_at: datetime = Field(examples=["2025-10-13T09:15:51.358632+00:00"])
     source: str | None = Field(examples=["prediction_service"])
     compute_id: str | None = Field(examples=["compute-123"])
     ttl: int | None = Field(examples=[None])
-    expires_at: str | None = Field(None, examples=[None])
-    event_time: str | None = Field(None, examples=["2025-10-13T09:15:51.358632+00:00"])
+    expires_at: datetime | None = Field(None, examples=[None])
+    event_time: datetime | None = Field(None, examples=["2025-10-13T09:15:51.358632+00:00"])
     age_seconds: float | None = Field(
         None, description="Seconds from `event_time` to this read; null when unknown.", examples=[3.25]
     )
@@ -324,12 +328,12 @@ class WriteResponse(BaseModel):
     entity_type: str
     categories_updated: list[str]
     categories_skipped: list[str] = Field(description="Categories left alone because newer data is stored.")
-    timestamp: str
+    timestamp: datetime
 
 
 class HealthResponse(BaseModel):
     status: str = Field(examples=["healthy"])
-    timestamp: str
+    timestamp: datetime
     service: str
     version: str
     environment: str
@@ -344,7 +348,7 @@ class HealthResponse(BaseModel):
 
 class ReadyResponse(BaseModel):
     status: str = Field(examples=["ready"])
-    timestamp: str
+    timestamp: datetime
     checks: dict[str, dict[str, Any]]
 
 
@@ -354,10 +358,25 @@ class WarmupResponse(BaseModel):
     duration_ms: float
 
 
+ErrorCode = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(ERROR_CODES),
+            "description": "What went wrong, for programs: one of a fixed set of codes.",
+            "examples": ["not_found"],
+        }
+    ),
+]
+
+
 class ErrorResponse(BaseModel):
-    detail: Any
-    error: str
-    request_id: str
+    detail: Any = Field(
+        description="For people: a message, or for `validation_error` the field errors, each with `type`, `loc`, `msg`."
+    )
+    error: ErrorCode
+    request_id: str = Field(description="The request's id, as in the `X-Request-ID` response header.")
 
 
 class RegistryFeature(BaseModel):

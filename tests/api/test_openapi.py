@@ -1,0 +1,95 @@
+"""The OpenAPI document as client generators read it: operation ids that name methods."""
+
+import keyword
+from typing import Any
+
+import pytest
+
+from core.error_envelope import error_code
+from core.exceptions import ERROR_CODES, FeatureStoreError
+from main import create_app
+
+OPERATION_IDS = {
+    ("get", "/api/v1/get/item/{entity_value}/{category}"): "read_category",
+    ("post", "/api/v1/get/items"): "read_features",
+    ("post", "/api/v1/get/items/batch"): "read_batch",
+    ("post", "/api/v1/items"): "write_features",
+    ("post", "/api/v1/get/item/{entity_value}"): "read_features_earlier",
+    ("post", "/api/v1/items/{entity_value}"): "write_features_earlier",
+    ("get", "/api/v1/registry"): "registry",
+    ("get", "/api/v1/registry/{category}"): "registry_category",
+    ("get", "/api/v1/limits"): "limits",
+    ("get", "/api/v1/health"): "health",
+    ("get", "/api/v1/live"): "live",
+    ("get", "/api/v1/ready"): "ready",
+    ("post", "/api/v1/warmup"): "warmup",
+}
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(method, path): operation for path, item in document["paths"].items() for method, operation in item.items()}
+
+
+@pytest.fixture(params=["keys_off", "keys_on"])
+def document(request: pytest.FixtureRequest, make_settings, api_keys, tmp_path) -> dict[str, Any]:
+    keys = {"auth_enabled": True, "api_keys_file": str(tmp_path / "keys.json")} if request.param == "keys_on" else {}
+    return create_app(make_settings(**keys)).openapi()
+
+
+@pytest.mark.backends("sqlite")
+def test_operation_ids_are_unique_method_names(document: dict[str, Any], backend) -> None:
+    ids = {key: operation.get("operationId") for key, operation in operations(document).items()}
+    for key, operation_id in ids.items():
+        assert isinstance(operation_id, str) and operation_id.isidentifier(), key
+        assert not keyword.iskeyword(operation_id), key
+    assert len(set(ids.values())) == len(ids)
+    assert ids == OPERATION_IDS
+
+
+def all_subclasses(cls: type[FeatureStoreError]) -> list[type[FeatureStoreError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in all_subclasses(child))]
+
+
+def test_every_error_code_is_in_the_documented_enum() -> None:
+    codes = {error.error for error in all_subclasses(FeatureStoreError)}
+    codes |= {error_code(status) for status in range(400, 600)}
+    assert codes <= set(ERROR_CODES)
+    assert error_code(405) == "method_not_allowed"
+
+
+@pytest.mark.backends("sqlite")
+def test_errors_and_headers_are_documented(document: dict[str, Any], backend) -> None:
+    error = document["components"]["schemas"]["ErrorResponse"]["properties"]["error"]
+    assert error["enum"] == list(ERROR_CODES)
+    for key, operation in operations(document).items():
+        for status, response in operation["responses"].items():
+            headers = response.get("headers", {})
+            assert headers["X-Request-ID"]["schema"]["type"] == "string", (key, status)
+            is_error = response.get("content", {}).get("application/json", {}).get("schema") == {
+                "$ref": "#/components/schemas/ErrorResponse"
+            }
+            if is_error and status in ("429", "503"):
+                assert headers["Retry-After"]["schema"]["type"] == "integer", (key, status)
+            else:
+                assert "Retry-After" not in headers, (key, status)
+        assert operation["responses"]["422"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorResponse"
+        }
+    assert "429" in operations(document)[("get", "/api/v1/limits")]["responses"]
+
+
+@pytest.mark.backends("sqlite")
+def test_timestamps_are_date_times(document: dict[str, Any], backend) -> None:
+    schemas = document["components"]["schemas"]
+    fields = {
+        "FeatureMetadata": ("created_at", "updated_at", "expires_at", "event_time"),
+        "WriteResponse": ("timestamp",),
+        "HealthResponse": ("timestamp",),
+        "ReadyResponse": ("timestamp",),
+    }
+    for model, names in fields.items():
+        for name in names:
+            schema = schemas[model]["properties"][name]
+            options = schema.get("anyOf", [schema])
+            assert any(option.get("format") == "date-time" for option in options), (model, name)
+            assert all(option["type"] in ("string", "null") for option in options), (model, name)
