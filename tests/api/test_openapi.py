@@ -8,6 +8,7 @@ import pytest
 from core.error_envelope import error_code
 from core.exceptions import ERROR_CODES, FeatureStoreError
 from main import create_app
+from scripts.openapi import DOCUMENT_PATH, published_document, render
 
 OPERATION_IDS = {
     ("get", "/api/v1/get/item/{entity_value}/{category}"): "read_category",
@@ -93,3 +94,10 @@ def test_timestamps_are_date_times(document: dict[str, Any], backend) -> None:
             options = schema.get("anyOf", [schema])
             assert any(option.get("format") == "date-time" for option in options), (model, name)
             assert all(option["type"] in ("string", "null") for option in options), (model, name)
+
+
+def test_the_committed_document_is_the_apps() -> None:
+    document = published_document()
+    assert document["components"]["securitySchemes"], "the published document is the one with API keys on"
+    if DOCUMENT_PATH.read_text(encoding="utf-8") != render(document):
+        pytest.fail(f"{DOCUMENT_PATH.name} differs from the app's OpenAPI document: run make openapi")
