@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import Depends, FastAPI
 
-from api.auth import document_without_keys, require_read
+from api.auth import document_bearer, document_without_keys, require_read
 from api.docs import add_offline_docs
 from api.errors import register_error_handlers
 from api.v1 import earlier, limits, registry, routes
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(earlier.reads, dependencies=[Depends(require_read)])
         app.include_router(registry.router, dependencies=[Depends(require_read)])
         app.include_router(limits.router, dependencies=[Depends(require_read)])
+        document_bearer(app)
     else:
         app.include_router(routes.reads)
         app.include_router(earlier.reads)
