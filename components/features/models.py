@@ -1,5 +1,6 @@
 """HTTP request and response models, with the examples Swagger UI's "Try it out" sends."""
 
+import re
 import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -11,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     RootModel,
     StrictInt,
     StringConstraints,
@@ -96,6 +98,34 @@ MAX_AGE_DESCRIPTION = (
 MaxAgeSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(_seconds)]
 
 
+DATE_TIME_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _date_time_text(value: object) -> object:
+    """An ISO 8601 date-time string, as the document says: not a number (which pydantic would take as
+    seconds since the epoch), nor a numeric string."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not DATE_TIME_PREFIX.match(value):
+        raise ValueError("must be an ISO 8601 date-time, e.g. 2025-10-13T09:15:51+00:00")
+    return value
+
+
+ONE_META_SPELLING: dict[str, JsonValue] = {"required": ["meta", "metadata"]}
+"""As JSON Schema: not both spellings (`"not": ...`)."""
+
+
+class OneMetaSpelling(BaseModel):
+    """`meta` and its alias `metadata`: a body naming both is ambiguous (which one holds?), so it is refused."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "meta" in data and "metadata" in data:
+            raise ValueError("send meta or metadata, not both")
+        return data
+
+
 class ReadMeta(BaseModel):
     source: MetaText | None = None
     max_age_seconds: MaxAgeSeconds | None = Field(None, description=MAX_AGE_DESCRIPTION, examples=[3600])
@@ -105,8 +135,9 @@ class WriteMeta(BaseModel):
     source: MetaText | None = Field(None, description="The writer; must be an allowed writer.")
     compute_id: MetaText | None = Field(None, description="The job run that computed the features.")
     ttl: StrictInt | None = Field(None, gt=0, description="Seconds the written categories stay valid.")
-    event_time: datetime | None = Field(
-        None, description="When the data was true; older writes than the stored one are skipped. Naive = UTC."
+    event_time: Annotated[datetime, BeforeValidator(_date_time_text)] | None = Field(
+        None,
+        description="When the data was true (ISO 8601); older writes than the stored one are skipped. Naive = UTC.",
     )
 
 
@@ -118,12 +149,13 @@ class GetItemsData(BaseModel):
     feature_list: list[FeatureRef] = Field(min_length=1, description='"category:feature" or "category:*" entries.')
 
 
-class GetItemsRequest(BaseModel):
+class GetItemsRequest(OneMetaSpelling):
     meta: ReadMeta | None = Field(None, validation_alias=AliasChoices("meta", "metadata"))
     data: GetItemsData
 
     model_config = ConfigDict(
         json_schema_extra={
+            "not": ONE_META_SPELLING,
             "examples": [
                 {
                     "meta": {"source": "api"},
@@ -133,7 +165,7 @@ class GetItemsRequest(BaseModel):
                         "feature_list": ["user_features:age", "user_features:income", "transaction_features:*"],
                     },
                 }
-            ]
+            ],
         }
     )
 
@@ -146,12 +178,13 @@ class GetBatchData(BaseModel):
     feature_list: list[FeatureRef] = Field(min_length=1)
 
 
-class GetBatchRequest(BaseModel):
+class GetBatchRequest(OneMetaSpelling):
     meta: ReadMeta | None = Field(None, validation_alias=AliasChoices("meta", "metadata"))
     data: GetBatchData
 
     model_config = ConfigDict(
         json_schema_extra={
+            "not": ONE_META_SPELLING,
             "examples": [
                 {
                     "meta": {"source": "ranker"},
@@ -161,7 +194,7 @@ class GetBatchRequest(BaseModel):
                         "feature_list": ["user_features:age", "credit_features:*"],
                     },
                 }
-            ]
+            ],
         }
     )
 
@@ -205,12 +238,13 @@ class WriteData(BaseModel):
         return self
 
 
-class WriteRequest(BaseModel):
+class WriteRequest(OneMetaSpelling):
     meta: WriteMeta = Field(default_factory=WriteMeta, validation_alias=AliasChoices("meta", "metadata"))
     data: WriteData
 
     model_config = ConfigDict(
         json_schema_extra={
+            "not": ONE_META_SPELLING,
             "examples": [
                 {
                     "metadata": {"source": "prediction_service", "compute_id": "job-123"},
@@ -232,7 +266,7 @@ class WriteRequest(BaseModel):
                         "features": {"credit_score": 750, "verified": True},
                     },
                 },
-            ]
+            ],
         }
     )
 
