@@ -4,7 +4,10 @@ import keyword
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
+from api.v1.limits import LimitsResponse
+from components.features import models
 from core.error_envelope import error_code
 from core.exceptions import ERROR_CODES, FeatureStoreError
 from main import create_app
@@ -25,6 +28,19 @@ OPERATION_IDS = {
     ("get", "/api/v1/ready"): "ready",
     ("post", "/api/v1/warmup"): "warmup",
 }
+
+RESPONSE_MODELS = [
+    models.CategoryItemResponse,
+    models.FeaturesResponse,
+    models.BatchResponse,
+    models.WriteResponse,
+    models.HealthResponse,
+    models.ReadyResponse,
+    models.WarmupResponse,
+    models.ErrorResponse,
+    models.RegistryResponse,
+    models.RegistryCategory,
+]
 
 
 def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -101,3 +117,28 @@ def test_the_committed_document_is_the_apps() -> None:
     assert document["components"]["securitySchemes"], "the published document is the one with API keys on"
     if DOCUMENT_PATH.read_text(encoding="utf-8") != render(document):
         pytest.fail(f"{DOCUMENT_PATH.name} differs from the app's OpenAPI document: run make openapi")
+
+
+@pytest.mark.backends("sqlite")
+def test_every_response_model_has_an_example(document: dict[str, Any], backend) -> None:
+    schemas = document["components"]["schemas"]
+    referenced = {
+        content["schema"]["$ref"].rsplit("/", 1)[1]
+        for operation in operations(document).values()
+        for response in operation["responses"].values()
+        for content in response.get("content", {}).values()
+        if "$ref" in content.get("schema", {})
+    }
+    assert {"FeaturesResponse", "ErrorResponse", "LimitsResponse", "RegistryResponse"} <= referenced
+    for name in referenced:
+        assert schemas[name].get("examples"), name
+
+
+@pytest.mark.parametrize("model", [*RESPONSE_MODELS, LimitsResponse], ids=lambda model: model.__name__)
+def test_response_examples_are_valid_responses(model: type[BaseModel]) -> None:
+    extra = model.model_config.get("json_schema_extra")
+    assert isinstance(extra, dict), model.__name__
+    examples = extra["examples"]
+    assert isinstance(examples, list) and examples, model.__name__
+    for example in examples:
+        model.model_validate(example)
