@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from api.auth import document_bearer, document_without_keys, require_read
 from api.docs import add_offline_docs
 from api.errors import register_error_handlers
+from api.names import document_names
 from api.v1 import earlier, limits, registry, routes
 from components.runtime import Runtime
 from core import VERSION
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.writes)
     app.include_router(earlier.writes)
     app.include_router(routes.probes)
+    document_names(app, settings.entity_types, runtime.registry.names)
     if settings.docs_enabled:
         add_offline_docs(app)  # after the API's routes, so matching an API request never tries them
     app.add_middleware(

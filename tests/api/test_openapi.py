@@ -142,3 +142,19 @@ def test_response_examples_are_valid_responses(model: type[BaseModel]) -> None:
     assert isinstance(examples, list) and examples, model.__name__
     for example in examples:
         model.model_validate(example)
+
+
+@pytest.mark.backends("sqlite")
+def test_entity_types_and_categories_are_the_configured_ones(make_settings, backend) -> None:
+    settings = make_settings(allowed_categories=("b_features", "a_features"))
+    document = create_app(settings).openapi()
+    categories, entity_types = ["a_features", "b_features"], sorted(settings.entity_types)
+    read = operations(document)[("get", "/api/v1/get/item/{entity_value}/{category}")]
+    parameters = {parameter["name"]: parameter["schema"] for parameter in read["parameters"]}
+    assert parameters["category"]["enum"] == categories
+    assert parameters["entity_type"]["enum"] == parameters["table_type"]["enum"] == entity_types
+    schemas = document["components"]["schemas"]
+    assert schemas["GetBatchData"]["properties"]["entity_type"]["enum"] == entity_types
+    assert schemas["CategoryFeatures"]["properties"]["category"]["enum"] == categories
+    single = schemas["WriteData"]["properties"]["category"]["anyOf"]
+    assert [option.get("enum") for option in single] == [categories, None]
