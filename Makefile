@@ -21,7 +21,7 @@ LOCK_FLAGS ?=
 UV_COMPILE = $(BIN)/uv pip compile --quiet --no-config --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(LOCK_FLAGS)
 
-.PHONY: run test lint lock bench install install-dev servers image dynamodb-local dynamodb-tables clean
+.PHONY: run test lint lock bench install install-dev servers image dynamodb-local dynamodb-tables openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ lint: install-dev
 lock: install-dev
 	$(UV_COMPILE) pyproject.toml -o $(LOCK)
 	$(UV_COMPILE) pyproject.toml --extra dev --constraint $(LOCK) -o $(DEV_LOCK)
+
+# Writes the service's OpenAPI document to openapi.json (committed; a test fails when it is stale).
+openapi: install
+	$(BIN)/python scripts/openapi.py $(ARGS)
 
 image:
 	docker build -t $(IMAGE) .

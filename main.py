@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import Depends, FastAPI
 
-from api.auth import document_without_keys, require_read
+from api.auth import document_bearer, document_without_keys, require_read
 from api.docs import add_offline_docs
 from api.errors import register_error_handlers
+from api.names import document_names
 from api.v1 import earlier, limits, registry, routes
 from components.runtime import Runtime
 from core import VERSION
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(earlier.reads, dependencies=[Depends(require_read)])
         app.include_router(registry.router, dependencies=[Depends(require_read)])
         app.include_router(limits.router, dependencies=[Depends(require_read)])
+        document_bearer(app)
     else:
         app.include_router(routes.reads)
         app.include_router(earlier.reads)
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.writes)
     app.include_router(earlier.writes)
     app.include_router(routes.probes)
+    document_names(app, settings.entity_types, runtime.registry.names)
     if settings.docs_enabled:
         add_offline_docs(app)  # after the API's routes, so matching an API request never tries them
     app.add_middleware(

@@ -62,3 +62,30 @@ def document_without_keys(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+BEARER_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "The same API key as `X-API-Key`, sent as `Authorization: Bearer <key>`.",
+}
+
+
+def document_bearer(app: FastAPI) -> None:
+    """With AUTH_ENABLED=true a key is accepted as `X-API-Key` or as a Bearer token (`presented_key`):
+    OpenAPI declares both schemes, and every operation that needs a key accepts either."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schemes = schema.get("components", {}).get("securitySchemes", {})
+        if "ApiKey" in schemes:
+            schemes.setdefault("Bearer", BEARER_SCHEME)
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                security = operation.get("security", [])
+                if {"ApiKey": []} in security and {"Bearer": []} not in security:
+                    security.append({"Bearer": []})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -30,7 +30,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from components.features.models import ErrorResponse
+from api.responses import errors, with_request_id
 
 MAX_REPORTED = 20
 """Most refused parameters one error lists; a query string can hold thousands."""
@@ -126,7 +126,8 @@ def check_query(request: Request, names: QueryNames) -> Request:
 class StrictQueryRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         # Any operation may answer 422 now, so the document says so, in the service's envelope.
-        kwargs["responses"] = {422: {"model": ErrorResponse}, **(kwargs.get("responses") or {})}
+        responses = {**errors(422), **(kwargs.get("responses") or {})}
+        kwargs["responses"] = with_request_id(responses, kwargs.get("status_code") or 200)
         super().__init__(path, endpoint, **kwargs)
         documented = [
             {

@@ -9,21 +9,47 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from core.exceptions import FeatureStoreError, PayloadTooLarge, UnsupportedMediaType
+from core.exceptions import (
+    BadRequest,
+    FeatureStoreError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from core.request_context import request_id_var
 from core.serialization import JSONBytesResponse, dumps
 
-_CODES = {exc.status_code: exc.error for exc in (PayloadTooLarge, UnsupportedMediaType)}
+_CODES = {
+    **{
+        exc.status_code: exc.error
+        for exc in (
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            InvalidRequest,
+            RateLimited,
+            FeatureStoreError,
+            ServiceUnavailable,
+        )
+    },
+    HTTPStatus.METHOD_NOT_ALLOWED.value: "method_not_allowed",
+}
 
 
 def error_code(status_code: int) -> str:
-    """The envelope's `error` for framework-raised statuses (404 route, 405, 413 mid-stream)."""
+    """The envelope's `error` for framework-raised statuses (404 route, 405, 413 mid-stream): always one
+    of `ERROR_CODES`, so the documented enum holds; any other status is a bad request or an internal error."""
     if status_code in _CODES:
         return _CODES[status_code]
-    try:
-        return HTTPStatus(status_code).phrase.lower().replace(" ", "_").replace("-", "_")
-    except ValueError:
-        return "error"
+    return FeatureStoreError.error if status_code >= 500 else BadRequest.error
 
 
 def error_response(

@@ -119,3 +119,23 @@ class StoreFull(StoreUnavailable):
     """The embedded store's disk is full: nothing more can be written until space is freed."""
 
     error = "store_full"
+
+
+ERROR_CODES = (
+    "bad_request",
+    "configuration_error",
+    "forbidden",
+    "internal_error",
+    "method_not_allowed",
+    "not_found",
+    "payload_too_large",
+    "rate_limited",
+    "service_unavailable",
+    "store_full",
+    "store_unavailable",
+    "unauthorized",
+    "unsupported_media_type",
+    "validation_error",
+)
+"""Every `error` an error response can carry: the codes of the hierarchy above, and
+`method_not_allowed` for a path asked with a method it does not serve. OpenAPI lists them as an enum."""

@@ -7,28 +7,23 @@ Included after the current routers (`main.create_app`), so none of these paths c
 """
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
 from api.auth import Writer
+from api.responses import errors
 from api.routing import StrictQueryRoute
 from api.v1.routes import MaxAgeQuery, controller_of
 from components.features.models import (
     EarlierReadBody,
     EarlierWriteBody,
     EntityValue,
-    ErrorResponse,
     FeaturesResponse,
     MetaText,
     WriteResponse,
 )
 from core.serialization import JSONBytesResponse
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorResponse} for code in codes}
-
 
 reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 writes = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
@@ -41,8 +36,9 @@ EntityValuePath = Annotated[EntityValue, Path(openapi_examples={"user": {"value"
 
 @reads.post(
     "/get/item/{entity_value}",
+    operation_id="read_features_earlier",
     response_model=FeaturesResponse,
-    responses=_errors(401, 403, 413, 415, 422, 429, 503),
+    responses=errors(401, 403, 413, 415, 422, 429, 503),
     summary="Read features across categories of one entity (earlier API)",
     deprecated=True,
 )
@@ -62,8 +58,9 @@ async def read_features_by_category(
 
 @writes.post(
     "/items/{entity_value}",
+    operation_id="write_features_earlier",
     response_model=WriteResponse,
-    responses=_errors(401, 403, 413, 415, 422, 429, 503),
+    responses=errors(401, 403, 413, 415, 422, 429, 503),
     summary="Write features of one entity (earlier API)",
     deprecated=True,
 )

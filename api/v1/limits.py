@@ -5,15 +5,35 @@ any of them is a 4xx before anything is read or written.
 """
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.responses import errors
 from api.routing import StrictQueryRoute
-from components.features.models import MAX_ENTITY_VALUE_BYTES, ErrorResponse
+from components.features.models import MAX_ENTITY_VALUE_BYTES
 from core.serialization import JSONBytesResponse, dumps
 from core.settings import Settings
 
 
 class LimitsResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "max_batch_entities": 1000,
+                    "max_feature_list": 1000,
+                    "max_categories_per_write": 25,
+                    "max_features_per_category": 1000,
+                    "max_features_per_write": 5000,
+                    "max_body_bytes": 1_048_576,
+                    "max_string_bytes": 65_536,
+                    "max_json_depth": 16,
+                    "max_ttl_seconds": 315_360_000,
+                    "max_entity_value_bytes": 1024,
+                }
+            ]
+        }
+    )
+
     max_batch_entities: int = Field(description="Most entities in one batch read.", examples=[1000])
     max_feature_list: int = Field(description="Most `category:feature` entries in one read.", examples=[1000])
     max_categories_per_write: int = Field(description="Most categories in one write.", examples=[25])
@@ -48,8 +68,9 @@ router = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryR
 
 @router.get(
     "/limits",
+    operation_id="limits",
     response_model=LimitsResponse,
-    responses={code: {"model": ErrorResponse} for code in (401, 403, 429)},
+    responses=errors(401, 403, 429),
     summary="The service's maxima: batch size, feature list, write size, body bytes",
 )
 async def read_limits(request: Request) -> JSONBytesResponse:

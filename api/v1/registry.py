@@ -9,14 +9,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request
 from starlette.responses import Response
 
+from api.responses import Responses, errors
 from api.routing import StrictQueryRoute
-from components.features.models import ErrorResponse, RegistryCategory, RegistryResponse
+from components.features.models import RegistryCategory, RegistryResponse
 from components.features.registry import Document, Registry
 from core.exceptions import NotFound
 from core.serialization import JSONBytesResponse
 
-NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not modified: the registry is the one the `If-None-Match` ETag names."}
+ETAG_HEADERS: dict[str, Any] = {
+    "ETag": {"description": "The document's version, for `If-None-Match`.", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`no-cache`: revalidate with the ETag.", "schema": {"type": "string"}},
+}
+NOT_MODIFIED: Responses = {
+    200: {"headers": ETAG_HEADERS},
+    304: {
+        "description": "Not modified: the registry is the one the `If-None-Match` ETag names.",
+        "headers": ETAG_HEADERS,
+    },
 }
 
 router = APIRouter(prefix="/api/v1", tags=["registry"], route_class=StrictQueryRoute)
@@ -25,10 +34,6 @@ IfNoneMatch = Annotated[
     str | None,
     Header(max_length=8192, description="ETags of registry documents the caller holds; a match answers 304."),
 ]
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorResponse} for code in codes}
 
 
 def registry_of(request: Request) -> Registry:
@@ -53,8 +58,9 @@ def answer(document: Document, if_none_match: str | None) -> Response:
 
 @router.get(
     "/registry",
+    operation_id="registry",
     response_model=RegistryResponse,
-    responses={**NOT_MODIFIED, **_errors(401, 403, 429)},
+    responses={**NOT_MODIFIED, **errors(401, 403, 429)},
     summary="The feature registry: every category with its features, types, owner and rules",
 )
 async def read_registry(request: Request, if_none_match: IfNoneMatch = None) -> Response:
@@ -66,8 +72,9 @@ async def read_registry(request: Request, if_none_match: IfNoneMatch = None) -> 
 
 @router.get(
     "/registry/{category}",
+    operation_id="registry_category",
     response_model=RegistryCategory,
-    responses={**NOT_MODIFIED, **_errors(401, 403, 404, 429)},
+    responses={**NOT_MODIFIED, **errors(401, 403, 404, 429)},
     summary="One category of the feature registry",
 )
 async def read_registry_category(

@@ -10,11 +10,12 @@ The controller is taken from the app rather than through a dependency: it is the
 every request, and each dependency costs FastAPI a resolution step per request.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
 from api.auth import Writer, require_admin
+from api.responses import errors
 from api.routing import StrictQueryRoute
 from components.features.controller import FeatureController
 from components.features.models import (
@@ -22,7 +23,6 @@ from components.features.models import (
     BatchResponse,
     CategoryItemResponse,
     EntityValue,
-    ErrorResponse,
     FeaturesResponse,
     GetBatchRequest,
     GetItemsRequest,
@@ -51,10 +51,6 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 MaxAgeQuery = Annotated[float | None, Query(gt=0, allow_inf_nan=False, description=MAX_AGE_DESCRIPTION)]
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorResponse} for code in codes}
-
-
 reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 writes = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 probes = APIRouter(prefix="/api/v1", tags=["probes"], route_class=StrictQueryRoute)
@@ -62,8 +58,9 @@ probes = APIRouter(prefix="/api/v1", tags=["probes"], route_class=StrictQueryRou
 
 @reads.get(
     "/get/item/{entity_value}/{category}",
+    operation_id="read_category",
     response_model=CategoryItemResponse,
-    responses=_errors(401, 403, 404, 422, 429, 503),
+    responses=errors(401, 403, 404, 422, 429, 503),
     summary="Read one category of one entity",
 )
 async def read_category(
@@ -80,8 +77,9 @@ async def read_category(
 
 @reads.post(
     "/get/items",
+    operation_id="read_features",
     response_model=FeaturesResponse,
-    responses=_errors(401, 403, 413, 415, 422, 429, 503),
+    responses=errors(401, 403, 413, 415, 422, 429, 503),
     summary="Read features across categories of one entity",
 )
 async def read_features(request: Request, body: GetItemsRequest) -> JSONBytesResponse:
@@ -93,8 +91,9 @@ async def read_features(request: Request, body: GetItemsRequest) -> JSONBytesRes
 
 @reads.post(
     "/get/items/batch",
+    operation_id="read_batch",
     response_model=BatchResponse,
-    responses=_errors(401, 403, 413, 415, 422, 429, 503),
+    responses=errors(401, 403, 413, 415, 422, 429, 503),
     summary="Read the same features for many entities",
 )
 async def read_batch(request: Request, body: GetBatchRequest) -> JSONBytesResponse:
@@ -104,8 +103,9 @@ async def read_batch(request: Request, body: GetBatchRequest) -> JSONBytesRespon
 
 @writes.post(
     "/items",
+    operation_id="write_features",
     response_model=WriteResponse,
-    responses=_errors(401, 403, 413, 415, 422, 429, 503),
+    responses=errors(401, 403, 413, 415, 422, 429, 503),
     summary="Write features of one entity",
 )
 async def write_features(request: Request, body: Annotated[WriteRequest, Body()], writer: Writer) -> JSONBytesResponse:
@@ -115,7 +115,7 @@ async def write_features(request: Request, body: Annotated[WriteRequest, Body()]
     return await controller_of(request).write(body, writer)
 
 
-@probes.get("/health", response_model=HealthResponse, summary="Liveness")
+@probes.get("/health", operation_id="health", response_model=HealthResponse, summary="Liveness")
 async def health(runtime: RuntimeDep) -> JSONBytesResponse:
     """Touches no external service: answers as long as the process serves HTTP. `dynamodb_connection` is
     what the last readiness check (`/ready`) found the online store to be, null before any check."""
@@ -131,10 +131,12 @@ async def health(runtime: RuntimeDep) -> JSONBytesResponse:
     return JSONBytesResponse(dumps(body))
 
 
-probes.add_api_route("/live", health, methods=["GET"], response_model=HealthResponse, summary="Liveness (alias)")
+probes.add_api_route(
+    "/live", health, methods=["GET"], operation_id="live", response_model=HealthResponse, summary="Liveness (alias)"
+)
 
 
-@probes.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
+@probes.get("/ready", operation_id="ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
 async def ready(runtime: RuntimeDep) -> JSONBytesResponse:
     """200 when the online store can serve reads and writes; Kafka's state is reported, not required."""
     readiness = await runtime.readiness()
@@ -148,8 +150,9 @@ async def ready(runtime: RuntimeDep) -> JSONBytesResponse:
 
 @probes.post(
     "/warmup",
+    operation_id="warmup",
     response_model=WarmupResponse,
-    responses=_errors(401, 403, 429, 503),
+    responses=errors(401, 403, 429, 503),
     dependencies=[Depends(require_admin)],
 )
 async def warmup(runtime: RuntimeDep) -> JSONBytesResponse:

@@ -1,5 +1,6 @@
 """HTTP request and response models, with the examples Swagger UI's "Try it out" sends."""
 
+import re
 import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -11,12 +12,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     RootModel,
     StrictInt,
     StringConstraints,
     WithJsonSchema,
     model_validator,
 )
+
+from core.exceptions import ERROR_CODES
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 MAX_ENTITY_VALUE_BYTES = 1024
@@ -94,6 +98,34 @@ MAX_AGE_DESCRIPTION = (
 MaxAgeSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(_seconds)]
 
 
+DATE_TIME_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _date_time_text(value: object) -> object:
+    """An ISO 8601 date-time string, as the document says: not a number (which pydantic would take as
+    seconds since the epoch), nor a numeric string."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not DATE_TIME_PREFIX.match(value):
+        raise ValueError("must be an ISO 8601 date-time, e.g. 2025-10-13T09:15:51+00:00")
+    return value
+
+
+ONE_META_SPELLING: dict[str, JsonValue] = {"required": ["meta", "metadata"]}
+"""As JSON Schema: not both spellings (`"not": ...`)."""
+
+
+class OneMetaSpelling(BaseModel):
+    """`meta` and its alias `metadata`: a body naming both is ambiguous (which one holds?), so it is refused."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "meta" in data and "metadata" in data:
+            raise ValueError("send meta or metadata, not both")
+        return data
+
+
 class ReadMeta(BaseModel):
     source: MetaText | None = None
     max_age_seconds: MaxAgeSeconds | None = Field(None, description=MAX_AGE_DESCRIPTION, examples=[3600])
@@ -103,8 +135,9 @@ class WriteMeta(BaseModel):
     source: MetaText | None = Field(None, description="The writer; must be an allowed writer.")
     compute_id: MetaText | None = Field(None, description="The job run that computed the features.")
     ttl: StrictInt | None = Field(None, gt=0, description="Seconds the written categories stay valid.")
-    event_time: datetime | None = Field(
-        None, description="When the data was true; older writes than the stored one are skipped. Naive = UTC."
+    event_time: Annotated[datetime, BeforeValidator(_date_time_text)] | None = Field(
+        None,
+        description="When the data was true (ISO 8601); older writes than the stored one are skipped. Naive = UTC.",
     )
 
 
@@ -116,12 +149,13 @@ class GetItemsData(BaseModel):
     feature_list: list[FeatureRef] = Field(min_length=1, description='"category:feature" or "category:*" entries.')
 
 
-class GetItemsRequest(BaseModel):
+class GetItemsRequest(OneMetaSpelling):
     meta: ReadMeta | None = Field(None, validation_alias=AliasChoices("meta", "metadata"))
     data: GetItemsData
 
     model_config = ConfigDict(
         json_schema_extra={
+            "not": ONE_META_SPELLING,
             "examples": [
                 {
                     "meta": {"source": "api"},
@@ -131,7 +165,7 @@ class GetItemsRequest(BaseModel):
                         "feature_list": ["user_features:age", "user_features:income", "transaction_features:*"],
                     },
                 }
-            ]
+            ],
         }
     )
 
@@ -144,12 +178,13 @@ class GetBatchData(BaseModel):
     feature_list: list[FeatureRef] = Field(min_length=1)
 
 
-class GetBatchRequest(BaseModel):
+class GetBatchRequest(OneMetaSpelling):
     meta: ReadMeta | None = Field(None, validation_alias=AliasChoices("meta", "metadata"))
     data: GetBatchData
 
     model_config = ConfigDict(
         json_schema_extra={
+            "not": ONE_META_SPELLING,
             "examples": [
                 {
                     "meta": {"source": "ranker"},
@@ -159,7 +194,7 @@ class GetBatchRequest(BaseModel):
                         "feature_list": ["user_features:age", "credit_features:*"],
                     },
                 }
-            ]
+            ],
         }
     )
 
@@ -203,12 +238,13 @@ class WriteData(BaseModel):
         return self
 
 
-class WriteRequest(BaseModel):
+class WriteRequest(OneMetaSpelling):
     meta: WriteMeta = Field(default_factory=WriteMeta, validation_alias=AliasChoices("meta", "metadata"))
     data: WriteData
 
     model_config = ConfigDict(
         json_schema_extra={
+            "not": ONE_META_SPELLING,
             "examples": [
                 {
                     "metadata": {"source": "prediction_service", "compute_id": "job-123"},
@@ -230,7 +266,7 @@ class WriteRequest(BaseModel):
                         "features": {"credit_score": 750, "verified": True},
                     },
                 },
-            ]
+            ],
         }
     )
 
@@ -267,20 +303,64 @@ class EarlierWriteBody(RootModel[dict[Name, Annotated[FeatureValues, Field(min_l
     )
 
 
+METADATA_EXAMPLE: dict[str, JsonValue] = {
+    "created_at": "2025-10-13T08:12:47.751080+00:00",
+    "updated_at": "2025-10-13T09:15:51.358632+00:00",
+    "source": "prediction_service",
+    "compute_id": "job-123",
+    "ttl": None,
+    "expires_at": None,
+    "event_time": "2025-10-13T09:15:51.358632+00:00",
+    "age_seconds": 3.25,
+}
+FEATURE_BLOCK_EXAMPLE: dict[str, JsonValue] = {"data": {"age": 30, "income": 60000}, "metadata": METADATA_EXAMPLE}
+CATEGORY_ITEM_EXAMPLE: dict[str, JsonValue] = {"features": FEATURE_BLOCK_EXAMPLE}
+ENTITY_FEATURES_EXAMPLE: dict[str, JsonValue] = {
+    "entity_value": "user-123",
+    "items": {"user_features": CATEGORY_ITEM_EXAMPLE},
+    "unavailable_feature_categories": ["transaction_features"],
+    "unavailable_features": ["user_features:city"],
+    "error": None,
+}
+FEATURES_EXAMPLE: dict[str, JsonValue] = {
+    "entity_value": "user-123",
+    "entity_type": "bright_uid",
+    "items": {"user_features": CATEGORY_ITEM_EXAMPLE},
+    "unavailable_feature_categories": ["transaction_features"],
+    "unavailable_features": ["user_features:city"],
+}
+REGISTRY_CATEGORY_EXAMPLE: dict[str, JsonValue] = {
+    "description": "Demographics from the nightly profile job",
+    "owner": "profile-team",
+    "entity_types": ["bright_uid"],
+    "default_ttl_seconds": 86400,
+    "writers": ["prediction_service"],
+    "mode": "strict",
+    "features": {"age": {"type": "int", "nullable": False, "description": "Age in years"}},
+}
+"""Response examples, composed like the responses they illustrate."""
+
+
 class FeatureMetadata(BaseModel):
-    created_at: str = Field(examples=["2025-10-13T08:12:47.751080+00:00"])
-    updated_at: str = Field(examples=["2025-10-13T09:15:51.358632+00:00"])
+    """Times are ISO 8601 in UTC with microseconds, e.g. `2025-10-13T09:15:51.358632+00:00`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [METADATA_EXAMPLE]})
+
+    created_at: datetime = Field(examples=["2025-10-13T08:12:47.751080+00:00"])
+    updated_at: datetime = Field(examples=["2025-10-13T09:15:51.358632+00:00"])
     source: str | None = Field(examples=["prediction_service"])
     compute_id: str | None = Field(examples=["compute-123"])
     ttl: int | None = Field(examples=[None])
-    expires_at: str | None = Field(None, examples=[None])
-    event_time: str | None = Field(None, examples=["2025-10-13T09:15:51.358632+00:00"])
+    expires_at: datetime | None = Field(None, examples=[None])
+    event_time: datetime | None = Field(None, examples=["2025-10-13T09:15:51.358632+00:00"])
     age_seconds: float | None = Field(
         None, description="Seconds from `event_time` to this read; null when unknown.", examples=[3.25]
     )
 
 
 class FeatureBlock(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [FEATURE_BLOCK_EXAMPLE]})
+
     data: dict[str, Any] = Field(examples=[{"age": 30, "income": 60000, "city": "SF"}])
     metadata: FeatureMetadata
 
@@ -288,17 +368,27 @@ class FeatureBlock(BaseModel):
 class CategoryItemResponse(BaseModel):
     """One category of one entity; the entity is named by its type, e.g. `"bright_uid": "user-123"`."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": {"type": "string"}})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "additionalProperties": {"type": "string"},
+            "examples": [{"bright_uid": "user-123", "category": "user_features", "features": FEATURE_BLOCK_EXAMPLE}],
+        },
+    )
 
     category: str = Field(examples=["user_features"])
     features: FeatureBlock
 
 
 class CategoryItem(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [CATEGORY_ITEM_EXAMPLE]})
+
     features: FeatureBlock
 
 
 class FeaturesResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [FEATURES_EXAMPLE]})
+
     entity_value: str
     entity_type: str
     items: dict[str, CategoryItem]
@@ -307,6 +397,8 @@ class FeaturesResponse(BaseModel):
 
 
 class EntityFeatures(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [ENTITY_FEATURES_EXAMPLE]})
+
     entity_value: str
     items: dict[str, CategoryItem]
     unavailable_feature_categories: list[str]
@@ -315,21 +407,71 @@ class EntityFeatures(BaseModel):
 
 
 class BatchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity_type": "bright_uid",
+                    "results": [
+                        ENTITY_FEATURES_EXAMPLE,
+                        {
+                            "entity_value": "user-001",
+                            "items": {},
+                            "unavailable_feature_categories": ["user_features"],
+                            "unavailable_features": [],
+                            "error": None,
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
     entity_type: str
     results: list[EntityFeatures]
 
 
 class WriteResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity_value": "user-123",
+                    "entity_type": "bright_uid",
+                    "categories_updated": ["user_features", "credit_features"],
+                    "categories_skipped": [],
+                    "timestamp": "2025-10-13T09:15:51.358632+00:00",
+                }
+            ]
+        }
+    )
+
     entity_value: str
     entity_type: str
     categories_updated: list[str]
     categories_skipped: list[str] = Field(description="Categories left alone because newer data is stored.")
-    timestamp: str
+    timestamp: datetime
 
 
 class HealthResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "healthy",
+                    "timestamp": "2025-10-13T09:15:51.358632+00:00",
+                    "service": "Feature Store API",
+                    "version": "1.0.0",
+                    "environment": "production",
+                    "dynamodb_connection": True,
+                    "tables_available": ["user_feature_store", "account_feature_store"],
+                }
+            ]
+        }
+    )
+
     status: str = Field(examples=["healthy"])
-    timestamp: str
+    timestamp: datetime
     service: str
     version: str
     environment: str
@@ -343,24 +485,76 @@ class HealthResponse(BaseModel):
 
 
 class ReadyResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "timestamp": "2025-10-13T09:15:51.358632+00:00",
+                    "checks": {"store": {"backend": "dynamodb", "ok": True}, "events": {"sink": "kafka", "ok": True}},
+                }
+            ]
+        }
+    )
+
     status: str = Field(examples=["ready"])
-    timestamp: str
+    timestamp: datetime
     checks: dict[str, dict[str, Any]]
 
 
 class WarmupResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "warm", "actions": ["store client created"], "duration_ms": 41.7}]}
+    )
+
     status: str = Field(examples=["warm"])
     actions: list[str]
     duration_ms: float
 
 
+ErrorCode = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(ERROR_CODES),
+            "description": "What went wrong, for programs: one of a fixed set of codes.",
+            "examples": ["not_found"],
+        }
+    ),
+]
+
+
 class ErrorResponse(BaseModel):
-    detail: Any
-    error: str
-    request_id: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": "no data for entity 'user-123' in category 'user_features'",
+                    "error": "not_found",
+                    "request_id": "3f2c9d1e8b7a4c6d9e0f1a2b3c4d5e6f",
+                },
+                {
+                    "detail": [{"type": "missing", "loc": ["body", "data", "entity_value"], "msg": "Field required"}],
+                    "error": "validation_error",
+                    "request_id": "3f2c9d1e8b7a4c6d9e0f1a2b3c4d5e6f",
+                },
+            ]
+        }
+    )
+
+    detail: Any = Field(
+        description="For people: a message, or for `validation_error` the field errors, each with `type`, `loc`, `msg`."
+    )
+    error: ErrorCode
+    request_id: str = Field(description="The request's id, as in the `X-Request-ID` response header.")
 
 
 class RegistryFeature(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"type": "int", "nullable": False, "description": "Age in years"}]}
+    )
+
     type: str = Field(description="`int`, `float`, `bool`, `string`, `list<T>`, `map` or `json`.", examples=["int"])
     nullable: bool
     description: str | None = Field(examples=["Age in years"])
@@ -368,6 +562,8 @@ class RegistryFeature(BaseModel):
 
 class RegistryCategory(BaseModel):
     """One category as the registry declares it, defaults filled in."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [REGISTRY_CATEGORY_EXAMPLE]})
 
     description: str | None = Field(examples=["Demographics from the nightly profile job"])
     owner: str | None = Field(examples=["profile-team"])
@@ -384,5 +580,16 @@ class RegistryCategory(BaseModel):
 
 
 class RegistryResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity_types": ["account_id", "bright_uid"],
+                    "categories": {"user_features": REGISTRY_CATEGORY_EXAMPLE},
+                }
+            ]
+        }
+    )
+
     entity_types: list[str] = Field(examples=[["account_id", "bright_uid"]])
     categories: dict[str, RegistryCategory]

@@ -121,9 +121,9 @@ def test_swagger_ui_renders_every_operation_and_try_it_out_works(browser: WebDri
     assert loaded and all(url.startswith(served) for url in loaded), loaded
 
     # The earlier API's operations with the examples Swagger UI fills in: a write, then a read of it.
-    status, _ = try_it_out(browser, "write_by_category_api_v1_items__entity_value__post")
+    status, _ = try_it_out(browser, "write_features_earlier")
     assert status == "200"
-    status, body = try_it_out(browser, "read_features_by_category_api_v1_get_item__entity_value__post")
+    status, body = try_it_out(browser, "read_features_earlier")
     assert status == "200"
     assert json.loads(body)["items"]["user_features"]["features"]["data"] == {"age": 30, "income": 60000}
 

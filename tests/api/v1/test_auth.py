@@ -147,7 +147,8 @@ def test_openapi_documents_the_key_scheme(client: TestClient) -> None:
         "name": "X-API-Key",
         "description": "Required when AUTH_ENABLED=true; `Authorization: Bearer <key>` works too.",
     }
-    assert schema["paths"]["/api/v1/items"]["post"]["security"] == [{"ApiKey": []}]
+    assert schema["components"]["securitySchemes"]["Bearer"]["scheme"] == "bearer"
+    assert schema["paths"]["/api/v1/items"]["post"]["security"] == [{"ApiKey": []}, {"Bearer": []}]
     assert "security" not in schema["paths"]["/api/v1/health"]["get"]
 
 

@@ -1,0 +1,51 @@
+"""Entity types and categories as enums in OpenAPI: the configured ones are the only values the service
+accepts, so the document lists them instead of claiming any string will do.
+
+They come from the settings (`ENTITY_TYPES`, `EXTRA_ENTITY_TYPES`) and the feature registry (or
+`ALLOWED_CATEGORIES`), so the document is the one of this configuration.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fastapi import FastAPI
+
+BODY_FIELDS = {
+    "GetItemsData": ("entity_type",),
+    "GetBatchData": ("entity_type",),
+    "WriteData": ("entity_type", "category"),
+    "CategoryFeatures": ("category",),
+}
+"""Request-body properties naming an entity type or a category, by component schema."""
+PARAMETERS = ("entity_type", "table_type", "category")
+
+
+def _with_enum(schema: dict[str, Any], values: list[str]) -> dict[str, Any]:
+    """The string branch of `schema` (itself, or the string option of an `anyOf` with null) limited to `values`."""
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [_with_enum(option, values) for option in schema["anyOf"]]}
+    if schema.get("type") == "string":
+        return {**schema, "enum": values}
+    return schema
+
+
+def document_names(app: FastAPI, entity_types: Iterable[str], categories: Iterable[str]) -> None:
+    values = {"entity_type": sorted(entity_types), "table_type": sorted(entity_types), "category": sorted(categories)}
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") in ("path", "query") and parameter.get("name") in PARAMETERS:
+                        parameter["schema"] = _with_enum(parameter["schema"], values[parameter["name"]])
+        schemas = schema.get("components", {}).get("schemas", {})
+        for model, fields in BODY_FIELDS.items():
+            properties = schemas.get(model, {}).get("properties", {})
+            for field in fields:
+                if field in properties:
+                    properties[field] = _with_enum(properties[field], values[field])
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
