@@ -11,6 +11,7 @@ import pytest
 from components.features.store.base import OnlineStore
 from components.features.store.sqlite import SQLiteStore
 from core.exceptions import StoreUnavailable
+from devservers import free_port
 from tests.conftest import AppClient, assert_no_internal_text
 from tests.factories import write_body
 
@@ -266,3 +267,34 @@ def test_every_error_body_is_scanned_for_internal_text(body: dict) -> None:
     """The scan every `AppClient` applies to every error body it receives finds what the service used to send."""
     with pytest.raises(AssertionError, match="internal text"):
         assert_no_internal_text(body)
+
+
+@pytest.mark.slow
+@pytest.mark.backends("sqlite", "dynamodb")
+def test_ready_tracks_the_outbox_through_a_broker_outage(make_client) -> None:
+    """The outage of the fault report, scaled down: writes at 80/s to a service whose broker is down.
+    Every acknowledged write leaves one event in the outbox, so the acknowledged count is the truth
+    `/ready`'s `pending` must follow within 20% (the gauge interval scaled like the outage: 30 s of
+    outage with a 2 s gauge is 15 intervals; here 3 s with 0.2 s)."""
+    client = make_client(
+        kafka_broker_url=f"127.0.0.1:{free_port()}",
+        schema_registry="mock://outage",
+        kafka_message_timeout_ms=500,
+        kafka_socket_timeout_ms=200,
+        outbox_max_backoff_seconds=0.5,
+        outbox_gauge_seconds=0.2,
+    )
+    started = time.monotonic()
+    acknowledged = 0
+    samples: list[tuple[float, int, int]] = []
+    while (elapsed := time.monotonic() - started) < 3.0:
+        assert client.post("/api/v1/items", json=write_body(f"user-{acknowledged}")).status_code == 200
+        acknowledged += 1
+        if elapsed >= 1.5 and acknowledged % 8 == 0:
+            samples.append(
+                (round(elapsed, 2), acknowledged, client.get("/api/v1/ready").json()["checks"]["events"]["pending"])
+            )
+        time.sleep(max(0.0, started + acknowledged / 80 - time.monotonic()))
+    assert samples
+    off = [(at, truth, pending) for at, truth, pending in samples if abs(pending - truth) > 0.2 * truth]
+    assert not off, f"(seconds, acknowledged, pending) off by more than 20%: {off}"
