@@ -17,6 +17,14 @@ from dotenv import dotenv_values
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.kafka_settings import (
+    KafkaPartitioner,
+    KafkaSaslMechanism,
+    ProducerProperty,
+    kafka_connection_problems,
+    producer_config_problems,
+)
+
 DEFAULT_CATEGORIES = (
     "user_features",
     "credit_features",
@@ -71,45 +79,6 @@ PRODUCTION_REFUSALS: tuple[tuple[str, Callable[["Settings"], bool]], ...] = (
 )
 """What ENVIRONMENT=production refuses to start with: (the problem, the check that finds it).
 Missing API keys are refused in staging too, by `Settings._require_api_keys`."""
-
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM")
-KafkaSaslMechanism = Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"]
-KafkaPartitioner = Literal[
-    "murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a", "random"
-]
-ProducerProperty = str | int | float | bool
-
-KAFKA_PROPERTIES_OF_SETTINGS: dict[str, str] = {
-    "bootstrap.servers": "KAFKA_BROKER_URL",
-    "metadata.broker.list": "KAFKA_BROKER_URL",
-    "message.timeout.ms": "KAFKA_MESSAGE_TIMEOUT_MS",
-    "delivery.timeout.ms": "KAFKA_MESSAGE_TIMEOUT_MS",
-    "socket.timeout.ms": "KAFKA_SOCKET_TIMEOUT_MS",
-    "security.protocol": "KAFKA_SECURITY_PROTOCOL",
-    "sasl.mechanism": "KAFKA_SASL_MECHANISM",
-    "sasl.mechanisms": "KAFKA_SASL_MECHANISM",
-    "sasl.username": "KAFKA_SASL_USERNAME",
-    "sasl.password": "KAFKA_SASL_PASSWORD",
-    "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
-    "ssl.certificate.location": "KAFKA_SSL_CERTIFICATE_LOCATION",
-    "ssl.key.location": "KAFKA_SSL_KEY_LOCATION",
-    "ssl.key.password": "KAFKA_SSL_KEY_PASSWORD",
-    "partitioner": "KAFKA_PARTITIONER",
-}
-"""librdkafka properties that a named setting owns: KAFKA_PRODUCER_CONFIG may not set them, so each
-property has exactly one source."""
-KAFKA_FIXED_PROPERTIES: dict[str, str] = {
-    "acks": "fixed at all: an event leaves the outbox once Kafka acknowledged it, so every in-sync replica must have it",
-    "request.required.acks": "fixed at all: an event leaves the outbox once Kafka acknowledged it",
-    "enable.idempotence": "always on: retries must neither duplicate nor reorder one entity's events",
-    "transactional.id": "the producer is idempotent, not transactional",
-    "key.serializer": "set by the service",
-    "value.serializer": "set by the service",
-    "error_cb": "set by the service",
-    "oauth_cb": "set by the service (KAFKA_SASL_MECHANISM=AWS_MSK_IAM)",
-    "logger": "set by the service",
-}
-"""librdkafka properties the delivery guarantee or the service itself depends on, and why."""
 
 
 class Settings(BaseSettings):
@@ -340,7 +309,7 @@ class Settings(BaseSettings):
     def _check_kafka_security(self) -> "Settings":
         """Refuse combinations librdkafka would ignore or only fail on at the first publish; every
         problem is named in one error."""
-        problems = [*self._kafka_connection_problems(), *self._producer_config_problems()]
+        problems = [*kafka_connection_problems(self), *producer_config_problems(self.kafka_producer_config)]
         if self.schema_auto_register and self.schema_use_latest_version:
             problems.append("SCHEMA_USE_LATEST_VERSION=true requires SCHEMA_AUTO_REGISTER=false")
         user_info = self.schema_registry_basic_auth_user_info.get_secret_value()
@@ -353,52 +322,6 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("invalid Kafka settings:\n- " + "\n- ".join(problems))
         return self
-
-    def _kafka_connection_problems(self) -> list[str]:
-        protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
-        password = self.kafka_sasl_password.get_secret_value()
-        problems = []
-        if protocol.startswith("SASL_") and not mechanism:
-            problems.append(
-                f"KAFKA_SECURITY_PROTOCOL={protocol} requires KAFKA_SASL_MECHANISM ({', '.join(SASL_MECHANISMS)})"
-            )
-        if mechanism and not protocol.startswith("SASL_"):
-            problems.append(
-                f"KAFKA_SASL_MECHANISM={mechanism} requires KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT"
-            )
-        if mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and not (self.kafka_sasl_username and password):
-            problems.append(f"KAFKA_SASL_MECHANISM={mechanism} requires KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
-        if mechanism in ("OAUTHBEARER", "AWS_MSK_IAM") and (self.kafka_sasl_username or password):
-            problems.append(
-                f"KAFKA_SASL_MECHANISM={mechanism} uses tokens: leave KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD empty"
-            )
-        if mechanism == "AWS_MSK_IAM" and protocol != "SASL_SSL":
-            problems.append(
-                "KAFKA_SASL_MECHANISM=AWS_MSK_IAM requires KAFKA_SECURITY_PROTOCOL=SASL_SSL (MSK's IAM listener)"
-            )
-        ssl_settings = {
-            "KAFKA_SSL_CA_LOCATION": self.kafka_ssl_ca_location,
-            "KAFKA_SSL_CERTIFICATE_LOCATION": self.kafka_ssl_certificate_location,
-            "KAFKA_SSL_KEY_LOCATION": self.kafka_ssl_key_location,
-            "KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password.get_secret_value(),
-        }
-        if not protocol.endswith("SSL") and any(ssl_settings.values()):
-            named = ", ".join(name for name, value in ssl_settings.items() if value)
-            problems.append(f"{named} apply to KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL only, not {protocol}")
-        if bool(self.kafka_ssl_certificate_location) != bool(self.kafka_ssl_key_location):
-            problems.append("KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together (mutual TLS)")
-        if ssl_settings["KAFKA_SSL_KEY_PASSWORD"] and not self.kafka_ssl_key_location:
-            problems.append("KAFKA_SSL_KEY_PASSWORD requires KAFKA_SSL_KEY_LOCATION")
-        return problems
-
-    def _producer_config_problems(self) -> list[str]:
-        problems = []
-        for key in sorted(self.kafka_producer_config):
-            if key in KAFKA_PROPERTIES_OF_SETTINGS:
-                problems.append(f"KAFKA_PRODUCER_CONFIG sets {key}: use {KAFKA_PROPERTIES_OF_SETTINGS[key]} instead")
-            elif key in KAFKA_FIXED_PROPERTIES:
-                problems.append(f"KAFKA_PRODUCER_CONFIG may not set {key}: {KAFKA_FIXED_PROPERTIES[key]}")
-        return problems
 
     @model_validator(mode="after")
     def _require_api_keys(self) -> "Settings":
