@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from core.events import Delivery, EventSink, OutboxEvent
 from core.metrics import metrics
+from core.tracing import tracing
 
 logger = logging.getLogger("feature_store.outbox")
 
@@ -123,9 +124,15 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of due events; return how many were claimed."""
+        claimed_at = tracing.now_ns()
         events = await self.store.claim_events(self.batch_size, self.lease_seconds)
         if not events:
             return 0
+        with tracing.relay_span(self.sink.name, events, claimed_at):
+            await self._relay(events)
+        return len(events)
+
+    async def _relay(self, events: list[OutboxEvent]) -> None:
         started = time.perf_counter()
         try:
             delivery = await self.sink.publish(events)
@@ -143,7 +150,6 @@ class OutboxRelay:
             delay = backoff_seconds(max(attempts[event_id] for event_id in delivery.failed), self.max_backoff_seconds)
             await self.store.retry_events(delivery.failed, delay)
             logger.warning("event delivery failed", extra={"failed": len(delivery.failed), "retry_in_s": delay})
-        return len(events)
 
     async def report_backlog(self) -> None:
         """Measure the outbox backlog, keep it for `/ready` and send it as gauges. Only the relay's
