@@ -128,7 +128,10 @@ class LogSink:
 
     async def publish(self, events: Sequence[OutboxEvent]) -> Delivery:
         for event in events:
-            logger.info(EVENT_TYPE, extra={"event": event.payload, "event_key": event.key})
+            line = {"event": event.payload, "event_key": event.key}
+            if event.traceparent:
+                line["traceparent"] = event.traceparent  # the write's trace, as Kafka's header would carry it
+            logger.info(EVENT_TYPE, extra=line)
         return Delivery(delivered=[event.event_id for event in events])
 
     def state(self) -> dict[str, Any]:

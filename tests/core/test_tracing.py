@@ -2,6 +2,7 @@
 from the write's request, through the event stored with it, the relay's batch and the Kafka header, to a
 consumer that continues it."""
 
+import logging
 import time
 import uuid
 
@@ -205,6 +206,19 @@ def test_a_trace_crosses_the_outbox_to_a_kafka_consumer(
     consumed = wait_for_span(spans, "consume")
     assert consumed.context.trace_id == request.context.trace_id
     assert consumed.parent is not None and consumed.parent.span_id == write.context.span_id
+
+
+def test_without_kafka_the_events_log_line_names_the_write_trace(spans, make_client, caplog) -> None:
+    client = make_client()
+    with caplog.at_level(logging.INFO, logger="feature_store.events"):
+        assert client.post("/api/v1/items", json=write_body("user-9")).status_code == 200
+        relay = wait_for_span(spans, "outbox.relay")
+    (write,) = by_name(spans.get_finished_spans(), "write.multi_category")
+    (logged,) = [record for record in caplog.records if record.getMessage() == "feature_available"]
+    version, trace_id, span_id, flags = logged.traceparent.split("-")
+    assert (version, trace_id, span_id) == ("00", f"{write.context.trace_id:032x}", f"{write.context.span_id:016x}")
+    assert int(flags, 16) & 1, "sampled"
+    assert relay.attributes is not None and relay.attributes["messaging.system"] == "log"
 
 
 def test_without_tracing_events_carry_no_header(make_client, kafka_settings, kafka_broker, kafka_topic) -> None:
