@@ -3,14 +3,21 @@ from the write's request, through the event stored with it, the relay's batch an
 consumer that continues it."""
 
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import grpc
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -79,6 +86,94 @@ def test_each_protocol_gets_its_exporter_which_reads_its_own_endpoint(monkeypatc
     assert grpc._endpoint == "traces.example:4317"
     http.shutdown()
     grpc.shutdown()
+
+
+class Collector:
+    """What an OpenTelemetry collector received: the span names per service name."""
+
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+        self.lock = threading.Lock()
+
+    def receive(self, body: bytes) -> None:
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+        with self.lock:
+            self.requests.append(request)
+
+    def spans(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        with self.lock:
+            for request in self.requests:
+                for resource_spans in request.resource_spans:
+                    attributes = {item.key: item.value.string_value for item in resource_spans.resource.attributes}
+                    names = found.setdefault(attributes["service.name"], [])
+                    names += [span.name for scope in resource_spans.scope_spans for span in scope.spans]
+        return found
+
+
+def http_collector(collector: Collector) -> tuple[str, Any]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            assert self.path == "/v1/traces"
+            collector.receive(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server.shutdown
+
+
+def grpc_collector(collector: Collector) -> tuple[str, Any]:
+    class Service(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (the service's naming)
+            collector.receive(request.SerializeToString())
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return f"http://127.0.0.1:{port}", lambda: server.stop(None)
+
+
+@pytest.fixture
+def untouched_tracing() -> Iterator[None]:
+    """Tracing as the environment configures it, with the real exporters; off again after the test."""
+    yield
+    tracing.close()
+
+
+@pytest.mark.parametrize(("protocol", "start"), [("http/protobuf", http_collector), ("grpc", grpc_collector)])
+def test_spans_reach_a_collector_over_either_protocol(
+    untouched_tracing, monkeypatch, make_client, protocol: str, start: Any
+) -> None:
+    collector = Collector()
+    endpoint, stop = start(collector)
+    try:
+        monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "features-under-test")
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+        client = make_client()
+        assert tracing.protocol == protocol
+        assert client.get("/api/v1/get/item/user-1/user_features").status_code == 404
+        deadline = time.monotonic() + 10
+        while "GET /api/v1/get/item/{entity_value}/{category}" not in collector.spans().get("features-under-test", []):
+            assert time.monotonic() < deadline, f"the collector got {collector.spans()}"
+            time.sleep(0.05)
+        assert {"read.single_item", "sqlite.read"} <= set(collector.spans()["features-under-test"])
+    finally:
+        tracing.close()
+        stop()
 
 
 def test_off_by_default_leaves_the_request_path_as_it_was(monkeypatch, make_settings) -> None:
