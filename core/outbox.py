@@ -141,6 +141,7 @@ class OutboxRelay:
             logger.exception("event sink failed")
             delivery = Delivery(failed=[event.event_id for event in events])
         self.stats.record(delivery, time.perf_counter() - started)
+        tracing.record_delivery(len(delivery.delivered), len(delivery.failed))
         if delivery.delivered:
             metrics.incr(self._publish_metric, len(delivery.delivered), outcome="delivered")
             await self.store.delete_events(delivery.delivered)

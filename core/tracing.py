@@ -251,6 +251,16 @@ class Tracing:
             },
         )
 
+    def record_delivery(self, delivered: int, failed: int) -> None:
+        """What the current relay batch delivered; a batch with failures is an error span."""
+        if self.tracer is None:
+            return
+        span = trace.get_current_span()
+        span.set_attribute("outbox.delivered", delivered)
+        span.set_attribute("outbox.failed", failed)
+        if failed:
+            span.set_status(Status(StatusCode.ERROR, f"{failed} events not delivered, retried later"))
+
     def now_ns(self) -> int:
         """A span's start time (epoch nanoseconds); 0 while off, when nothing reads it."""
         return time.time_ns() if self.tracer is not None else 0

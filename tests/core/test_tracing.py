@@ -20,12 +20,13 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from core.exceptions import ConfigurationError
 from core.metrics import metrics
 from core.tracing import otlp_exporter, requested_protocol, tracing
+from devservers import free_port
 from main import create_app
 from middlewares.request import RequestMiddleware
 from middlewares.tracing import TracedRequestMiddleware
@@ -267,8 +268,9 @@ def consume_one(bootstrap: str, topic: str, timeout: float = 20) -> tuple[dict[s
         consumer.close()
 
 
+@pytest.mark.backends("sqlite", "dynamodb")
 def test_a_trace_crosses_the_outbox_to_a_kafka_consumer(
-    spans: InMemorySpanExporter, make_client, kafka_settings, kafka_broker, kafka_topic
+    spans: InMemorySpanExporter, make_client, kafka_settings, kafka_broker, kafka_topic, backend: str
 ) -> None:
     client = make_client(**kafka_settings)
     response = client.post("/api/v1/items", json=write_body("user-7"))
@@ -287,7 +289,11 @@ def test_a_trace_crosses_the_outbox_to_a_kafka_consumer(
         (write.context.trace_id, write.context.span_id)
     ]
     assert relay.attributes is not None and relay.attributes["messaging.system"] == "kafka"
-    deleted = by_name(spans.get_finished_spans(), "sqlite.delete_events")
+    assert (relay.attributes["outbox.delivered"], relay.attributes["outbox.failed"]) == (1, 0)
+    assert relay.status.is_ok
+    deleted = by_name(
+        spans.get_finished_spans(), f"{backend}.{'delete_events' if backend == 'sqlite' else 'outbox_delete'}"
+    )
     assert [span.parent.span_id for span in deleted if span.parent] == [relay.context.span_id]
 
     # A consumer continues the write's trace from the message's header.
@@ -314,6 +320,21 @@ def test_without_kafka_the_events_log_line_names_the_write_trace(spans, make_cli
     assert (version, trace_id, span_id) == ("00", f"{write.context.trace_id:032x}", f"{write.context.span_id:016x}")
     assert int(flags, 16) & 1, "sampled"
     assert relay.attributes is not None and relay.attributes["messaging.system"] == "log"
+
+
+def test_a_batch_kafka_did_not_take_is_an_error_span(spans: InMemorySpanExporter, make_client) -> None:
+    client = make_client(
+        kafka_broker_url=f"127.0.0.1:{free_port()}",
+        schema_registry="mock://nobroker",
+        kafka_message_timeout_ms=300,
+        outbox_max_backoff_seconds=30,
+    )
+    assert client.post("/api/v1/items", json=write_body("user-10")).status_code == 200
+    relay = wait_for_span(spans, "outbox.relay")
+    assert relay.attributes is not None
+    assert (relay.attributes["outbox.delivered"], relay.attributes["outbox.failed"]) == (0, 1)
+    assert relay.status.status_code is StatusCode.ERROR
+    assert by_name(spans.get_finished_spans(), "sqlite.retry_events")
 
 
 def test_without_tracing_events_carry_no_header(make_client, kafka_settings, kafka_broker, kafka_topic) -> None:
