@@ -49,6 +49,7 @@ DEFAULT_PROTOCOL = "http/protobuf"
 DEFAULT_SERVICE_NAME = "feature-store-api"
 TRACEPARENT = "traceparent"
 _HEADERS = {b"traceparent": "traceparent", b"tracestate": "tracestate"}
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 _W3C = TraceContextTextMapPropagator()
 _NOOP: AbstractContextManager[None] = nullcontext()
 
@@ -215,9 +216,11 @@ class Tracing:
         the router has matched, as the semantic conventions name HTTP server spans."""
         assert self.tracer is not None
         carrier = {_HEADERS[name]: value.decode("latin-1") for name, value in scope["headers"] if name in _HEADERS}
-        method = scope["method"]
+        # A method of the client's invention is `_OTHER` (span `HTTP`), as the conventions say: names stay a small set.
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else "_OTHER"
+        name = method if method != "_OTHER" else "HTTP"
         with self.tracer.start_as_current_span(
-            method,
+            name,
             context=_W3C.extract(carrier) if carrier else None,
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method},
@@ -227,7 +230,7 @@ class Tracing:
             finally:
                 route = getattr(scope.get("route"), "path_format", None)
                 if route is not None:
-                    span.update_name(f"{method} {route}")
+                    span.update_name(f"{name} {route}")
                     span.set_attribute("http.route", route)
                 if span_status_of(span, 500) >= 500:  # no response at all is the middleware's 500
                     span.set_status(Status(StatusCode.ERROR))

@@ -112,6 +112,9 @@ def test_unmatched_requests_are_named_by_method_and_errors_marked(spans, make_cl
     server = named(spans, "GET")
     assert server.attributes is not None and "http.route" not in server.attributes
     assert server.attributes["http.response.status_code"] == 404
+    assert client.request("BREW", "/api/v1/items").status_code == 405
+    brew = named(spans, "HTTP /api/v1/items")
+    assert brew.attributes is not None and brew.attributes["http.request.method"] == "_OTHER"
 
     spans.clear()
 
