@@ -1,6 +1,7 @@
 """Feature Store API: the application factory and the `main:app` that uvicorn serves."""
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,14 +18,18 @@ from core import VERSION
 from core.logging import configure_logging
 from core.metrics import metrics
 from core.settings import Settings
+from core.tracing import DEFAULT_SERVICE_NAME, tracing
 from middlewares.cors import cors_for
 from middlewares.request import RequestMiddleware
+from middlewares.tracing import TracedRequestMiddleware
 
 DESCRIPTION = """
 Online feature store: compute jobs write ML features per entity and category; models read them
 back in milliseconds. Every write announces each category written with a `feature_available`
 Avro event on Kafka (or in the log when no Kafka is configured).
 """
+
+logger = logging.getLogger("feature_store.tracing")
 
 GC_GEN0_THRESHOLD = 20_000
 """Allocations between two young-generation collections (CPython's default: 700). A read that returns
@@ -51,8 +56,19 @@ TAGS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # First, so that logging knows whether its lines carry trace ids.
+    tracing.configure(settings.dd_service or DEFAULT_SERVICE_NAME, VERSION)
     configure_logging(settings)
-    metrics.configure(settings.statsd_host, settings.statsd_port, settings.statsd_prefix, settings.statsd_tag_style)
+    if tracing.enabled:
+        logger.info("tracing on", extra={"otlp_protocol": tracing.protocol})
+    metrics.configure(
+        settings.statsd_host,
+        settings.statsd_port,
+        settings.statsd_prefix,
+        settings.statsd_tag_style,
+        constant_tags=settings.statsd_tags,
+        timer_type=settings.statsd_timer_type,
+    )
     runtime = Runtime(settings)
 
     @asynccontextmanager
@@ -62,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await runtime.start()
         yield
         await runtime.shutdown()
+        tracing.flush()
 
     app = FastAPI(
         title=settings.app_name,
@@ -94,7 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.docs_enabled:
         add_offline_docs(app)  # after the API's routes, so matching an API request never tries them
     app.add_middleware(
-        RequestMiddleware,
+        # Chosen once: with tracing off, requests pass through the plain middleware and create no span.
+        TracedRequestMiddleware if tracing.enabled else RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
         slow_request_ms=settings.slow_request_ms,
         cors=cors_for(settings),

@@ -35,6 +35,8 @@ class OutboxEvent:
     payload: dict[str, Any]
     created_at_epoch: float
     attempts: int = 0
+    traceparent: str | None = None
+    """The W3C `traceparent` of the write that committed the event (tracing on), sent as a Kafka header."""
 
 
 def feature_available_event(
@@ -46,6 +48,7 @@ def feature_available_event(
     compute_id: str | None,
     timestamp_iso: str,
     timestamp_epoch: float,
+    traceparent: str | None = None,
 ) -> OutboxEvent:
     """The event announcing one category written, keyed per entity so a partition keeps its order."""
     event_id = str(uuid.uuid4())
@@ -60,7 +63,7 @@ def feature_available_event(
         "compute_id": compute_id or "",
         "features": list(features),
     }
-    return OutboxEvent(event_id, f"{entity_type}:{entity_value}", payload, timestamp_epoch)
+    return OutboxEvent(event_id, f"{entity_type}:{entity_value}", payload, timestamp_epoch, traceparent=traceparent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +128,10 @@ class LogSink:
 
     async def publish(self, events: Sequence[OutboxEvent]) -> Delivery:
         for event in events:
-            logger.info(EVENT_TYPE, extra={"event": event.payload, "event_key": event.key})
+            line = {"event": event.payload, "event_key": event.key}
+            if event.traceparent:
+                line["traceparent"] = event.traceparent  # the write's trace, as Kafka's header would carry it
+            logger.info(EVENT_TYPE, extra=line)
         return Delivery(delivered=[event.event_id for event in events])
 
     def state(self) -> dict[str, Any]:

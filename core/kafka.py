@@ -25,6 +25,7 @@ from confluent_kafka.serialization import SerializationContext, SerializationErr
 from core.events import Delivery, EventSchema, OutboxEvent
 from core.kafka_config import check_producer_config, producer_config, redactor, registry_config, serializer_config
 from core.settings import Settings
+from core.tracing import TRACEPARENT
 
 logger = logging.getLogger("feature_store.kafka")
 
@@ -206,7 +207,14 @@ class KafkaSink:
                 reports[event_id] = error
 
             try:
-                producer.produce(self.topic, key=event.key, value=event.payload, on_delivery=on_delivery)
+                producer.produce(
+                    self.topic,
+                    key=event.key,
+                    value=event.payload,
+                    # The write's trace context, for a consumer to continue (W3C Trace Context over Kafka).
+                    headers=[(TRACEPARENT, event.traceparent)] if event.traceparent else None,
+                    on_delivery=on_delivery,
+                )
             except (BufferError, KafkaException, SerializationError) as exc:
                 # The rest would fail the same way (registry down, queue full): leave them for the retry.
                 message = self._set_error(error_text(exc))

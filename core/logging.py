@@ -8,6 +8,7 @@ from core.request_context import request_id_var
 from core.serialization import dumps
 from core.settings import Settings
 from core.timeutils import epoch_to_iso
+from core.tracing import TraceFilter, tracing
 
 HANDLER_NAME = "feature_store"
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -82,6 +83,8 @@ def configure_logging(settings: Settings) -> None:
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
+    if tracing.enabled:
+        handler.addFilter(TraceFilter())
     handler.setFormatter(JSONFormatter() if settings.log_as_json else ConsoleFormatter(colour=sys.stderr.isatty()))
     handler.set_name(HANDLER_NAME)
     root = logging.getLogger()

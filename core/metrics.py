@@ -13,12 +13,16 @@ reopens its socket on every refused datagram.
 
 Tag values must come from small, server-side sets (route templates, configured entity types,
 status codes, exception class names), never from raw client input: each value is a time series.
+Constant tags (`STATSD_CONSTANT_TAGS`, Datadog's `DD_ENV`/`DD_SERVICE`/`DD_VERSION`) are rendered once,
+in the configured style, and end every line. Timers and observations go out as `|ms` or, with
+`STATSD_TIMER_TYPE=distribution`, as DogStatsD distributions (`|d`), which the Datadog agent forwards
+unaggregated so that percentiles are computed across every host.
 """
 
 import logging
 import socket
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from time import perf_counter
 from types import TracebackType
 from typing import Any
@@ -26,26 +30,27 @@ from typing import Any
 logger = logging.getLogger("feature_store.metrics")
 
 
-def _dogstatsd(name: str, value: str, tags: Mapping[str, Any]) -> str:
+def _dogstatsd(name: str, value: str, tags: Mapping[str, Any], constant: str) -> str:
     if not tags:
-        return f"{name}:{value}"
-    return f"{name}:{value}|#{','.join(f'{key}:{tag}' for key, tag in tags.items())}"
+        return f"{name}:{value}|#{constant}" if constant else f"{name}:{value}"
+    joined = ",".join(f"{key}:{tag}" for key, tag in tags.items())
+    return f"{name}:{value}|#{joined},{constant}" if constant else f"{name}:{value}|#{joined}"
 
 
-def _influx(name: str, value: str, tags: Mapping[str, Any]) -> str:
-    return f"{name}{''.join(f',{key}={tag}' for key, tag in tags.items())}:{value}"
+def _influx(name: str, value: str, tags: Mapping[str, Any], constant: str) -> str:
+    return f"{name}{''.join(f',{key}={tag}' for key, tag in tags.items())}{constant}:{value}"
 
 
-def _graphite(name: str, value: str, tags: Mapping[str, Any]) -> str:
-    return f"{name}{''.join(f';{key}={tag}' for key, tag in tags.items())}:{value}"
+def _graphite(name: str, value: str, tags: Mapping[str, Any], constant: str) -> str:
+    return f"{name}{''.join(f';{key}={tag}' for key, tag in tags.items())}{constant}:{value}"
 
 
-def _untagged(name: str, value: str, _tags: Mapping[str, Any]) -> str:
+def _untagged(name: str, value: str, _tags: Mapping[str, Any], _constant: str) -> str:
     return f"{name}:{value}"
 
 
-Format = Callable[[str, str, Mapping[str, Any]], str]
-"""Builds one StatsD line from a name, a typed value and tags."""
+Format = Callable[[str, str, Mapping[str, Any], str], str]
+"""Builds one StatsD line from a name, a typed value, tags and the constant tags as the style writes them."""
 
 _FORMATS: dict[str, Format] = {
     "dogstatsd": _dogstatsd,
@@ -53,6 +58,16 @@ _FORMATS: dict[str, Format] = {
     "graphite": _graphite,
     "none": _untagged,
 }
+_CONSTANT_TAGS: dict[str, Callable[[Mapping[str, str]], str]] = {
+    "dogstatsd": lambda tags: ",".join(f"{key}:{tag}" for key, tag in tags.items()),
+    "influx": lambda tags: "".join(f",{key}={tag}" for key, tag in tags.items()),
+    "graphite": lambda tags: "".join(f";{key}={tag}" for key, tag in tags.items()),
+    "none": lambda _tags: "",
+}
+TIMER_TYPES = {"ms": "ms", "distribution": "d"}
+MAX_DATAGRAM_BYTES = 1432
+"""Lines sent together by `send_many` are packed into datagrams of at most this size (an Ethernet
+frame's payload; the Datadog agent's default buffer holds 8 KB)."""
 _NOOP_TIMER = nullcontext()
 
 
@@ -61,10 +76,23 @@ class Metrics:
         self.enabled = False
         self._prefix = ""
         self._format: Format = _dogstatsd
+        self._constant = ""
         self._sock: socket.socket | None = None
         self._address: Any = None
+        self.timer_type = "ms"
+        """The StatsD type of timers and observations: `ms`, or `d` (DogStatsD distributions)."""
+        self.traced_timer: Callable[[str, dict[str, Any]], AbstractContextManager[None]] | None = None
+        """Set by `core.tracing` while tracing is on: each timer is then a span too."""
 
-    def configure(self, host: str, port: int = 8125, prefix: str = "", tag_style: str = "dogstatsd") -> None:
+    def configure(
+        self,
+        host: str,
+        port: int = 8125,
+        prefix: str = "",
+        tag_style: str = "dogstatsd",
+        constant_tags: Mapping[str, str] | None = None,
+        timer_type: str = "ms",
+    ) -> None:
         """Point the client at `host:port`, or switch it off when `host` is empty."""
         self.close()
         if not host:
@@ -79,6 +107,8 @@ class Metrics:
         self._sock, self._address = sock, address
         self._prefix = f"{prefix}." if prefix else ""
         self._format = _FORMATS[tag_style]
+        self._constant = _CONSTANT_TAGS[tag_style](constant_tags or {})
+        self.timer_type = TIMER_TYPES[timer_type]
         self.enabled = True
 
     def close(self) -> None:
@@ -89,7 +119,7 @@ class Metrics:
 
     def stat(self, name: str, value: str, tags: Mapping[str, Any]) -> str:
         """One line of the StatsD protocol; `value` carries its type, e.g. `1|c` or `12.5|ms`."""
-        return self._format(self._prefix + name, value, tags)
+        return self._format(self._prefix + name, value, tags, self._constant)
 
     def send(self, *lines: str) -> None:
         """Send lines in one datagram; dropped silently if the socket cannot take it now."""
@@ -100,6 +130,17 @@ class Metrics:
             sock.sendto("\n".join(lines).encode(), self._address)
         except OSError:
             pass
+
+    def send_many(self, lines: list[str]) -> None:
+        """Send many lines in as few datagrams as fit `MAX_DATAGRAM_BYTES` each."""
+        start, size = 0, 0
+        for index, line in enumerate(lines):
+            if size and size + len(line) + 1 > MAX_DATAGRAM_BYTES:
+                self.send(*lines[start:index])
+                start, size = index, 0
+            size += len(line) + 1
+        if start < len(lines):
+            self.send(*lines[start:])
 
     def incr(self, name: str, value: int = 1, **tags: Any) -> None:
         if self.enabled:
@@ -112,10 +153,19 @@ class Metrics:
 
     def timing(self, name: str, milliseconds: float, **tags: Any) -> None:
         if self.enabled:
-            self.send(self.stat(name, f"{milliseconds:.3f}|ms", tags))
+            self.send(self.stat(name, f"{milliseconds:.3f}|{self.timer_type}", tags))
 
-    def timer(self, name: str, **tags: Any) -> "Timer | nullcontext[None]":
-        """Time a block as `name`; if it raises, also count `name.error` tagged with the exception class."""
+    def observe(self, name: str, value: float, **tags: Any) -> None:
+        """One sample of a distribution in the unit its name says (`read.feature_age_seconds`), sent as
+        the timer type: statsd and the Datadog agent summarise it like a timer."""
+        if self.enabled:
+            self.send(self.stat(name, f"{value:.3f}|{self.timer_type}", tags))
+
+    def timer(self, name: str, **tags: Any) -> AbstractContextManager[None]:
+        """Time a block as `name`; if it raises, also count `name.error` tagged with the exception class.
+        While tracing is on, the block is also a span of that name (see `core.tracing`)."""
+        if self.traced_timer is not None:
+            return self.traced_timer(name, tags)
         return Timer(self, name, tags) if self.enabled else _NOOP_TIMER
 
 
@@ -134,8 +184,8 @@ class Timer:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        elapsed = f"{(perf_counter() - self._started) * 1000:.3f}|ms"
         metrics, name, tags = self._metrics, self._name, self._tags
+        elapsed = f"{(perf_counter() - self._started) * 1000:.3f}|{metrics.timer_type}"
         if exc_type is None:
             metrics.send(metrics.stat(name, elapsed, tags))
         else:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from core.events import Delivery, EventSink, OutboxEvent
 from core.metrics import metrics
+from core.tracing import tracing
 
 logger = logging.getLogger("feature_store.outbox")
 
@@ -123,9 +124,15 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of due events; return how many were claimed."""
+        claimed_at = tracing.now_ns()
         events = await self.store.claim_events(self.batch_size, self.lease_seconds)
         if not events:
             return 0
+        with tracing.relay_span(self.sink.name, events, claimed_at):
+            await self._relay(events)
+        return len(events)
+
+    async def _relay(self, events: list[OutboxEvent]) -> None:
         started = time.perf_counter()
         try:
             delivery = await self.sink.publish(events)
@@ -134,6 +141,7 @@ class OutboxRelay:
             logger.exception("event sink failed")
             delivery = Delivery(failed=[event.event_id for event in events])
         self.stats.record(delivery, time.perf_counter() - started)
+        tracing.record_delivery(len(delivery.delivered), len(delivery.failed))
         if delivery.delivered:
             metrics.incr(self._publish_metric, len(delivery.delivered), outcome="delivered")
             await self.store.delete_events(delivery.delivered)
@@ -143,7 +151,6 @@ class OutboxRelay:
             delay = backoff_seconds(max(attempts[event_id] for event_id in delivery.failed), self.max_backoff_seconds)
             await self.store.retry_events(delivery.failed, delay)
             logger.warning("event delivery failed", extra={"failed": len(delivery.failed), "retry_in_s": delay})
-        return len(events)
 
     async def report_backlog(self) -> None:
         """Measure the outbox backlog, keep it for `/ready` and send it as gauges. Only the relay's

@@ -7,6 +7,7 @@ process environment, else from `.env`, else `development`.
 
 import json
 import os
+import re
 from collections.abc import Callable
 from enum import StrEnum
 from functools import cached_property
@@ -32,6 +33,9 @@ DEFAULT_CATEGORIES = (
     "trans_features",
     "d0_unauth_features",
 )
+_TAG_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_./-]{0,99}")
+_TAG_VALUE = re.compile(r"[A-Za-z0-9_./-]{1,200}")
+"""Characters every tag style carries unchanged (none of `,:|#=;` or spaces, which separate tags)."""
 DYNAMODB_MAX_VALUE_DEPTH = 30
 """DynamoDB nests at most 32 levels; a feature value sits inside `features.data`."""
 
@@ -205,6 +209,14 @@ class Settings(BaseSettings):
     statsd_tag_style: Literal["dogstatsd", "influx", "graphite", "none"] = "dogstatsd"
     """How tags are written: `name:1|c|#k:v` (Datadog agent, Telegraf, statsd_exporter), `name,k=v:1|c`
     (Telegraf, statsd_exporter), `name;k=v:1|c` (Graphite), or not at all."""
+    statsd_constant_tags: Annotated[tuple[str, ...], NoDecode] = ()
+    """`key:value` pairs, comma-separated, added to every metric in the tag style above."""
+    statsd_timer_type: Literal["ms", "distribution"] = "ms"
+    """`ms`: StatsD timers, summarised by each agent; `distribution`: DogStatsD `|d`, aggregated across hosts."""
+    dd_env: str = ""
+    """Datadog's unified service tags: each one set becomes the constant tag `env`, `service` or `version`."""
+    dd_service: str = ""
+    dd_version: str = ""
 
     log_level: str = "INFO"
     log_format: str = ""
@@ -227,7 +239,9 @@ class Settings(BaseSettings):
     threadpool_size: int = Field(50, gt=0)
     """Worker threads for calls that block: the embedded store's writes and large batch reads, Kafka's producer."""
 
-    @field_validator("allowed_categories", "write_allowed_sources", "cors_origins", mode="before")
+    @field_validator(
+        "allowed_categories", "write_allowed_sources", "cors_origins", "statsd_constant_tags", mode="before"
+    )
     @classmethod
     def _parse_csv(cls, value: object) -> object:
         return split_csv(value) if isinstance(value, str) else value
@@ -256,6 +270,22 @@ class Settings(BaseSettings):
         nested = sorted(key for key, item in value.items() if not isinstance(item, str | int | float | bool))
         if nested:
             raise ValueError(f"KAFKA_PRODUCER_CONFIG values must be strings, numbers or booleans: {nested}")
+        return value
+
+    @field_validator("statsd_constant_tags")
+    @classmethod
+    def _check_constant_tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for tag in value:
+            key, _, tag_value = tag.partition(":")
+            if not (_TAG_KEY.fullmatch(key) and _TAG_VALUE.fullmatch(tag_value)):
+                raise ValueError(f"{tag!r} is not key:value (a letter first; letters, digits and _ . / - in each part)")
+        return value
+
+    @field_validator("dd_env", "dd_service", "dd_version")
+    @classmethod
+    def _check_tag_value(cls, value: str) -> str:
+        if value and not _TAG_VALUE.fullmatch(value):
+            raise ValueError(f"{value!r} cannot be a tag value: letters, digits and _ . / - only")
         return value
 
     @field_validator("log_format")
@@ -360,3 +390,13 @@ class Settings(BaseSettings):
         if self.log_format:
             return self.log_format == "json"
         return self.environment != Environment.DEVELOPMENT
+
+    @property
+    def statsd_tags(self) -> dict[str, str]:
+        """Tags on every metric: `STATSD_CONSTANT_TAGS`, then `env`, `service` and `version` from `DD_ENV`,
+        `DD_SERVICE` and `DD_VERSION` where set and not already named there."""
+        tags = dict(tag.split(":", 1) for tag in self.statsd_constant_tags)
+        for key, value in (("env", self.dd_env), ("service", self.dd_service), ("version", self.dd_version)):
+            if value:
+                tags.setdefault(key, value)
+        return tags

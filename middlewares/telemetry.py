@@ -31,7 +31,7 @@ def record_request(
         stat = metrics.stat
         lines = [
             stat("http.request.count", "1|c", tags),
-            stat("http.request.duration", f"{duration_ms:.3f}|ms", tags),
+            stat("http.request.duration", f"{duration_ms:.3f}|{metrics.timer_type}", tags),
             stat(f"http.response.{status}", "1|c", tags),
         ]
         if slow:

@@ -14,12 +14,16 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from components.features.store import create_store
 from components.features.store.base import OnlineStore
+from core import tracing as tracing_module
 from core.auth import hash_key, new_key
 from core.metrics import metrics
 from core.settings import Settings
+from core.tracing import tracing
 from devservers import ManagedServer, StatsdServer, start_dynoxide, start_moto, start_tansu
 from main import create_app
 
@@ -368,3 +372,17 @@ def kafka_settings(kafka_broker: KafkaBroker, kafka_topic: str) -> dict[str, obj
         "outbox_gauge_seconds": 0.05,
         "shutdown_flush_seconds": 5,
     }
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """Tracing on for the apps this test starts, switched on as operators do (`OTEL_TRACES_EXPORTER=otlp`),
+    with the OTLP exporter replaced by the SDK's in-memory one and each span exported as it ends."""
+    exporter = InMemorySpanExporter()
+    for name in ("OTEL_SDK_DISABLED", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    monkeypatch.setattr(tracing_module, "otlp_exporter", lambda _protocol: exporter)
+    monkeypatch.setattr(tracing_module, "span_processor", SimpleSpanProcessor)
+    yield exporter
+    tracing.close()

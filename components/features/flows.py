@@ -12,6 +12,7 @@ from core.metrics import metrics
 from core.outbox import OutboxRelay
 from core.settings import EntityType
 from core.timeutils import isoformat
+from core.tracing import tracing
 
 
 @dataclass(slots=True)
@@ -89,6 +90,20 @@ def _project(
     return result
 
 
+def _report_ages(entity_type: str, results: Sequence[EntityFeatures]) -> None:
+    """`read.feature_age_seconds` for every category served: how stale what models read is. Called only
+    while metrics are on; categories come from the whitelist, so the tags stay a bounded set."""
+    stat, kind = metrics.stat, metrics.timer_type
+    lines = [
+        stat("read.feature_age_seconds", f"{age:.3f}|{kind}", {"category": category, "entity_type": entity_type})
+        for result in results
+        for category, found in result.items.items()
+        if (age := found.metadata.get("age_seconds")) is not None
+    ]
+    if lines:
+        metrics.send_many(lines)
+
+
 class FeatureFlows:
     def __init__(
         self,
@@ -110,7 +125,10 @@ class FeatureFlows:
             found = (await self.store.read(entity_type, entity_value, {category: None})).get(category)
             now = self.clock()
             if found is not None and _is_fresh(found, now, max_age):
-                return _aged(found, now)
+                found = _aged(found, now)
+                if metrics.enabled:
+                    _report_ages(entity_type.name, [EntityFeatures(items={category: found})])
+                return found
         metrics.incr("read.unavailable_category", entity_type=entity_type.name)
         return None
 
@@ -120,6 +138,8 @@ class FeatureFlows:
         with metrics.timer("read.multi_category", entity_type=entity_type.name):
             stored = await self.store.read(entity_type, entity_value, selection.wanted) if selection.wanted else {}
             result = _project(stored, selection, self.clock(), max_age)
+        if metrics.enabled:
+            _report_ages(entity_type.name, [result])
         if result.unavailable_categories:
             metrics.incr("read.unavailable_category", len(result.unavailable_categories), entity_type=entity_type.name)
         return result
@@ -147,6 +167,8 @@ class FeatureFlows:
                     continue
                 stored = batch.found.get(value, {}) if batch is not None else {}
                 results.append(_project(stored, selection, now, max_age))
+        if metrics.enabled:
+            _report_ages(entity_type.name, results)
         unavailable = sum(len(result.unavailable_categories) for result in results)
         if unavailable:
             metrics.incr("read.unavailable_category", unavailable, entity_type=entity_type.name)
@@ -171,6 +193,7 @@ class FeatureFlows:
             now_iso = isoformat(now)
             now_epoch = now.timestamp()
             event_time_iso = isoformat(event_time) if event_time is not None else now_iso
+            traceparent = tracing.traceparent()  # None while tracing is off
             writes = []
             for category, features in categories.items():
                 category_ttl = ttl if ttl is not None else self.default_ttl.get(category)
@@ -191,6 +214,7 @@ class FeatureFlows:
                     compute_id=compute_id,
                     timestamp_iso=now_iso,
                     timestamp_epoch=now_epoch,
+                    traceparent=traceparent,
                 )
                 writes.append(
                     CategoryWrite(
@@ -205,6 +229,10 @@ class FeatureFlows:
             skipped = await self.store.write(entity_type, entity_value, writes, now_iso)
         if len(skipped) < len(writes):
             self.relay.notify()
+            if event_time is not None and metrics.enabled:
+                # How late the data arrives; a write without event_time is its own event time (no lag).
+                lag = max(0.0, now_epoch - event_time.timestamp())
+                metrics.observe("write.event_lag_seconds", lag, entity_type=entity_type.name)
         skipped_set = set(skipped)
         return WriteOutcome(
             categories_updated=[category for category in categories if category not in skipped_set],

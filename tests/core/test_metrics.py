@@ -2,10 +2,13 @@
 and that metrics off, or a server that is not there, never gets in the way."""
 
 import logging
+import re
+import socket
+from collections.abc import Iterator
 
 import pytest
 
-from core.metrics import Metrics, metrics
+from core.metrics import MAX_DATAGRAM_BYTES, Metrics, metrics
 from devservers import free_udp_port
 
 
@@ -79,3 +82,83 @@ def test_unresolvable_host_switches_metrics_off(caplog) -> None:
         client.configure("no-such-host.invalid", 8125, "fs")
     assert not client.enabled
     assert "metrics off" in caplog.text
+
+
+class Listener:
+    """A UDP socket standing in for an agent, for what Etsy statsd does not read (`|d`): the datagrams as sent."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(2)
+        self.port = self.sock.getsockname()[1]
+
+    def datagram(self) -> str:
+        return self.sock.recv(65536).decode()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    found = Listener()
+    yield found
+    found.sock.close()
+    metrics.close()
+
+
+def test_constant_tags_end_every_line_as_etsy_statsd_stores_them(statsd) -> None:
+    metrics.configure(
+        "127.0.0.1", statsd.server.port, statsd.prefix, "dogstatsd", constant_tags={"env": "prod", "region": "eu-1"}
+    )
+    metrics.incr("hits", entity_type="bright_uid")
+    metrics.gauge("backlog", 3)
+    with metrics.timer("took"):
+        pass
+    assert statsd.wait_for("counters", {"hits;entity_type=bright_uid;env=prod;region=eu-1": 1})
+    assert statsd.wait_for("gauges", {"backlog;env=prod;region=eu-1": 3}) == {"backlog;env=prod;region=eu-1": 3}
+    assert statsd.wait_for("timers", {"took;env=prod;region=eu-1": 1})
+
+
+@pytest.mark.parametrize(
+    ("style", "tagged", "untagged"),
+    [
+        ("dogstatsd", "fs.hits:1|c|#status:200,env:prod,service:fs", "fs.hits:1|c|#env:prod,service:fs"),
+        ("influx", "fs.hits,status=200,env=prod,service=fs:1|c", "fs.hits,env=prod,service=fs:1|c"),
+        ("graphite", "fs.hits;status=200;env=prod;service=fs:1|c", "fs.hits;env=prod;service=fs:1|c"),
+        ("none", "fs.hits:1|c", "fs.hits:1|c"),
+    ],
+)
+def test_constant_tags_in_each_style(style: str, tagged: str, untagged: str) -> None:
+    client = Metrics()
+    client.configure("127.0.0.1", free_udp_port(), "fs", style, constant_tags={"env": "prod", "service": "fs"})
+    assert client.stat("hits", "1|c", {"status": 200}) == tagged
+    assert client.stat("hits", "1|c", {}) == untagged
+    client.close()
+
+
+def test_distribution_timers_go_out_as_d(listener: Listener) -> None:
+    metrics.configure("127.0.0.1", listener.port, "fs", timer_type="distribution")
+    with metrics.timer("took", entity_type="bright_uid"):
+        pass
+    assert re.fullmatch(r"fs\.took:\d+\.\d{3}\|d\|#entity_type:bright_uid", listener.datagram())
+    metrics.timing("took", 1.5)
+    assert listener.datagram() == "fs.took:1.500|d"
+    metrics.observe("age_seconds", 90)
+    assert listener.datagram() == "fs.age_seconds:90.000|d"
+
+
+def test_ms_is_the_default_timer_type(listener: Listener) -> None:
+    metrics.configure("127.0.0.1", listener.port, "fs")
+    metrics.observe("age_seconds", 2.25, category="user_features")
+    assert listener.datagram() == "fs.age_seconds:2.250|ms|#category:user_features"
+
+
+def test_many_lines_are_packed_into_datagrams_that_fit(listener: Listener) -> None:
+    metrics.configure("127.0.0.1", listener.port, "fs")
+    lines = [metrics.stat("age", f"{index}|ms", {"category": "user_features"}) for index in range(200)]
+    metrics.send_many(lines)
+    received: list[str] = []
+    while len(received) < len(lines):
+        datagram = listener.datagram()
+        assert len(datagram.encode()) <= MAX_DATAGRAM_BYTES
+        received += datagram.split("\n")
+    assert received == lines

@@ -186,3 +186,40 @@ def test_app_refuses_to_start_with_an_unusable_keys_file(make_settings, tmp_path
     (tmp_path / "keys.json").write_text("[]")
     with pytest.raises(ValueError, match="holds no keys"):
         create_app(make_settings(auth_enabled=True, api_keys_file=str(tmp_path / "keys.json")))
+
+
+def test_statsd_tags_come_from_the_constant_tags_then_datadogs_variables(monkeypatch) -> None:
+    monkeypatch.setenv("STATSD_CONSTANT_TAGS", "region:eu-west-1, env:blue ,")
+    monkeypatch.setenv("DD_ENV", "production")
+    monkeypatch.setenv("DD_SERVICE", "feature-store")
+    monkeypatch.setenv("DD_VERSION", "1.4.2")
+    settings = Settings(_env_file=None)
+    assert settings.statsd_constant_tags == ("region:eu-west-1", "env:blue")
+    assert settings.statsd_tags == {
+        "region": "eu-west-1",
+        "env": "blue",
+        "service": "feature-store",
+        "version": "1.4.2",
+    }
+    assert Settings(_env_file=None, statsd_constant_tags=(), dd_env="", dd_service="", dd_version="").statsd_tags == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STATSD_CONSTANT_TAGS", "region"),
+        ("STATSD_CONSTANT_TAGS", "region:"),
+        ("STATSD_CONSTANT_TAGS", ":eu"),
+        ("STATSD_CONSTANT_TAGS", "region:eu|west"),
+        ("STATSD_CONSTANT_TAGS", "re gion:eu"),
+        ("STATSD_CONSTANT_TAGS", "region:eu;x=y"),
+        ("STATSD_CONSTANT_TAGS", "region:eu=1"),
+        ("DD_ENV", "prod #1"),
+        ("DD_VERSION", "1,2"),
+        ("STATSD_TIMER_TYPE", "histogram"),
+    ],
+)
+def test_tags_that_would_break_a_statsd_line_are_refused(monkeypatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)

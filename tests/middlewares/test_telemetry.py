@@ -113,6 +113,8 @@ def test_known_requests_give_known_metrics(json_client, statsd) -> None:
         "sqlite.read;entity_type=account_id": 1,
         "read.batch;entity_type=bright_uid": 1,
         "sqlite.read_batch;entity_type=bright_uid": 1,
+        # Each category served, once per read: the single read, the many-feature read, u-1 of the batch.
+        "read.feature_age_seconds;category=user_features;entity_type=bright_uid": 3,
     }
     assert statsd.wait_for("gauges", {"outbox.backlog": 0, "outbox.oldest_pending_age_seconds": 0}) == {
         "outbox.backlog": 0,

@@ -64,11 +64,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     due_at REAL NOT NULL,
-    lease_until REAL NOT NULL DEFAULT 0
+    lease_until REAL NOT NULL DEFAULT 0,
+    traceparent TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at, created_at);
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
+ADDED_COLUMNS = {"outbox": {"traceparent": "TEXT"}}
+"""Columns added since a table's first version: files created before them gain them at start-up."""
 
 UPSERT = """
 INSERT INTO features (entity_type, entity_value, category, data, created_at, metadata, event_time, expires_at)
@@ -111,6 +114,19 @@ def _is_read_only(exc: BaseException) -> bool:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _add_columns(connection: sqlite3.Connection) -> None:
+    """Bring a file written by an earlier version up to `SCHEMA` (another process may be doing the same)."""
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        for column, kind in columns.items():
+            if column not in present:
+                try:
+                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):
+                        raise
 
 
 def _stored(row: tuple) -> StoredCategory:
@@ -239,6 +255,7 @@ class SQLiteStore:
             try:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.executescript(SCHEMA)
+                _add_columns(connection)
             finally:
                 connection.close()
             self._schema_ready = True
@@ -403,8 +420,8 @@ class SQLiteStore:
                 continue
             event = write.event
             connection.execute(
-                "INSERT INTO outbox (event_id, key, payload, created_at, due_at) VALUES (?, ?, ?, ?, ?)",
-                (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0),
+                "INSERT INTO outbox (event_id, key, payload, created_at, due_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
+                (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0, event.traceparent),
             )
         return skipped
 
@@ -417,12 +434,12 @@ class SQLiteStore:
             rows = self._outbox_connection.execute(
                 "UPDATE outbox SET lease_until = ? WHERE event_id IN ("
                 " SELECT event_id FROM outbox WHERE due_at <= ? AND lease_until <= ? ORDER BY created_at LIMIT ?"
-                ") RETURNING event_id, key, payload, created_at, attempts",
+                ") RETURNING event_id, key, payload, created_at, attempts, traceparent",
                 (now + lease_seconds, now, now, limit),
             ).fetchall()
         events = [
-            OutboxEvent(event_id, key, loads(payload), created, attempts)
-            for event_id, key, payload, created, attempts in rows
+            OutboxEvent(event_id, key, loads(payload), created, attempts, traceparent)
+            for event_id, key, payload, created, attempts, traceparent in rows
         ]
         events.sort(key=lambda event: event.created_at_epoch)
         return events

@@ -128,7 +128,7 @@ def upsert(
 
 
 def outbox_item(event: OutboxEvent) -> dict[str, Any]:
-    return {
+    item = {
         "event_id": {"S": event.event_id},
         "event_key": {"S": event.key},
         "payload": {"S": dumps(event.payload).decode()},
@@ -138,6 +138,9 @@ def outbox_item(event: OutboxEvent) -> dict[str, Any]:
         "due_at": {"N": f"{event.created_at_epoch:.6f}"},
         "lease_until": {"N": "0"},
     }
+    if event.traceparent:
+        item["traceparent"] = {"S": event.traceparent}
+    return item
 
 
 def outbox_event(item: dict[str, Any]) -> OutboxEvent:
@@ -147,6 +150,7 @@ def outbox_event(item: dict[str, Any]) -> OutboxEvent:
         loads(item["payload"]["S"]),
         float(item["created_at"]["N"]),
         int(item["attempts"]["N"]),
+        item["traceparent"]["S"] if "traceparent" in item else None,
     )
 
 

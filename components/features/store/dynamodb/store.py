@@ -33,6 +33,7 @@ from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.metrics import metrics
 from core.outbox import OutboxStats
 from core.settings import EntityType, Settings
+from core.tracing import tracing
 
 MAX_TRANSACTION_ACTIONS = 100
 MAX_BATCH_KEYS = 100
@@ -272,7 +273,8 @@ class DynamoDBStore:
             ]
             started = time.perf_counter()
             try:
-                await client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
+                with tracing.span("dynamodb.transact_write_items"):
+                    await client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
                 break
             except DynamoDBServiceError as exc:
                 if exc.code != TRANSACTION_CANCELLED:

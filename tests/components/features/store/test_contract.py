@@ -1,6 +1,7 @@
 """The storage contract: every backend passes the same suite (parametrised in tests/conftest.py)."""
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import anyio
@@ -16,6 +17,7 @@ from tests.conftest import STORE_BACKENDS
 from tests.factories import LATER, NOW, make_write
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends(*STORE_BACKENDS)]
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 @pytest.fixture
@@ -99,6 +101,15 @@ async def test_events_are_committed_with_the_write(store: OnlineStore, user) -> 
     assert {event.event_id for event in claimed} == {write.event.event_id for write in writes}
     assert {event.payload["resource_name"] for event in claimed} == {"user_features", "credit_features"}
     assert all(event.key == "bright_uid:user-1" for event in claimed)
+
+
+async def test_events_keep_the_trace_context_of_their_write(store: OnlineStore, user) -> None:
+    traced = make_write("user_features", {"a": 1})
+    traced = replace(traced, event=replace(traced.event, traceparent=TRACEPARENT))
+    untraced = make_write("credit_features", {"b": 2})
+    await store.write(user, "user-1", [traced, untraced], NOW)
+    claimed = {event.payload["resource_name"]: event.traceparent for event in await store.claim_events(10, 30)}
+    assert claimed == {"user_features": TRACEPARENT, "credit_features": None}
 
 
 async def test_older_event_time_is_skipped_without_event(store: OnlineStore, user) -> None:

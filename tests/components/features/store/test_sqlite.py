@@ -5,6 +5,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,30 @@ async def test_a_read_that_would_wait_for_a_lock_goes_to_a_worker_thread(
     monkeypatch.setattr(sqlite_store, "_loop_connection", Busy)
     assert (await sqlite_store.read(USER, "user-1", {"user_features": None}))["user_features"].data == {"a": 1}
     assert readers == [loop_thread], "the busy loop connection was tried once, then a worker thread read"
+
+
+async def test_a_file_from_before_trace_contexts_gains_their_column(tmp_path: Path) -> None:
+    """An outbox written by an earlier version, with an event still pending, keeps working after an upgrade."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE outbox (event_id TEXT PRIMARY KEY, key TEXT NOT NULL, payload BLOB NOT NULL,"
+        " created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, due_at REAL NOT NULL,"
+        " lease_until REAL NOT NULL DEFAULT 0);"
+        "INSERT INTO outbox (event_id, key, payload, created_at, due_at) VALUES ('old-1', 'k', '{}', 1, 0);"
+    )
+    old.close()
+    store = SQLiteStore(path)
+    try:
+        await store.initialise()
+        write = make_write("user_features", {"a": 1})
+        write = replace(write, event=replace(write.event, traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01"))
+        await store.write(USER, "user-1", [write], NOW)
+        claimed = {event.event_id: event.traceparent for event in await store.claim_events(10, 30)}
+        assert claimed == {"old-1": None, write.event.event_id: write.event.traceparent}
+    finally:
+        await store.close()
+    # A second process opening the upgraded file finds the column there and leaves it alone.
+    again = SQLiteStore(path)
+    await again.initialise()
+    await again.close()
