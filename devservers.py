@@ -153,30 +153,24 @@ class StatsdServer:
 
 
 class ServiceProcess:
-    """The service under uvicorn, as deployed, started in `workdir` so no `.env*` file of the
-    repository applies; its log (stdout and stderr) is kept in `workdir/service.log`."""
+    """The service as deployed (`python -m serve`: uvicorn with the service's connection handling),
+    started in `workdir` so no `.env*` file of the repository applies; its log (stdout and stderr) is
+    kept in `workdir/service-<port>.log`. `env` holds its settings; it listens on a free port."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, uvicorn_args: Sequence[str] = ()) -> None:
-        self.port = free_port()
+    def __init__(self, env: Mapping[str, str], workdir: Path, port: int | None = None) -> None:
+        self.env = dict(env)
+        self.workdir = workdir
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"service-{self.port}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "main:app",
-                    "--app-dir",
-                    str(ROOT),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    *uvicorn_args,
-                ],
-                cwd=workdir,
-                env={**os.environ, **env},
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "serve.py")],
+                cwd=self.workdir,
+                env={**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -184,13 +178,25 @@ class ServiceProcess:
         while True:
             try:
                 if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
+                    return process
             except httpx.TransportError:
                 pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
+            if process.poll() is not None or time.monotonic() > deadline:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
                 raise RuntimeError(f"service did not start:\n{self.log_path.read_text()[-2000:]}")
             time.sleep(0.05)
+
+    def restart(self) -> None:
+        """Start it again on the same port and settings, after it stopped or was killed."""
+        self.kill()
+        self.process = self._start()
+
+    def sigkill(self) -> None:
+        """Stop it as a crash or the OOM killer would: no shutdown, no flush."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
 
     def terminate(self) -> None:
         """What Kubernetes and Docker send to stop a container."""
