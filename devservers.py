@@ -1,7 +1,8 @@
 """Local servers for the tests and the benchmark: Dynoxide (the DynamoDB API), Tansu (the Kafka API)
 and Etsy statsd, run from `.servers/` (installed by `scripts/install_test_servers.sh`, which
-`make test` and `make bench` run) on free ports, stunnel4 putting TLS in front of Tansu with
-certificates made by openssl, and the service itself under uvicorn in its own process.
+`make test` and `make bench` run) on free ports, librdkafka's mock Kafka cluster in a process of its
+own (`python devservers.py kafka-mock`), stunnel4 putting TLS in front of Tansu with certificates
+made by openssl, and the service itself (`serve.py`) in its own process.
 Development only: not part of the service's image."""
 
 import json
@@ -276,6 +277,48 @@ def start_tansu(log_dir: Path) -> tuple[ManagedServer, str]:
     return server, f"127.0.0.1:{port}"
 
 
+KAFKA_MOCK_BOOTSTRAP = re.compile(r"Mock cluster \S+ bootstrap\.servers=(\S+)")
+
+
+def run_kafka_mock_cluster(brokers: int = 3) -> None:
+    """The body of the mock cluster's own process: librdkafka's mock brokers live in the threads of
+    a client created with `test.mock.num.brokers`, for as long as that client does. Its bootstrap
+    addresses appear only in its `debug=mock` log; the one line that names them is printed. Topics are
+    created on first produce (CreateTopics is not supported)."""
+    from confluent_kafka import Producer
+
+    class Bootstrap(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if KAFKA_MOCK_BOOTSTRAP.search(message):
+                sys.stdout.write(message + "\n")
+                sys.stdout.flush()
+
+    log = logging.getLogger("kafka-mock")
+    log.addHandler(Bootstrap())
+    log.setLevel(logging.DEBUG)
+    cluster = Producer({"test.mock.num.brokers": brokers, "debug": "mock", "logger": log})
+    while True:
+        cluster.poll(1.0)
+
+
+def start_kafka_mock(log_dir: Path, brokers: int = 3) -> tuple[ManagedServer, str]:
+    """librdkafka's own mock cluster in a process of its own (so SIGSTOP is an outage, SIGKILL of the
+    service leaves it alone); returns it and its bootstrap addresses. Unlike Tansu it keeps every message
+    it acknowledged, so the tests that prove no event is lost run on it."""
+    log_path = log_dir / "kafka-mock.log"
+
+    def bootstrap() -> str | None:
+        match = KAFKA_MOCK_BOOTSTRAP.search(log_path.read_text()) if log_path.exists() else None
+        return match.group(1) if match else None
+
+    command = [sys.executable, str(ROOT / "devservers.py"), "kafka-mock", str(brokers)]
+    server = ManagedServer("kafka-mock", command, lambda: bootstrap() is not None, log_dir=log_dir)
+    address = bootstrap()
+    assert address is not None
+    return server, address
+
+
 def start_tansu_on(log_dir: Path, name: str, advertised_port: int, *options: str) -> tuple[ManagedServer, int]:
     """A Tansu broker listening on a port of its own but advertising `advertised_port`, where a TLS
     terminator forwards to it; returns the server and the port it listens on."""
@@ -373,3 +416,10 @@ class Stunnel:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["kafka-mock"]:
+        run_kafka_mock_cluster(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    else:
+        sys.exit(f"usage: {sys.argv[0]} kafka-mock [brokers]")
