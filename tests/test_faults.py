@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from devservers import ServiceProcess
+from devservers import ServiceProcess, start_dynoxide
 from tests.conftest import DYNAMODB_EMULATORS, KafkaBroker, dynamodb_tables
 from tests.core.test_kafka import decode
 
@@ -117,12 +117,10 @@ def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     return {"STORE_BACKEND": "dynamodb", "DYNAMODB_ENDPOINT_URL": endpoint, **tables}
 
 
-@pytest.fixture
-def served(store_env: dict[str, str], kafka_mock: KafkaBroker, tmp_path: Path) -> Iterator[tuple[ServiceProcess, str]]:
-    """The service on that store, publishing to a topic of its own on the mock cluster; returns it and the topic."""
-    topic = f"faults-{uuid.uuid4().hex[:12]}"
-    env = {
-        **store_env,
+def events_env(kafka_mock: KafkaBroker, topic: str) -> dict[str, str]:
+    """Settings that publish to `topic` on the mock cluster, with timeouts short enough for a fault to
+    show, and pass, within a second or two."""
+    return {
         "ENVIRONMENT": "development",
         "LOG_LEVEL": "WARNING",
         "KAFKA_BROKER_URL": kafka_mock.bootstrap,
@@ -137,7 +135,13 @@ def served(store_env: dict[str, str], kafka_mock: KafkaBroker, tmp_path: Path) -
         "OUTBOX_LEASE_SECONDS": "2",
         "EAGER_INIT": "true",
     }
-    service = ServiceProcess(env, tmp_path)
+
+
+@pytest.fixture
+def served(store_env: dict[str, str], kafka_mock: KafkaBroker, tmp_path: Path) -> Iterator[tuple[ServiceProcess, str]]:
+    """The service on that store, publishing to a topic of its own on the mock cluster; returns it and the topic."""
+    topic = f"faults-{uuid.uuid4().hex[:12]}"
+    service = ServiceProcess(store_env | events_env(kafka_mock, topic), tmp_path)
     yield service, topic
     service.kill()
 
@@ -295,6 +299,62 @@ def test_no_acknowledged_write_loses_its_event_to_a_broker_outage(
     wait_until(lambda: pending(service) == 0, 20, "the relay did not drain the outbox after the outage")
     assert_complete(writers.acknowledged, published(kafka_mock.bootstrap, topic, writers.acknowledged), report)
     assert set(writers.answers) == {200}, writers.answers
+
+
+def test_a_dynamodb_outage_is_a_bounded_503_and_loses_no_event(
+    kafka_mock: KafkaBroker, tmp_path: Path, aws_test_credentials: None, report
+) -> None:
+    """DynamoDB stops answering (SIGSTOP of a Dynoxide of the test's own) under write load: reads and
+    writes are 503 `store_unavailable` with `Retry-After` within the client's bounds, `/ready` is 503
+    within its own, `/health` stays fast; once DynamoDB is back, writes are acknowledged again and every
+    acknowledged one has its event."""
+    dynamodb, endpoint = start_dynoxide(tmp_path)
+    topic = f"faults-{uuid.uuid4().hex[:12]}"
+    tables = {name.upper(): str(value).lower() for name, value in dynamodb_tables().items()}
+    timeouts = {
+        "DYNAMODB_CONNECT_TIMEOUT_SECONDS": "0.5",
+        "DYNAMODB_READ_TIMEOUT_SECONDS": "0.5",
+        "DYNAMODB_MAX_ATTEMPTS": "2",
+        "READY_TIMEOUT_SECONDS": "1",
+    }
+    env = events_env(kafka_mock, topic) | {"STORE_BACKEND": "dynamodb", "DYNAMODB_ENDPOINT_URL": endpoint} | tables
+    service = ServiceProcess(env | timeouts, tmp_path)
+    try:
+        with Writers(service) as writers:
+            writers.wait_for(60)
+            (entity, category) = next(iter(writers.acknowledged))
+            dynamodb.pause()
+            try:
+                started = time.monotonic()
+                read = httpx.get(f"{service.url}/api/v1/get/item/{entity}/{category}", timeout=10)
+                read_seconds = time.monotonic() - started
+                started = time.monotonic()
+                ready = httpx.get(f"{service.url}/api/v1/ready", timeout=10)
+                ready_seconds = time.monotonic() - started
+                slowest_health = max(health_ms(service) for _ in range(10))
+            finally:
+                dynamodb.resume()
+            writers.wait_for(len(writers.acknowledged) + 30)
+        assert (read.status_code, read.json()["error"]) == (503, "store_unavailable")
+        assert int(read.headers["retry-after"]) > 0
+        # Two attempts of at most 0.5 s to connect and 0.5 s to read, and botocore's backoff between them.
+        assert read_seconds < 4, read_seconds
+        assert ready.status_code == 503 and ready_seconds < 1 + 1, ready_seconds
+        assert slowest_health < 500, slowest_health
+        assert writers.answers[503] > 0, writers.answers
+        assert set(writers.answers) <= {200, 503}, writers.answers
+        report(f"answers while DynamoDB stopped and after: {dict(writers.answers)}")
+        wait_until(lambda: pending(service) == 0, 20, "the relay did not drain the outbox")
+        assert_complete(writers.acknowledged, published(kafka_mock.bootstrap, topic, writers.acknowledged), report)
+    finally:
+        service.kill()
+        dynamodb.stop()
+
+
+def health_ms(service: ServiceProcess) -> float:
+    started = time.monotonic()
+    assert httpx.get(f"{service.url}/api/v1/health", timeout=5).status_code == 200
+    return (time.monotonic() - started) * 1000
 
 
 def mount_tmpfs(directory: Path, size: str) -> str | None:
