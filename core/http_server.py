@@ -96,9 +96,14 @@ class ServiceHttpProtocol(HttpToolsProtocol):
         self.head_timer = None
         if self.transport.is_closing():
             return
-        if self.in_head:
+        responding = self.cycle is not None and not self.cycle.response_complete
+        if responding:
+            # A pipelined head is late while an earlier response is being sent: no answer may be written
+            # into that response; the connection closes once it is complete.
+            self.cycle.keep_alive = False
+        elif self.in_head:
             self.refuse(RequestTimeout(f"request head not received within {self.limits.header_timeout_seconds:g} s"))
-        elif self.cycle is None or self.cycle.response_complete:
+        else:
             metrics.incr("http.connection.idle_closed")
             self.transport.close()
 

@@ -48,7 +48,7 @@ def produce_keyed(bootstrap: str, topic: str, count: int, start: int) -> int:
     return acknowledged
 
 
-def read_values(bootstrap: str, topic: str, expected: int, settle: float = 1.0) -> list[str]:
+def read_values(bootstrap: str, topic: str, expected: int, settle: float = 0.5) -> list[str]:
     """Every message of the topic, from the start, until nothing more comes for `settle` seconds."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4()}"})
     try:
@@ -63,8 +63,6 @@ def read_values(bootstrap: str, topic: str, expected: int, settle: float = 1.0) 
                 continue
             values.append((message.value() or b"").decode())
             quiet_since = time.monotonic()
-            if len(values) >= expected:
-                quiet_since = min(quiet_since, time.monotonic() - settle + 0.3)
         return values
     finally:
         consumer.close()
