@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -263,3 +264,19 @@ def test_health_stays_fast_while_abusive_clients_hold_connections(server: Servic
         for thread in abusers:
             thread.join()
     assert slowest < 500
+
+
+def test_every_worker_process_applies_the_limits(tmp_path: Path) -> None:
+    """The image runs two workers, each started afresh (spawned) from the options `serve` built."""
+    workers = ServiceProcess(ENV | {"SQLITE_PATH": str(tmp_path / "features.db"), "WEB_CONCURRENCY": "2"}, tmp_path)
+    try:
+        idle = [connect(workers) for _ in range(8)]
+        for sock in idle:
+            closed_within(sock, HEADER_TIMEOUT + SLACK)
+            sock.close()
+        for _ in range(4):
+            with connect(workers) as sock:
+                sock.sendall(b"GET /api/v1/health?" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert_envelope(*read_response(sock), 414, "uri_too_long")
+    finally:
+        workers.stop()  # SIGTERM: the supervisor stops its workers (SIGKILL would orphan them)
