@@ -8,14 +8,17 @@ Duplicates are delivery at least once working as designed: they are counted and 
 to be zero."""
 
 import os
+import sqlite3
 import subprocess
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
@@ -258,8 +261,17 @@ def assert_complete(
     assert not missing, f"{len(missing)} acknowledged categories have no event, e.g. {sorted(missing)[:5]}"
 
 
+def outbox_rows(store_env: dict[str, str]) -> int:
+    """Events in the store's outbox, read behind the service's back (it may be dead)."""
+    if store_env["STORE_BACKEND"] == "sqlite":
+        with closing(sqlite3.connect(store_env["SQLITE_PATH"])) as db:
+            return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+    dynamodb = boto3.client("dynamodb", endpoint_url=store_env["DYNAMODB_ENDPOINT_URL"], region_name="us-east-1")
+    return int(dynamodb.scan(TableName=store_env["DYNAMODB_TABLE_OUTBOX"], Select="COUNT")["Count"])
+
+
 def test_no_acknowledged_write_loses_its_event_to_kill_9(
-    served: tuple[ServiceProcess, str], kafka_mock: KafkaBroker, report
+    served: tuple[ServiceProcess, str], store_env: dict[str, str], kafka_mock: KafkaBroker, report
 ) -> None:
     """SIGKILL under write load, so events are in the outbox, claimed, or in the producer's queue; the
     restarted process publishes what the killed one did not."""
@@ -268,6 +280,7 @@ def test_no_acknowledged_write_loses_its_event_to_kill_9(
         writers.wait_for(150)
         service.sigkill()
         before_restart = set(writers.acknowledged)
+        report(f"{outbox_rows(store_env)} events in the outbox at the kill")
         service.restart()
         writers.wait_for(len(before_restart) + 50)
     wait_until(lambda: pending(service) == 0, 20, "the restarted relay did not drain the outbox")
