@@ -22,7 +22,7 @@ RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
 # The code stays owned by root (read-only to the service); only data/ is writable, for the embedded store.
 COPY . .
-RUN python -m compileall -q main.py api components core middlewares \
+RUN python -m compileall -q main.py serve.py api components core middlewares \
     && mkdir -p data \
     && chown app:app data
 
@@ -33,7 +33,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/v1/health', timeout=2)"]
 
-# Workers come from WEB_CONCURRENCY (uvicorn reads it). On SIGTERM uvicorn stops accepting, lets
-# in-flight requests finish for up to 20 s, then the app flushes pending events for up to
+# `python -m serve` runs uvicorn with the settings' connection limits and timeouts (core/http_server.py):
+# workers from WEB_CONCURRENCY, port 8000 (PORT). On SIGTERM it stops accepting, lets in-flight requests
+# finish for up to GRACEFUL_SHUTDOWN_SECONDS (20), then the app flushes pending events for up to
 # SHUTDOWN_FLUSH_SECONDS before exiting.
-CMD ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "20"]
+CMD ["python", "-m", "serve"]

@@ -3,11 +3,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-HOST ?= 0.0.0.0
-PORT ?= 8000
-WORKERS ?= 1
-# Seconds in-flight requests get to finish after SIGTERM (the Dockerfile's CMD uses the same).
-GRACEFUL_SECONDS ?= 20
 IMAGE ?= feature-store-api
 
 DYNAMODB_PORT ?= 8001
@@ -43,8 +38,9 @@ install-dev: $(VENV)/.installed-dev
 servers: install-dev
 	bash scripts/install_test_servers.sh
 
+# Served as the image serves it (`python -m serve`), configured by settings: `make run PORT=9000 WEB_CONCURRENCY=2`.
 run: install
-	$(BIN)/uvicorn main:app --host $(HOST) --port $(PORT) --workers $(WORKERS) --timeout-graceful-shutdown $(GRACEFUL_SECONDS)
+	$(BIN)/python -m serve
 
 # A local DynamoDB-compatible server (Dynoxide, in memory) on DYNAMODB_PORT; Ctrl-C stops it.
 dynamodb-local: servers

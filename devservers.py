@@ -1,7 +1,8 @@
 """Local servers for the tests and the benchmark: Dynoxide (the DynamoDB API), Tansu (the Kafka API)
 and Etsy statsd, run from `.servers/` (installed by `scripts/install_test_servers.sh`, which
-`make test` and `make bench` run) on free ports, stunnel4 putting TLS in front of Tansu with
-certificates made by openssl, and the service itself under uvicorn in its own process.
+`make test` and `make bench` run) on free ports, librdkafka's mock Kafka cluster in a process of its
+own (`python devservers.py kafka-mock`), stunnel4 putting TLS in front of Tansu with certificates
+made by openssl, and the service itself (`serve.py`) in its own process.
 Development only: not part of the service's image."""
 
 import json
@@ -153,30 +154,24 @@ class StatsdServer:
 
 
 class ServiceProcess:
-    """The service under uvicorn, as deployed, started in `workdir` so no `.env*` file of the
-    repository applies; its log (stdout and stderr) is kept in `workdir/service.log`."""
+    """The service as deployed (`python -m serve`: uvicorn with the service's connection handling),
+    started in `workdir` so no `.env*` file of the repository applies; its log (stdout and stderr) is
+    kept in `workdir/service-<port>.log`. `env` holds its settings; it listens on a free port."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, uvicorn_args: Sequence[str] = ()) -> None:
-        self.port = free_port()
+    def __init__(self, env: Mapping[str, str], workdir: Path, port: int | None = None) -> None:
+        self.env = dict(env)
+        self.workdir = workdir
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"service-{self.port}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "main:app",
-                    "--app-dir",
-                    str(ROOT),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    *uvicorn_args,
-                ],
-                cwd=workdir,
-                env={**os.environ, **env},
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "serve.py")],
+                cwd=self.workdir,
+                env={**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -184,13 +179,25 @@ class ServiceProcess:
         while True:
             try:
                 if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
+                    return process
             except httpx.TransportError:
                 pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
+            if process.poll() is not None or time.monotonic() > deadline:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
                 raise RuntimeError(f"service did not start:\n{self.log_path.read_text()[-2000:]}")
             time.sleep(0.05)
+
+    def restart(self) -> None:
+        """Start it again on the same port and settings, after it stopped or was killed."""
+        self.kill()
+        self.process = self._start()
+
+    def sigkill(self) -> None:
+        """Stop it as a crash or the OOM killer would: no shutdown, no flush."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
 
     def terminate(self) -> None:
         """What Kubernetes and Docker send to stop a container."""
@@ -268,6 +275,48 @@ def start_tansu(log_dir: Path) -> tuple[ManagedServer, str]:
         "tansu", command, lambda: port_open(port), log_dir=log_dir, env={"PATH": os.environ.get("PATH", "")}
     )
     return server, f"127.0.0.1:{port}"
+
+
+KAFKA_MOCK_BOOTSTRAP = re.compile(r"Mock cluster \S+ bootstrap\.servers=(\S+)")
+
+
+def run_kafka_mock_cluster(brokers: int = 3) -> None:
+    """The body of the mock cluster's own process: librdkafka's mock brokers live in the threads of
+    a client created with `test.mock.num.brokers`, for as long as that client does. Its bootstrap
+    addresses appear only in its `debug=mock` log; the one line that names them is printed. Topics are
+    created on first produce (CreateTopics is not supported)."""
+    from confluent_kafka import Producer
+
+    class Bootstrap(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if KAFKA_MOCK_BOOTSTRAP.search(message):
+                sys.stdout.write(message + "\n")
+                sys.stdout.flush()
+
+    log = logging.getLogger("kafka-mock")
+    log.addHandler(Bootstrap())
+    log.setLevel(logging.DEBUG)
+    cluster = Producer({"test.mock.num.brokers": brokers, "debug": "mock", "logger": log})
+    while True:
+        cluster.poll(1.0)
+
+
+def start_kafka_mock(log_dir: Path, brokers: int = 3) -> tuple[ManagedServer, str]:
+    """librdkafka's own mock cluster in a process of its own (so SIGSTOP is an outage, SIGKILL of the
+    service leaves it alone); returns it and its bootstrap addresses. Unlike Tansu it keeps every message
+    it acknowledged, so the tests that prove no event is lost run on it."""
+    log_path = log_dir / "kafka-mock.log"
+
+    def bootstrap() -> str | None:
+        match = KAFKA_MOCK_BOOTSTRAP.search(log_path.read_text()) if log_path.exists() else None
+        return match.group(1) if match else None
+
+    command = [sys.executable, str(ROOT / "devservers.py"), "kafka-mock", str(brokers)]
+    server = ManagedServer("kafka-mock", command, lambda: bootstrap() is not None, log_dir=log_dir)
+    address = bootstrap()
+    assert address is not None
+    return server, address
 
 
 def start_tansu_on(log_dir: Path, name: str, advertised_port: int, *options: str) -> tuple[ManagedServer, int]:
@@ -367,3 +416,10 @@ class Stunnel:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["kafka-mock"]:
+        run_kafka_mock_cluster(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    else:
+        sys.exit(f"usage: {sys.argv[0]} kafka-mock [brokers]")

@@ -114,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Chosen once: with tracing off, requests pass through the plain middleware and create no span.
         TracedRequestMiddleware if tracing.enabled else RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_read_timeout_seconds=settings.body_read_timeout_seconds,
+        max_concurrent_requests=settings.max_concurrent_requests,
         slow_request_ms=settings.slow_request_ms,
         cors=cors_for(settings),
     )

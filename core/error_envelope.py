@@ -13,13 +13,16 @@ from core.exceptions import (
     BadRequest,
     FeatureStoreError,
     Forbidden,
+    HeadersTooLarge,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
+    UriTooLong,
 )
 from core.request_context import request_id_var
 from core.serialization import JSONBytesResponse, dumps
@@ -34,6 +37,9 @@ _CODES = {
             NotFound,
             PayloadTooLarge,
             UnsupportedMediaType,
+            RequestTimeout,
+            UriTooLong,
+            HeadersTooLarge,
             InvalidRequest,
             RateLimited,
             FeatureStoreError,

@@ -87,6 +87,27 @@ class UnsupportedMediaType(FeatureStoreError):
     error = "unsupported_media_type"
 
 
+class RequestTimeout(FeatureStoreError):
+    """The client did not send its request (head or body) within the time allowed; the connection is closed."""
+
+    status_code = 408
+    error = "request_timeout"
+
+
+class UriTooLong(FeatureStoreError):
+    """The request target (path and query string) is longer than the server reads."""
+
+    status_code = 414
+    error = "uri_too_long"
+
+
+class HeadersTooLarge(FeatureStoreError):
+    """The request's header fields together are larger than the server reads."""
+
+    status_code = 431
+    error = "headers_too_large"
+
+
 class RetryLater(FeatureStoreError):
     """Refused for now; the client may retry after `retry_after` seconds."""
 
@@ -111,6 +132,12 @@ class ServiceUnavailable(RetryLater):
     error = "service_unavailable"
 
 
+class Overloaded(ServiceUnavailable):
+    """This process is already handling as many requests as it may at once."""
+
+    error = "overloaded"
+
+
 class StoreUnavailable(ServiceUnavailable):
     error = "store_unavailable"
 
@@ -125,16 +152,20 @@ ERROR_CODES = (
     "bad_request",
     "configuration_error",
     "forbidden",
+    "headers_too_large",
     "internal_error",
     "method_not_allowed",
     "not_found",
+    "overloaded",
     "payload_too_large",
     "rate_limited",
+    "request_timeout",
     "service_unavailable",
     "store_full",
     "store_unavailable",
     "unauthorized",
     "unsupported_media_type",
+    "uri_too_long",
     "validation_error",
 )
 """Every `error` an error response can carry: the codes of the hierarchy above, and

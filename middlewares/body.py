@@ -1,5 +1,8 @@
 """Request bodies: JSON only (415), at most `max_body_bytes` (413) - refused from Content-Length,
-or as soon as a streamed body crosses the limit, never buffered whole first."""
+or as soon as a streamed body crosses the limit, never buffered whole first - and in full within
+`body_read_timeout_seconds` of the request's head (408, and the connection closed)."""
+
+import asyncio
 
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope
@@ -14,6 +17,14 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body is larger than {limit} bytes")
+
+
+class BodyReadTimeout(HTTPException):
+    """An HTTPException for the same reason as `BodyTooLarge`. The client stalled mid-body, so the
+    connection is closed after the answer: what it sends next would be read as a new request."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"request body not received within {seconds:g} s", headers={"Connection": "close"})
 
 
 def is_json(content_type: bytes) -> bool:
@@ -53,3 +64,26 @@ def limited(receive: Receive, limit: int) -> Receive:
         return message
 
     return counting_receive
+
+
+def by_deadline(receive: Receive, seconds: float) -> Receive:
+    """`receive` that raises `BodyReadTimeout` when the body is not complete `seconds` after this call
+    (made when the request's head has arrived). Once the body is complete, `receive` is passed through
+    untimed: what follows is the wait for a disconnect, which may last as long as the response."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    complete = False
+
+    async def receive_by_deadline() -> Message:
+        nonlocal complete
+        if complete:
+            return await receive()
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise BodyReadTimeout(seconds) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            complete = True
+        return message
+
+    return receive_by_deadline

@@ -6,8 +6,11 @@ Order within the pass, as each concern needs it:
   every response, including the refusals and the last-resort 500 below;
 - the request's log fields and its clock start before anything can answer, so refusals are logged
   and counted too (route `unmatched`);
+- a request beyond `max_concurrent_requests` in flight in this process is answered 503 `overloaded`
+  at once (the liveness routes excepted, so an overloaded process is not restarted for it);
 - a body refused from its headers (`body.refusal`) is answered through CORS, as a route's answer
-  would be, without reaching the app; an accepted body is counted as it is read (`body.limited`);
+  would be, without reaching the app; an accepted body is counted as it is read (`body.limited`)
+  and must arrive within `body_read_timeout_seconds` (`body.by_deadline`);
 - the metrics and the access line are recorded when the app is done, before an unexpected error
   is logged and answered with the bare 500 envelope (which carries no CORS headers).
 """
@@ -19,21 +22,37 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.error_envelope import exception_response, internal_error_response
+from core.exceptions import Overloaded
 from core.request_context import request_id_var, request_log_fields_var
-from middlewares.body import METHODS_WITH_BODY, limited, refusal
+from middlewares.body import METHODS_WITH_BODY, by_deadline, limited, refusal
 from middlewares.cors import CORSWrapper
 from middlewares.request_context import REQUEST_ID_HEADER, request_id_from
 from middlewares.telemetry import record_request
 
 logger = logging.getLogger("feature_store.errors")
 
+UNLIMITED_PATHS = frozenset({"/api/v1/health", "/api/v1/live"})
+"""Liveness answers whatever the load: it touches nothing, and failing it would restart a busy process."""
+
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, slow_request_ms: float, cors: CORSWrapper) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_read_timeout_seconds: float,
+        max_concurrent_requests: int,
+        slow_request_ms: float,
+        cors: CORSWrapper,
+    ) -> None:
         self.app = cors(app)
         self.cors = cors
         self.max_body_bytes = max_body_bytes
+        self.body_read_timeout_seconds = body_read_timeout_seconds
+        self.max_concurrent_requests = max_concurrent_requests
         self.slow_request_ms = slow_request_ms
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,16 +73,26 @@ class RequestMiddleware:
         fields: dict[str, Any] = {}
         fields_token = request_log_fields_var.set(fields)
         started = perf_counter()
+        counted = scope["path"] not in UNLIMITED_PATHS
         try:
             try:
+                if counted and self.in_flight >= self.max_concurrent_requests:
+                    counted = False
+                    overloaded = Overloaded(f"more than {self.max_concurrent_requests} requests in flight")
+                    await self.cors(exception_response(overloaded))(scope, receive, send_with_id)
+                    return
+                if counted:
+                    self.in_flight += 1
                 if scope["method"] in METHODS_WITH_BODY:
                     refused = refusal(scope, self.max_body_bytes)
                     if refused is not None:
                         await self.cors(exception_response(refused))(scope, receive, send_with_id)
                         return
-                    receive = limited(receive, self.max_body_bytes)
+                    receive = by_deadline(limited(receive, self.max_body_bytes), self.body_read_timeout_seconds)
                 await self.app(scope, receive, send_with_id)
             finally:
+                if counted:
+                    self.in_flight -= 1
                 request_log_fields_var.reset(fields_token)
                 duration_ms = (perf_counter() - started) * 1000
                 record_request(scope, status or 500, duration_ms, fields, self.slow_request_ms)

@@ -24,7 +24,7 @@ from core.auth import hash_key, new_key
 from core.metrics import metrics
 from core.settings import Settings
 from core.tracing import tracing
-from devservers import ManagedServer, StatsdServer, start_dynoxide, start_moto, start_tansu
+from devservers import ManagedServer, StatsdServer, start_dynoxide, start_kafka_mock, start_moto, start_tansu
 from main import create_app
 
 BACKENDS = ["sqlite", "dynamodb"]
@@ -82,6 +82,27 @@ class AppClient(TestClient):
         """Await `call(*args)` on the app's event loop (where its store's clients live) from the test's thread."""
         assert self.portal is not None, "the client must be started (its lifespan entered)"
         return self.portal.call(call, *args)
+
+
+FAULT_REPORTS: list[str] = []
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Say something a test measured (events duplicated by a fault, a broker's count) in the summary at
+    the end of the run, where it is seen whether the test passed or not."""
+
+    def add(line: str) -> None:
+        FAULT_REPORTS.append(f"{request.node.nodeid}: {line}")
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FAULT_REPORTS:
+        terminalreporter.section("measured under faults")
+        for line in FAULT_REPORTS:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
@@ -344,6 +365,15 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     """One Tansu broker (the Kafka protocol, in memory) for the whole session; tests isolate
     themselves by topic."""
     server, bootstrap = start_tansu(tmp_path_factory.mktemp("tansu"))
+    yield KafkaBroker(bootstrap, server)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """librdkafka's mock cluster (3 brokers) in its own process for the whole session: the broker that
+    keeps every message it acknowledged, where Tansu does not. Topics are created on first produce."""
+    server, bootstrap = start_kafka_mock(tmp_path_factory.mktemp("kafka-mock"))
     yield KafkaBroker(bootstrap, server)
     server.stop()
 

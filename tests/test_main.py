@@ -23,8 +23,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """Start the service on one SQLite file shared by every process this test starts."""
     servers: list[ServiceProcess] = []
 
-    def start(uvicorn_args: tuple[str, ...] = (), **env: str) -> ServiceProcess:
-        server = ServiceProcess(BASE_ENV | {"SQLITE_PATH": str(tmp_path / "features.db")} | env, tmp_path, uvicorn_args)
+    def start(**env: str) -> ServiceProcess:
+        server = ServiceProcess(BASE_ENV | {"SQLITE_PATH": str(tmp_path / "features.db")} | env, tmp_path)
         servers.append(server)
         return server
 
@@ -154,7 +154,7 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
 def test_sigterm_finishes_in_flight_requests_and_flushes_pending_events(start_server, tmp_path: Path) -> None:
     graceful, flush = 10, 10
     server = start_server(
-        ("--timeout-graceful-shutdown", str(graceful)),
+        GRACEFUL_SHUTDOWN_SECONDS=str(graceful),
         LOG_LEVEL="INFO",
         LOG_FORMAT="json",
         SQLITE_SYNCHRONOUS="NORMAL",

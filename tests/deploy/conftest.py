@@ -2,12 +2,15 @@
 
 import json
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -43,9 +46,15 @@ class Dockerfile:
         (cmd,) = self.arguments("CMD")
         return json.loads(cmd)
 
-    def cmd_option(self, flag: str) -> str:
-        cmd = self.cmd
-        return cmd[cmd.index(flag) + 1]
+    @property
+    def env(self) -> dict[str, str]:
+        """What the image's ENV instructions set."""
+        pairs = [item.partition("=") for arguments in self.arguments("ENV") for item in shlex.split(arguments)]
+        return {name: value for name, _, value in pairs}
+
+    def setting(self, name: str) -> str:
+        """A setting as the image's server reads it: its ENV value, else the default of `Settings`."""
+        return self.env.get(name.upper(), str(Settings.model_fields[name].default))
 
     @property
     def healthcheck_url(self) -> str:

@@ -42,7 +42,7 @@ def test_runs_as_a_numeric_non_root_user(dockerfile: Dockerfile) -> None:
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0, "a numeric uid lets Kubernetes' runAsNonRoot verify it"
     last_user = max(i for i, (keyword, _) in enumerate(dockerfile.instructions) if keyword == "USER")
-    assert dockerfile.index("CMD", "uvicorn") > last_user
+    assert dockerfile.index("CMD", "serve") > last_user
 
 
 def test_the_runtime_lock_is_installed_before_the_code_is_copied(dockerfile: Dockerfile) -> None:
@@ -60,20 +60,18 @@ def test_the_runtime_lock_is_installed_before_the_code_is_copied(dockerfile: Doc
 
 def test_healthcheck_asks_the_liveness_route_on_the_served_port(dockerfile: Dockerfile, client: TestClient) -> None:
     url = urlsplit(dockerfile.healthcheck_url)
-    port = dockerfile.cmd_option("--port")
+    port = dockerfile.setting("port")
     assert str(url.port) == port
     assert dockerfile.arguments("EXPOSE") == [port]
     assert client.get(url.path).status_code == 200
     assert "curl" not in dockerfile.arguments("HEALTHCHECK")[0], "the slim image has no curl"
 
 
-def test_uvicorn_is_pid_1_with_a_graceful_timeout_and_workers_from_the_environment(dockerfile: Dockerfile) -> None:
-    cmd = dockerfile.cmd
-    assert cmd[:2] == ["uvicorn", "main:app"], "exec form, so uvicorn itself receives SIGTERM"
-    assert int(dockerfile.cmd_option("--timeout-graceful-shutdown")) > 0
-    assert "--workers" not in cmd, "uvicorn reads WEB_CONCURRENCY only when --workers is absent"
-    assert any("WEB_CONCURRENCY=" in env for env in dockerfile.arguments("ENV"))
-    assert dockerfile.cmd_option("--host") == "0.0.0.0"
+def test_the_server_is_pid_1_with_a_graceful_timeout_and_workers_from_the_environment(dockerfile: Dockerfile) -> None:
+    assert dockerfile.cmd == ["python", "-m", "serve"], "exec form, so the server itself receives SIGTERM"
+    assert float(dockerfile.setting("graceful_shutdown_seconds")) > 0
+    assert int(dockerfile.env["WEB_CONCURRENCY"]) > 1
+    assert dockerfile.setting("host") == "0.0.0.0"
 
 
 def dockerignored(relative: str, patterns: list[str]) -> bool:
@@ -112,7 +110,9 @@ def test_dockerignore_keeps_the_service_and_drops_the_rest() -> None:
     assert [path for path in needed if dockerignored(path, patterns)] == []
 
 
-def test_make_run_gives_in_flight_requests_the_same_time(dockerfile: Dockerfile) -> None:
+def test_make_run_serves_as_the_image_does(dockerfile: Dockerfile) -> None:
+    """Both start `serve`, so both take every server option from the same settings."""
     makefile = (ROOT / "Makefile").read_text()
-    assert "--timeout-graceful-shutdown $(GRACEFUL_SECONDS)" in makefile
-    assert f"GRACEFUL_SECONDS ?= {dockerfile.cmd_option('--timeout-graceful-shutdown')}\n" in makefile
+    run = makefile[makefile.index("\nrun:") :].split("\n\n", 1)[0]
+    assert "$(BIN)/python -m serve" in run
+    assert "uvicorn" not in run

@@ -15,8 +15,6 @@ pytestmark = pytest.mark.backends("sqlite")
 
 Manifests = dict[str, dict[str, Any]]
 SETTINGS_NAMES = {name.upper() for name in Settings.model_fields}
-PROCESS_ENV = {"WEB_CONCURRENCY"}
-"""Container environment read by uvicorn, not by Settings."""
 
 
 def pod(manifests: Manifests) -> dict[str, Any]:
@@ -63,12 +61,12 @@ def test_probes_ask_the_app_on_the_served_port(manifests: Manifests, dockerfile:
     for probe, path in paths.items():
         assert "get" in openapi_paths[path], probe
         assert client.get(path).status_code == 200, probe
-        assert container_port(manifests, spec[probe]["httpGet"]["port"]) == int(dockerfile.cmd_option("--port"))
+        assert container_port(manifests, spec[probe]["httpGet"]["port"]) == int(dockerfile.setting("port"))
 
 
 def test_service_targets_the_port_uvicorn_serves(manifests: Manifests, dockerfile: Dockerfile) -> None:
     (port,) = manifests["Service"]["spec"]["ports"]
-    assert container_port(manifests, port["targetPort"]) == int(dockerfile.cmd_option("--port"))
+    assert container_port(manifests, port["targetPort"]) == int(dockerfile.setting("port"))
     assert manifests["Service"]["spec"]["selector"].items() <= pod_labels(manifests).items()
 
 
@@ -77,7 +75,7 @@ def test_configmap_holds_real_settings_as_strings(manifests: Manifests) -> None:
     assert set(data) <= SETTINGS_NAMES, set(data) - SETTINGS_NAMES
     assert all(isinstance(value, str) for value in data.values()), "ConfigMap values must be strings"
     env_names = {variable["name"] for variable in container(manifests)["env"]}
-    assert env_names <= SETTINGS_NAMES | PROCESS_ENV
+    assert env_names <= SETTINGS_NAMES
 
 
 def test_the_shipped_configuration_passes_production_safety(manifests: Manifests, monkeypatch) -> None:
@@ -124,7 +122,9 @@ def test_termination_grace_outlasts_drain_requests_and_event_flush(
     pre_stop = container(manifests)["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     assert "command" not in container(manifests) and "args" not in container(manifests), "the image's CMD applies"
-    graceful = float(dockerfile.cmd_option("--timeout-graceful-shutdown"))
+    graceful = float(
+        manifests["ConfigMap"]["data"].get("GRACEFUL_SHUTDOWN_SECONDS", dockerfile.setting("graceful_shutdown_seconds"))
+    )
     flush_default = Settings.model_fields["shutdown_flush_seconds"].default
     flush = float(manifests["ConfigMap"]["data"].get("SHUTDOWN_FLUSH_SECONDS", flush_default))
     assert pod(manifests)["terminationGracePeriodSeconds"] > float(pre_stop[1]) + graceful + flush
