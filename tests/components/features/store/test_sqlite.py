@@ -114,3 +114,30 @@ async def test_a_read_that_would_wait_for_a_lock_goes_to_a_worker_thread(
     monkeypatch.setattr(sqlite_store, "_loop_connection", Busy)
     assert (await sqlite_store.read(USER, "user-1", {"user_features": None}))["user_features"].data == {"a": 1}
     assert readers == [loop_thread], "the busy loop connection was tried once, then a worker thread read"
+
+
+async def test_a_fresh_stores_first_read_waits_out_a_lock_taken_while_its_loop_connection_opens(
+    tmp_path: Path,
+) -> None:
+    """Opening the loop's connection reads the schema (`PRAGMA synchronous`), which a lock can refuse at
+    once: the read then goes to a worker thread and waits, rather than failing with a 503."""
+    path = tmp_path / "features.db"
+    first = SQLiteStore(path)
+    await first.write(USER, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    await first.close()
+    store = SQLiteStore(path)
+    await store.initialise()
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("PRAGMA locking_mode = EXCLUSIVE")
+    blocker.execute("BEGIN EXCLUSIVE")
+    blocker.execute("INSERT INTO probe (id, at) VALUES (2, 0)")
+    release = threading.Timer(0.3, lambda: (blocker.execute("COMMIT"), blocker.close()))
+    release.start()
+    try:
+        found = await store.read(USER, "user-1", {"user_features": None})
+        assert found["user_features"].data == {"a": 1}
+        assert not release.is_alive(), "the read waited for the lock to go"
+        assert store._loop_connection() is not None, "once the lock is gone the loop gets its connection"
+    finally:
+        release.join()
+        await store.close()
