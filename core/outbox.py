@@ -18,6 +18,7 @@ import binascii
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -48,7 +49,8 @@ class DeadLetter:
 
 
 MAX_EPOCH = 1e11
-MAX_EVENT_ID_CHARS = 128
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+"""What an event id named by a client may look like (the service's own are UUIDs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ class DeadLetterCursor:
                 dead_at = float(dead_at)
             if not (isinstance(dead_at, float) and 0 <= dead_at < MAX_EPOCH):
                 raise ValueError(cursor)
-            if not (isinstance(event_id, str) and 0 < len(event_id) <= MAX_EVENT_ID_CHARS):
+            if not (isinstance(event_id, str) and re.fullmatch(EVENT_ID_PATTERN, event_id)):
                 raise ValueError(cursor)
         except (ValueError, TypeError, binascii.Error):
             raise InvalidRequest(

@@ -11,7 +11,7 @@ from api.auth import require_admin
 from api.responses import errors
 from api.routing import StrictQueryRoute
 from components.runtime import Runtime
-from core.outbox import MAX_EVENT_ID_CHARS, DeadLetter, DeadLetterCursor
+from core.outbox import EVENT_ID_PATTERN, DeadLetter, DeadLetterCursor
 from core.serialization import JSONBytesResponse, dumps
 from core.timeutils import epoch_to_iso
 
@@ -19,7 +19,7 @@ MAX_PAGE = 100
 MAX_REDRIVE = 1000
 """Most dead letters one re-drive names, or takes when asked for all of them."""
 
-EventId = Annotated[str, StringConstraints(pattern=rf"^[A-Za-z0-9_.:-]{{1,{MAX_EVENT_ID_CHARS}}}$")]
+EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
 EXAMPLE_ID = "6f1c2a9e-3b7d-4c1e-9a8f-2d4b6e8a0c13"
 EXAMPLE_EVENT: dict[str, Any] = {
     "event_id": EXAMPLE_ID,

@@ -131,7 +131,12 @@ async def test_a_fresh_stores_first_read_waits_out_a_lock_taken_while_its_loop_c
     blocker.execute("PRAGMA locking_mode = EXCLUSIVE")
     blocker.execute("BEGIN EXCLUSIVE")
     blocker.execute("INSERT INTO probe (id, at) VALUES (2, 0)")
-    release = threading.Timer(0.3, lambda: (blocker.execute("COMMIT"), blocker.close()))
+
+    def unlock() -> None:
+        blocker.execute("COMMIT")
+        blocker.close()
+
+    release = threading.Timer(0.3, unlock)
     release.start()
     try:
         found = await store.read(USER, "user-1", {"user_features": None})
