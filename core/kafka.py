@@ -10,8 +10,9 @@ the event. Rejected on its own: an error about the message itself that no retry 
 MSG_SIZE_TOO_LARGE, INVALID_MSG_SIZE, INVALID_RECORD, or a payload our own schema refuses) is
 permanent; any other error of one event while others of its batch were delivered counts one attempt.
 librdkafka retries what it deems retriable until `message.timeout.ms` itself, so a delivery report
-carries either a timeout (the pipeline) or an error it would not retry; `KafkaError.retriable()` and
-`fatal()` are set only on errors of the client as a whole, which are the pipeline's too. How the clients
+carries either a timeout (the pipeline) or an error it would not retry. confluent-kafka sets
+`KafkaError.retriable()` and `fatal()` on no delivery report (a timed-out one included: both false),
+so the error codes decide; where either is set, it is taken as the pipeline's trouble. How the clients
 are configured (TLS, SASL, MSK IAM, the registry's credentials) is `core.kafka_config`'s job; every
 error text this module keeps or logs has the configured secrets removed. The producer's calls block
 (polling for reports, flushing, creating it), so they run in a worker thread: the relay is a task of
@@ -322,7 +323,7 @@ class KafkaSink:
                 self._set_error(message)
         elif delivery.delivered:
             self._last_error = self._client_error = self._token_error = None
-        if errors:
+        if delivery.failed or errors:
             self._discard_producer(producer)
         return delivery
 
