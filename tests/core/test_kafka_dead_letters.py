@@ -4,8 +4,10 @@ is raised; a broker outage or an unreachable registry makes none."""
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
+from confluent_kafka import KafkaError
 from fastapi.testclient import TestClient
 
 from core.events import load_event_schema
@@ -150,3 +152,62 @@ def test_an_unreachable_registry_or_broker_rejects_no_event(
         assert (delivery.delivered, delivery.rejected) == ([], {}), (broker, registry)
         assert delivery.failed == [event.event_id for event in events]
         assert time.monotonic() - started < 5
+
+
+class ReportingProducer:
+    """Stands in for the producer to hand the sink delivery reports with chosen errors (by event id)."""
+
+    def __init__(self, errors: dict[str, int]) -> None:
+        self.errors = errors
+        self.pending: list[tuple[Callable[..., None], str]] = []
+
+    def produce(self, topic: str, key: str, value: dict, on_delivery: Callable[..., None]) -> None:
+        self.pending.append((on_delivery, value["event_id"]))
+
+    def poll(self, timeout: float) -> int:
+        for callback, event_id in self.pending:
+            code = self.errors.get(event_id)
+            callback(None if code is None else KafkaError(code), None)
+        self.pending = []
+        return 0
+
+    def purge(self) -> None:
+        pass
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize(
+    ("code", "others_delivered", "outcome"),
+    [
+        (KafkaError.MSG_SIZE_TOO_LARGE, True, "permanent"),
+        (KafkaError.MSG_SIZE_TOO_LARGE, False, "permanent"),
+        (KafkaError.INVALID_RECORD, True, "permanent"),
+        (KafkaError.POLICY_VIOLATION, True, "counted"),
+        (KafkaError.POLICY_VIOLATION, False, "pipeline"),
+        (KafkaError._MSG_TIMED_OUT, True, "pipeline"),
+        (KafkaError.NOT_ENOUGH_REPLICAS, True, "pipeline"),
+        (KafkaError.TOPIC_AUTHORIZATION_FAILED, True, "pipeline"),
+    ],
+)
+def test_delivery_reports_are_judged_per_event(
+    make_settings: SettingsFactory, code: int, others_delivered: bool, outcome: str, backend
+) -> None:
+    settings = make_settings(kafka_broker_url="127.0.0.1:9", schema_registry="mock://reports")
+    sink = KafkaSink(settings, load_event_schema())
+    events = [make_write("user_features", {"a": index}).event for index in range(3)]
+    judged = events[1].event_id
+    errors = {event.event_id: code for event in events if others_delivered is False or event.event_id == judged}
+    producer = ReportingProducer(errors)
+    sink._create_producer = lambda: producer  # type: ignore[method-assign,assignment,return-value]
+    delivery = asyncio.run(sink.publish(events))
+    others = [event.event_id for event in events if event.event_id != judged]
+    assert delivery.delivered == (others if others_delivered else [])
+    if outcome == "pipeline":
+        assert judged in delivery.failed and delivery.rejected == {}
+    else:
+        assert delivery.rejected[judged].permanent is (outcome == "permanent")
+        assert delivery.rejected[judged].reason.startswith("Kafka refused the event: ")
+        assert judged not in delivery.failed
