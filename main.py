@@ -12,7 +12,7 @@ from api.auth import document_bearer, document_without_keys, require_read
 from api.docs import add_offline_docs
 from api.errors import register_error_handlers
 from api.names import document_names
-from api.v1 import earlier, limits, registry, routes
+from api.v1 import admin, earlier, limits, registry, routes
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
@@ -51,6 +51,7 @@ TAGS = [
     {"name": "features", "description": "Read and write features."},
     {"name": "registry", "description": "What each category holds: features, types, owners, rules."},
     {"name": "probes", "description": "Liveness, readiness and warm-up for orchestrators."},
+    {"name": "admin", "description": "Operators' actions: dead letters. Need the `admin` scope."},
 ]
 
 
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.writes)
     app.include_router(earlier.writes)
     app.include_router(routes.probes)
+    app.include_router(admin.router)
     document_names(app, settings.entity_types, runtime.registry.names)
     if settings.docs_enabled:
         add_offline_docs(app)  # after the API's routes, so matching an API request never tries them

@@ -64,6 +64,7 @@ class Runtime:
             lease_seconds=settings.outbox_lease_seconds,
             max_backoff_seconds=settings.outbox_max_backoff_seconds,
             gauge_seconds=settings.outbox_gauge_seconds,
+            max_attempts=settings.outbox_max_attempts,
         )
         self.flows = FeatureFlows(self.store, self.relay, self.registry.default_ttl)
         self.service = FeatureService(
@@ -139,6 +140,7 @@ class Runtime:
             checks["events"] |= {
                 "pending": backlog.pending,
                 "oldest_pending_age_s": round(backlog.oldest_age_seconds, 3),
+                "dead_letters": backlog.dead_letters,
             }
         return Readiness(store_check["ok"], checks)
 

@@ -95,12 +95,25 @@ def load_event_schema(path: Path = SCHEMA_PATH) -> EventSchema:
     return EventSchema(text, parsed)
 
 
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why one event failed on its own, while the pipeline around it worked."""
+
+    reason: str
+    permanent: bool
+    """No retry can deliver it (larger than the broker accepts, not fitting the schema): it becomes a dead
+    letter at once. Otherwise it is retried, and becomes one after `OUTBOX_MAX_ATTEMPTS` such failures."""
+
+
 @dataclass(slots=True)
 class Delivery:
-    """What a sink managed: delivered events leave the outbox, failed ones are retried."""
+    """What a sink managed: delivered events leave the outbox; `failed` ones failed with the whole pipeline
+    (broker or registry unreachable, a batch timing out) and are retried without counting an attempt;
+    `rejected` ones failed on their own, and count one."""
 
     delivered: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    rejected: dict[str, Rejection] = field(default_factory=dict)
 
 
 class EventSink(Protocol):

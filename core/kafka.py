@@ -2,7 +2,17 @@
 
 The outbox relay is its only caller. `publish` hands a batch to the producer and waits, at most
 `KAFKA_MESSAGE_TIMEOUT_MS` plus a margin, for every delivery report, so an outage shows up as
-failed events (kept in the outbox, retried) and never blocks the relay for long. How the clients
+failed events (kept in the outbox, retried) and never blocks the relay for long.
+
+Each event's outcome is one of three. Delivered. Failed with the pipeline: the broker or the registry
+unreachable, a timeout, the cluster, topic or producer failing as a whole; these never count against
+the event. Rejected on its own: an error about the message itself that no retry changes (librdkafka's
+MSG_SIZE_TOO_LARGE, INVALID_MSG_SIZE, INVALID_RECORD, or a payload our own schema refuses) is
+permanent; any other error of one event while others of its batch were delivered counts one attempt.
+librdkafka retries what it deems retriable until `message.timeout.ms` itself, so a delivery report
+carries either a timeout (the pipeline) or an error it would not retry. confluent-kafka sets
+`KafkaError.retriable()` and `fatal()` on no delivery report (a timed-out one included: both false),
+so the error codes decide; where either is set, it is taken as the pipeline's trouble. How the clients
 are configured (TLS, SASL, MSK IAM, the registry's credentials) is `core.kafka_config`'s job; every
 error text this module keeps or logs has the configured secrets removed. The producer's calls block
 (polling for reports, flushing, creating it), so they run in a worker thread: the relay is a task of
@@ -21,8 +31,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import SerializationContext, SerializationError, StringSerializer
+from fastavro.types import Schema
+from fastavro.validation import validate
 
-from core.events import Delivery, EventSchema, OutboxEvent
+from core.events import Delivery, EventSchema, OutboxEvent, Rejection
 from core.kafka_config import check_producer_config, producer_config, redactor, registry_config, serializer_config
 from core.settings import Settings
 from core.tracing import TRACEPARENT
@@ -32,6 +44,53 @@ logger = logging.getLogger("feature_store.kafka")
 REPORT_MARGIN_SECONDS = 1.0
 """Time beyond the message timeout for the producer's last delivery reports to arrive."""
 POLL_SECONDS = 0.05
+MAX_REASON_CHARS = 1000
+
+REFUSED_FOR_GOOD = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE, KafkaError.INVALID_RECORD})
+"""Errors about one message itself that no retry changes: its size (over the broker's or the producer's
+own `message.max.bytes`), or a record the broker's validation refuses."""
+PIPELINE_ERRORS = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._PURGE_QUEUE,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError._FATAL,
+        KafkaError._QUEUE_FULL,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._AUTHENTICATION,
+        KafkaError._SSL,
+        KafkaError._STATE,
+        KafkaError._DESTROY,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        KafkaError.KAFKA_STORAGE_ERROR,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        KafkaError.UNKNOWN_PRODUCER_ID,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+    }
+)
+"""Errors of the connection, the cluster, the topic or the producer rather than of one message: an
+outage, however long, is retried without counting attempts."""
+
+
+class PayloadRefused(SerializationError):
+    """The event's own payload does not fit the service's event schema: no retry changes that."""
+
+
+def is_pipeline_error(error: KafkaError) -> bool:
+    return error.code() in PIPELINE_ERRORS or error.retriable() or error.fatal()
 
 
 def explain_registry_error(exc: SchemaRegistryError, subject: str, settings: Settings) -> str:
@@ -63,9 +122,15 @@ class ExplainedSerializer:
     (the producer reports only the text of what its serializer raised)."""
 
     def __init__(
-        self, serializer: AvroSerializer, subject: str, settings: Settings, redact: Callable[[str], str]
+        self,
+        serializer: AvroSerializer,
+        subject: str,
+        settings: Settings,
+        redact: Callable[[str], str],
+        schema: Schema,
     ) -> None:
         self.serializer = serializer
+        self.schema = schema
         self.subject = subject
         self.settings = settings
         self.redact = redact
@@ -80,6 +145,12 @@ class ExplainedSerializer:
                 logger.error("schema registry refused the event schema", extra={"error": message})
                 self._last_refusal = message
             raise SerializationError(message) from exc
+        except Exception as exc:
+            # The payload's fault only when our own schema refuses it too; otherwise the registry's
+            # schema or the serializer failed, which would fail every event alike.
+            if validate(value, self.schema, raise_errors=False):
+                raise
+            raise PayloadRefused(f"the event does not fit schemas/feature_trigger.avsc: {exc}") from exc
 
 
 def error_text(exc: BaseException) -> str:
@@ -133,7 +204,9 @@ class KafkaSink:
                     # One registry client and serializer for the process: they cache the schema id.
                     self.registry = self._create_registry()
                     serializer = AvroSerializer(self.registry, self.schema.text, conf=serializer_config(self.settings))
-                    self._serializer = ExplainedSerializer(serializer, self.subject, self.settings, self._redact)
+                    self._serializer = ExplainedSerializer(
+                        serializer, self.subject, self.settings, self._redact, self.schema.parsed
+                    )
                 self._producer = SerializingProducer(
                     {
                         **producer_config(self.settings, on_token_failure=self._on_token_failure),
@@ -200,7 +273,7 @@ class KafkaSink:
             return Delivery(failed=[event.event_id for event in events])
         reports: dict[str, KafkaError | None] = {}
         produced: list[str] = []
-        refused: list[str] = []
+        delivery = Delivery()
         for index, event in enumerate(events):
 
             def on_delivery(error: KafkaError | None, _: Message, event_id: str = event.event_id) -> None:
@@ -215,37 +288,65 @@ class KafkaSink:
                     headers=[(TRACEPARENT, event.traceparent)] if event.traceparent else None,
                     on_delivery=on_delivery,
                 )
-            except (BufferError, KafkaException, SerializationError) as exc:
+            except (BufferError, KafkaException) as exc:
+                rejection = self._refused_for_good(exc)
+                if rejection is not None:
+                    delivery.rejected[event.event_id] = rejection
+                    logger.warning(
+                        "kafka refused an event for good", extra={"event_id": event.event_id, "error": rejection.reason}
+                    )
+                    continue
                 # The rest would fail the same way (registry down, queue full): leave them for the retry.
                 message = self._set_error(error_text(exc))
                 logger.warning("kafka refused an event", extra={"event_id": event.event_id, "error": message})
-                refused = [pending.event_id for pending in events[index:]]
+                delivery.failed += [pending.event_id for pending in events[index:]]
                 break
             produced.append(event.event_id)
             producer.poll(0)
         deadline = time.monotonic() + self.message_timeout_ms / 1000 + REPORT_MARGIN_SECONDS
         while len(reports) < len(produced) and time.monotonic() < deadline:
             producer.poll(POLL_SECONDS)
-        delivery = Delivery()
+        errors: dict[str, KafkaError | None] = {}
         for event_id in produced:
             if event_id in reports and reports[event_id] is None:
                 delivery.delivered.append(event_id)
             else:
+                errors[event_id] = reports.get(event_id)
+        for event_id, error in errors.items():
+            if error is not None and error.code() in REFUSED_FOR_GOOD:
+                delivery.rejected[event_id] = Rejection(self._reason(error.str()), permanent=True)
+            elif error is not None and delivery.delivered and not is_pipeline_error(error):
+                # Its batch got through, this event did not: its own failure, counted.
+                delivery.rejected[event_id] = Rejection(self._reason(error.str()), permanent=False)
+            else:
                 delivery.failed.append(event_id)
-        delivery.failed += refused
         if delivery.failed:
-            errors = {error.str() for error in reports.values() if error is not None}
-            if errors:
+            reported = {error.str() for error in errors.values() if error is not None}
+            if reported:
                 # A timed-out delivery says little on its own; the client's last error says why
                 # (TLS handshake, authentication, brokers down).
-                message = "; ".join(sorted(errors))
+                message = "; ".join(sorted(reported))
                 if self._client_error and self._client_error not in message:
                     message += f" (last client error: {self._client_error})"
                 self._set_error(message)
-            self._discard_producer(producer)
         elif delivery.delivered:
             self._last_error = self._client_error = self._token_error = None
+        if delivery.failed or errors:
+            self._discard_producer(producer)
         return delivery
+
+    def _reason(self, text: str) -> str:
+        return self._redact(f"Kafka refused the event: {text}")[:MAX_REASON_CHARS]
+
+    def _refused_for_good(self, exc: BaseException) -> Rejection | None:
+        """A refusal by `produce()` that is about this event alone and final, or None."""
+        cause = getattr(exc, "exception", None)
+        if isinstance(cause, PayloadRefused):
+            return Rejection(self._reason(str(cause)), permanent=True)
+        if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+            if exc.args[0].code() in REFUSED_FOR_GOOD:
+                return Rejection(self._reason(error_text(exc)), permanent=True)
+        return None
 
     def state(self) -> dict[str, Any]:
         return {

@@ -2,7 +2,10 @@
 
 Writes never wait for it. After each commit the flow wakes it; it also polls, so events left by a
 Kafka outage, a crash or another replica's expired lease are picked up. An event leaves the outbox
-only after the sink confirms delivery.
+only after the sink confirms delivery, or as a dead letter: an event the sink rejects for good (too
+large for the broker), or that failed on its own `max_attempts` times, is kept aside with its reason,
+never deleted, until an operator re-drives it. Failures of the whole pipeline (an outage) are retried
+without counting an attempt, so an outage never makes dead letters.
 
 It is an asyncio task on the app's event loop, started in the lifespan: the store and the sink are
 async and decide for themselves what runs in a worker thread (SQLite's writes, Kafka's flush), so
@@ -10,13 +13,19 @@ the relay never blocks the loop and needs no thread of its own.
 """
 
 import asyncio
+import base64
+import binascii
+import json
 import logging
+import math
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from core.events import Delivery, EventSink, OutboxEvent
+from core.exceptions import InvalidRequest
 from core.metrics import metrics
 from core.tracing import tracing
 
@@ -26,7 +35,59 @@ logger = logging.getLogger("feature_store.outbox")
 @dataclass(frozen=True, slots=True)
 class OutboxStats:
     pending: int
+    """Events waiting for delivery (dead letters not included)."""
     oldest_age_seconds: float
+    dead_letters: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event taken out of the retry loop: `event.attempts` counts the failures that were its own."""
+
+    event: OutboxEvent
+    reason: str
+    dead_at_epoch: float
+
+
+MAX_EPOCH = 1e11
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+"""What an event id named by a client may look like (the service's own are UUIDs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterCursor:
+    """Where a page of dead letters (ordered by the time they died, then id) ends."""
+
+    dead_at_epoch: float
+    event_id: str
+
+    def encode(self) -> str:
+        text = json.dumps([self.dead_at_epoch, self.event_id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> "DeadLetterCursor":
+        """The cursor a listing returned; anything else is a 422."""
+        try:
+            dead_at, event_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            if isinstance(dead_at, int):
+                dead_at = float(dead_at)
+            if not (isinstance(dead_at, float) and 0 <= dead_at < MAX_EPOCH):
+                raise ValueError(cursor)
+            if not (isinstance(event_id, str) and re.fullmatch(EVENT_ID_PATTERN, event_id)):
+                raise ValueError(cursor)
+        except (ValueError, TypeError, binascii.Error):
+            raise InvalidRequest(
+                "not a cursor this service returned", loc=("query", "cursor"), kind="value_error"
+            ) from None
+        return cls(dead_at, event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterPage:
+    dead_letters: list[DeadLetter]
+    next: DeadLetterCursor | None
+    """Where the next page starts; None on the last page."""
 
 
 @dataclass(slots=True)
@@ -36,13 +97,14 @@ class RelayStats:
 
     delivered: int = 0
     failed: int = 0
+    dead_lettered: int = 0
     batches: int = 0
     publish_seconds_total: float = 0.0
     last_publish_seconds: float = 0.0
 
     def record(self, delivery: Delivery, seconds: float) -> None:
         self.delivered += len(delivery.delivered)
-        self.failed += len(delivery.failed)
+        self.failed += len(delivery.failed) + len(delivery.rejected)
         self.batches += 1
         self.publish_seconds_total += seconds
         self.last_publish_seconds = seconds
@@ -60,14 +122,35 @@ class OutboxStore(Protocol):
     async def delete_events(self, event_ids: Sequence[str]) -> None:
         """Remove delivered events."""
 
-    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
-        """Release failed events, due again after `delay_seconds`."""
+    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float, *, count_attempt: bool) -> None:
+        """Release failed events, due again after `delay_seconds`; `count_attempt` when they failed on their
+        own (a failure of the whole pipeline counts nothing)."""
+
+    async def dead_letter_events(self, reasons: Mapping[str, str]) -> None:
+        """Take events (id -> reason) out of the retry loop as dead letters, counting this failure as an
+        attempt; ids no longer in the outbox are ignored."""
 
     async def outbox_stats(self) -> OutboxStats:
-        """Count the pending events (may read the whole outbox: the relay calls it, never a request)."""
+        """Count the pending events and the dead letters (may read the whole outbox: the relay calls it,
+        never a request)."""
+
+
+class DeadLetterStore(Protocol):
+    """What an operator does with dead letters: look at them, and re-drive them once the cause is fixed."""
+
+    async def list_dead_letters(self, limit: int, after: DeadLetterCursor | None) -> DeadLetterPage:
+        """Up to `limit` dead letters after `after`, the longest dead first."""
+
+    async def redrive_dead_letters(self, event_ids: Sequence[str] | None, limit: int) -> list[str]:
+        """Make dead letters due events again with no attempts counted: those named, or (None) the `limit`
+        longest dead. Return the ids re-driven; named ids that are not dead letters are left out."""
 
 
 LINGER_SECONDS = 0.005
+
+
+WARN_EVERY_SECONDS = 60.0
+"""A failure that repeats (the backlog measurement) is logged at WARNING at most this often."""
 
 
 def backoff_seconds(attempts: int, ceiling: float) -> float:
@@ -85,6 +168,7 @@ class OutboxRelay:
         lease_seconds: float,
         max_backoff_seconds: float,
         gauge_seconds: float,
+        max_attempts: int,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -93,6 +177,11 @@ class OutboxRelay:
         self.lease_seconds = lease_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.gauge_seconds = gauge_seconds
+        self.max_attempts = max_attempts
+        self._outage = 0
+        """Batches in a row that failed with the whole pipeline: their backoff grows with it."""
+        self._backlog_failures = 0
+        self._backlog_warned_at = -math.inf
         self._publish_metric = f"{sink.name}.publish"
         self.backlog: OutboxStats | None = None
         """The backlog as last measured by `report_backlog`."""
@@ -145,12 +234,50 @@ class OutboxRelay:
         if delivery.delivered:
             metrics.incr(self._publish_metric, len(delivery.delivered), outcome="delivered")
             await self.store.delete_events(delivery.delivered)
+        if delivery.rejected:
+            await self._handle_rejected(delivery, {event.event_id: event.attempts for event in events})
         if delivery.failed:
+            # The pipeline failed, not the events: no attempt is counted, the wait grows with the outage.
+            delay = backoff_seconds(0 if delivery.delivered else self._outage, self.max_backoff_seconds)
+            self._outage = 0 if delivery.delivered else self._outage + 1
             metrics.incr(self._publish_metric, len(delivery.failed), outcome="failed")
-            attempts = {event.event_id: event.attempts for event in events}
-            delay = backoff_seconds(max(attempts[event_id] for event_id in delivery.failed), self.max_backoff_seconds)
-            await self.store.retry_events(delivery.failed, delay)
+            await self.store.retry_events(delivery.failed, delay, count_attempt=False)
             logger.warning("event delivery failed", extra={"failed": len(delivery.failed), "retry_in_s": delay})
+        else:
+            self._outage = 0
+
+    async def _handle_rejected(self, delivery: Delivery, attempts: Mapping[str, int]) -> None:
+        """Events that failed on their own: dead letters when the failure is permanent or their last
+        allowed attempt, else retried with a backoff of their own."""
+        dead: dict[str, str] = {}
+        again: list[str] = []
+        for event_id, rejection in delivery.rejected.items():
+            failures = attempts.get(event_id, 0) + 1
+            if rejection.permanent:
+                dead[event_id] = rejection.reason
+            elif failures >= self.max_attempts:
+                dead[event_id] = f"failed {failures} times; last: {rejection.reason}"
+            else:
+                again.append(event_id)
+        if again:
+            metrics.incr(self._publish_metric, len(again), outcome="rejected")
+            delay = backoff_seconds(max(attempts.get(event_id, 0) for event_id in again), self.max_backoff_seconds)
+            await self.store.retry_events(again, delay, count_attempt=True)
+            logger.warning("events rejected; retrying them", extra={"rejected": len(again), "retry_in_s": delay})
+        if dead:
+            metrics.incr(self._publish_metric, len(dead), outcome="dead_letter")
+            await self.store.dead_letter_events(dead)
+            self.stats.dead_lettered += len(dead)
+            for event_id, reason in dead.items():
+                logger.error("event kept as a dead letter", extra={"event_id": event_id, "reason": reason})
+
+    async def redrive(self, store: DeadLetterStore, event_ids: Sequence[str] | None, limit: int) -> list[str]:
+        """Put dead letters back among the due events and publish them now."""
+        redriven = await store.redrive_dead_letters(event_ids, limit)
+        if redriven:
+            logger.info("dead letters re-driven", extra={"redriven": len(redriven)})
+            self.notify()
+        return redriven
 
     async def report_backlog(self) -> None:
         """Measure the outbox backlog, keep it for `/ready` and send it as gauges. Only the relay's
@@ -159,11 +286,25 @@ class OutboxRelay:
         try:
             stats = await self.store.outbox_stats()
         except Exception:
-            logger.debug("outbox backlog unknown", exc_info=True)
+            # A stale gauge must show in the log: the first failure, then at most one line a minute.
+            self._backlog_failures += 1
+            now = time.monotonic()
+            if now - self._backlog_warned_at >= WARN_EVERY_SECONDS:
+                self._backlog_warned_at = now
+                logger.warning(
+                    "outbox backlog unknown; the gauges keep their last value",
+                    exc_info=True,
+                    extra={"failures_in_a_row": self._backlog_failures},
+                )
             return
+        if self._backlog_failures:
+            logger.info("outbox backlog measured again", extra={"failures_in_a_row": self._backlog_failures})
+            self._backlog_failures = 0
+            self._backlog_warned_at = -math.inf
         self.backlog = stats
         metrics.gauge("outbox.backlog", stats.pending)
         metrics.gauge("outbox.oldest_pending_age_seconds", round(stats.oldest_age_seconds, 3))
+        metrics.gauge("outbox.dead_letters", stats.dead_letters)
 
     async def drain(self, deadline: float) -> int:
         """Publish what is due until nothing is left or the deadline (a `time.monotonic()` value) passes;

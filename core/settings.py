@@ -196,6 +196,8 @@ class Settings(BaseSettings):
     """How often the relay looks for events left behind (retries, other replicas, restarts)."""
     outbox_lease_seconds: float = Field(30.0, gt=0)
     outbox_max_backoff_seconds: float = Field(30.0, gt=0)
+    outbox_max_attempts: int = Field(5, ge=1)
+    """Failures of an event's own (not of the whole pipeline) after which it becomes a dead letter."""
     shutdown_flush_seconds: float = Field(10.0, ge=0)
     outbox_gauge_seconds: float = Field(2.0, gt=0)
     """How often the backlog `/ready` and the gauges report is measured: `pending` lags the outbox by up to

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from api.v1.admin import DeadLettersResponse, RedriveResponse
 from api.v1.limits import LimitsResponse
 from components.features import models
 from core.error_envelope import error_code
@@ -27,6 +28,8 @@ OPERATION_IDS = {
     ("get", "/api/v1/live"): "live",
     ("get", "/api/v1/ready"): "ready",
     ("post", "/api/v1/warmup"): "warmup",
+    ("get", "/api/v1/admin/dead-letters"): "list_dead_letters",
+    ("post", "/api/v1/admin/dead-letters/redrive"): "redrive_dead_letters",
 }
 
 RESPONSE_MODELS = [
@@ -134,7 +137,11 @@ def test_every_response_model_has_an_example(document: dict[str, Any], backend) 
         assert schemas[name].get("examples"), name
 
 
-@pytest.mark.parametrize("model", [*RESPONSE_MODELS, LimitsResponse], ids=lambda model: model.__name__)
+@pytest.mark.parametrize(
+    "model",
+    [*RESPONSE_MODELS, LimitsResponse, DeadLettersResponse, RedriveResponse],
+    ids=lambda model: model.__name__,
+)
 def test_response_examples_are_valid_responses(model: type[BaseModel]) -> None:
     extra = model.model_config.get("json_schema_extra")
     assert isinstance(extra, dict), model.__name__

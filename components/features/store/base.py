@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from core.events import OutboxEvent
-from core.outbox import OutboxStore
+from core.outbox import DeadLetterStore, OutboxStore
 from core.settings import EntityType
 
 Wanted = Mapping[str, frozenset[str] | None]
@@ -55,10 +55,11 @@ class BatchRead:
     """Entity values the store could not read in time."""
 
 
-class OnlineStore(OutboxStore, Protocol):
+class OnlineStore(OutboxStore, DeadLetterStore, Protocol):
     """Features and their outbox in one store, so a write and its events commit together. The outbox
     side (claim leases due events to one replica for a while, retry makes failed ones due again after
-    a delay, delete, stats) is `core.outbox.OutboxStore`, which the relay needs and nothing more."""
+    a delay, dead letters take events out of the retry loop, delete, stats) is `core.outbox.OutboxStore`,
+    which the relay needs and nothing more; listing and re-driving dead letters, `DeadLetterStore`."""
 
     name: str
     max_categories_per_write: int

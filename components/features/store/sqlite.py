@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +36,12 @@ from components.features.store.base import (
     Wanted,
     chunks,
 )
+from components.features.store.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
+from components.features.store.sqlite_outbox import SQLiteOutbox
 from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, StoreFull, StoreUnavailable
 from core.metrics import metrics
-from core.outbox import OutboxStats
+from core.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 from core.serialization import dumps, loads
 from core.settings import EntityType
 
@@ -57,17 +59,6 @@ CREATE TABLE IF NOT EXISTS features (
     expires_at REAL,
     PRIMARY KEY (entity_type, entity_value, category)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (
-    event_id TEXT PRIMARY KEY,
-    key TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    created_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    due_at REAL NOT NULL,
-    lease_until REAL NOT NULL DEFAULT 0,
-    traceparent TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at, created_at);
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
 ADDED_COLUMNS = {"outbox": {"traceparent": "TEXT"}}
@@ -168,13 +159,21 @@ class SQLiteStore:
         self._outbox: sqlite3.Connection | None = None
         self._schema_ready = False
         self.writable = True
+        self.outbox = SQLiteOutbox(
+            lambda: self._outbox_connection, lambda: self._connection, self._write_lock, self._translate_errors
+        )
 
     def _connect(self, synchronous: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
         connection = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
         )
-        connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-        connection.execute(f"PRAGMA synchronous = {synchronous}")
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            # Reads the schema, so it can meet a lock: with busy_timeout 0 it fails at once.
+            connection.execute(f"PRAGMA synchronous = {synchronous}")
+        except BaseException:
+            connection.close()
+            raise
         with self._lock:
             self._connections.append(connection)
         return connection
@@ -197,14 +196,15 @@ class SQLiteStore:
         return connection
 
     async def _run_inline(self, call: Callable[[sqlite3.Connection], R]) -> R:
-        """`call(connection)` on the event loop, or in a worker thread when it would have to wait."""
-        connection = self._loop_connection()
-        if connection is not None:
-            try:
+        """`call(connection)` on the event loop, or in a worker thread when it would have to wait (opening
+        the loop's connection included: its first statement reads the schema and may meet a lock)."""
+        try:
+            connection = self._loop_connection()
+            if connection is not None:
                 return call(connection)
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in _BUSY:
-                    raise
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF not in _BUSY:
+                raise
         return await _in_thread(lambda: call(self._connection))
 
     @property
@@ -254,7 +254,7 @@ class SQLiteStore:
             connection = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
             try:
                 connection.execute("PRAGMA journal_mode = WAL")
-                connection.executescript(SCHEMA)
+                connection.executescript(SCHEMA + OUTBOX_SCHEMA)
                 _add_columns(connection)
             finally:
                 connection.close()
@@ -425,55 +425,28 @@ class SQLiteStore:
             )
         return skipped
 
-    async def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
-        return await _in_thread(self._claim_events, limit, lease_seconds)
+    # --- outbox: sqlite_outbox.py ---
 
-    def _claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
-        now = time.time()
-        with metrics.timer("sqlite.claim_events"), self._write_lock, self._translate_errors():
-            rows = self._outbox_connection.execute(
-                "UPDATE outbox SET lease_until = ? WHERE event_id IN ("
-                " SELECT event_id FROM outbox WHERE due_at <= ? AND lease_until <= ? ORDER BY created_at LIMIT ?"
-                ") RETURNING event_id, key, payload, created_at, attempts, traceparent",
-                (now + lease_seconds, now, now, limit),
-            ).fetchall()
-        events = [
-            OutboxEvent(event_id, key, loads(payload), created, attempts, traceparent)
-            for event_id, key, payload, created, attempts, traceparent in rows
-        ]
-        events.sort(key=lambda event: event.created_at_epoch)
-        return events
+    async def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
+        return await self.outbox.claim_events(limit, lease_seconds)
 
     async def delete_events(self, event_ids: Sequence[str]) -> None:
-        await _in_thread(self._delete_events, event_ids)
+        await self.outbox.delete_events(event_ids)
 
-    def _delete_events(self, event_ids: Sequence[str]) -> None:
-        with metrics.timer("sqlite.delete_events"), self._write_lock, self._translate_errors():
-            for chunk in chunks(event_ids, SQLITE_MAX_VARIABLES):
-                self._outbox_connection.execute(
-                    f"DELETE FROM outbox WHERE event_id IN ({','.join('?' * len(chunk))})", tuple(chunk)
-                )
+    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float, *, count_attempt: bool) -> None:
+        await self.outbox.retry_events(event_ids, delay_seconds, count_attempt=count_attempt)
 
-    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
-        await _in_thread(self._retry_events, event_ids, delay_seconds)
+    async def dead_letter_events(self, reasons: Mapping[str, str]) -> None:
+        await self.outbox.dead_letter_events(reasons)
 
-    def _retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
-        due = time.time() + delay_seconds
-        with metrics.timer("sqlite.retry_events"), self._write_lock, self._translate_errors():
-            for chunk in chunks(event_ids, SQLITE_MAX_VARIABLES):
-                self._outbox_connection.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, due_at = ?, lease_until = 0 "
-                    f"WHERE event_id IN ({','.join('?' * len(chunk))})",
-                    (due, *chunk),
-                )
+    async def list_dead_letters(self, limit: int, after: DeadLetterCursor | None) -> DeadLetterPage:
+        return await self.outbox.list_dead_letters(limit, after)
+
+    async def redrive_dead_letters(self, event_ids: Sequence[str] | None, limit: int) -> list[str]:
+        return await self.outbox.redrive_dead_letters(event_ids, limit)
 
     async def outbox_stats(self) -> OutboxStats:
-        return await _in_thread(self._outbox_stats)
-
-    def _outbox_stats(self) -> OutboxStats:
-        with metrics.timer("sqlite.outbox_stats"), self._translate_errors():
-            pending, oldest = self._connection.execute("SELECT count(*), min(created_at) FROM outbox").fetchone()
-        return OutboxStats(pending=pending, oldest_age_seconds=max(0.0, time.time() - oldest) if oldest else 0.0)
+        return await self.outbox.outbox_stats()
 
     async def close(self) -> None:
         # Closing the last connection checkpoints the log into the database file: a worker thread's job.

@@ -121,7 +121,7 @@ def test_docs_and_openapi_served(client: AppClient) -> None:
     schema = client.get("/openapi.json").json()
     assert schema["info"]["title"] == "Feature Store API"
     assert "/api/v1/items" in schema["paths"]
-    assert {tag["name"] for tag in schema["tags"]} == {"features", "probes", "registry"}
+    assert {tag["name"] for tag in schema["tags"]} == {"features", "probes", "registry", "admin"}
     assert "/api/v1/registry" in schema["paths"]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from components.features.store.base import CategoryWrite, StoredCategory, Wanted
 from core.dynamodb_client.attributes import decode_map
 from core.events import OutboxEvent
+from core.outbox import DeadLetter
 from core.serialization import dumps, loads
 from core.settings import EntityType
 
@@ -34,6 +35,10 @@ OUTBOX_INDEX = "due"
 OUTBOX_SHARDS = 4
 """The outbox's due-time index is spread over this many partition keys (a single one would cap
 the whole service's write rate at one index partition's); a claim queries each of them."""
+DEAD_SHARD = "dead"
+"""The due-time index's partition of dead letters, where `due_at` holds the time each one died: no claim
+queries it, so they leave the retry loop, and listing them reads this partition alone."""
+REASON = "reason"
 
 CREATE, UPDATE = "create", "update"
 
@@ -134,13 +139,17 @@ def outbox_item(event: OutboxEvent) -> dict[str, Any]:
         "payload": {"S": dumps(event.payload).decode()},
         "created_at": {"N": f"{event.created_at_epoch:.6f}"},
         "attempts": {"N": str(event.attempts)},
-        "shard": {"S": str(zlib.crc32(event.event_id.encode()) % OUTBOX_SHARDS)},
+        "shard": {"S": outbox_shard(event.event_id)},
         "due_at": {"N": f"{event.created_at_epoch:.6f}"},
         "lease_until": {"N": "0"},
     }
     if event.traceparent:
         item["traceparent"] = {"S": event.traceparent}
     return item
+
+
+def outbox_shard(event_id: str) -> str:
+    return str(zlib.crc32(event_id.encode()) % OUTBOX_SHARDS)
 
 
 def outbox_event(item: dict[str, Any]) -> OutboxEvent:
@@ -152,6 +161,10 @@ def outbox_event(item: dict[str, Any]) -> OutboxEvent:
         int(item["attempts"]["N"]),
         item["traceparent"]["S"] if "traceparent" in item else None,
     )
+
+
+def dead_letter(item: dict[str, Any]) -> DeadLetter:
+    return DeadLetter(outbox_event(item), item.get(REASON, {}).get("S", ""), float(item["due_at"]["N"]))
 
 
 # --- sizes -----------------------------------------------------------------------------------------

@@ -1,22 +1,41 @@
 """The outbox table: events written in the same transaction as the features they announce, found
-through a due-time index, leased to one replica at a time, deleted once delivered."""
+through a due-time index, leased to one replica at a time, deleted once delivered; dead letters stay
+in the table, moved to the index's partition of their own (`items.DEAD_SHARD`)."""
 
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from components.features.store.base import chunks
 from components.features.store.dynamodb.errors import CONDITION_FAILED, translate_error, translated
-from components.features.store.dynamodb.items import OUTBOX_INDEX, OUTBOX_SHARDS, outbox_event
+from components.features.store.dynamodb.items import (
+    DEAD_SHARD,
+    OUTBOX_INDEX,
+    OUTBOX_SHARDS,
+    REASON,
+    dead_letter,
+    outbox_event,
+    outbox_shard,
+)
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError
 from core.events import OutboxEvent
 from core.exceptions import StoreUnavailable
 from core.metrics import metrics
-from core.outbox import OutboxStats
+from core.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 
 MAX_BATCH_WRITES = 25
+MAX_BATCH_KEYS = 100
+OUTBOX_NAMES = {
+    "#i": "event_id",
+    "#s": "shard",
+    "#a": "attempts",
+    "#d": "due_at",
+    "#l": "lease_until",
+    "#r": REASON,
+}
+DEAD = {"S": DEAD_SHARD}
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -117,36 +136,174 @@ class DynamoDBOutbox:
                     await asyncio.sleep(backoff(attempt))
                     attempt += 1
 
-    async def retry_events(self, client: DynamoDBClient, event_ids: Sequence[str], delay_seconds: float) -> None:
-        due = {"N": f"{time.time() + delay_seconds:.6f}"}
+    async def _update(self, client: DynamoDBClient, event_id: str, action: str, **update: Any) -> bool:
+        """One conditional update of an outbox item; False when its condition did not hold."""
+        expressions = update["UpdateExpression"] + update["ConditionExpression"]
+        names = {name: attribute for name, attribute in OUTBOX_NAMES.items() if name in expressions}
+        try:
+            with metrics.timer(f"dynamodb.outbox_{action}"):
+                await client.update_item(
+                    TableName=self.table,
+                    Key={"event_id": {"S": event_id}},
+                    ExpressionAttributeNames=names,
+                    **update,
+                )
+        except DynamoDBServiceError as exc:
+            if exc.code == CONDITION_FAILED:
+                return False
+            raise translate_error(exc, f"outbox {action}") from exc
+        except DynamoDBError as exc:
+            raise translate_error(exc, f"outbox {action}") from exc
+        return True
 
-        async def release(event_id: str) -> None:
-            try:
-                with metrics.timer("dynamodb.outbox_release"):
-                    await client.update_item(
-                        TableName=self.table,
-                        Key={"event_id": {"S": event_id}},
-                        UpdateExpression="SET #a = #a + :one, #d = :due, #l = :zero",
-                        ConditionExpression="attribute_exists(#i)",
-                        ExpressionAttributeNames={
-                            "#i": "event_id",
-                            "#a": "attempts",
-                            "#d": "due_at",
-                            "#l": "lease_until",
-                        },
-                        ExpressionAttributeValues={":one": {"N": "1"}, ":due": due, ":zero": {"N": "0"}},
-                    )
-            except DynamoDBServiceError as exc:
-                if exc.code != CONDITION_FAILED:
-                    raise translate_error(exc, "outbox retry") from exc
-            except DynamoDBError as exc:
-                raise translate_error(exc, "outbox retry") from exc
+    async def retry_events(
+        self, client: DynamoDBClient, event_ids: Sequence[str], delay_seconds: float, count_attempt: bool
+    ) -> None:
+        values = {
+            ":add": {"N": str(int(count_attempt))},
+            ":due": {"N": f"{time.time() + delay_seconds:.6f}"},
+            ":zero": {"N": "0"},
+            ":dead": DEAD,
+        }
+
+        async def release(event_id: str) -> bool:
+            return await self._update(
+                client,
+                event_id,
+                "release",
+                UpdateExpression="SET #a = #a + :add, #d = :due, #l = :zero",
+                ConditionExpression="attribute_exists(#i) AND #s <> :dead",
+                ExpressionAttributeValues=values,
+            )
 
         await bounded(self.concurrency, release, list(event_ids))
 
+    async def dead_letter_events(self, client: DynamoDBClient, reasons: Mapping[str, str]) -> None:
+        now = {"N": f"{time.time():.6f}"}
+
+        async def bury(item: tuple[str, str]) -> bool:
+            event_id, reason = item
+            return await self._update(
+                client,
+                event_id,
+                "dead_letter",
+                UpdateExpression="SET #s = :dead, #d = :now, #a = #a + :one, #l = :zero, #r = :reason",
+                ConditionExpression="attribute_exists(#i) AND #s <> :dead",
+                ExpressionAttributeValues={
+                    ":dead": DEAD,
+                    ":now": now,
+                    ":one": {"N": "1"},
+                    ":zero": {"N": "0"},
+                    ":reason": {"S": reason},
+                },
+            )
+
+        await bounded(self.concurrency, bury, list(reasons.items()))
+
+    async def _dead_ids(
+        self, client: DynamoDBClient, limit: int, after: DeadLetterCursor | None
+    ) -> tuple[list[str], DeadLetterCursor | None]:
+        """Up to `limit` dead letters' ids from the index, the longest dead first, and where the next page starts."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": OUTBOX_INDEX,
+            "KeyConditionExpression": "#s = :dead",
+            "ExpressionAttributeNames": {"#s": "shard"},
+            "ExpressionAttributeValues": {":dead": DEAD},
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {
+                "event_id": {"S": after.event_id},
+                "shard": DEAD,
+                "due_at": {"N": f"{after.dead_at_epoch:.6f}"},
+            }
+        ids: list[str] = []
+        with metrics.timer("dynamodb.outbox_dead_query"), translated("outbox Query"):
+            while len(ids) < limit:
+                page = await client.query(**request, Limit=limit - len(ids))
+                ids += [item["event_id"]["S"] for item in page.get("Items", [])]
+                if "LastEvaluatedKey" not in page:
+                    return ids, None
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        last = request["ExclusiveStartKey"]
+        return ids, DeadLetterCursor(float(last["due_at"]["N"]), last["event_id"]["S"])
+
+    async def list_dead_letters(
+        self, client: DynamoDBClient, limit: int, after: DeadLetterCursor | None
+    ) -> DeadLetterPage:
+        """The index holds ids and times; the letters themselves are read from the table by BatchGetItem."""
+        ids, following = await self._dead_ids(client, limit, after)
+        found: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + self.deadline_seconds
+        for chunk in chunks(ids, MAX_BATCH_KEYS):
+            request = {
+                self.table: {"Keys": [{"event_id": {"S": event_id}} for event_id in chunk], "ConsistentRead": True}
+            }
+            attempt = 0
+            while request:
+                with metrics.timer("dynamodb.outbox_dead_read"), translated("outbox BatchGetItem"):
+                    answer = await client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table, []):
+                    found[item["event_id"]["S"]] = item
+                request = answer.get("UnprocessedKeys") or {}
+                if request:
+                    if time.monotonic() > deadline:
+                        raise StoreUnavailable("DynamoDB left dead letters unread (throttled)")
+                    await asyncio.sleep(backoff(attempt))
+                    attempt += 1
+        letters = [
+            dead_letter(found[event_id])
+            for event_id in ids
+            if event_id in found and found[event_id].get("shard", {}).get("S") == DEAD_SHARD
+        ]
+        return DeadLetterPage(letters, following)
+
+    async def redrive_dead_letters(
+        self, client: DynamoDBClient, event_ids: Sequence[str] | None, limit: int
+    ) -> list[str]:
+        if event_ids is None:
+            event_ids, _ = await self._dead_ids(client, limit, None)
+        now = {"N": f"{time.time():.6f}"}
+
+        async def redrive(event_id: str) -> bool:
+            return await self._update(
+                client,
+                event_id,
+                "redrive",
+                UpdateExpression="SET #s = :shard, #d = :now, #a = :zero, #l = :zero REMOVE #r",
+                ConditionExpression="#s = :dead",
+                ExpressionAttributeValues={
+                    ":dead": DEAD,
+                    ":shard": {"S": outbox_shard(event_id)},
+                    ":now": now,
+                    ":zero": {"N": "0"},
+                },
+            )
+
+        unique = list(dict.fromkeys(event_ids))
+        done = await bounded(self.concurrency, redrive, unique)
+        return [event_id for event_id, redriven in zip(unique, done, strict=True) if redriven]
+
+    async def _count_dead(self, client: DynamoDBClient) -> int:
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": OUTBOX_INDEX,
+            "KeyConditionExpression": "#s = :dead",
+            "ExpressionAttributeNames": {"#s": "shard"},
+            "ExpressionAttributeValues": {":dead": DEAD},
+            "Select": "COUNT",
+        }
+        count = 0
+        while True:
+            page = await client.query(**request)
+            count += page.get("Count", 0)
+            if "LastEvaluatedKey" not in page:
+                return count
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     async def outbox_stats(self, client: DynamoDBClient) -> OutboxStats:
-        """Counts every pending event (the relay calls this every OUTBOX_GAUGE_SECONDS, never a
-        request), reading the small items of the due-time index rather than the events."""
+        """Counts every pending event and dead letter (the relay calls this every OUTBOX_GAUGE_SECONDS,
+        never a request), reading the small items of the due-time index rather than the events."""
         pending, oldest = 0, None
         with metrics.timer("dynamodb.outbox_stats"), translated("outbox Query"):
             for shard in range(OUTBOX_SHARDS):
@@ -167,4 +324,9 @@ class DynamoDBOutbox:
                     if "LastEvaluatedKey" not in page:
                         break
                     request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return OutboxStats(pending=pending, oldest_age_seconds=max(0.0, time.time() - oldest) if oldest else 0.0)
+            dead = await self._count_dead(client)
+        return OutboxStats(
+            pending=pending,
+            oldest_age_seconds=max(0.0, time.time() - oldest) if oldest else 0.0,
+            dead_letters=dead,
+        )

@@ -11,7 +11,7 @@ which categories are stale (see `items.upsert`).
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from components.features.store.base import BatchRead, CategoryWrite, StoredCategory, Wanted, chunks
@@ -31,7 +31,7 @@ from core.dynamodb_client.retries import THROTTLING, failure_kind
 from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.metrics import metrics
-from core.outbox import OutboxStats
+from core.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 from core.settings import EntityType, Settings
 from core.tracing import tracing
 
@@ -330,8 +330,17 @@ class DynamoDBStore:
     async def delete_events(self, event_ids: Sequence[str]) -> None:
         await self.outbox.delete_events(await self._connected(), event_ids)
 
-    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float) -> None:
-        await self.outbox.retry_events(await self._connected(), event_ids, delay_seconds)
+    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float, *, count_attempt: bool) -> None:
+        await self.outbox.retry_events(await self._connected(), event_ids, delay_seconds, count_attempt)
+
+    async def dead_letter_events(self, reasons: Mapping[str, str]) -> None:
+        await self.outbox.dead_letter_events(await self._connected(), reasons)
+
+    async def list_dead_letters(self, limit: int, after: DeadLetterCursor | None) -> DeadLetterPage:
+        return await self.outbox.list_dead_letters(await self._connected(), limit, after)
+
+    async def redrive_dead_letters(self, event_ids: Sequence[str] | None, limit: int) -> list[str]:
+        return await self.outbox.redrive_dead_letters(await self._connected(), event_ids, limit)
 
     async def outbox_stats(self) -> OutboxStats:
         return await self.outbox.outbox_stats(await self._connected())

@@ -154,7 +154,7 @@ async def test_claimed_events_are_leased(store: OnlineStore, user) -> None:
     first = await store.claim_events(10, lease_seconds=30)
     assert len(first) == 1
     assert await store.claim_events(10, lease_seconds=30) == []
-    await store.retry_events([first[0].event_id], delay_seconds=0)
+    await store.retry_events([first[0].event_id], delay_seconds=0, count_attempt=True)
     again = await store.claim_events(10, lease_seconds=30)
     assert [event.event_id for event in again] == [first[0].event_id]
     assert again[0].attempts == 1
@@ -164,7 +164,7 @@ async def test_claimed_events_are_leased(store: OnlineStore, user) -> None:
 async def test_retry_delay_and_delete(store: OnlineStore, user) -> None:
     await store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
     (event,) = await store.claim_events(10, lease_seconds=30)
-    await store.retry_events([event.event_id], delay_seconds=60)
+    await store.retry_events([event.event_id], delay_seconds=60, count_attempt=True)
     assert await store.claim_events(10, lease_seconds=30) == []
     stats = await store.outbox_stats()
     assert stats.pending == 1
@@ -230,3 +230,86 @@ def test_timestamps_compare_as_strings() -> None:
     rendered = [isoformat(moment) for moment in in_time_order]
     assert rendered[1] == "2026-03-01T10:00:00.000000+00:00"
     assert all(earlier < later for earlier, later in zip(rendered, rendered[1:], strict=False)), rendered
+
+
+async def test_a_pipeline_failure_counts_no_attempt(store: OnlineStore, user) -> None:
+    await store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    (event,) = await store.claim_events(10, lease_seconds=30)
+    await store.retry_events([event.event_id], delay_seconds=0, count_attempt=False)
+    (again,) = await store.claim_events(10, lease_seconds=30)
+    assert again.attempts == 0
+
+
+async def _claimed(store: OnlineStore, user, categories: list[str]) -> list[str]:
+    await store.write(user, "user-1", [make_write(category, {"a": 1}) for category in categories], NOW)
+    claimed = await store.claim_events(10, lease_seconds=30)
+    assert len(claimed) == len(categories)
+    return [event.event_id for event in claimed]
+
+
+async def test_dead_letters_leave_the_retry_loop_and_are_kept(store: OnlineStore, user) -> None:
+    ids = await _claimed(store, user, ["user_features", "credit_features", "trans_features"])
+    await store.retry_events(ids[:1], delay_seconds=0, count_attempt=True)
+    assert [event.event_id for event in await store.claim_events(10, lease_seconds=30)] == ids[:1]
+    before = time.time()
+    await store.dead_letter_events({ids[0]: "failed 2 times; last: nope", ids[1]: "too large"})
+    await store.dead_letter_events({"no-such-event": "gone"})
+    # A late release of a dead letter (another replica's) does not put it back among the due events.
+    await store.retry_events(ids[:2], delay_seconds=0, count_attempt=False)
+    stats = await store.outbox_stats()
+    assert (stats.pending, stats.dead_letters) == (1, 2)
+    await store.retry_events(ids[2:], delay_seconds=0, count_attempt=False)
+    assert [event.event_id for event in await store.claim_events(10, lease_seconds=30)] == ids[2:]
+
+    page = await store.list_dead_letters(10, None)
+    assert page.next is None
+    letters = {letter.event.event_id: letter for letter in page.dead_letters}
+    assert set(letters) == set(ids[:2])
+    assert (letters[ids[0]].reason, letters[ids[0]].event.attempts) == ("failed 2 times; last: nope", 2)
+    assert (letters[ids[1]].reason, letters[ids[1]].event.attempts) == ("too large", 1)
+    assert letters[ids[1]].event.payload["resource_name"] == "credit_features"
+    assert letters[ids[1]].event.key == "bright_uid:user-1"
+    assert all(before - 1 <= letter.dead_at_epoch <= time.time() + 1 for letter in page.dead_letters)
+
+
+async def test_dead_letters_are_listed_in_pages(store: OnlineStore, user) -> None:
+    ids = await _claimed(store, user, ["user_features", "credit_features", "trans_features"])
+    for event_id in ids:
+        await store.dead_letter_events({event_id: "too large"})
+    first = await store.list_dead_letters(2, None)
+    assert len(first.dead_letters) == 2 and first.next is not None
+    second = await store.list_dead_letters(2, first.next)
+    assert second.next is None
+    listed = [letter.event.event_id for letter in first.dead_letters + second.dead_letters]
+    assert listed == ids, "the longest dead first, each once"
+
+
+async def test_redrive_makes_dead_letters_due_with_no_attempts(store: OnlineStore, user) -> None:
+    ids = await _claimed(store, user, ["user_features", "credit_features", "trans_features"])
+    await store.retry_events(ids, delay_seconds=0, count_attempt=True)
+    await store.claim_events(10, lease_seconds=30)
+    for event_id in ids:
+        await store.dead_letter_events({event_id: "too large"})
+    assert sorted(await store.redrive_dead_letters([ids[1], "no-such-event", ids[1]], 100)) == [ids[1]]
+    assert await store.redrive_dead_letters([ids[1]], 100) == [], "no longer a dead letter"
+    (event,) = await store.claim_events(10, lease_seconds=30)
+    assert (event.event_id, event.attempts) == (ids[1], 0)
+    assert event.payload["resource_name"] == "credit_features"
+    assert await store.redrive_dead_letters(None, 1) == [ids[0]], "the longest dead first"
+    assert await store.redrive_dead_letters(None, 100) == [ids[2]]
+    assert (await store.outbox_stats()).dead_letters == 0
+    assert (await store.list_dead_letters(10, None)).dead_letters == []
+    assert {event.event_id for event in await store.claim_events(10, lease_seconds=30)} == {ids[0], ids[2]}
+
+
+async def test_a_dead_letter_keeps_the_trace_context_of_its_write(store: OnlineStore, user) -> None:
+    traced = make_write("user_features", {"a": 1})
+    traced = replace(traced, event=replace(traced.event, traceparent=TRACEPARENT))
+    await store.write(user, "user-1", [traced], NOW)
+    (event,) = await store.claim_events(10, lease_seconds=30)
+    await store.dead_letter_events({event.event_id: "too large"})
+    (letter,) = (await store.list_dead_letters(10, None)).dead_letters
+    assert letter.event.traceparent == TRACEPARENT
+    assert await store.redrive_dead_letters(None, 10) == [event.event_id]
+    (again,) = await store.claim_events(10, lease_seconds=30)
+    assert again.traceparent == TRACEPARENT, "a re-driven event is still the write's"

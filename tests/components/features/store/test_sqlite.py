@@ -142,3 +142,35 @@ async def test_a_file_from_before_trace_contexts_gains_their_column(tmp_path: Pa
     again = SQLiteStore(path)
     await again.initialise()
     await again.close()
+
+
+async def test_a_fresh_stores_first_read_waits_out_a_lock_taken_while_its_loop_connection_opens(
+    tmp_path: Path,
+) -> None:
+    """Opening the loop's connection reads the schema (`PRAGMA synchronous`), which a lock can refuse at
+    once: the read then goes to a worker thread and waits, rather than failing with a 503."""
+    path = tmp_path / "features.db"
+    first = SQLiteStore(path)
+    await first.write(USER, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    await first.close()
+    store = SQLiteStore(path)
+    await store.initialise()
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("PRAGMA locking_mode = EXCLUSIVE")
+    blocker.execute("BEGIN EXCLUSIVE")
+    blocker.execute("INSERT INTO probe (id, at) VALUES (2, 0)")
+
+    def unlock() -> None:
+        blocker.execute("COMMIT")
+        blocker.close()
+
+    release = threading.Timer(0.3, unlock)
+    release.start()
+    try:
+        found = await store.read(USER, "user-1", {"user_features": None})
+        assert found["user_features"].data == {"a": 1}
+        assert not release.is_alive(), "the read waited for the lock to go"
+        assert store._loop_connection() is not None, "once the lock is gone the loop gets its connection"
+    finally:
+        release.join()
+        await store.close()

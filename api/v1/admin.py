@@ -1,0 +1,169 @@
+"""HTTP only: operators' endpoints for dead letters (docs/events.md#dead-letters), listed in pages and
+re-driven once their cause is fixed. Both need the `admin` scope when API keys are on."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from api.auth import require_admin
+from api.responses import errors
+from api.routing import StrictQueryRoute
+from components.runtime import Runtime
+from core.outbox import EVENT_ID_PATTERN, DeadLetter, DeadLetterCursor
+from core.serialization import JSONBytesResponse, dumps
+from core.timeutils import epoch_to_iso
+
+MAX_PAGE = 100
+MAX_REDRIVE = 1000
+"""Most dead letters one re-drive names, or takes when asked for all of them."""
+
+EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
+EXAMPLE_ID = "6f1c2a9e-3b7d-4c1e-9a8f-2d4b6e8a0c13"
+EXAMPLE_EVENT: dict[str, Any] = {
+    "event_id": EXAMPLE_ID,
+    "event_type": "feature_available",
+    "timestamp": "2025-10-13T09:15:51.358632+00:00",
+    "entity_type": "bright_uid",
+    "entity_id": "user-123",
+    "resource_type": "feature",
+    "resource_name": "user_features",
+    "compute_id": "compute-123",
+    "features": ["age", "income"],
+}
+
+
+class DeadLetterItem(BaseModel):
+    event_id: str = Field(examples=[EXAMPLE_ID])
+    key: str = Field(description="The Kafka key: `<entity_type>:<entity_value>`.", examples=["bright_uid:user-123"])
+    event: dict[str, Any] = Field(description="The event as it would be published.", examples=[EXAMPLE_EVENT])
+    reason: str = Field(
+        description="Why it left the retry loop: the broker's or serializer's words.",
+        examples=["Kafka refused the event: Broker: Message size too large"],
+    )
+    attempts: int = Field(description="Failures of its own, the last one included.", examples=[1])
+    created_at: datetime = Field(description="When the write that made it committed.")
+    dead_at: datetime = Field(description="When it became a dead letter.")
+
+
+class DeadLettersResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dead_letters": [
+                        {
+                            "event_id": EXAMPLE_ID,
+                            "key": "bright_uid:user-123",
+                            "event": EXAMPLE_EVENT,
+                            "reason": "Kafka refused the event: Broker: Message size too large",
+                            "attempts": 1,
+                            "created_at": "2025-10-13T09:15:51.358632+00:00",
+                            "dead_at": "2025-10-13T09:15:51.402117+00:00",
+                        }
+                    ],
+                    "next_cursor": None,
+                }
+            ]
+        }
+    )
+
+    dead_letters: list[DeadLetterItem] = Field(description="The longest dead first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class RedriveRequest(BaseModel):
+    """Either the dead letters to re-drive, by id, or `all`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"event_ids": [EXAMPLE_ID]}, {"all": True}]},
+    )
+
+    event_ids: list[EventId] | None = Field(
+        None, min_length=1, max_length=MAX_REDRIVE, description="Dead letters to re-drive, at most 1,000."
+    )
+    all: bool = Field(False, description="Re-drive every dead letter, up to 1,000 per call (the longest dead first).")
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> "RedriveRequest":
+        if (self.event_ids is None) == (not self.all):
+            raise ValueError('give either "event_ids" or "all": true, not both')
+        return self
+
+
+class RedriveResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"redriven": [EXAMPLE_ID], "not_found": []}]})
+
+    redriven: list[str] = Field(description="Due again, and handed to the relay at once.")
+    not_found: list[str] = Field(description="Ids named that are not dead letters (unknown, or re-driven already).")
+
+
+router = APIRouter(
+    prefix="/api/v1/admin",
+    tags=["admin"],
+    route_class=StrictQueryRoute,
+    dependencies=[Depends(require_admin)],
+)
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def as_item(letter: DeadLetter) -> dict[str, Any]:
+    event = letter.event
+    return {
+        "event_id": event.event_id,
+        "key": event.key,
+        "event": event.payload,
+        "reason": letter.reason,
+        "attempts": event.attempts,
+        "created_at": epoch_to_iso(event.created_at_epoch),
+        "dead_at": epoch_to_iso(letter.dead_at_epoch),
+    }
+
+
+@router.get(
+    "/dead-letters",
+    operation_id="list_dead_letters",
+    response_model=DeadLettersResponse,
+    responses=errors(401, 403, 422, 429, 503),
+    summary="Events kept as dead letters, the longest dead first",
+)
+async def list_dead_letters(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Most dead letters in the page.")] = 50,
+    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page.")] = None,
+) -> JSONBytesResponse:
+    """Events that the broker refused for good, or that failed on their own `OUTBOX_MAX_ATTEMPTS`
+    times, with the reason and their attempts. They are kept until re-driven."""
+    after = DeadLetterCursor.decode(cursor) if cursor is not None else None
+    page = await runtime_of(request).store.list_dead_letters(limit, after)
+    body = {
+        "dead_letters": [as_item(letter) for letter in page.dead_letters],
+        "next_cursor": page.next.encode() if page.next else None,
+    }
+    return JSONBytesResponse(dumps(body))
+
+
+@router.post(
+    "/dead-letters/redrive",
+    operation_id="redrive_dead_letters",
+    response_model=RedriveResponse,
+    responses=errors(401, 403, 413, 415, 422, 429, 503),
+    summary="Put dead letters back among the events to publish",
+)
+async def redrive_dead_letters(request: Request, body: RedriveRequest) -> JSONBytesResponse:
+    """Each becomes due at once with its attempts at zero, and the relay publishes it. Fix the cause
+    first: an event refused for good again becomes a dead letter again."""
+    runtime = runtime_of(request)
+    named = list(dict.fromkeys(body.event_ids)) if body.event_ids is not None else None
+    redriven = await runtime.relay.redrive(runtime.store, named, MAX_REDRIVE)
+    not_found: list[str] = []
+    if named is not None:
+        found = set(redriven)
+        redriven = [event_id for event_id in named if event_id in found]
+        not_found = [event_id for event_id in named if event_id not in found]
+    return JSONBytesResponse(dumps({"redriven": redriven, "not_found": not_found}))
