@@ -333,7 +333,7 @@ class FeatureFlows:
                     entity_type=entity_type.name,
                     entity_value=entity_value,
                     category=category,
-                    features=features,
+                    features=sorted(features),
                     compute_id=None,
                     timestamp_iso=now_iso,
                     timestamp_epoch=now.timestamp(),
