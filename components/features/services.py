@@ -52,6 +52,9 @@ class BatchEntityInput:
     ttl: int | None
     event_time: datetime | None
     loc: tuple[str | int, ...]
+    """Where the entity sits in the body."""
+    ttl_loc: tuple[str | int, ...]
+    """Where its ttl came from: its own `meta`, or the request's."""
 
 
 class FeatureService:
@@ -155,9 +158,15 @@ class FeatureService:
         return await self.flows.read_batch(entity_type, entity_values, selection, max_age)
 
     def _check_write(
-        self, entity_type: EntityType, categories: Sequence[CategoryInput], ttl: int | None, loc: tuple[str | int, ...]
+        self,
+        entity_type: EntityType,
+        categories: Sequence[CategoryInput],
+        ttl: int | None,
+        loc: tuple[str | int, ...],
+        ttl_loc: tuple[str | int, ...] = ("body", "meta", "ttl"),
     ) -> None:
-        """The rules of one entity's write beyond pydantic (422); `loc`: where the entity sits in the body."""
+        """The rules of one entity's write beyond pydantic (422); `loc`: where the entity sits in the body,
+        `ttl_loc`: the `meta` that gave its ttl."""
         limit = self.max_categories_per_write
         if len(categories) > limit:
             raise InvalidRequest(
@@ -186,7 +195,7 @@ class FeatureService:
             self.values.check_features(item.features, item.loc)
             self.registry.check_features(item.category, item.features, item.loc, entity_type=entity_type.name)
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
-            raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
+            raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ttl_loc)
 
     async def write(
         self,
@@ -243,7 +252,7 @@ class FeatureService:
         accepted: list[EntityInput] = []
         for entity in entities:
             try:
-                self._check_write(entity_type, entity.categories, entity.ttl, entity.loc)
+                self._check_write(entity_type, entity.categories, entity.ttl, entity.loc, entity.ttl_loc)
                 source = self._authorise_writer(entity.source, writer, entity.categories)
             except FeatureStoreError as exc:
                 refused.append(exc)
