@@ -13,6 +13,7 @@ from api.docs import add_offline_docs
 from api.errors import register_error_handlers
 from api.names import document_names
 from api.v1 import admin, earlier, limits, registry, routes
+from api.v1.routes import BULK_WRITE_PATH
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         body_read_timeout_seconds=settings.body_read_timeout_seconds,
         max_concurrent_requests=settings.max_concurrent_requests,
+        body_limits={BULK_WRITE_PATH: settings.max_batch_write_body_bytes},
         slow_request_ms=settings.slow_request_ms,
         cors=cors_for(settings),
     )

@@ -66,7 +66,9 @@ class Runtime:
             gauge_seconds=settings.outbox_gauge_seconds,
             max_attempts=settings.outbox_max_attempts,
         )
-        self.flows = FeatureFlows(self.store, self.relay, self.registry.default_ttl)
+        self.flows = FeatureFlows(
+            self.store, self.relay, self.registry.default_ttl, tombstone_seconds=settings.delete_tombstone_seconds
+        )
         self.service = FeatureService(
             settings, self.flows, self.registry, store_max_categories_per_write=self.store.max_categories_per_write
         )

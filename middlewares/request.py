@@ -16,6 +16,7 @@ Order within the pass, as each concern needs it:
 """
 
 import logging
+from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
 
@@ -45,10 +46,13 @@ class RequestMiddleware:
         max_concurrent_requests: int,
         slow_request_ms: float,
         cors: CORSWrapper,
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
+        """`body_limits`: paths whose bodies may be larger (or must be smaller) than `max_body_bytes`."""
         self.app = cors(app)
         self.cors = cors
         self.max_body_bytes = max_body_bytes
+        self.body_limits = dict(body_limits or {})
         self.body_read_timeout_seconds = body_read_timeout_seconds
         self.max_concurrent_requests = max_concurrent_requests
         self.slow_request_ms = slow_request_ms
@@ -84,11 +88,12 @@ class RequestMiddleware:
                 if counted:
                     self.in_flight += 1
                 if scope["method"] in METHODS_WITH_BODY:
-                    refused = refusal(scope, self.max_body_bytes)
+                    limit = self.body_limits.get(scope["path"], self.max_body_bytes)
+                    refused = refusal(scope, limit)
                     if refused is not None:
                         await self.cors(exception_response(refused))(scope, receive, send_with_id)
                         return
-                    receive = by_deadline(limited(receive, self.max_body_bytes), self.body_read_timeout_seconds)
+                    receive = by_deadline(limited(receive, limit), self.body_read_timeout_seconds)
                 await self.app(scope, receive, send_with_id)
             finally:
                 if counted:

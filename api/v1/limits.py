@@ -29,6 +29,8 @@ class LimitsResponse(BaseModel):
                     "max_json_depth": 16,
                     "max_ttl_seconds": 315_360_000,
                     "max_entity_value_bytes": 1024,
+                    "max_batch_write_entities": 500,
+                    "max_batch_write_body_bytes": 16_777_216,
                 }
             ]
         }
@@ -46,6 +48,10 @@ class LimitsResponse(BaseModel):
     max_json_depth: int = Field(description="Deepest nesting inside one feature value.", examples=[16])
     max_ttl_seconds: int = Field(description="Largest `meta.ttl`.", examples=[315_360_000])
     max_entity_value_bytes: int = Field(description="Longest entity value, in UTF-8 bytes.", examples=[1024])
+    max_batch_write_entities: int = Field(description="Most entities in one bulk write.", examples=[500])
+    max_batch_write_body_bytes: int = Field(
+        description="Largest bulk write request body, in bytes.", examples=[16_777_216]
+    )
 
 
 def limits_of(settings: Settings) -> dict[str, int]:
@@ -60,6 +66,8 @@ def limits_of(settings: Settings) -> dict[str, int]:
         "max_json_depth": settings.max_json_depth,
         "max_ttl_seconds": settings.max_ttl_seconds,
         "max_entity_value_bytes": MAX_ENTITY_VALUE_BYTES,
+        "max_batch_write_entities": settings.max_batch_write_entities,
+        "max_batch_write_body_bytes": settings.max_batch_write_body_bytes,
     }
 
 

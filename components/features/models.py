@@ -126,6 +126,10 @@ class OneMetaSpelling(BaseModel):
         return data
 
 
+EventTime = Annotated[datetime, BeforeValidator(_date_time_text)]
+"""An ISO 8601 date-time; naive = UTC."""
+
+
 class ReadMeta(BaseModel):
     source: MetaText | None = None
     max_age_seconds: MaxAgeSeconds | None = Field(None, description=MAX_AGE_DESCRIPTION, examples=[3600])
@@ -135,7 +139,7 @@ class WriteMeta(BaseModel):
     source: MetaText | None = Field(None, description="The writer; must be an allowed writer.")
     compute_id: MetaText | None = Field(None, description="The job run that computed the features.")
     ttl: StrictInt | None = Field(None, gt=0, description="Seconds the written categories stay valid.")
-    event_time: Annotated[datetime, BeforeValidator(_date_time_text)] | None = Field(
+    event_time: EventTime | None = Field(
         None,
         description="When the data was true (ISO 8601); older writes than the stored one are skipped. Naive = UTC.",
     )

@@ -1,6 +1,5 @@
 """Rules beyond pydantic's types: entity types, the category whitelist, writers, feature lists, limits."""
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,14 +8,21 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-from components.features.flows import EntityFeatures, FeatureFlows, FeatureSelection, WriteOutcome
-from components.features.models import NAME_PATTERN, has_unsafe_characters
+from components.features.flows import (
+    DeleteOutcome,
+    EntityFeatures,
+    EntityInput,
+    FeatureFlows,
+    FeatureSelection,
+    WriteOutcome,
+)
+from components.features.models import NAME_PATTERN
 from components.features.registry import Registry
 from components.features.store.base import StoredCategory
+from components.features.values import ValueChecker
 from core.auth import Principal
-from core.exceptions import Forbidden, InvalidRequest, NotFound, SourceRequired
+from core.exceptions import FeatureStoreError, Forbidden, InvalidRequest, NotFound, SourceRequired
 from core.request_context import annotate_request
-from core.serialization import MAX_INT, MIN_INT
 from core.settings import EntityType, Settings
 
 _NAME_CHARS = NAME_PATTERN.removeprefix("^").removesuffix("$")
@@ -35,6 +41,22 @@ class CategoryInput:
     loc: tuple[str | int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class BatchEntityInput:
+    """One entity of a bulk write, its meta fields resolved (the request's, overridden by its own)."""
+
+    entity_value: str
+    categories: Sequence[CategoryInput]
+    source: str | None
+    compute_id: str | None
+    ttl: int | None
+    event_time: datetime | None
+    loc: tuple[str | int, ...]
+    """Where the entity sits in the body."""
+    ttl_loc: tuple[str | int, ...]
+    """Where its ttl came from: its own `meta`, or the request's."""
+
+
 class FeatureService:
     def __init__(
         self, settings: Settings, flows: FeatureFlows, registry: Registry, *, store_max_categories_per_write: int
@@ -48,6 +70,7 @@ class FeatureService:
         self.entity_types = settings.entity_types
         self.allowed_categories = registry.names
         self.allowed_writers = frozenset(settings.write_allowed_sources)
+        self.values = ValueChecker(settings.max_string_bytes, settings.max_json_depth)
         self._parsed_feature_list = lru_cache(maxsize=PARSED_FEATURE_LISTS)(self._parse_feature_list)
 
     def entity_type(self, name: str, loc: Sequence[str]) -> EntityType:
@@ -134,28 +157,21 @@ class FeatureService:
         annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted), entities=len(entity_values))
         return await self.flows.read_batch(entity_type, entity_values, selection, max_age)
 
-    async def write(
+    def _check_write(
         self,
-        entity_type_name: str,
-        entity_value: str,
+        entity_type: EntityType,
         categories: Sequence[CategoryInput],
-        *,
-        source: str | None,
-        writer: Principal | None,
-        compute_id: str | None,
         ttl: int | None,
-        event_time: datetime | None,
-    ) -> WriteOutcome:
-        """Validate the whole request first (422), then the writer (403), then commit.
-
-        `writer` is the API key's principal, None when keys are off.
-        """
-        entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
+        loc: tuple[str | int, ...],
+        ttl_loc: tuple[str | int, ...] = ("body", "meta", "ttl"),
+    ) -> None:
+        """The rules of one entity's write beyond pydantic (422); `loc`: where the entity sits in the body,
+        `ttl_loc`: the `meta` that gave its ttl."""
         limit = self.max_categories_per_write
         if len(categories) > limit:
             raise InvalidRequest(
                 f"a write may hold at most {limit} categories; this one holds {len(categories)}",
-                ("body", "data", "feature_list"),
+                (*loc, "feature_list"),
             )
         seen: set[str] = set()
         for item in categories:
@@ -173,15 +189,33 @@ class FeatureService:
         if total > self.settings.max_features_per_write:
             raise InvalidRequest(
                 f"a write may hold at most {self.settings.max_features_per_write} features; this one holds {total}",
-                ("body", "data"),
+                loc,
             )
         for item in categories:
-            for name, value in item.features.items():
-                self._check_value(value, (*item.loc, "features", name))
+            self.values.check_features(item.features, item.loc)
             self.registry.check_features(item.category, item.features, item.loc, entity_type=entity_type.name)
-        annotate_request(entity_type=entity_type.name, categories=[item.category for item in categories])
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
-            raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
+            raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ttl_loc)
+
+    async def write(
+        self,
+        entity_type_name: str,
+        entity_value: str,
+        categories: Sequence[CategoryInput],
+        *,
+        source: str | None,
+        writer: Principal | None,
+        compute_id: str | None,
+        ttl: int | None,
+        event_time: datetime | None,
+    ) -> WriteOutcome:
+        """Validate the whole request first (422), then the writer (403), then commit.
+
+        `writer` is the API key's principal, None when keys are off.
+        """
+        entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
+        self._check_write(entity_type, categories, ttl, ("body", "data"))
+        annotate_request(entity_type=entity_type.name, categories=[item.category for item in categories])
         source = self._authorise_writer(source, writer, categories)
         return await self.flows.write(
             entity_type,
@@ -192,6 +226,76 @@ class FeatureService:
             ttl=ttl,
             event_time=event_time,
         )
+
+    async def write_batch(
+        self, entity_type_name: str, entities: Sequence["BatchEntityInput"], writer: Principal | None
+    ) -> list[WriteOutcome | FeatureStoreError]:
+        """The request as a whole first (422: entity type, size, duplicates); then each entity judged on its
+        own as `write` judges one, its refusal (422, 403) or its store's failure kept in its place."""
+        entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
+        limit = self.settings.max_batch_write_entities
+        if len(entities) > limit:
+            raise InvalidRequest(
+                f"entities holds {len(entities)} entities; the limit is {limit}: split the write",
+                ("body", "data", "entities"),
+            )
+        seen: set[str] = set()
+        for index, entity in enumerate(entities):
+            if entity.entity_value in seen:
+                raise InvalidRequest(
+                    f"entity_value {entity.entity_value[:200]!r} appears more than once: send each entity once",
+                    ("body", "data", "entities", index, "entity_value"),
+                )
+            seen.add(entity.entity_value)
+        annotate_request(entity_type=entity_type.name, entities=len(entities))
+        refused: list[FeatureStoreError | None] = []
+        accepted: list[EntityInput] = []
+        for entity in entities:
+            try:
+                self._check_write(entity_type, entity.categories, entity.ttl, entity.loc, entity.ttl_loc)
+                source = self._authorise_writer(entity.source, writer, entity.categories)
+            except FeatureStoreError as exc:
+                refused.append(exc)
+                continue
+            refused.append(None)
+            accepted.append(
+                EntityInput(
+                    entity.entity_value,
+                    {item.category: item.features for item in entity.categories},
+                    source,
+                    entity.compute_id,
+                    entity.ttl,
+                    entity.event_time,
+                )
+            )
+        written = iter(await self.flows.write_many(entity_type, accepted))
+        return [next(written) if error is None else error for error in refused]
+
+    async def delete(
+        self,
+        entity_type_name: str,
+        entity_value: str,
+        categories: Sequence[str],
+        writer: Principal | None,
+        event_time: datetime | None,
+    ) -> DeleteOutcome:
+        """Each category named must be allowed (422) and, with API keys, one the key may write (403);
+        none named means every category, which only a key that may write every category may delete."""
+        entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
+        wanted = list(dict.fromkeys(categories))
+        for category in wanted:
+            self._check_category(category, ("query", "category"))
+        if writer is not None:
+            if not wanted and writer.categories is not None:
+                raise Forbidden(
+                    f"key {writer.name!r} may delete only the categories it may write: name them with `category=`"
+                )
+            denied = [category for category in wanted if not writer.may_write(category)]
+            if denied:
+                raise Forbidden(f"key {writer.name!r} may not delete categories {denied}")
+        annotate_request(entity_type=entity_type.name, categories=wanted)
+        source = writer.sources[0] if writer is not None else None
+        return await self.flows.delete(entity_type, entity_value, wanted or None, source=source, event_time=event_time)
 
     def _authorise_writer(
         self, source: str | None, writer: Principal | None, categories: Sequence[CategoryInput]
@@ -221,43 +325,3 @@ class FeatureService:
         if denied:
             raise Forbidden(f"source {source!r} is not among the registry's writers of categories {denied}")
         return source
-
-    def _check_string(self, text: str, loc: tuple) -> None:
-        limit = self.settings.max_string_bytes
-        if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
-            raise InvalidRequest(f"string longer than {limit} UTF-8 bytes", loc)
-        if any("\ud800" <= char <= "\udfff" for char in text):
-            raise InvalidRequest("string holds an unpaired surrogate", loc)
-
-    def _check_value(self, value: Any, loc: tuple) -> None:
-        """Reject what cannot round-trip exactly: NaN/Infinity, integers past 64 bits, unsafe text, deep nesting.
-
-        Walks with an explicit stack, so no depth setting can exhaust Python's recursion limit.
-        """
-        max_depth = self.settings.max_json_depth
-        stack: list[tuple[Any, tuple, int]] = [(value, loc, 0)]
-        while stack:
-            value, loc, depth = stack.pop()
-            if isinstance(value, str):
-                self._check_string(value, loc)
-            elif isinstance(value, bool) or value is None:
-                continue
-            elif isinstance(value, int):
-                if not MIN_INT <= value <= MAX_INT:
-                    raise InvalidRequest("integer outside the 64-bit range; send it as a string", loc)
-            elif isinstance(value, float):
-                if not math.isfinite(value):
-                    raise InvalidRequest("NaN and Infinity are not valid JSON numbers", loc)
-            elif isinstance(value, (list, dict)):
-                if depth >= max_depth:
-                    raise InvalidRequest(f"value nested deeper than {max_depth} levels", loc)
-                if isinstance(value, dict):
-                    for key, item in value.items():
-                        self._check_string(key, loc)
-                        if has_unsafe_characters(key):
-                            raise InvalidRequest("object key holds control characters", loc)
-                        stack.append((item, (*loc, key), depth + 1))
-                else:
-                    stack.extend((item, (*loc, index), depth + 1) for index, item in enumerate(value))
-            else:
-                raise InvalidRequest(f"unsupported value type {type(value).__name__}", loc)
