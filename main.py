@@ -12,6 +12,7 @@ from api.docs import add_offline_docs
 from api.errors import register_error_handlers
 from api.names import document_names
 from api.v1 import earlier, limits, registry, routes
+from api.values import document_values
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(earlier.writes)
     app.include_router(routes.probes)
     document_names(app, settings.entity_types, runtime.registry.names)
+    document_values(app, settings)
     if settings.docs_enabled:
         add_offline_docs(app)  # after the API's routes, so matching an API request never tries them
     app.add_middleware(

@@ -11,8 +11,10 @@ of every operation checks), and refuses with a 422:
 
 Aliases: `table_type` is the earlier API's name for `entity_type`, accepted by every operation that
 declares `entity_type`. It is renamed here, before FastAPI reads the parameters, so the operation
-declares one parameter and pays for one (FastAPI resolves each declared parameter on every request);
-OpenAPI documents the alias beside it.
+declares one parameter and pays for one (FastAPI resolves each declared parameter on every request).
+OpenAPI names the alias in the description of the parameter it stands for, not as a parameter of its
+own: a document listing both would declare valid a request giving both with different values, which
+is refused (and a client generated from it would take two arguments for one thing).
 
 A request without a query string pays one dictionary lookup. The docs pages (`/docs`, `/redoc`,
 `/openapi.json`) are not API routes and accept any query string.
@@ -36,7 +38,6 @@ MAX_REPORTED = 20
 """Most refused parameters one error lists; a query string can hold thousands."""
 QUERY_ALIASES = {"table_type": "entity_type"}
 """Alias -> the parameter it stands for, on every operation that declares that parameter."""
-ALIAS_DESCRIPTIONS = {"table_type": "The earlier API's name for `entity_type`; if both are given they must agree."}
 
 
 @dataclass(frozen=True)
@@ -129,19 +130,6 @@ class StrictQueryRoute(APIRoute):
         responses = {**errors(422), **(kwargs.get("responses") or {})}
         kwargs["responses"] = with_request_id(responses, kwargs.get("status_code") or 200)
         super().__init__(path, endpoint, **kwargs)
-        documented = [
-            {
-                "name": alias,
-                "in": "query",
-                "required": False,
-                "description": ALIAS_DESCRIPTIONS[alias],
-                "schema": {"type": "string", "maxLength": 128},
-            }
-            for alias in query_names(self.dependant).aliases
-        ]
-        if documented:
-            extra = self.openapi_extra or {}
-            self.openapi_extra = {**extra, "parameters": [*extra.get("parameters", ()), *documented]}
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
