@@ -12,6 +12,7 @@ from api.docs import add_offline_docs
 from api.errors import register_error_handlers
 from api.names import document_names
 from api.v1 import earlier, limits, registry, routes
+from api.v1.routes import BULK_WRITE_PATH
 from api.values import document_values
 from components.runtime import Runtime
 from core import VERSION
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_limits={BULK_WRITE_PATH: settings.max_batch_write_body_bytes},
         slow_request_ms=settings.slow_request_ms,
         cors=cors_for(settings),
     )

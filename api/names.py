@@ -17,6 +17,7 @@ BODY_FIELDS = {
     "GetItemsData": ("entity_type",),
     "GetBatchData": ("entity_type",),
     "WriteData": ("entity_type", "category"),
+    "BatchWriteData": ("entity_type",),
     "CategoryFeatures": ("category",),
 }
 """Request-body properties naming an entity type or a category, by component schema."""
@@ -24,11 +25,14 @@ PARAMETERS = ("entity_type", "category")
 
 
 def _with_enum(schema: dict[str, Any], values: list[str]) -> dict[str, Any]:
-    """The string branch of `schema` (itself, or the string option of an `anyOf` with null) limited to `values`."""
+    """The string branch of `schema` (itself, the string option of an `anyOf` with null, or an array's items)
+    limited to `values`."""
     if "anyOf" in schema:
         return {**schema, "anyOf": [_with_enum(option, values) for option in schema["anyOf"]]}
     if schema.get("type") == "string":
         return {**schema, "enum": values}
+    if schema.get("type") == "array" and "items" in schema:
+        return {**schema, "items": _with_enum(schema["items"], values)}
     return schema
 
 

@@ -65,7 +65,9 @@ class Runtime:
             max_backoff_seconds=settings.outbox_max_backoff_seconds,
             gauge_seconds=settings.outbox_gauge_seconds,
         )
-        self.flows = FeatureFlows(self.store, self.relay, self.registry.default_ttl)
+        self.flows = FeatureFlows(
+            self.store, self.relay, self.registry.default_ttl, tombstone_seconds=settings.delete_tombstone_seconds
+        )
         self.service = FeatureService(
             settings, self.flows, self.registry, store_max_categories_per_write=self.store.max_categories_per_write
         )

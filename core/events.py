@@ -21,6 +21,8 @@ from core.exceptions import ConfigurationError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "feature_trigger.avsc"
 EVENT_TYPE = "feature_available"
+DELETED_EVENT_TYPE = "feature_deleted"
+"""A category's data removed (`DELETE /api/v1/items/{id}`); `features` names what it held."""
 RESOURCE_TYPE = "feature"
 
 logger = logging.getLogger("feature_store.events")
@@ -46,12 +48,14 @@ def feature_available_event(
     compute_id: str | None,
     timestamp_iso: str,
     timestamp_epoch: float,
+    event_type: str = EVENT_TYPE,
 ) -> OutboxEvent:
-    """The event announcing one category written, keyed per entity so a partition keeps its order."""
+    """The event announcing one category written (or, with `DELETED_EVENT_TYPE`, deleted), keyed per
+    entity so a partition keeps its order."""
     event_id = str(uuid.uuid4())
     payload = {
         "event_id": event_id,
-        "event_type": EVENT_TYPE,
+        "event_type": event_type,
         "timestamp": timestamp_iso,
         "entity_type": entity_type,
         "entity_id": entity_value,

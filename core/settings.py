@@ -26,6 +26,8 @@ DEFAULT_CATEGORIES = (
 )
 DYNAMODB_MAX_VALUE_DEPTH = 30
 """DynamoDB nests at most 32 levels; a feature value sits inside `features.data`."""
+BATCH_BODY_BYTES_PER_ENTITY = 32 * 1024
+"""Body bytes a bulk write may spend per entity it may hold: 16 MiB for the default 500 entities."""
 
 
 class Environment(StrEnum):
@@ -160,6 +162,8 @@ class Settings(BaseSettings):
     )
     """BatchGetItem requests (100 keys each) one batch read keeps in flight, and outbox claims the relay
     makes at once. `DYNAMODB_BATCH_THREADS`, its name when these ran in threads, still sets it."""
+    dynamodb_write_concurrency: int = Field(16, gt=0)
+    """Entities one bulk write commits at once (one TransactWriteItems each)."""
     dynamodb_max_connections: int = Field(64, gt=0)
     """Connections the DynamoDB client keeps to DynamoDB (per process); calls beyond wait for a free one,
     at most the connect plus read timeout."""
@@ -178,6 +182,9 @@ class Settings(BaseSettings):
     max_feature_list: int = Field(1000, gt=0)
     """Most `category:feature` entries in one read request."""
     max_batch_entities: int = Field(1000, gt=0)
+    max_batch_write_entities: int = Field(500, gt=0)
+    """Most entities in one bulk write (`POST /api/v1/items/batch`); its body may hold
+    `BATCH_BODY_BYTES_PER_ENTITY` bytes per entity (never less than MAX_BODY_BYTES)."""
     max_categories_per_write: int = Field(25, gt=0)
     max_features_per_category: int = Field(1000, gt=0)
     max_features_per_write: int = Field(5000, gt=0)
@@ -187,6 +194,9 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(16, gt=0, le=128)
     """Deepest nesting of lists and objects inside one feature value (orjson stores at most 254 levels)."""
     max_ttl_seconds: int = Field(10 * 365 * 24 * 3600, gt=0)
+    delete_tombstone_seconds: int = Field(7 * 24 * 3600, gt=0)
+    """How long a deleted category is remembered, so a write with an older `event_time` cannot bring
+    its data back."""
 
     kafka_broker_url: str = ""
     schema_registry: str = ""
@@ -424,6 +434,11 @@ class Settings(BaseSettings):
                 name="account_id", table=self.dynamodb_table_account_id, key_attribute=self.dynamodb_key_account_id
             ),
         }
+
+    @property
+    def max_batch_write_body_bytes(self) -> int:
+        """The bulk write's body limit: it scales with MAX_BATCH_WRITE_ENTITIES."""
+        return max(self.max_body_bytes, self.max_batch_write_entities * BATCH_BODY_BYTES_PER_ENTITY)
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ Order within the pass, as each concern needs it:
 """
 
 import logging
+from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
 
@@ -29,10 +30,20 @@ logger = logging.getLogger("feature_store.errors")
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, slow_request_ms: float, cors: CORSWrapper) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        slow_request_ms: float,
+        cors: CORSWrapper,
+        body_limits: Mapping[str, int] | None = None,
+    ) -> None:
+        """`body_limits`: paths whose bodies may be larger (or must be smaller) than `max_body_bytes`."""
         self.app = cors(app)
         self.cors = cors
         self.max_body_bytes = max_body_bytes
+        self.body_limits = dict(body_limits or {})
         self.slow_request_ms = slow_request_ms
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,11 +68,12 @@ class RequestMiddleware:
         try:
             try:
                 if scope["method"] in METHODS_WITH_BODY:
-                    refused = refusal(scope, self.max_body_bytes)
+                    limit = self.body_limits.get(scope["path"], self.max_body_bytes)
+                    refused = refusal(scope, limit)
                     if refused is not None:
                         await self.cors(exception_response(refused))(scope, receive, send_with_id)
                         return
-                    receive = limited(receive, self.max_body_bytes)
+                    receive = limited(receive, limit)
                 await self.app(scope, receive, send_with_id)
             finally:
                 request_log_fields_var.reset(fields_token)

@@ -4,8 +4,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from components.features.store.base import CategoryWrite
-from core.events import feature_available_event
+from components.features.store.base import TOMBSTONE, CategoryWrite, Erasure
+from core.events import DELETED_EVENT_TYPE, OutboxEvent, feature_available_event
 from core.timeutils import epoch_to_iso
 
 
@@ -70,6 +70,27 @@ def make_write(
         "event_time": event_time,
     }
     return CategoryWrite(category, data, metadata, event_time, expires_at, event)
+
+
+def make_erasure(*categories: str, event_time: str = LATER, expires_at: float | None = None) -> Erasure:
+    """A deletion of entity `bright_uid` `user-1`'s categories (every one when none is named), as the flows
+    hand it to a store."""
+
+    def event(category: str, features: list[str]) -> OutboxEvent:
+        return feature_available_event(
+            entity_type="bright_uid",
+            entity_value="user-1",
+            category=category,
+            features=sorted(features),
+            compute_id=None,
+            timestamp_iso=LATER,
+            timestamp_epoch=time.time(),
+            event_type=DELETED_EVENT_TYPE,
+        )
+
+    expires = expires_at if expires_at is not None else time.time() + 3600
+    metadata = {"updated_at": LATER, "source": None, "event_time": event_time, TOMBSTONE: LATER}
+    return Erasure(list(categories) or None, event_time, metadata, expires, event)
 
 
 CLOCK_START = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)

@@ -13,16 +13,19 @@ every request, and each dependency costs FastAPI a resolution step per request.
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from pydantic import StringConstraints
 
 from api.auth import Writer, require_admin
 from api.responses import errors
 from api.routing import StrictQueryRoute
+from components.features.bulk_models import BatchWriteRequest, BatchWriteResponse, DeleteResponse
 from components.features.controller import FeatureController
 from components.features.models import (
     MAX_AGE_DESCRIPTION,
     BatchResponse,
     CategoryItemResponse,
     EntityValue,
+    EventTime,
     FeaturesResponse,
     GetBatchRequest,
     GetItemsRequest,
@@ -121,6 +124,58 @@ async def write_features(request: Request, body: Annotated[WriteRequest, Body()]
     category written with a `feature_available` event. With API keys on, the key must have
     `features:write` and decides the source and the categories it may write."""
     return await controller_of(request).write(body, writer)
+
+
+BULK_WRITE_PATH = "/api/v1/items/batch"
+"""Its body limit scales with MAX_BATCH_WRITE_ENTITIES (`Settings.max_batch_write_body_bytes`)."""
+
+
+@writes.post(
+    BULK_WRITE_PATH.removeprefix(writes.prefix),
+    operation_id="write_batch",
+    response_model=BatchWriteResponse,
+    responses=errors(401, 403, 413, 415, 422, 429),
+    summary="Write features of many entities",
+)
+async def write_batch(
+    request: Request, body: Annotated[BatchWriteRequest, Body()], writer: Writer
+) -> JSONBytesResponse:
+    """Each entity is written as `POST /api/v1/items` writes one: atomically on its own, with its events.
+    An entity refused (a category not allowed, a type the registry refuses, a writer not allowed) or
+    that the store failed to write gets an `error` and nothing written; the others are written. A
+    malformed request, or more entities than `MAX_BATCH_WRITE_ENTITIES`, is a 422 and writes nothing."""
+    return await controller_of(request).write_batch(body, writer)
+
+
+@writes.delete(
+    "/items/{entity_value}",
+    operation_id="delete_features",
+    response_model=DeleteResponse,
+    responses=errors(401, 403, 422, 429, 503),
+    summary="Delete categories of one entity",
+)
+async def delete_features(
+    request: Request,
+    entity_value: Annotated[EntityValue, Path(examples=["user-123"])],
+    writer: Writer,
+    entity_type: EntityTypeQuery = "bright_uid",
+    category: Annotated[
+        list[Annotated[str, StringConstraints(max_length=128)]],
+        Query(description="A category to delete; repeat for more. None: every category of the entity."),
+    ] = [],  # noqa: B006 - FastAPI copies a default, never shares it
+    event_time: Annotated[
+        EventTime | None,
+        Query(
+            description="When the deletion took effect (ISO 8601; `+` as `%2B`); default: now. Categories "
+            "holding newer data are left alone; writes older than it are skipped while the deletion is remembered."
+        ),
+    ] = None,
+) -> JSONBytesResponse:
+    """Removes the data of the categories, each announced with a `feature_deleted` event naming the
+    features removed, and remembers each deletion for `DELETE_TOMBSTONE_SECONDS`. Deleting what is not
+    there answers 200 with an empty `categories_deleted`. Needs `features:write` with API keys on, and
+    a key may delete only the categories it may write (every category: only a key granted `*`)."""
+    return await controller_of(request).delete(entity_value, entity_type, category, writer, event_time)
 
 
 @probes.get("/health", operation_id="health", response_model=HealthResponse, summary="Liveness")

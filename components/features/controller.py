@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from components.features.bulk_models import BatchWriteRequest
 from components.features.flows import EntityFeatures
 from components.features.models import (
     CategoryFeatures,
@@ -19,10 +20,10 @@ from components.features.models import (
     WriteMeta,
     WriteRequest,
 )
-from components.features.services import WILDCARD, CategoryInput, FeatureService
+from components.features.services import WILDCARD, BatchEntityInput, CategoryInput, FeatureService
 from components.features.store.base import StoredCategory
 from core.auth import Principal
-from core.exceptions import Forbidden, SourceRequired
+from core.exceptions import FeatureStoreError, Forbidden, SourceRequired
 from core.serialization import JSONBytesResponse, dumps
 
 
@@ -101,6 +102,71 @@ class FeatureController:
             "entity_type": data.entity_type,
             "categories_updated": outcome.categories_updated,
             "categories_skipped": outcome.categories_skipped,
+            "timestamp": outcome.timestamp,
+        }
+        return JSONBytesResponse(dumps(body))
+
+    async def write_batch(self, request: BatchWriteRequest, writer: Principal | None) -> JSONBytesResponse:
+        data, shared = request.data, request.meta
+        entities = []
+        for index, entity in enumerate(data.entities):
+            loc = ("body", "data", "entities", index)
+            own = entity.meta
+            meta = (
+                shared if own is None else shared.model_copy(update={n: getattr(own, n) for n in own.model_fields_set})
+            )
+            categories = [
+                CategoryInput(item.category, item.features, (*loc, "feature_list", position))
+                for position, item in enumerate(entity.feature_list)
+            ]
+            entities.append(
+                BatchEntityInput(
+                    entity.entity_value, categories, meta.source, meta.compute_id, meta.ttl, meta.event_time, loc
+                )
+            )
+        outcomes = await self.service.write_batch(data.entity_type, entities, writer)
+        results: list[dict[str, Any]] = []
+        for entity, outcome in zip(data.entities, outcomes, strict=True):
+            if isinstance(outcome, FeatureStoreError):
+                results.append(
+                    {
+                        "entity_value": entity.entity_value,
+                        "categories_updated": [],
+                        "categories_skipped": [],
+                        "error": {"error": outcome.error, "detail": outcome.detail},
+                    }
+                )
+            else:
+                results.append(
+                    {
+                        "entity_value": entity.entity_value,
+                        "categories_updated": outcome.categories_updated,
+                        "categories_skipped": outcome.categories_skipped,
+                        "error": None,
+                    }
+                )
+        failed = sum(isinstance(outcome, FeatureStoreError) for outcome in outcomes)
+        body = {
+            "entity_type": data.entity_type,
+            "results": results,
+            "written": len(outcomes) - failed,
+            "failed": failed,
+        }
+        return JSONBytesResponse(dumps(body))
+
+    async def delete(
+        self,
+        entity_value: str,
+        entity_type: str,
+        categories: Sequence[str],
+        writer: Principal | None,
+        event_time: datetime | None,
+    ) -> JSONBytesResponse:
+        outcome = await self.service.delete(entity_type, entity_value, categories, writer, event_time)
+        body = {
+            "entity_value": entity_value,
+            "entity_type": entity_type,
+            "categories_deleted": outcome.categories_deleted,
             "timestamp": outcome.timestamp,
         }
         return JSONBytesResponse(dumps(body))

@@ -6,8 +6,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from components.features.store.base import CategoryWrite, OnlineStore, StoredCategory, Wanted
-from core.events import feature_available_event
+from components.features.store.base import (
+    TOMBSTONE,
+    CategoryWrite,
+    EntityWrite,
+    Erasure,
+    OnlineStore,
+    StoredCategory,
+    Wanted,
+    is_tombstone,
+)
+from core.events import DELETED_EVENT_TYPE, OutboxEvent, feature_available_event
+from core.exceptions import FeatureStoreError
 from core.metrics import metrics
 from core.outbox import OutboxRelay
 from core.settings import EntityType
@@ -40,6 +50,25 @@ class WriteOutcome:
     timestamp: str
 
 
+@dataclass(frozen=True, slots=True)
+class EntityInput:
+    """One entity of a bulk write, its meta fields resolved (the request's, overridden by its own)."""
+
+    entity_value: str
+    categories: Mapping[str, dict[str, Any]]
+    """Category -> features, in the request's order."""
+    source: str
+    compute_id: str | None
+    ttl: int | None
+    event_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOutcome:
+    categories_deleted: list[str]
+    timestamp: str
+
+
 def _age_seconds(stored: StoredCategory, now: float) -> float | None:
     """Seconds since the data's `event_time` (the write time when none was given); None if unknown."""
     event_time = stored.metadata.get("event_time") or stored.metadata.get("updated_at")
@@ -50,8 +79,10 @@ def _age_seconds(stored: StoredCategory, now: float) -> float | None:
 
 
 def _is_fresh(stored: StoredCategory, now: float, max_age: float | None = None) -> bool:
-    """Not expired, and when the read bounds the age (`max_age_seconds`), no older than that."""
+    """Not deleted nor expired, and when the read bounds the age (`max_age_seconds`), no older than that."""
     if stored.expires_at_epoch is not None and now >= stored.expires_at_epoch:
+        return False
+    if is_tombstone(stored):
         return False
     if max_age is None:
         return True
@@ -96,9 +127,12 @@ class FeatureFlows:
         relay: OutboxRelay,
         default_ttl: Mapping[str, int],
         clock: Callable[[], float] = time.time,
+        tombstone_seconds: int = 7 * 24 * 3600,
     ) -> None:
-        """`clock` (epoch seconds) stamps writes and decides freshness; tests move it."""
+        """`clock` (epoch seconds) stamps writes and decides freshness; tests move it. `tombstone_seconds`:
+        how long a deleted category is remembered."""
         self.clock = clock
+        self.tombstone_seconds = tombstone_seconds
         self.store = store
         self.relay = relay
         self.default_ttl = default_ttl
@@ -152,6 +186,54 @@ class FeatureFlows:
             metrics.incr("read.unavailable_category", unavailable, entity_type=entity_type.name)
         return results
 
+    def _category_writes(
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        categories: Mapping[str, dict[str, Any]],
+        *,
+        source: str | None,
+        compute_id: str | None,
+        ttl: int | None,
+        event_time: datetime | None,
+        now: datetime,
+    ) -> list[CategoryWrite]:
+        """Each category's replacement with its stamped metadata and its `feature_available` event."""
+        now_iso = isoformat(now)
+        event_time_iso = isoformat(event_time) if event_time is not None else now_iso
+        writes = []
+        for category, features in categories.items():
+            category_ttl = ttl if ttl is not None else self.default_ttl.get(category)
+            expires = now + timedelta(seconds=category_ttl) if category_ttl is not None else None
+            metadata = {
+                "updated_at": now_iso,
+                "source": source,
+                "compute_id": compute_id,
+                "ttl": category_ttl,
+                "expires_at": isoformat(expires) if expires is not None else None,
+                "event_time": event_time_iso,
+            }
+            event = feature_available_event(
+                entity_type=entity_type.name,
+                entity_value=entity_value,
+                category=category,
+                features=list(features),
+                compute_id=compute_id,
+                timestamp_iso=now_iso,
+                timestamp_epoch=now.timestamp(),
+            )
+            writes.append(
+                CategoryWrite(
+                    category=category,
+                    data=features,
+                    metadata=metadata,
+                    event_time=event_time_iso,
+                    expires_at_epoch=expires.timestamp() if expires is not None else None,
+                    event=event,
+                )
+            )
+        return writes
+
     async def write(
         self,
         entity_type: EntityType,
@@ -168,46 +250,108 @@ class FeatureFlows:
         `categories` maps each category to its features, in the request's order."""
         with metrics.timer("write.multi_category", entity_type=entity_type.name):
             now = datetime.fromtimestamp(self.clock(), UTC)
+            writes = self._category_writes(
+                entity_type,
+                entity_value,
+                categories,
+                source=source,
+                compute_id=compute_id,
+                ttl=ttl,
+                event_time=event_time,
+                now=now,
+            )
+            skipped = await self.store.write(entity_type, entity_value, writes, isoformat(now))
+        if len(skipped) < len(writes):
+            self.relay.notify()
+        return _outcome(categories, skipped, isoformat(now))
+
+    async def write_many(
+        self, entity_type: EntityType, entities: Sequence[EntityInput]
+    ) -> list[WriteOutcome | FeatureStoreError]:
+        """`write` for each entity, each atomic on its own, handed to the store together so it can commit
+        them at once; per entity, in order, its outcome or the error that kept all of it out."""
+        with metrics.timer("write.bulk", entity_type=entity_type.name):
+            now = datetime.fromtimestamp(self.clock(), UTC)
             now_iso = isoformat(now)
-            now_epoch = now.timestamp()
+            writes = [
+                EntityWrite(
+                    entity.entity_value,
+                    self._category_writes(
+                        entity_type,
+                        entity.entity_value,
+                        entity.categories,
+                        source=entity.source,
+                        compute_id=entity.compute_id,
+                        ttl=entity.ttl,
+                        event_time=entity.event_time,
+                        now=now,
+                    ),
+                )
+                for entity in entities
+            ]
+            results = await self.store.write_many(entity_type, writes, now_iso) if writes else []
+        outcomes: list[WriteOutcome | FeatureStoreError] = [
+            result if isinstance(result, FeatureStoreError) else _outcome(entity.categories, result, now_iso)
+            for entity, result in zip(entities, results, strict=True)
+        ]
+        if any(isinstance(outcome, WriteOutcome) and outcome.categories_updated for outcome in outcomes):
+            self.relay.notify()
+        failed = sum(isinstance(outcome, FeatureStoreError) for outcome in outcomes)
+        metrics.incr("write.bulk.entities", len(outcomes) - failed, entity_type=entity_type.name)
+        if failed:
+            metrics.incr("write.bulk.failed", failed, entity_type=entity_type.name)
+        return outcomes
+
+    async def delete(
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        categories: Sequence[str] | None,
+        *,
+        source: str | None,
+        event_time: datetime | None,
+    ) -> DeleteOutcome:
+        """Replace the categories' data with tombstones kept for `tombstone_seconds`, each with a
+        `feature_deleted` event naming the features removed; then wake the relay."""
+        with metrics.timer("delete", entity_type=entity_type.name):
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            now_iso = isoformat(now)
+            expires = now + timedelta(seconds=self.tombstone_seconds)
             event_time_iso = isoformat(event_time) if event_time is not None else now_iso
-            writes = []
-            for category, features in categories.items():
-                category_ttl = ttl if ttl is not None else self.default_ttl.get(category)
-                expires = now + timedelta(seconds=category_ttl) if category_ttl is not None else None
-                metadata = {
-                    "updated_at": now_iso,
-                    "source": source,
-                    "compute_id": compute_id,
-                    "ttl": category_ttl,
-                    "expires_at": isoformat(expires) if expires is not None else None,
-                    "event_time": event_time_iso,
-                }
-                event = feature_available_event(
+            metadata = {
+                "updated_at": now_iso,
+                "source": source,
+                "compute_id": None,
+                "ttl": None,
+                "expires_at": isoformat(expires),
+                "event_time": event_time_iso,
+                TOMBSTONE: now_iso,
+            }
+
+            def event(category: str, features: list[str]) -> OutboxEvent:
+                return feature_available_event(
                     entity_type=entity_type.name,
                     entity_value=entity_value,
                     category=category,
-                    features=list(features),
-                    compute_id=compute_id,
+                    features=sorted(features),
+                    compute_id=None,
                     timestamp_iso=now_iso,
-                    timestamp_epoch=now_epoch,
+                    timestamp_epoch=now.timestamp(),
+                    event_type=DELETED_EVENT_TYPE,
                 )
-                writes.append(
-                    CategoryWrite(
-                        category=category,
-                        data=features,
-                        metadata=metadata,
-                        event_time=event_time_iso,
-                        expires_at_epoch=expires.timestamp() if expires is not None else None,
-                        event=event,
-                    )
-                )
-            skipped = await self.store.write(entity_type, entity_value, writes, now_iso)
-        if len(skipped) < len(writes):
+
+            erasure = Erasure(categories, event_time_iso, metadata, expires.timestamp(), event)
+            deleted = await self.store.delete(entity_type, entity_value, erasure)
+        if deleted:
             self.relay.notify()
-        skipped_set = set(skipped)
-        return WriteOutcome(
-            categories_updated=[category for category in categories if category not in skipped_set],
-            categories_skipped=skipped,
-            timestamp=now_iso,
-        )
+            metrics.incr("delete.categories", len(deleted), entity_type=entity_type.name)
+        return DeleteOutcome(deleted, now_iso)
+
+
+def _outcome(categories: Mapping[str, Any], skipped: list[str], timestamp: str) -> WriteOutcome:
+    skipped_set = set(skipped)
+    return WriteOutcome(
+        categories_updated=[category for category in categories if category not in skipped_set],
+        categories_skipped=skipped,
+        timestamp=timestamp,
+    )

@@ -9,12 +9,19 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-from components.features.flows import EntityFeatures, FeatureFlows, FeatureSelection, WriteOutcome
+from components.features.flows import (
+    DeleteOutcome,
+    EntityFeatures,
+    EntityInput,
+    FeatureFlows,
+    FeatureSelection,
+    WriteOutcome,
+)
 from components.features.models import NAME_PATTERN, has_unsafe_characters
 from components.features.registry import Registry
 from components.features.store.base import StoredCategory
 from core.auth import Principal
-from core.exceptions import Forbidden, InvalidRequest, NotFound, SourceRequired
+from core.exceptions import FeatureStoreError, Forbidden, InvalidRequest, NotFound, SourceRequired
 from core.request_context import annotate_request
 from core.serialization import MAX_INT, MIN_INT
 from core.settings import EntityType, Settings
@@ -32,6 +39,19 @@ class CategoryInput:
 
     category: str
     features: dict[str, Any]
+    loc: tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEntityInput:
+    """One entity of a bulk write, its meta fields resolved (the request's, overridden by its own)."""
+
+    entity_value: str
+    categories: Sequence[CategoryInput]
+    source: str | None
+    compute_id: str | None
+    ttl: int | None
+    event_time: datetime | None
     loc: tuple[str | int, ...]
 
 
@@ -134,28 +154,15 @@ class FeatureService:
         annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted), entities=len(entity_values))
         return await self.flows.read_batch(entity_type, entity_values, selection, max_age)
 
-    async def write(
-        self,
-        entity_type_name: str,
-        entity_value: str,
-        categories: Sequence[CategoryInput],
-        *,
-        source: str | None,
-        writer: Principal | None,
-        compute_id: str | None,
-        ttl: int | None,
-        event_time: datetime | None,
-    ) -> WriteOutcome:
-        """Validate the whole request first (422), then the writer (403), then commit.
-
-        `writer` is the API key's principal, None when keys are off.
-        """
-        entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
+    def _check_write(
+        self, entity_type: EntityType, categories: Sequence[CategoryInput], ttl: int | None, loc: tuple[str | int, ...]
+    ) -> None:
+        """The rules of one entity's write beyond pydantic (422); `loc`: where the entity sits in the body."""
         limit = self.max_categories_per_write
         if len(categories) > limit:
             raise InvalidRequest(
                 f"a write may hold at most {limit} categories; this one holds {len(categories)}",
-                ("body", "data", "feature_list"),
+                (*loc, "feature_list"),
             )
         seen: set[str] = set()
         for item in categories:
@@ -173,15 +180,34 @@ class FeatureService:
         if total > self.settings.max_features_per_write:
             raise InvalidRequest(
                 f"a write may hold at most {self.settings.max_features_per_write} features; this one holds {total}",
-                ("body", "data"),
+                loc,
             )
         for item in categories:
             for name, value in item.features.items():
                 self._check_value(value, (*item.loc, "features", name))
             self.registry.check_features(item.category, item.features, item.loc, entity_type=entity_type.name)
-        annotate_request(entity_type=entity_type.name, categories=[item.category for item in categories])
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
             raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
+
+    async def write(
+        self,
+        entity_type_name: str,
+        entity_value: str,
+        categories: Sequence[CategoryInput],
+        *,
+        source: str | None,
+        writer: Principal | None,
+        compute_id: str | None,
+        ttl: int | None,
+        event_time: datetime | None,
+    ) -> WriteOutcome:
+        """Validate the whole request first (422), then the writer (403), then commit.
+
+        `writer` is the API key's principal, None when keys are off.
+        """
+        entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
+        self._check_write(entity_type, categories, ttl, ("body", "data"))
+        annotate_request(entity_type=entity_type.name, categories=[item.category for item in categories])
         source = self._authorise_writer(source, writer, categories)
         return await self.flows.write(
             entity_type,
@@ -192,6 +218,76 @@ class FeatureService:
             ttl=ttl,
             event_time=event_time,
         )
+
+    async def write_batch(
+        self, entity_type_name: str, entities: Sequence["BatchEntityInput"], writer: Principal | None
+    ) -> list[WriteOutcome | FeatureStoreError]:
+        """The request as a whole first (422: entity type, size, duplicates); then each entity judged on its
+        own as `write` judges one, its refusal (422, 403) or its store's failure kept in its place."""
+        entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
+        limit = self.settings.max_batch_write_entities
+        if len(entities) > limit:
+            raise InvalidRequest(
+                f"entities holds {len(entities)} entities; the limit is {limit}: split the write",
+                ("body", "data", "entities"),
+            )
+        seen: set[str] = set()
+        for index, entity in enumerate(entities):
+            if entity.entity_value in seen:
+                raise InvalidRequest(
+                    f"entity_value {entity.entity_value[:200]!r} appears more than once: send each entity once",
+                    ("body", "data", "entities", index, "entity_value"),
+                )
+            seen.add(entity.entity_value)
+        annotate_request(entity_type=entity_type.name, entities=len(entities))
+        refused: list[FeatureStoreError | None] = []
+        accepted: list[EntityInput] = []
+        for entity in entities:
+            try:
+                self._check_write(entity_type, entity.categories, entity.ttl, entity.loc)
+                source = self._authorise_writer(entity.source, writer, entity.categories)
+            except FeatureStoreError as exc:
+                refused.append(exc)
+                continue
+            refused.append(None)
+            accepted.append(
+                EntityInput(
+                    entity.entity_value,
+                    {item.category: item.features for item in entity.categories},
+                    source,
+                    entity.compute_id,
+                    entity.ttl,
+                    entity.event_time,
+                )
+            )
+        written = iter(await self.flows.write_many(entity_type, accepted))
+        return [next(written) if error is None else error for error in refused]
+
+    async def delete(
+        self,
+        entity_type_name: str,
+        entity_value: str,
+        categories: Sequence[str],
+        writer: Principal | None,
+        event_time: datetime | None,
+    ) -> DeleteOutcome:
+        """Each category named must be allowed (422) and, with API keys, one the key may write (403);
+        none named means every category, which only a key that may write every category may delete."""
+        entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
+        wanted = list(dict.fromkeys(categories))
+        for category in wanted:
+            self._check_category(category, ("query", "category"))
+        if writer is not None:
+            if not wanted and writer.categories is not None:
+                raise Forbidden(
+                    f"key {writer.name!r} may delete only the categories it may write: name them with `category=`"
+                )
+            denied = [category for category in wanted if not writer.may_write(category)]
+            if denied:
+                raise Forbidden(f"key {writer.name!r} may not delete categories {denied}")
+        annotate_request(entity_type=entity_type.name, categories=wanted)
+        source = writer.sources[0] if writer is not None else None
+        return await self.flows.delete(entity_type, entity_value, wanted or None, source=source, event_time=event_time)
 
     def _authorise_writer(
         self, source: str | None, writer: Principal | None, categories: Sequence[CategoryInput]

@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel
 
 from api.v1.limits import LimitsResponse
-from components.features import models
+from components.features import bulk_models, models
 from core.error_envelope import error_code
 from core.exceptions import ERROR_CODES, FeatureStoreError
 from main import create_app
@@ -18,6 +18,8 @@ OPERATION_IDS = {
     ("post", "/api/v1/get/items"): "read_features",
     ("post", "/api/v1/get/items/batch"): "read_batch",
     ("post", "/api/v1/items"): "write_features",
+    ("post", "/api/v1/items/batch"): "write_batch",
+    ("delete", "/api/v1/items/{entity_value}"): "delete_features",
     ("post", "/api/v1/get/item/{entity_value}"): "read_features_earlier",
     ("post", "/api/v1/items/{entity_value}"): "write_features_earlier",
     ("get", "/api/v1/registry"): "registry",
@@ -40,6 +42,10 @@ RESPONSE_MODELS = [
     models.ErrorResponse,
     models.RegistryResponse,
     models.RegistryCategory,
+    bulk_models.BatchWriteResponse,
+    bulk_models.BatchWriteResult,
+    bulk_models.EntityError,
+    bulk_models.DeleteResponse,
 ]
 
 

@@ -22,6 +22,12 @@ BODIES = {
         "meta": {"source": "prediction_service"},
         "data": {"entity_value": "u", "category": "user_features", "features": {"a": 1}},
     },
+    "/api/v1/items/batch": {
+        "meta": {"source": "prediction_service"},
+        "data": {
+            "entities": [{"entity_value": "u", "feature_list": [{"category": "user_features", "features": {"a": 1}}]}]
+        },
+    },
     "/api/v1/get/item/{entity_value}": {"user_features": []},
     "/api/v1/items/{entity_value}": {"user_features": {"a": 1}},
 }

@@ -11,11 +11,12 @@ microseconds from the page cache) and sends writes, large batch reads and schema
 wait on fsync or locks, to a worker thread.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from core.events import OutboxEvent
+from core.exceptions import FeatureStoreError
 from core.outbox import OutboxStore
 from core.settings import EntityType
 
@@ -45,6 +46,39 @@ class CategoryWrite:
     """Ordering key: the write is skipped when the stored event_time is newer."""
     expires_at_epoch: float | None
     event: OutboxEvent
+
+
+@dataclass(frozen=True, slots=True)
+class EntityWrite:
+    """One entity's categories in a bulk write: committed together, independently of the other entities."""
+
+    entity_value: str
+    writes: Sequence[CategoryWrite]
+
+
+TOMBSTONE = "deleted_at"
+"""The metadata field that marks a deleted category's record: no features, kept until it expires so
+that a write with an older `event_time` is skipped. Reads treat it as absent."""
+
+
+def is_tombstone(stored: StoredCategory) -> bool:
+    return TOMBSTONE in stored.metadata
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """A deletion of an entity's categories: what each deleted category's record becomes, and its event."""
+
+    categories: Sequence[str] | None
+    """The categories to delete; None: every category the entity has."""
+    event_time: str
+    """Ordering key: a category holding data with a newer event_time is left alone."""
+    metadata: dict[str, Any]
+    """The tombstone's metadata (with `TOMBSTONE`)."""
+    expires_at_epoch: float
+    """When the tombstone is forgotten."""
+    event: Callable[[str, list[str]], OutboxEvent]
+    """The event announcing one category deleted, from the category and the feature names it held."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +119,16 @@ class OnlineStore(OutboxStore, Protocol):
     ) -> list[str]:
         """Commit every write whose event_time is not older than the stored one, with its event,
         atomically; `now_iso` becomes created_at of new categories. Return the skipped categories."""
+
+    async def write_many(
+        self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str
+    ) -> list[list[str] | FeatureStoreError]:
+        """`write` for each entity, each atomic on its own: per entity, in order, its skipped categories
+        or the error that kept all of it from being written. The store may commit them together."""
+
+    async def delete(self, entity_type: EntityType, entity_value: str, erasure: Erasure) -> list[str]:
+        """Replace each stored category of `erasure` that holds data not newer than the erasure with a
+        tombstone, together with its event, atomically per category. Return the categories deleted."""
 
     async def close(self) -> None:
         """Release what this store holds (connections, sessions of the running loop)."""

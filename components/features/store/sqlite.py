@@ -32,10 +32,13 @@ import anyio.to_thread
 from components.features.store.base import (
     BatchRead,
     CategoryWrite,
+    EntityWrite,
+    Erasure,
     StoredCategory,
     Wanted,
     chunks,
 )
+from components.features.store.sqlite_erase import erase, outcome
 from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, StoreFull, StoreUnavailable
 from core.metrics import metrics
@@ -75,6 +78,7 @@ INSERT INTO features (entity_type, entity_value, category, data, created_at, met
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (entity_type, entity_value, category) DO UPDATE SET
     data = excluded.data, metadata = excluded.metadata,
+    created_at = CASE features.created_at WHEN '' THEN excluded.created_at ELSE features.created_at END,
     event_time = excluded.event_time, expires_at = excluded.expires_at
 WHERE excluded.event_time >= features.event_time
 """
@@ -126,6 +130,8 @@ class _PendingWrite:
     entity_value: str
     writes: Sequence[CategoryWrite]
     now_iso: str
+    erasure: Erasure | None = None
+    """Set for a deletion (then `writes` is empty and `skipped` lists the categories deleted)."""
     skipped: list[str] = field(default_factory=list)
     error: BaseException | None = None
     done: bool = False
@@ -327,26 +333,41 @@ class SQLiteStore:
     async def write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
-        with metrics.timer("sqlite.write", entity_type=entity_type.name):
-            return await _in_thread(self._write, entity_type, entity_value, writes, now_iso)
-
-    def _write(
-        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
-    ) -> list[str]:
-        """Group commit: the request is queued, and whichever writer holds the lock next commits
-        every queued request in one transaction (one fsync), each inside a savepoint of its own so
-        a failing request rolls back alone. Most writers find their request already committed."""
         pending = _PendingWrite(entity_type.name, entity_value, writes, now_iso)
-        with self._queue_lock:
-            self._queue.append(pending)
-        with self._write_lock:
-            if not pending.done:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._commit(batch)
+        with metrics.timer("sqlite.write", entity_type=entity_type.name):
+            await _in_thread(self._write, [pending])
         if pending.error is not None:
             raise pending.error
         return pending.skipped
+
+    async def write_many(
+        self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str
+    ) -> list[list[str] | FeatureStoreError]:
+        """Every entity queued at once, so one group commit holds them all, each in its own savepoint."""
+        pending = [_PendingWrite(entity_type.name, entity.entity_value, entity.writes, now_iso) for entity in entities]
+        with metrics.timer("sqlite.write_many", entity_type=entity_type.name):
+            await _in_thread(self._write, pending)
+        return [outcome(one) for one in pending]
+
+    async def delete(self, entity_type: EntityType, entity_value: str, erasure: Erasure) -> list[str]:
+        pending = _PendingWrite(entity_type.name, entity_value, (), "", erasure)
+        with metrics.timer("sqlite.delete", entity_type=entity_type.name):
+            await _in_thread(self._write, [pending])
+        if pending.error is not None:
+            raise pending.error
+        return pending.skipped
+
+    def _write(self, requests: Sequence["_PendingWrite"]) -> None:
+        """Group commit: the requests are queued, and whichever writer holds the lock next commits
+        every queued request in one transaction (one fsync), each inside a savepoint of its own so
+        a failing request rolls back alone. Most writers find their requests already committed."""
+        with self._queue_lock:
+            self._queue.extend(requests)
+        with self._write_lock:
+            if not all(pending.done for pending in requests):
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
 
     def _commit(self, batch: list["_PendingWrite"]) -> None:
         try:
@@ -359,7 +380,8 @@ class SQLiteStore:
                         try:
                             # Translated here too: this request's error is raised to its own caller.
                             with self._translate_errors():
-                                pending.skipped = self._apply(connection, pending)
+                                apply = self._apply if pending.erasure is None else erase
+                                pending.skipped = apply(connection, pending)
                         except Exception as exc:
                             if not connection.in_transaction:
                                 raise  # SQLite rolled the whole transaction back (disk full, I/O): all fail

@@ -12,7 +12,7 @@ not its spelling, so an integral float (`1.0`) reads back as `1`.
 import zlib
 from typing import Any
 
-from components.features.store.base import CategoryWrite, StoredCategory, Wanted
+from components.features.store.base import TOMBSTONE, CategoryWrite, StoredCategory, Wanted
 from core.dynamodb_client.attributes import decode_map
 from core.events import OutboxEvent
 from core.serialization import dumps, loads
@@ -95,25 +95,31 @@ def upsert(
     and which categories are stale."""
     names = {"#k": entity_type.key_attribute, "#f": FEATURES, "#e": EVENT_TIME, "#x": EXPIRES_AT}
     values: dict[str, Any] = {":e": {"S": write.event_time}}
+    removals: list[str] = []
     if mode == CREATE:
         values[":f"] = {"M": {DATA: data, METADATA: {"M": {"created_at": {"S": now_iso}, **metadata}}}}
         assignments = ["#f = :f", "#e = :e"]
         condition = "attribute_not_exists(#k)"
     else:
-        names |= {"#d": DATA, "#m": METADATA}
-        values[":d"] = data
-        assignments = ["#f.#d = :d", "#e = :e"]
+        # A tombstone (a deleted category) has no created_at and is marked: the write that brings data
+        # back starts the category afresh.
+        names |= {"#d": DATA, "#m": METADATA, "#ca": "created_at", "#t": TOMBSTONE}
+        values |= {":d": data, ":ca": {"S": now_iso}}
+        assignments = ["#f.#d = :d", "#e = :e", "#f.#m.#ca = if_not_exists(#f.#m.#ca, :ca)"]
         for index, (field, value) in enumerate(metadata.items()):
             names[f"#m{index}"] = field
             values[f":m{index}"] = value
             assignments.append(f"#f.#m.#m{index} = :m{index}")
+        removals.append("#f.#m.#t")
         condition = "attribute_exists(#k) AND (attribute_not_exists(#e) OR #e <= :e)"
-    expression = "SET " + ", ".join(assignments)
     if write.expires_at_epoch is not None:
         values[":x"] = {"N": f"{write.expires_at_epoch:.6f}"}
-        expression += ", #x = :x"
+        assignments.append("#x = :x")
     else:
-        expression += " REMOVE #x"
+        removals.append("#x")
+    expression = "SET " + ", ".join(assignments)
+    if removals:
+        expression += " REMOVE " + ", ".join(removals)
     return {
         "Update": {
             "TableName": entity_type.table,

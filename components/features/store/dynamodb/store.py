@@ -14,8 +14,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from components.features.store.base import BatchRead, CategoryWrite, StoredCategory, Wanted, chunks
+from components.features.store.base import (
+    BatchRead,
+    CategoryWrite,
+    EntityWrite,
+    Erasure,
+    StoredCategory,
+    Wanted,
+    chunks,
+)
 from components.features.store.dynamodb import items
+from components.features.store.dynamodb.erase import erase
 from components.features.store.dynamodb.errors import (
     TRANSACTION_CANCELLED,
     cancellation,
@@ -51,6 +60,7 @@ class DynamoDBStore:
         self.consistent = settings.dynamodb_consistent_reads
         self.deadline_seconds = settings.dynamodb_read_deadline_seconds
         self.concurrency = settings.dynamodb_batch_concurrency
+        self.write_concurrency = settings.dynamodb_write_concurrency
         self.outbox = DynamoDBOutbox(settings.dynamodb_table_outbox, self.deadline_seconds, self.concurrency)
         self._client: DynamoDBClient | None = None
         self._ready = False
@@ -290,6 +300,23 @@ class DynamoDBStore:
         else:
             raise StoreUnavailable("the write kept conflicting with concurrent writes to the same items", retry_after=1)
         return [write.category for write in writes if write.category in skipped]
+
+    async def write_many(
+        self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str
+    ) -> list[list[str] | FeatureStoreError]:
+        """One transaction per entity, at most `DYNAMODB_WRITE_CONCURRENCY` in flight."""
+
+        async def one(entity: EntityWrite) -> list[str] | FeatureStoreError:
+            try:
+                return await self.write(entity_type, entity.entity_value, entity.writes, now_iso)
+            except FeatureStoreError as exc:
+                return exc
+
+        return await bounded(self.write_concurrency, one, entities)
+
+    async def delete(self, entity_type: EntityType, entity_value: str, erasure: Erasure) -> list[str]:
+        client = self._client or await self._connected()
+        return await erase(client, entity_type, entity_value, erasure, self.outbox.table)
 
     @staticmethod
     def _after_cancel(

@@ -7,13 +7,13 @@ import anyio
 import pytest
 
 from components.features.store import create_store
-from components.features.store.base import OnlineStore
+from components.features.store.base import TOMBSTONE, EntityWrite, OnlineStore
 from core.exceptions import FeatureStoreError, StoreUnavailable
 from core.settings import Settings
 from core.timeutils import epoch_to_iso, isoformat
 from devservers import free_port
 from tests.conftest import STORE_BACKENDS
-from tests.factories import LATER, NOW, make_write
+from tests.factories import LATER, NOW, make_erasure, make_write
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends(*STORE_BACKENDS)]
 
@@ -99,6 +99,82 @@ async def test_events_are_committed_with_the_write(store: OnlineStore, user) -> 
     assert {event.event_id for event in claimed} == {write.event.event_id for write in writes}
     assert {event.payload["resource_name"] for event in claimed} == {"user_features", "credit_features"}
     assert all(event.key == "bright_uid:user-1" for event in claimed)
+
+
+async def test_write_many_commits_each_entity_on_its_own(store: OnlineStore, user) -> None:
+    """The middle entity cannot commit (two of its categories carry one event id): it fails alone, whole."""
+    entities = [
+        EntityWrite("e1", [make_write("user_features", {"a": 1}), make_write("credit_features", {"b": 1})]),
+        EntityWrite(
+            "e2",
+            [
+                make_write("user_features", {"a": 2}, event_id="dup"),
+                make_write("credit_features", {"b": 2}, event_id="dup"),
+            ],
+        ),
+        EntityWrite("e3", [make_write("user_features", {"a": 3})]),
+    ]
+    results = await store.write_many(user, entities, NOW)
+    assert results[0] == [] and results[2] == []
+    assert isinstance(results[1], FeatureStoreError) and results[1].status_code == 500
+    assert await store.read(user, "e2", {"user_features": None, "credit_features": None}) == {}
+    assert (await store.read(user, "e3", {"user_features": None}))["user_features"].data == {"a": 3}
+    assert len(await store.read(user, "e1", {"user_features": None, "credit_features": None})) == 2
+    assert (await store.outbox_stats()).pending == 3
+
+
+async def test_write_many_orders_each_entity_by_event_time(store: OnlineStore, user) -> None:
+    await store.write(user, "e1", [make_write("user_features", {"v": "new"}, event_time=LATER)], LATER)
+    entities = [
+        EntityWrite("e1", [make_write("user_features", {"v": "old"}), make_write("credit_features", {"v": "old"})]),
+        EntityWrite("e2", [make_write("user_features", {"v": "old"})]),
+    ]
+    assert await store.write_many(user, entities, NOW) == [["user_features"], []]
+    assert (await store.read(user, "e1", {"user_features": None}))["user_features"].data == {"v": "new"}
+
+
+async def test_delete_leaves_a_tombstone_with_its_event(store: OnlineStore, user) -> None:
+    await store.write(
+        user, "user-1", [make_write("user_features", {"a": 1, "b": 2}), make_write("credit_features", {"c": 3})], NOW
+    )
+    assert await store.delete(user, "user-1", make_erasure("user_features", "trans_features")) == ["user_features"]
+    found = await store.read(user, "user-1", {"user_features": None, "credit_features": None})
+    assert found["user_features"].data == {}
+    assert found["user_features"].metadata[TOMBSTONE] == LATER
+    assert found["credit_features"].data == {"c": 3}
+    deletions = [
+        event for event in await store.claim_events(10, 30) if event.payload["event_type"] == "feature_deleted"
+    ]
+    assert [(event.payload["resource_name"], event.payload["features"]) for event in deletions] == [
+        ("user_features", ["a", "b"])
+    ]
+    assert await store.delete(user, "user-1", make_erasure("user_features")) == [], "a tombstone is deleted again"
+
+
+async def test_a_tombstone_skips_older_writes_and_yields_to_newer(store: OnlineStore, user) -> None:
+    await store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    await store.delete(user, "user-1", make_erasure("user_features", event_time=LATER))
+    assert await store.write(user, "user-1", [make_write("user_features", {"a": 2})], NOW) == ["user_features"]
+    newest = "2026-01-01T00:00:02.000000+00:00"
+    write = make_write("user_features", {"a": 3}, event_time=newest, updated_at=newest)
+    assert await store.write(user, "user-1", [write], newest) == []
+    found = (await store.read(user, "user-1", {"user_features": None}))["user_features"]
+    assert found.data == {"a": 3}
+    assert TOMBSTONE not in found.metadata
+    assert found.metadata["created_at"] == newest, "a category written after its deletion starts afresh"
+
+
+async def test_delete_every_category_spares_newer_data_and_other_entities(store: OnlineStore, user) -> None:
+    newest = "2026-01-01T00:00:02.000000+00:00"
+    await store.write(
+        user, "user-1", [make_write("user_features", {"a": 1}), make_write("trans_features", {"t": 1})], NOW
+    )
+    await store.write(user, "user-1", [make_write("credit_features", {"b": 1}, event_time=newest)], NOW)
+    await store.write(user, "user-2", [make_write("user_features", {"a": 2})], NOW)
+    assert await store.delete(user, "user-1", make_erasure()) == ["trans_features", "user_features"]
+    assert (await store.read(user, "user-1", {"credit_features": None}))["credit_features"].data == {"b": 1}
+    assert (await store.read(user, "user-2", {"user_features": None}))["user_features"].data == {"a": 2}
+    assert await store.delete(user, "nobody", make_erasure()) == []
 
 
 async def test_older_event_time_is_skipped_without_event(store: OnlineStore, user) -> None:
@@ -195,12 +271,16 @@ async def test_an_unreachable_store_is_unavailable_for_every_call(unreachable: S
         store.read(user, "user-1", {"user_features": None}),
         store.read_batch(user, ["user-1", "user-2"], {"user_features": None, "credit_features": None}),
         store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW),
+        store.delete(user, "user-1", make_erasure()),
         store.claim_events(10, 30),
     ]
     for call in calls:
         with pytest.raises(StoreUnavailable) as caught:
             await call
         assert caught.value.retry_after >= 1
+    entities = [EntityWrite(value, [make_write("user_features", {"a": 1})]) for value in ("user-1", "user-2")]
+    results = await store.write_many(user, entities, NOW)
+    assert [type(result) for result in results] == [StoreUnavailable, StoreUnavailable], results
     await store.close()
 
 

@@ -1,0 +1,128 @@
+"""Deleting an entity's categories on DynamoDB.
+
+Each category deleted becomes a tombstone item: the `features` map holds no data and the deletion's
+metadata (marked with `TOMBSTONE`, no `created_at`), `event_time` is the deletion's, and `expires_at`
+(the table's TTL attribute) is when DynamoDB may forget it. Its event goes to the outbox table in the
+same transaction. The categories are read first (consistently), then replaced under the condition
+that they are still what was read, so a write racing the deletion is never erased unseen: a
+cancelled transaction is read and tried again.
+"""
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from components.features.store.base import TOMBSTONE, Erasure, chunks
+from components.features.store.dynamodb import items
+from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, translate_error, translated
+from components.features.store.dynamodb.items import CATEGORY, DATA, EVENT_TIME, EXPIRES_AT, FEATURES, METADATA
+from components.features.store.dynamodb.outbox import backoff
+from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError
+from core.dynamodb_client.attributes import encode_map
+from core.exceptions import StoreUnavailable
+from core.metrics import metrics
+from core.settings import EntityType
+
+MAX_ERASE_ATTEMPTS = 8
+CATEGORIES_PER_TRANSACTION = 50
+"""A transaction holds at most 100 actions: one put per category plus one outbox put."""
+
+
+async def _stored(
+    client: DynamoDBClient, entity_type: EntityType, entity_value: str, categories: Sequence[str] | None
+) -> dict[str, dict[str, Any]]:
+    """The entity's items among `categories` (every item of the entity when None), read consistently."""
+    found: dict[str, dict[str, Any]] = {}
+    if categories is None:
+        request: dict[str, Any] = {
+            "TableName": entity_type.table,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": entity_type.key_attribute},
+            "ExpressionAttributeValues": {":v": {"S": entity_value}},
+            "ConsistentRead": True,
+        }
+        while True:
+            with translated("Query"):
+                answer = await client.query(**request)
+            found |= {item[CATEGORY]["S"]: item for item in answer.get("Items", [])}
+            if "LastEvaluatedKey" not in answer:
+                return found
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    keys = [items.key(entity_type, entity_value, category) for category in categories]
+    for chunk in chunks(keys, 100):
+        pending: dict[str, Any] = {entity_type.table: {"Keys": list(chunk), "ConsistentRead": True}}
+        for attempt in range(MAX_ERASE_ATTEMPTS):
+            with translated("BatchGetItem"):
+                answer = await client.batch_get_item(RequestItems=pending)
+            found |= {item[CATEGORY]["S"]: item for item in answer.get("Responses", {}).get(entity_type.table, [])}
+            pending = answer.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            await asyncio.sleep(backoff(attempt))
+        else:
+            raise StoreUnavailable("DynamoDB is throttling requests", retry_after=1)
+    return found
+
+
+def _erasable(item: dict[str, Any], erasure: Erasure) -> bool:
+    """Holds data (is no tombstone) not newer than the erasure."""
+    metadata = item.get(FEATURES, {}).get("M", {}).get(METADATA, {}).get("M", {})
+    return TOMBSTONE not in metadata and item.get(EVENT_TIME, {}).get("S", "") <= erasure.event_time
+
+
+def _tombstone(
+    entity_type: EntityType, entity_value: str, category: str, old: dict[str, Any], erasure: Erasure
+) -> dict:
+    item = {
+        **items.key(entity_type, entity_value, category),
+        FEATURES: {"M": {DATA: {"M": {}}, METADATA: {"M": encode_map(erasure.metadata)}}},
+        EVENT_TIME: {"S": erasure.event_time},
+        EXPIRES_AT: {"N": f"{erasure.expires_at_epoch:.6f}"},
+    }
+    # Still the item that was read: same event_time and the same write (updated_at).
+    condition = "#e = :e0 AND #f.#m.#u = :u0"
+    values = {":e0": old[EVENT_TIME], ":u0": old[FEATURES]["M"][METADATA]["M"]["updated_at"]}
+    return {
+        "Put": {
+            "TableName": entity_type.table,
+            "Item": item,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#e": EVENT_TIME, "#f": FEATURES, "#m": METADATA, "#u": "updated_at"},
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+async def erase(
+    client: DynamoDBClient, entity_type: EntityType, entity_value: str, erasure: Erasure, outbox_table: str
+) -> list[str]:
+    """The categories deleted, in the order asked (by category when all)."""
+    deleted: set[str] = set()
+    for attempt in range(MAX_ERASE_ATTEMPTS):
+        stored = await _stored(client, entity_type, entity_value, erasure.categories)
+        order = erasure.categories if erasure.categories is not None else sorted(stored)
+        targets = [
+            (category, stored[category])
+            for category in order
+            if category in stored and category not in deleted and _erasable(stored[category], erasure)
+        ]
+        try:
+            for chunk in chunks(targets, CATEGORIES_PER_TRANSACTION):
+                actions = [_tombstone(entity_type, entity_value, category, old, erasure) for category, old in chunk]
+                for category, old in chunk:
+                    names = list(old.get(FEATURES, {}).get("M", {}).get(DATA, {}).get("M", {}))
+                    event = erasure.event(category, names)
+                    actions.append({"Put": {"TableName": outbox_table, "Item": items.outbox_item(event)}})
+                with metrics.timer("dynamodb.erase", entity_type=entity_type.name):
+                    await client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
+                deleted.update(category for category, _ in chunk)
+            return [category for category in order if category in deleted]
+        except DynamoDBServiceError as exc:
+            if exc.code != TRANSACTION_CANCELLED:
+                raise translate_error(exc, "TransactWriteItems") from exc
+            # A category changed since it was read (a racing write), or a conflict: read again.
+            await asyncio.sleep(backoff(attempt))
+        except DynamoDBError as exc:
+            raise translate_error(exc, "TransactWriteItems") from exc
+    raise StoreUnavailable("the deletion kept conflicting with concurrent writes to the same items", retry_after=1)

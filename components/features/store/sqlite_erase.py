@@ -1,0 +1,76 @@
+"""The embedded store's deletions, applied inside its group commit (`SQLiteStore._commit`), and a bulk
+write's per-entity outcome.
+
+A deleted category keeps its row as a tombstone: no features, the deletion's metadata and event_time,
+`created_at` empty (so the next write that stores data sets it afresh, see `UPSERT`), and `expires_at`
+when the tombstone may be forgotten. Until a write overwrites it, it keeps writes with an older
+`event_time` out, like any stored category does.
+"""
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from components.features.store.base import TOMBSTONE
+from core.exceptions import FeatureStoreError
+from core.serialization import dumps, loads
+
+if TYPE_CHECKING:
+    from components.features.store.sqlite import _PendingWrite
+
+logger = logging.getLogger("feature_store.sqlite")
+
+EMPTY_DATA = dumps({})
+
+
+def erase(connection: sqlite3.Connection, pending: "_PendingWrite") -> list[str]:
+    """Replace each asked category holding data not newer than the erasure with a tombstone, and
+    queue its event; return the categories deleted, in the order asked (stored order when all)."""
+    erasure = pending.erasure
+    assert erasure is not None
+    query = "SELECT category, data, metadata, event_time FROM features WHERE entity_type = ? AND entity_value = ?"
+    parameters: Sequence[str] = (pending.entity_type, pending.entity_value)
+    if erasure.categories is not None:
+        query += f" AND category IN ({','.join('?' * len(erasure.categories))})"
+        parameters = (*parameters, *erasure.categories)
+    rows = {row[0]: row for row in connection.execute(query + " ORDER BY category", parameters)}
+    order = erasure.categories if erasure.categories is not None else list(rows)
+    metadata = dumps(erasure.metadata)
+    deleted = []
+    for category in order:
+        row = rows.get(category)
+        if row is None or row[3] > erasure.event_time or TOMBSTONE in loads(row[2]):
+            continue
+        connection.execute(
+            "UPDATE features SET data = ?, created_at = '', metadata = ?, event_time = ?, expires_at = ? "
+            "WHERE entity_type = ? AND entity_value = ? AND category = ?",
+            (
+                EMPTY_DATA,
+                metadata,
+                erasure.event_time,
+                erasure.expires_at_epoch,
+                pending.entity_type,
+                pending.entity_value,
+                category,
+            ),
+        )
+        event = erasure.event(category, list(loads(row[1])))
+        connection.execute(
+            "INSERT INTO outbox (event_id, key, payload, created_at, due_at) VALUES (?, ?, ?, ?, ?)",
+            (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0),
+        )
+        deleted.append(category)
+    return deleted
+
+
+def outcome(pending: "_PendingWrite") -> list[str] | FeatureStoreError:
+    """One entity of a bulk write: its skipped categories, or the error that kept it out. An unexpected
+    error (a bug) fails that entity only, with a fixed message; the log keeps the error."""
+    error = pending.error
+    if error is None:
+        return pending.skipped
+    if isinstance(error, FeatureStoreError):
+        return error
+    logger.error("embedded store failed a bulk write's entity", exc_info=error)
+    return FeatureStoreError("the store could not write this entity")
