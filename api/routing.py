@@ -20,6 +20,7 @@ A request without a query string pays one dictionary lookup. The docs pages (`/d
 `/openapi.json`) are not API routes and accept any query string.
 """
 
+import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +30,10 @@ from fastapi._compat import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from api.responses import errors, with_request_id
 
@@ -124,12 +127,28 @@ def check_query(request: Request, names: QueryNames) -> Request:
     return Request(request.scope, request.receive)
 
 
+ROUTES: "list[weakref.ref[StrictQueryRoute]]" = []
+"""Every API route, for the `Allow` header of a 405 (the app's own route list nests its routers)."""
+
+
 class StrictQueryRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         # Any operation may answer 422 now, so the document says so, in the service's envelope.
         responses = {**errors(422), **(kwargs.get("responses") or {})}
         kwargs["responses"] = with_request_id(responses, kwargs.get("status_code") or 200)
         super().__init__(path, endpoint, **kwargs)
+        ROUTES.append(weakref.ref(self))
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A method this path does not serve is a 405 whose `Allow` lists every method the path serves, as
+        OpenAPI does. Starlette answers with the first route matching the path, which names its own
+        methods only, and one path may have routes in several routers (`/items/{entity_value}`: the
+        earlier write and the deletion)."""
+        if self.methods and scope["method"] not in self.methods:
+            routes = [route for reference in ROUTES if (route := reference()) is not None]
+            allowed = {method for route in routes if route.path == self.path for method in route.methods or ()}
+            raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+        await super().handle(scope, receive, send)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -8,9 +8,10 @@ description does, with the numbers from `GET /api/v1/limits`: string length in U
 depth, unpaired surrogates, and integers past 64 bits (JSON Schema counts `1e300` as an integer too,
 while the service takes it as the float it is and keeps it).
 
-The configured maxima that fit a schema are set on the fields they bound: `ttl`, and the lengths of
-`feature_list` and `entity_values` in reads (they depend on the settings, so pydantic's models cannot
-carry them).
+The configured maxima that fit a schema are set on the fields they bound: `ttl` of a single write
+(a bulk write refuses the entity, not the request, so its schema leaves it unbounded), and the
+lengths of `feature_list` and `entity_values` in reads (they depend on the settings, so pydantic's
+models cannot carry them).
 """
 
 from collections.abc import Callable
@@ -56,7 +57,6 @@ def document_values(app: FastAPI, settings: Settings) -> None:
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas["FeatureValue"] = FEATURE_VALUE
         fields = {
-            ("WriteMeta", "ttl"): ("integer", {"maximum": settings.max_ttl_seconds}),
             ("GetItemsData", "feature_list"): ("array", {"maxItems": settings.max_feature_list}),
             ("GetBatchData", "feature_list"): ("array", {"maxItems": settings.max_feature_list}),
             ("GetBatchData", "entity_values"): ("array", {"maxItems": settings.max_batch_entities}),
@@ -65,6 +65,13 @@ def document_values(app: FastAPI, settings: Settings) -> None:
             properties = schemas.get(model, {}).get("properties", {})
             if field in properties:
                 _bound(properties[field], kind, **bounds)
+        write = schemas.get("WriteRequest", {}).get("properties", {})
+        for spelling in ("meta", "metadata"):
+            if "$ref" in write.get(spelling, {}):
+                # The single write refuses it as a whole; a bulk write (same WriteMeta) fails the entity only.
+                ttl = {"properties": {"ttl": {"maximum": settings.max_ttl_seconds}}}
+                meta = write[spelling]
+                meta["allOf"] = [{"$ref": meta.pop("$ref")}, ttl]
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 for parameter in operation.get("parameters", []):

@@ -124,3 +124,11 @@ def test_operations_without_entity_type_do_not_take_the_alias(client: TestClient
     response = client.post("/api/v1/get/items?table_type=account_id", json=BODIES["/api/v1/get/items"])
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "table_type"]
+
+
+def test_a_405_allows_every_method_of_the_path(client: TestClient, backend) -> None:
+    """`/items/{entity_value}` has routes in two routers (the earlier write, the deletion): `Allow` names both,
+    as OpenAPI does; `/items/batch`, which the same pattern would match, names its own."""
+    assert client.request("OPTIONS", "/api/v1/items/u1").headers["Allow"] == "DELETE, POST"
+    assert client.request("PUT", "/api/v1/items/batch").headers["Allow"] == "POST"
+    assert client.request("PATCH", "/api/v1/get/item/u/user_features").headers["Allow"] == "GET"
