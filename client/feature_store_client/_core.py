@@ -283,7 +283,7 @@ def entity_body(entity: EntityWrite | Mapping[str, Any]) -> dict[str, Any]:
     the service could not even read would make it refuse the whole request."""
     if isinstance(entity, EntityWrite):
         body: dict[str, Any] = {"entity_value": entity.entity_value, "feature_list": _feature_list(entity.categories)}
-        meta = {**entity.extra_meta, **write_meta(entity.source, entity.compute_id, entity.ttl, entity.event_time)}
+        meta = write_meta(entity.source, entity.compute_id, entity.ttl, entity.event_time)
         if meta:
             body["meta"] = meta
         return _checked_entity(body)
@@ -305,7 +305,7 @@ def entity_body(entity: EntityWrite | Mapping[str, Any]) -> dict[str, Any]:
     if meta is not None:
         if not isinstance(meta, Mapping):
             raise ValueError("meta must be an object")
-        body["meta"] = dict(meta)
+        body["meta"] = {name: _time(value) if name == "event_time" else value for name, value in meta.items()}
     return _checked_entity(body)
 
 

@@ -2,7 +2,7 @@
 an older client still reads a newer service."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -107,8 +107,6 @@ class EntityWrite:
     compute_id: str | None = None
     ttl: int | None = None
     event_time: datetime | str | None = None
-    extra_meta: Mapping[str, Any] = field(default_factory=dict)
-    """Other `meta` fields the service may accept, sent as given."""
 
 
 class EntityWriteError(_Model):

@@ -4,6 +4,7 @@ without an answer, and the deletion's query. The real service answers the same c
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -101,6 +102,8 @@ def test_entity_forms() -> None:
     assert entity_body({"entity_value": "u1", "categories": {"c": {"a": 1}}}) == wire
     assert entity_body(wire) == wire
     assert entity_body({**wire, "metadata": {"ttl": 5}}) == {**wire, "meta": {"ttl": 5}}
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    assert entity_body({**wire, "meta": {"event_time": when}}) == {**wire, "meta": {"event_time": when.isoformat()}}
     assert entity_body(EntityWrite("u1", {"c": {"a": 1}}, event_time="2025-01-01T00:00:00Z")) == {
         **wire,
         "meta": {"event_time": "2025-01-01T00:00:00Z"},
