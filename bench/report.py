@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import CPU_RATIO_BOUNDS, SCENARIOS
+from bench.scenarios import BULK_SPEEDUP_BOUND, BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Result:
     the run's requests wrote, per request."""
     target_rps: float | None = None
     ratio_to_bare: float | None = None
+    entities: int = 1
+    """Entities each request wrote or read."""
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Report:
     """The service's CPU while nothing loads it (relay polls, producer), in % of one core."""
     dynamodb_added_latency: dict = field(default_factory=dict)
     cpu_ratios: list[dict] = field(default_factory=list)
+    bulk_writes: list[dict] = field(default_factory=list)
+    """Per backend: entities written a second and CPU per entity, bulk beside single-entity writes."""
     targets: list[dict] = field(default_factory=list)
     profiles: dict = field(default_factory=dict)
 
@@ -73,6 +77,42 @@ def cpu_ratios(results: list[Result]) -> list[dict[str, Any]]:
     return rows
 
 
+def _per_entity(cpu_ms: float | None, entities: int) -> float | None:
+    return None if cpu_ms is None else round(cpu_ms / entities, 4)
+
+
+def bulk_speedups(results: list[Result]) -> list[dict[str, Any]]:
+    """Per bulk scenario and backend, at full load: entities written a second and the service's CPU per
+    entity, beside the single-entity writes of the same entities."""
+    by_key = {(r.scenario, r.backend): r for r in results if r.mode == "max"}
+    rows = []
+    for bulk_name, single_name in BULK_VERSUS.items():
+        for backend in ("sqlite", "dynamodb"):
+            bulk, single = by_key.get((bulk_name, backend)), by_key.get((single_name, backend))
+            if bulk is None or single is None or not single.rps:
+                continue
+            entities = bulk.entities
+            speedup = round(bulk.rps * entities / single.rps, 2)
+            rows.append(
+                {
+                    "scenario": bulk_name,
+                    "backend": backend,
+                    "versus": single_name,
+                    "entities_per_request": entities,
+                    "single_entities_per_s": round(single.rps, 1),
+                    "bulk_entities_per_s": round(bulk.rps * entities, 1),
+                    "speedup": speedup,
+                    "single_cpu_ms_per_entity": _per_entity(single.cpu_ms_per_request, 1),
+                    "bulk_cpu_ms_per_entity": _per_entity(bulk.cpu_ms_per_request, entities),
+                    "single_cpu_ms_per_entity_with_relay": _per_entity(single.cpu_ms_per_request_with_relay, 1),
+                    "bulk_cpu_ms_per_entity_with_relay": _per_entity(bulk.cpu_ms_per_request_with_relay, entities),
+                    "bound": BULK_SPEEDUP_BOUND,
+                    "met": speedup >= BULK_SPEEDUP_BOUND,
+                }
+            )
+    return rows
+
+
 def evaluate_targets(report: Report) -> list[dict]:
     """The targets, as ratios and bounds from this one run."""
     by_key = {(r.scenario, r.backend, r.mode): r for r in report.results}
@@ -93,6 +133,8 @@ def evaluate_targets(report: Report) -> list[dict]:
     target("read_multi throughput / bare (sqlite)", by_key[("read_multi", sqlite, "max")].ratio_to_bare, 0.50, True)
     target("write_1x20 throughput / bare (sqlite)", by_key[("write_1x20", sqlite, "max")].ratio_to_bare, 0.40, True)
     target("write_1x20 p99 ms at half max rate (sqlite)", by_key[("write_1x20", sqlite, "rate")].p99_ms, 20.0, False)
+    for row in report.bulk_writes:
+        target(f"{row['scenario']} entities/s / {row['versus']} ({row['backend']})", row["speedup"], row["bound"], True)
     for backend, cold in report.cold_start.items():
         target(f"first read ms after ready ({backend})", cold["first_read_after_ready_ms"], 100.0, False)
     if report.dynamodb_added_latency:
@@ -142,6 +184,21 @@ def print_report(report: Report, bare: Result) -> None:
             print(
                 f"{row['scenario']:<16}{row['sqlite_cpu_ms']:>11.3f}{row['dynamodb_cpu_ms']:>13.3f}"
                 f"{_number(row['dynoxide_cpu_ms']):>13}{row['ratio']:>7.2f}x{bound:>9}  {verdict}"
+            )
+    if report.bulk_writes:
+        print("\nBulk writes at full load, entities written a second and service CPU per entity (+relay):")
+        header = (
+            f"{'scenario':<14}{'backend':<10}{'single/s':>10}{'bulk/s':>10}{'speedup':>9}"
+            f"{'single ms':>11}{'bulk ms':>9}{'+relay':>9}{'+relay':>9}"
+        )
+        print(header)
+        print("-" * len(header))
+        for row in report.bulk_writes:
+            print(
+                f"{row['scenario']:<14}{row['backend']:<10}{row['single_entities_per_s']:>10.0f}"
+                f"{row['bulk_entities_per_s']:>10.0f}{row['speedup']:>8.2f}x{_number(row['single_cpu_ms_per_entity']):>11}"
+                f"{_number(row['bulk_cpu_ms_per_entity']):>9}{_number(row['single_cpu_ms_per_entity_with_relay']):>9}"
+                f"{_number(row['bulk_cpu_ms_per_entity_with_relay']):>9}"
             )
     print()
     for backend, cold in report.cold_start.items():

@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from bench.cpu import CpuClock, cpu_seconds, per_request_ms, pinned, service_core  # noqa: E402
 from bench.load import run_hey, run_wrk  # noqa: E402
 from bench.profiles import print_summary, record_during, summarise  # noqa: E402
-from bench.report import Report, Result, cpu_ratios, draw_chart, evaluate_targets, print_report  # noqa: E402
-from bench.scenarios import SCENARIOS, Scenario  # noqa: E402
+from bench.report import Report, Result, bulk_speedups, cpu_ratios, draw_chart, evaluate_targets, print_report  # noqa: E402
+from bench.scenarios import BULK_ENTITIES, SCENARIOS, Scenario, bulk_scenario  # noqa: E402
 from devservers import free_port, start_dynoxide, start_tansu  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -55,6 +55,8 @@ class Profile:
     """How long the service's idle CPU is measured before the load starts."""
     relay_timeout_s: float
     """How long the relay gets to publish a write run's events before the next run starts."""
+    bulk_entities: int
+    """Entities per bulk write request (the smoke run's are few, so a request ends within its runs)."""
 
 
 FULL = Profile(
@@ -65,15 +67,17 @@ FULL = Profile(
     sequential_requests=2000,
     idle_s=3,
     relay_timeout_s=120,
+    bulk_entities=BULK_ENTITIES,
 )
 SMOKE = Profile(
-    entities=50,
+    entities=100,
     duration_s=1,
     rate_duration_s=0.5,
     connections=4,
     sequential_requests=50,
     idle_s=0.5,
     relay_timeout_s=20,
+    bulk_entities=10,
 )
 
 
@@ -206,7 +210,9 @@ def measure_backend(
     work: Path,
     core: int | None,
     store_pid: int | None,
+    scenarios: list[str],
 ) -> Service:
+    """`scenarios`: the ones to run; empty: all."""
     seeding = {**env, "SQLITE_SYNCHRONOUS": "OFF"} if backend == "sqlite" else env
     in_child(f"from bench.seed import seed; seed({profile.entities})", seeding, work)
     service = Service("main:app", env, work, f"service-{backend}", core)
@@ -224,10 +230,22 @@ def measure_backend(
     time.sleep(profile.idle_s)
     report.idle_cpu_percent[backend] = round(100 * (cpu_seconds(service.pid) - idle_from) / profile.idle_s, 2)
     for name, scenario in SCENARIOS.items():
+        if scenarios and name not in scenarios:
+            continue
+        if scenario.entities > 1:
+            scenario = bulk_scenario(profile.bulk_entities)
         maximum = measured(service, scenario, at_full_load(service.url, scenario, profile, work), store_pid, profile)
         ratio = round(maximum["rps"] / bare_rps, 3)
         report.results.append(
-            Result(name, backend, "max", concurrency=profile.connections, ratio_to_bare=ratio, **maximum)
+            Result(
+                name,
+                backend,
+                "max",
+                concurrency=profile.connections,
+                ratio_to_bare=ratio,
+                entities=scenario.entities,
+                **maximum,
+            )
         )
         rate = maximum["rps"] / 2
         at_rate = partial(
@@ -242,7 +260,9 @@ def measure_backend(
             work,
         )
         paced = measured(service, scenario, at_rate, store_pid, profile)
-        report.results.append(Result(name, backend, "rate", concurrency=0, target_rps=round(rate, 1), **paced))
+        report.results.append(
+            Result(name, backend, "rate", concurrency=0, target_rps=round(rate, 1), entities=scenario.entities, **paced)
+        )
     return service
 
 
@@ -277,6 +297,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="a few seconds, small data, no targets checked")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--backends", default="sqlite,dynamodb")
+    parser.add_argument("--scenarios", default="", help="scenarios to run, comma-separated (default: all)")
     parser.add_argument(
         "--profile",
         default=None,
@@ -288,7 +309,8 @@ def main() -> int:
     profiled = [name for name in (args.profile or "").split(",") if name]
     if args.profile is None and not args.smoke:
         profiled = ["read_single", "read_batch_50"]
-    unknown = set(profiled) - set(SCENARIOS)
+    chosen = [name for name in args.scenarios.split(",") if name]
+    unknown = set(profiled) - set(SCENARIOS) | set(chosen) - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenarios to profile: {sorted(unknown)}")
     for tool in ("wrk", "hey"):
@@ -339,7 +361,7 @@ def main() -> int:
                         AWS_CONFIG_FILE="/dev/null",
                         AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                     )
-                service = measure_backend(backend, env, report, profile, bare.rps, work, core, store_pid)
+                service = measure_backend(backend, env, report, profile, bare.rps, work, core, store_pid, chosen)
                 if backend == "dynamodb":
                     report.dynamodb_added_latency = dynamodb_added_latency(service, env, profile, work)
                     record_profiles(service, backend, profiled, report, profile, args.output, work)
@@ -348,7 +370,8 @@ def main() -> int:
             for server in servers:
                 server.stop()
     report.cpu_ratios = cpu_ratios(report.results)
-    if not args.smoke:
+    report.bulk_writes = bulk_speedups(report.results)
+    if not args.smoke and not chosen:
         report.targets = evaluate_targets(report)
     print_report(report, bare)
     for title, summary in report.profiles.items():

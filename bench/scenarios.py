@@ -39,6 +39,16 @@ def batch_read_body(entities: int) -> str:
     return json.dumps({"meta": {"source": "bench"}, "data": data})
 
 
+def bulk_write_body(entities: int, categories: list[str]) -> str:
+    """`entities` distinct entities, each with `categories` of 20 features, in one bulk write."""
+    feature_list = [{"category": name, "features": features(7)} for name in categories]
+    data = {
+        "entity_type": "bright_uid",
+        "entities": [{"entity_value": "{id}", "feature_list": feature_list} for _ in range(entities)],
+    }
+    return json.dumps({"meta": {"source": "prediction_service", "compute_id": "bench"}, "data": data})
+
+
 @dataclass(frozen=True)
 class Scenario:
     method: str
@@ -46,6 +56,17 @@ class Scenario:
     body: str | None = None
     events: int = 0
     """Events a request leaves in the outbox (one per category written)."""
+    entities: int = 1
+    """Entities a request writes or reads."""
+
+
+BULK_ENTITIES = 100
+
+
+def bulk_scenario(entities: int) -> Scenario:
+    """A bulk write of `entities` entities x 5 categories x 20 features."""
+    body = bulk_write_body(entities, CATEGORIES)
+    return Scenario("POST", "/api/v1/items/batch", body, events=len(CATEGORIES) * entities, entities=entities)
 
 
 SCENARIOS = {
@@ -55,11 +76,18 @@ SCENARIOS = {
     "read_batch_500": Scenario("POST", "/api/v1/get/items/batch", batch_read_body(500)),
     "write_1x20": Scenario("POST", "/api/v1/items", write_body(CATEGORIES[:1]), events=1),
     "write_5x20": Scenario("POST", "/api/v1/items", write_body(CATEGORIES), events=5),
+    "bulk_100x5": bulk_scenario(BULK_ENTITIES),
 }
 """Reads first: the writes' events, relayed in the background, must not load a read's measurement."""
 
 CPU_RATIO_BOUNDS = {"read_single": 2.5, "read_multi": 2.0, "read_batch_50": 2.0, "write_1x20": 2.5}
 """Targets: the service's CPU per request on DynamoDB at most this many times the embedded store's."""
+
+BULK_VERSUS = {"bulk_100x5": "write_5x20"}
+"""A bulk write scenario -> the single-entity write of the same entities it is compared with."""
+BULK_SPEEDUP_BOUND = 5.0
+"""Target: a bulk write writes at least this many times as many entities a second as single-entity
+writes on the same backend."""
 
 LABELS = {
     "read_single": "read 1 category (20 features)",
@@ -68,4 +96,5 @@ LABELS = {
     "read_batch_500": "batch read 500 entities x 20 features",
     "write_1x20": "write 1 category x 20",
     "write_5x20": "write 5 categories x 20",
+    "bulk_100x5": "bulk write 100 entities x 5 categories x 20",
 }

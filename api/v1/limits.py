@@ -20,8 +20,6 @@ class LimitsResponse(BaseModel):
             "examples": [
                 {
                     "max_batch_entities": 1000,
-                    "max_batch_write_entities": 500,
-                    "max_batch_write_body_bytes": 16_777_216,
                     "max_feature_list": 1000,
                     "max_categories_per_write": 25,
                     "max_features_per_category": 1000,
@@ -31,19 +29,14 @@ class LimitsResponse(BaseModel):
                     "max_json_depth": 16,
                     "max_ttl_seconds": 315_360_000,
                     "max_entity_value_bytes": 1024,
+                    "max_batch_write_entities": 500,
+                    "max_batch_write_body_bytes": 16_777_216,
                 }
             ]
         }
     )
 
     max_batch_entities: int = Field(description="Most entities in one batch read.", examples=[1000])
-    max_batch_write_entities: int = Field(
-        description="Most entities in one bulk write (`POST /api/v1/items/batch`).", examples=[500]
-    )
-    max_batch_write_body_bytes: int = Field(
-        description="Largest bulk-write body, in bytes (it scales with `max_batch_write_entities`).",
-        examples=[16_777_216],
-    )
     max_feature_list: int = Field(description="Most `category:feature` entries in one read.", examples=[1000])
     max_categories_per_write: int = Field(description="Most categories in one write.", examples=[25])
     max_features_per_category: int = Field(description="Most features in one category of a write.", examples=[1000])
@@ -55,13 +48,15 @@ class LimitsResponse(BaseModel):
     max_json_depth: int = Field(description="Deepest nesting inside one feature value.", examples=[16])
     max_ttl_seconds: int = Field(description="Largest `meta.ttl`.", examples=[315_360_000])
     max_entity_value_bytes: int = Field(description="Longest entity value, in UTF-8 bytes.", examples=[1024])
+    max_batch_write_entities: int = Field(description="Most entities in one bulk write.", examples=[500])
+    max_batch_write_body_bytes: int = Field(
+        description="Largest bulk write request body, in bytes.", examples=[16_777_216]
+    )
 
 
 def limits_of(settings: Settings) -> dict[str, int]:
     return {
         "max_batch_entities": settings.max_batch_entities,
-        "max_batch_write_entities": settings.max_batch_write_entities,
-        "max_batch_write_body_bytes": settings.max_batch_write_body_bytes,
         "max_feature_list": settings.max_feature_list,
         "max_categories_per_write": settings.max_categories_per_write,
         "max_features_per_category": settings.max_features_per_category,
@@ -71,6 +66,8 @@ def limits_of(settings: Settings) -> dict[str, int]:
         "max_json_depth": settings.max_json_depth,
         "max_ttl_seconds": settings.max_ttl_seconds,
         "max_entity_value_bytes": MAX_ENTITY_VALUE_BYTES,
+        "max_batch_write_entities": settings.max_batch_write_entities,
+        "max_batch_write_body_bytes": settings.max_batch_write_body_bytes,
     }
 
 
@@ -82,9 +79,9 @@ router = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryR
     operation_id="limits",
     response_model=LimitsResponse,
     responses=errors(401, 403, 429),
-    summary="The service's maxima: batch sizes, feature list, write size, body bytes",
+    summary="The service's maxima: batch size, feature list, write size, body bytes",
 )
 async def read_limits(request: Request) -> JSONBytesResponse:
     """What one request may hold; a request over any of these is refused with a 4xx. Clients read it
-    once and split larger work (batch reads, bulk writes) to fit."""
+    once and split larger work (e.g. batch reads) to fit."""
     return JSONBytesResponse(dumps(limits_of(request.app.state.runtime.settings)))

@@ -121,7 +121,16 @@ class FeatureController:
             ]
             entities.append(
                 BatchEntityInput(
-                    entity.entity_value, categories, meta.source, meta.compute_id, meta.ttl, meta.event_time, loc
+                    entity.entity_value,
+                    categories,
+                    meta.source,
+                    meta.compute_id,
+                    meta.ttl,
+                    meta.event_time,
+                    loc,
+                    (*loc, "meta", "ttl")
+                    if own is not None and "ttl" in own.model_fields_set
+                    else ("body", "meta", "ttl"),
                 )
             )
         outcomes = await self.service.write_batch(data.entity_type, entities, writer)

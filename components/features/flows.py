@@ -6,17 +6,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from components.features.erasure import tombstones
 from components.features.store.base import (
-    TOMBSTONE,
     CategoryWrite,
     EntityWrite,
-    Erasure,
     OnlineStore,
     StoredCategory,
     Wanted,
     is_tombstone,
 )
-from core.events import DELETED_EVENT_TYPE, OutboxEvent, feature_available_event
+from core.events import feature_available_event
 from core.exceptions import FeatureStoreError
 from core.metrics import metrics
 from core.outbox import OutboxRelay
@@ -315,37 +314,12 @@ class FeatureFlows:
         `feature_deleted` event naming the features removed; then wake the relay."""
         with metrics.timer("delete", entity_type=entity_type.name):
             now = datetime.fromtimestamp(self.clock(), UTC)
-            now_iso = isoformat(now)
-            expires = now + timedelta(seconds=self.tombstone_seconds)
-            event_time_iso = isoformat(event_time) if event_time is not None else now_iso
-            metadata = {
-                "updated_at": now_iso,
-                "source": source,
-                "compute_id": None,
-                "ttl": None,
-                "expires_at": isoformat(expires),
-                "event_time": event_time_iso,
-                TOMBSTONE: now_iso,
-            }
-
-            def event(category: str, features: list[str]) -> OutboxEvent:
-                return feature_available_event(
-                    entity_type=entity_type.name,
-                    entity_value=entity_value,
-                    category=category,
-                    features=sorted(features),
-                    compute_id=None,
-                    timestamp_iso=now_iso,
-                    timestamp_epoch=now.timestamp(),
-                    event_type=DELETED_EVENT_TYPE,
-                )
-
-            erasure = Erasure(categories, event_time_iso, metadata, expires.timestamp(), event)
+            erasure = tombstones(entity_type, entity_value, categories, source, event_time, now, self.tombstone_seconds)
             deleted = await self.store.delete(entity_type, entity_value, erasure)
         if deleted:
             self.relay.notify()
             metrics.incr("delete.categories", len(deleted), entity_type=entity_type.name)
-        return DeleteOutcome(deleted, now_iso)
+        return DeleteOutcome(deleted, isoformat(now))
 
 
 def _outcome(categories: Mapping[str, Any], skipped: list[str], timestamp: str) -> WriteOutcome:

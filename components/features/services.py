@@ -1,6 +1,5 @@
 """Rules beyond pydantic's types: entity types, the category whitelist, writers, feature lists, limits."""
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,13 +16,13 @@ from components.features.flows import (
     FeatureSelection,
     WriteOutcome,
 )
-from components.features.models import NAME_PATTERN, has_unsafe_characters
+from components.features.models import NAME_PATTERN
 from components.features.registry import Registry
 from components.features.store.base import StoredCategory
+from components.features.values import ValueChecker
 from core.auth import Principal
 from core.exceptions import FeatureStoreError, Forbidden, InvalidRequest, NotFound, SourceRequired
 from core.request_context import annotate_request
-from core.serialization import MAX_INT, MIN_INT
 from core.settings import EntityType, Settings
 
 _NAME_CHARS = NAME_PATTERN.removeprefix("^").removesuffix("$")
@@ -53,6 +52,9 @@ class BatchEntityInput:
     ttl: int | None
     event_time: datetime | None
     loc: tuple[str | int, ...]
+    """Where the entity sits in the body."""
+    ttl_loc: tuple[str | int, ...]
+    """Where its ttl came from: its own `meta`, or the request's."""
 
 
 class FeatureService:
@@ -68,6 +70,7 @@ class FeatureService:
         self.entity_types = settings.entity_types
         self.allowed_categories = registry.names
         self.allowed_writers = frozenset(settings.write_allowed_sources)
+        self.values = ValueChecker(settings.max_string_bytes, settings.max_json_depth)
         self._parsed_feature_list = lru_cache(maxsize=PARSED_FEATURE_LISTS)(self._parse_feature_list)
 
     def entity_type(self, name: str, loc: Sequence[str]) -> EntityType:
@@ -155,9 +158,15 @@ class FeatureService:
         return await self.flows.read_batch(entity_type, entity_values, selection, max_age)
 
     def _check_write(
-        self, entity_type: EntityType, categories: Sequence[CategoryInput], ttl: int | None, loc: tuple[str | int, ...]
+        self,
+        entity_type: EntityType,
+        categories: Sequence[CategoryInput],
+        ttl: int | None,
+        loc: tuple[str | int, ...],
+        ttl_loc: tuple[str | int, ...] = ("body", "meta", "ttl"),
     ) -> None:
-        """The rules of one entity's write beyond pydantic (422); `loc`: where the entity sits in the body."""
+        """The rules of one entity's write beyond pydantic (422); `loc`: where the entity sits in the body,
+        `ttl_loc`: the `meta` that gave its ttl."""
         limit = self.max_categories_per_write
         if len(categories) > limit:
             raise InvalidRequest(
@@ -183,11 +192,10 @@ class FeatureService:
                 loc,
             )
         for item in categories:
-            for name, value in item.features.items():
-                self._check_value(value, (*item.loc, "features", name))
+            self.values.check_features(item.features, item.loc)
             self.registry.check_features(item.category, item.features, item.loc, entity_type=entity_type.name)
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
-            raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ("body", "meta", "ttl"))
+            raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ttl_loc)
 
     async def write(
         self,
@@ -244,7 +252,7 @@ class FeatureService:
         accepted: list[EntityInput] = []
         for entity in entities:
             try:
-                self._check_write(entity_type, entity.categories, entity.ttl, entity.loc)
+                self._check_write(entity_type, entity.categories, entity.ttl, entity.loc, entity.ttl_loc)
                 source = self._authorise_writer(entity.source, writer, entity.categories)
             except FeatureStoreError as exc:
                 refused.append(exc)
@@ -317,43 +325,3 @@ class FeatureService:
         if denied:
             raise Forbidden(f"source {source!r} is not among the registry's writers of categories {denied}")
         return source
-
-    def _check_string(self, text: str, loc: tuple) -> None:
-        limit = self.settings.max_string_bytes
-        if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
-            raise InvalidRequest(f"string longer than {limit} UTF-8 bytes", loc)
-        if any("\ud800" <= char <= "\udfff" for char in text):
-            raise InvalidRequest("string holds an unpaired surrogate", loc)
-
-    def _check_value(self, value: Any, loc: tuple) -> None:
-        """Reject what cannot round-trip exactly: NaN/Infinity, integers past 64 bits, unsafe text, deep nesting.
-
-        Walks with an explicit stack, so no depth setting can exhaust Python's recursion limit.
-        """
-        max_depth = self.settings.max_json_depth
-        stack: list[tuple[Any, tuple, int]] = [(value, loc, 0)]
-        while stack:
-            value, loc, depth = stack.pop()
-            if isinstance(value, str):
-                self._check_string(value, loc)
-            elif isinstance(value, bool) or value is None:
-                continue
-            elif isinstance(value, int):
-                if not MIN_INT <= value <= MAX_INT:
-                    raise InvalidRequest("integer outside the 64-bit range; send it as a string", loc)
-            elif isinstance(value, float):
-                if not math.isfinite(value):
-                    raise InvalidRequest("NaN and Infinity are not valid JSON numbers", loc)
-            elif isinstance(value, (list, dict)):
-                if depth >= max_depth:
-                    raise InvalidRequest(f"value nested deeper than {max_depth} levels", loc)
-                if isinstance(value, dict):
-                    for key, item in value.items():
-                        self._check_string(key, loc)
-                        if has_unsafe_characters(key):
-                            raise InvalidRequest("object key holds control characters", loc)
-                        stack.append((item, (*loc, key), depth + 1))
-                else:
-                    stack.extend((item, (*loc, index), depth + 1) for index, item in enumerate(value))
-            else:
-                raise InvalidRequest(f"unsupported value type {type(value).__name__}", loc)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.scenarios import CPU_RATIO_BOUNDS, SCENARIOS
+from bench.scenarios import BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,3 +76,19 @@ def test_cpu_ratio_table_checks_the_targets(smoke: tuple[dict[str, Any], str, Pa
     for scenario, line in lines.items():
         verdict = {None: f"{ratios[scenario]['ratio']:.2f}x", True: "x  met", False: "x  not met"}
         assert line.rstrip().endswith(verdict[ratios[scenario]["met"]]), line
+
+
+def test_bulk_writes_are_reported_per_entity_beside_single_writes(smoke: tuple[dict[str, Any], str, Path]) -> None:
+    """Entities a second and CPU per entity of the bulk write and of single-entity writes, on both backends."""
+    report, printed, _ = smoke
+    rows = {(row["scenario"], row["backend"]): row for row in report["bulk_writes"]}
+    assert set(rows) == {(bulk, backend) for bulk in BULK_VERSUS for backend in ("sqlite", "dynamodb")}
+    results = {(r["scenario"], r["backend"]): r for r in report["results"] if r["mode"] == "max"}
+    for (bulk, backend), row in rows.items():
+        entities = results[(bulk, backend)]["entities"]
+        assert entities == row["entities_per_request"] > 1
+        assert row["bulk_entities_per_s"] == round(results[(bulk, backend)]["rps"] * entities, 1), row
+        assert row["bulk_cpu_ms_per_entity"] == round(results[(bulk, backend)]["cpu_ms_per_request"] / entities, 4)
+        assert row["speedup"] == round(row["bulk_entities_per_s"] / results[(row["versus"], backend)]["rps"], 2)
+        assert row["met"] == (row["speedup"] >= row["bound"])
+    assert "Bulk writes at full load" in printed

@@ -159,6 +159,19 @@ def test_events_per_entity_arrive_on_kafka(make_client, kafka_settings, kafka_br
     }
 
 
+def test_a_ttl_over_the_limit_fails_the_entity_that_gave_it(client: AppClient) -> None:
+    too_long = client.app.state.runtime.settings.max_ttl_seconds + 1
+    body = batch_body(
+        entity("u1", {"user_features": {"a": 1}}), entity("u2", {"user_features": {"a": 2}}, ttl=too_long)
+    )
+    results = client.post(BATCH, json=body).json()["results"]
+    assert results[0]["error"] is None
+    assert results[1]["error"]["detail"][0]["loc"] == ["body", "data", "entities", 1, "meta", "ttl"]
+    body = batch_body(entity("u3", {"user_features": {"a": 1}}), ttl=too_long)
+    error = client.post(BATCH, json=body).json()["results"][0]["error"]
+    assert (error["error"], error["detail"][0]["loc"]) == ("validation_error", ["body", "meta", "ttl"])
+
+
 def test_more_entities_than_the_limit_is_a_422_stating_it(make_client) -> None:
     client = make_client(max_batch_write_entities=2)
     body = batch_body(*(entity(f"u{i}", {"user_features": {"a": i}}) for i in range(3)))

@@ -14,6 +14,7 @@ def test_the_limits_are_the_settings(make_client) -> None:
     limits = response.json()
     assert (limits["max_batch_entities"], limits["max_feature_list"], limits["max_body_bytes"]) == (7, 9, 4096)
     assert limits["max_categories_per_write"] == client.app.state.runtime.settings.max_categories_per_write
+    assert (limits["max_batch_write_entities"], limits["max_batch_write_body_bytes"]) == (500, 500 * 32 * 1024)
 
 
 def test_a_batch_over_the_published_maximum_is_refused(make_client) -> None:

@@ -81,15 +81,22 @@ def _tombstone(
         EXPIRES_AT: {"N": f"{erasure.expires_at_epoch:.6f}"},
     }
     # Still the item that was read: same event_time and the same write (updated_at).
-    condition = "#e = :e0 AND #f.#m.#u = :u0"
-    values = {":e0": old[EVENT_TIME], ":u0": old[FEATURES]["M"][METADATA]["M"]["updated_at"]}
+    updated_at = old.get(FEATURES, {}).get("M", {}).get(METADATA, {}).get("M", {}).get("updated_at")
+    values: dict[str, Any] = {}
+    conditions = []
+    for path, value, name in (("#e", old.get(EVENT_TIME), ":e0"), ("#f.#m.#u", updated_at, ":u0")):
+        if value is None:
+            conditions.append(f"attribute_not_exists({path})")
+        else:
+            conditions.append(f"{path} = {name}")
+            values[name] = value
     return {
         "Put": {
             "TableName": entity_type.table,
             "Item": item,
-            "ConditionExpression": condition,
+            "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": {"#e": EVENT_TIME, "#f": FEATURES, "#m": METADATA, "#u": "updated_at"},
-            "ExpressionAttributeValues": values,
+            **({"ExpressionAttributeValues": values} if values else {}),
         }
     }
 
