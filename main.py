@@ -14,6 +14,7 @@ from api.errors import register_error_handlers
 from api.names import document_names
 from api.v1 import admin, earlier, limits, registry, routes
 from api.v1.routes import BULK_WRITE_PATH
+from api.values import document_values
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.probes)
     app.include_router(admin.router)
     document_names(app, settings.entity_types, runtime.registry.names)
+    document_values(app, settings)
     if settings.docs_enabled:
         add_offline_docs(app)  # after the API's routes, so matching an API request never tries them
     app.add_middleware(

@@ -49,16 +49,33 @@ require_admin = ApiKeyAccess(SCOPE_ADMIN)
 Writer = Annotated[Principal | None, Depends(ApiKeyAccess(SCOPE_WRITE))]
 
 
+WRITER_NAMED: dict[str, Any] = {
+    "anyOf": [
+        {
+            "required": [spelling],
+            "properties": {spelling: {"required": ["source"], "properties": {"source": {"type": "string"}}}},
+        }
+        for spelling in ("meta", "metadata")
+    ]
+}
+"""Without keys a write names its writer: `meta.source` (or `metadata.source`) is a string, not absent nor null."""
+
+
 def document_without_keys(app: FastAPI) -> None:
-    """With AUTH_ENABLED=false no route asks for a key, so the OpenAPI document must not say it does."""
+    """With AUTH_ENABLED=false no route asks for a key, so the OpenAPI document must not say it does; and
+    the writer is the write's own `meta.source`, so the document requires it (a write without it is a 422)."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         schema = build()
-        schema.get("components", {}).pop("securitySchemes", None)
+        components = schema.get("components", {})
+        components.pop("securitySchemes", None)
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 operation.pop("security", None)
+        write = components.get("schemas", {}).get("WriteRequest")
+        if write is not None:
+            write.update(WRITER_NAMED)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -1,6 +1,9 @@
 """Entity types and categories as enums in OpenAPI: the configured ones are the only values the service
 accepts, so the document lists them instead of claiming any string will do.
 
+The earlier write's body is keyed by category, so its keys are listed the same way (the earlier read's
+are not: a category off the list is reported unavailable there, not refused).
+
 They come from the settings (`ENTITY_TYPES`, `EXTRA_ENTITY_TYPES`) and the feature registry (or
 `ALLOWED_CATEGORIES`), so the document is the one of this configuration.
 """
@@ -18,7 +21,7 @@ BODY_FIELDS = {
     "CategoryFeatures": ("category",),
 }
 """Request-body properties naming an entity type or a category, by component schema."""
-PARAMETERS = ("entity_type", "table_type", "category")
+PARAMETERS = ("entity_type", "category")
 
 
 def _with_enum(schema: dict[str, Any], values: list[str]) -> dict[str, Any]:
@@ -34,7 +37,7 @@ def _with_enum(schema: dict[str, Any], values: list[str]) -> dict[str, Any]:
 
 
 def document_names(app: FastAPI, entity_types: Iterable[str], categories: Iterable[str]) -> None:
-    values = {"entity_type": sorted(entity_types), "table_type": sorted(entity_types), "category": sorted(categories)}
+    values = {"entity_type": sorted(entity_types), "category": sorted(categories)}
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -45,6 +48,10 @@ def document_names(app: FastAPI, entity_types: Iterable[str], categories: Iterab
                     if parameter.get("in") in ("path", "query") and parameter.get("name") in PARAMETERS:
                         parameter["schema"] = _with_enum(parameter["schema"], values[parameter["name"]])
         schemas = schema.get("components", {}).get("schemas", {})
+        earlier_write = schemas.get("EarlierWriteBody")
+        if earlier_write is not None and "patternProperties" in earlier_write:
+            features = next(iter(earlier_write.pop("patternProperties").values()))
+            earlier_write["properties"] = dict.fromkeys(values["category"], features)
         for model, fields in BODY_FIELDS.items():
             properties = schemas.get(model, {}).get("properties", {})
             for field in fields:

@@ -11,13 +11,16 @@ of every operation checks), and refuses with a 422:
 
 Aliases: `table_type` is the earlier API's name for `entity_type`, accepted by every operation that
 declares `entity_type`. It is renamed here, before FastAPI reads the parameters, so the operation
-declares one parameter and pays for one (FastAPI resolves each declared parameter on every request);
-OpenAPI documents the alias beside it.
+declares one parameter and pays for one (FastAPI resolves each declared parameter on every request).
+OpenAPI names the alias in the description of the parameter it stands for, not as a parameter of its
+own: a document listing both would declare valid a request giving both with different values, which
+is refused (and a client generated from it would take two arguments for one thing).
 
 A request without a query string pays one dictionary lookup. The docs pages (`/docs`, `/redoc`,
 `/openapi.json`) are not API routes and accept any query string.
 """
 
+import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +30,10 @@ from fastapi._compat import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from api.responses import errors, with_request_id
 
@@ -36,7 +41,6 @@ MAX_REPORTED = 20
 """Most refused parameters one error lists; a query string can hold thousands."""
 QUERY_ALIASES = {"table_type": "entity_type"}
 """Alias -> the parameter it stands for, on every operation that declares that parameter."""
-ALIAS_DESCRIPTIONS = {"table_type": "The earlier API's name for `entity_type`; if both are given they must agree."}
 
 
 @dataclass(frozen=True)
@@ -123,25 +127,28 @@ def check_query(request: Request, names: QueryNames) -> Request:
     return Request(request.scope, request.receive)
 
 
+ROUTES: "list[weakref.ref[StrictQueryRoute]]" = []
+"""Every API route, for the `Allow` header of a 405 (the app's own route list nests its routers)."""
+
+
 class StrictQueryRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         # Any operation may answer 422 now, so the document says so, in the service's envelope.
         responses = {**errors(422), **(kwargs.get("responses") or {})}
         kwargs["responses"] = with_request_id(responses, kwargs.get("status_code") or 200)
         super().__init__(path, endpoint, **kwargs)
-        documented = [
-            {
-                "name": alias,
-                "in": "query",
-                "required": False,
-                "description": ALIAS_DESCRIPTIONS[alias],
-                "schema": {"type": "string", "maxLength": 128},
-            }
-            for alias in query_names(self.dependant).aliases
-        ]
-        if documented:
-            extra = self.openapi_extra or {}
-            self.openapi_extra = {**extra, "parameters": [*extra.get("parameters", ()), *documented]}
+        ROUTES.append(weakref.ref(self))
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A method this path does not serve is a 405 whose `Allow` lists every method the path serves, as
+        OpenAPI does. Starlette answers with the first route matching the path, which names its own
+        methods only, and one path may have routes in several routers (`/items/{entity_value}`: the
+        earlier write and the deletion)."""
+        if self.methods and scope["method"] not in self.methods:
+            routes = [route for reference in ROUTES if (route := reference()) is not None]
+            allowed = {method for route in routes if route.path == self.path for method in route.methods or ()}
+            raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+        await super().handle(scope, receive, send)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

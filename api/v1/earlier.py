@@ -6,7 +6,6 @@ served by the current reads and writes: the controller turns their bodies into t
 Included after the current routers (`main.create_app`), so none of these paths can shadow a current one.
 """
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -14,11 +13,12 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from api.auth import Writer
 from api.responses import errors
 from api.routing import StrictQueryRoute
-from api.v1.routes import MaxAgeQuery, controller_of
+from api.v1.routes import EntityTypeQuery, MaxAgeQuery, controller_of
 from components.features.models import (
     EarlierReadBody,
     EarlierWriteBody,
     EntityValue,
+    EventTime,
     FeaturesResponse,
     MetaText,
     WriteResponse,
@@ -28,8 +28,6 @@ from core.serialization import JSONBytesResponse
 reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 writes = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 
-EntityTypeQuery = Annotated[str, Query(max_length=128)]
-"""As on the current read; `table_type` is accepted as its alias (see api/routing.py)."""
 EntityValuePath = Annotated[EntityValue, Path(openapi_examples={"user": {"value": "user-123"}})]
 """Examples as OpenAPI parameter examples, which Swagger UI's "Try it out" fills in (JSON Schema ones it does not)."""
 
@@ -81,7 +79,7 @@ async def write_by_category(
     compute_id: Annotated[MetaText | None, Query(description="The job run that computed the features.")] = None,
     ttl: Annotated[int | None, Query(gt=0, description="Seconds the written categories stay valid.")] = None,
     event_time: Annotated[
-        datetime | None,
+        EventTime | None,
         Query(description="When the data was true (ISO 8601; write `+` as `%2B`); older writes are skipped."),
     ] = None,
 ) -> JSONBytesResponse:

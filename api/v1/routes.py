@@ -52,6 +52,14 @@ async def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 MaxAgeQuery = Annotated[float | None, Query(gt=0, allow_inf_nan=False, description=MAX_AGE_DESCRIPTION)]
+EntityTypeQuery = Annotated[
+    str,
+    Query(
+        max_length=128,
+        description="The entity type. `table_type` (the earlier API's name) is accepted instead; "
+        "given both, they must agree.",
+    ),
+]
 
 
 reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
@@ -70,7 +78,7 @@ async def read_category(
     request: Request,
     entity_value: Annotated[EntityValue, Path(examples=["user-123"])],
     category: Annotated[str, Path(max_length=128, examples=["user_features"])],
-    entity_type: Annotated[str, Query(max_length=128)] = "bright_uid",
+    entity_type: EntityTypeQuery = "bright_uid",
     max_age_seconds: MaxAgeQuery = None,
 ) -> JSONBytesResponse:
     """404 when the entity has nothing in that category, or only expired data, or data older than
@@ -150,7 +158,7 @@ async def delete_features(
     request: Request,
     entity_value: Annotated[EntityValue, Path(examples=["user-123"])],
     writer: Writer,
-    entity_type: Annotated[str, Query(max_length=128)] = "bright_uid",
+    entity_type: EntityTypeQuery = "bright_uid",
     category: Annotated[
         list[Annotated[str, StringConstraints(max_length=128)]],
         Query(description="A category to delete; repeat for more. None: every category of the entity."),

@@ -2,7 +2,7 @@
 Same methods, arguments and results as `FeatureStoreClient`, awaited."""
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -11,9 +11,14 @@ import httpx
 
 from feature_store_client import _core
 from feature_store_client._core import DEFAULT_CONCURRENCY, DEFAULT_ENTITY_TYPE, DEFAULT_TIMEOUT, Call, RetryPolicy
+from feature_store_client.errors import FeatureStoreError
 from feature_store_client.models import (
     BatchResult,
+    BatchWriteResult,
     CategoryResult,
+    DeleteResult,
+    EntityWrite,
+    EntityWriteResult,
     FeaturesResult,
     Limits,
     Readiness,
@@ -158,6 +163,55 @@ class AsyncFeatureStoreClient:
     ) -> WriteResult:
         call = _core.write_call(entity_value, categories, entity_type, source, compute_id, ttl, event_time)
         return await self._run(call, request_id)
+
+    async def write_batch(
+        self,
+        entities: Iterable[EntityWrite | Mapping[str, Any]],
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        source: str | None = None,
+        compute_id: str | None = None,
+        ttl: int | None = None,
+        event_time: datetime | str | None = None,
+        *,
+        on_part: Callable[[int, int], None] | None = None,
+        request_id: str | None = None,
+    ) -> BatchWriteResult:
+        bodies = [_core.entity_body(entity) for entity in entities]
+        if not bodies:
+            raise ValueError("entities must hold at least one entity")
+        request_id = request_id or _core.new_request_id()
+        meta = _core.write_meta(source, compute_id, ttl, event_time)
+        parts = _core.split_entities(bodies, await self.limits())
+        gate = asyncio.Semaphore(self.max_concurrency)
+        results: list[EntityWriteResult | None] = [None] * len(bodies)
+
+        async def write_part(indices: list[int]) -> None:
+            part = _core.PartWrite([bodies[index] for index in indices], entity_type, meta)
+            async with gate:
+                while (call := part.next_call()) is not None:
+                    try:
+                        part.answered(await self._run(call, request_id))
+                    except FeatureStoreError as exc:
+                        part.refused(exc)
+            part_results = part.results()
+            for index, result in zip(indices, part_results, strict=True):
+                results[index] = result
+            if on_part is not None:
+                on_part(len(part_results), sum(not result.ok for result in part_results))
+
+        await asyncio.gather(*(write_part(indices) for indices in parts))
+        return _core.batch_write_result(entity_type, [result for result in results if result is not None])
+
+    async def delete(
+        self,
+        entity_value: str,
+        categories: Sequence[str] | None = None,
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        *,
+        event_time: datetime | str | None = None,
+        request_id: str | None = None,
+    ) -> DeleteResult:
+        return await self._run(_core.delete_call(entity_value, categories, entity_type, event_time), request_id)
 
     async def registry(self, *, request_id: str | None = None) -> Registry:
         return await self._run(_core.registry_call(), request_id)

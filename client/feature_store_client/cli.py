@@ -1,16 +1,18 @@
 """`feature-store`: the client's command line. `--url`/`--api-key` or FEATURE_STORE_URL /
 FEATURE_STORE_API_KEY; answers as JSON (default) or a table; exit status 0 on success, 1 on an error
-answer or a service that is not ready, 2 on a usage error."""
+answer, a service that is not ready or a `load` with any failed entity, 2 on a usage error."""
 
 import argparse
 import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import BaseModel
 
+from feature_store_client import _core
 from feature_store_client._core import DEFAULT_ENTITY_TYPE, DEFAULT_TIMEOUT
 from feature_store_client._version import __version__
 from feature_store_client.client import FeatureStoreClient
@@ -65,6 +67,39 @@ def parser() -> argparse.ArgumentParser:
     write.add_argument("--event-time", help="ISO 8601")
     entity_type(write)
 
+    load = commands.add_parser(
+        "load",
+        help="bulk write from a JSON Lines file",
+        description="Each line one entity: "
+        '{"entity_value": "u1", "categories": {"user_features": {"age": 30}}, "meta": {"event_time": "..."}} '
+        '(or "feature_list" as the API takes it; "meta" optional, overriding the shared options). Written '
+        "through POST /api/v1/items/batch in parts of the service's published maximum. Lines that are not "
+        "such JSON, and entities the service refuses, are reported with their line numbers in the failures "
+        "file; the summary goes to standard output; exit status 1 when anything failed.",
+    )
+    load.add_argument("path", metavar="PATH", help="JSON Lines file ('-': standard input)")
+    load.add_argument("--source")
+    load.add_argument("--compute-id")
+    load.add_argument("--ttl", type=int)
+    load.add_argument("--event-time", help="ISO 8601")
+    load.add_argument(
+        "--failures",
+        metavar="PATH",
+        help="where failed lines are written, as JSON Lines (default: PATH.failures.jsonl)",
+    )
+    load.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="progress bar on standard error (default: when it is a terminal)",
+    )
+    entity_type(load)
+
+    delete = commands.add_parser("delete", help="delete categories of one entity (all of them if none named)")
+    delete.add_argument("entity_value")
+    delete.add_argument("categories", nargs="*", metavar="CATEGORY")
+    delete.add_argument("--event-time", help="ISO 8601; when the deletion took effect (default: now)")
+    entity_type(delete)
+
     registry = commands.add_parser("registry", help="the feature registry, or one category of it")
     registry.add_argument("category", nargs="?")
 
@@ -118,6 +153,110 @@ def write_categories(args: argparse.Namespace, stdin: TextIO) -> dict[str, dict[
     return categories
 
 
+class Progress:
+    """A one-line progress bar on a terminal: lines done (answered, or found invalid) of the total, and how
+    many failed."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = enabled and total > 0
+        self.done = 0
+        self.failed = 0
+
+    def update(self, done: int, failed: int) -> None:
+        self.done += done
+        self.failed += failed
+        if self.enabled:
+            filled = self.WIDTH * self.done // self.total
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            self.stream.write(f"\r[{bar}] {self.done}/{self.total} lines, {self.failed} failed")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+LOAD_WINDOW_PARTS = 16
+"""Parts of the service's bulk-write maximum read, parsed and sent at a time, so a large file is never held parsed."""
+
+
+def parse_line(number: int, text: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the entity as sent, None), or (None, the failure to report) for a line that is not one."""
+    try:
+        entity = json.loads(text)
+    except ValueError as exc:
+        return None, {"line": number, "error": "invalid_json", "detail": str(exc)}
+    try:
+        return _core.entity_body(entity), None
+    except ValueError as exc:
+        value = entity.get("entity_value") if isinstance(entity, dict) else None
+        return None, {"line": number, "entity_value": value, "error": "invalid_entity", "detail": str(exc)}
+
+
+def load(args: argparse.Namespace, client: FeatureStoreClient, stdin: TextIO) -> tuple[dict[str, Any], int]:
+    if args.path == "-":
+        lines = stdin.read().splitlines()
+    else:
+        lines = Path(args.path).read_text(encoding="utf-8").splitlines()
+    numbered = [(number, text) for number, text in enumerate(lines, 1) if text.strip()]
+    failures_path = Path(
+        args.failures or ("load-failures.jsonl" if args.path == "-" else f"{args.path}.failures.jsonl")
+    )
+    limits = client.limits()
+    window = LOAD_WINDOW_PARTS * (limits.max_batch_write_entities or _core.DEFAULT_BATCH_WRITE_ENTITIES)
+    progress = Progress(len(numbered), sys.stderr, sys.stderr.isatty() if args.progress is None else args.progress)
+    failures: list[dict[str, Any]] = []
+    written = failed = invalid = 0
+    for start in range(0, len(numbered), window):
+        batch = numbered[start : start + window]
+        entities: list[tuple[int, dict[str, Any]]] = []
+        for number, text in batch:
+            body, failure = parse_line(number, text)
+            if body is not None:
+                entities.append((number, body))
+            elif failure is not None:
+                failures.append(failure)
+        invalid += len(batch) - len(entities)
+        progress.update(len(batch) - len(entities), len(batch) - len(entities))
+        if not entities:
+            continue
+        answer = client.write_batch(
+            [body for _, body in entities],
+            args.entity_type,
+            source=args.source,
+            compute_id=args.compute_id,
+            ttl=args.ttl,
+            event_time=args.event_time,
+            on_part=progress.update,
+            request_id=args.request_id,
+        )
+        written += answer.written
+        failed += answer.failed
+        for (number, _), result in zip(entities, answer.results, strict=True):
+            if result.error is not None:
+                failures.append({"line": number, "entity_value": result.entity_value, **result.error.model_dump()})
+    progress.close()
+    failures.sort(key=lambda failure: failure["line"])
+    if failures:
+        with failures_path.open("w", encoding="utf-8") as file:
+            file.writelines(json.dumps(failure, ensure_ascii=False) + "\n" for failure in failures)
+    elif failures_path.exists():
+        failures_path.unlink()  # a previous run's failures would read as this run's
+    summary = {
+        "lines": len(numbered),
+        "written": written,
+        "failed": failed,
+        "invalid_lines": invalid,
+        "failures_file": str(failures_path) if failures else None,
+    }
+    return summary, 1 if failures else 0
+
+
 def run(args: argparse.Namespace, client: FeatureStoreClient, stdin: TextIO) -> tuple[Any, int]:
     """The answer to print and the exit status."""
     rid = args.request_id
@@ -157,6 +296,12 @@ def run(args: argparse.Namespace, client: FeatureStoreClient, stdin: TextIO) -> 
             ),
             0,
         )
+    if args.command == "load":
+        return load(args, client, stdin)
+    if args.command == "delete":
+        return client.delete(
+            args.entity_value, args.categories or None, args.entity_type, event_time=args.event_time, request_id=rid
+        ), 0
     if args.command == "registry":
         if args.category:
             return client.registry_category(args.category, request_id=rid), 0

@@ -2,8 +2,8 @@
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -12,9 +12,14 @@ import httpx
 
 from feature_store_client import _core
 from feature_store_client._core import DEFAULT_CONCURRENCY, DEFAULT_ENTITY_TYPE, DEFAULT_TIMEOUT, Call, RetryPolicy
+from feature_store_client.errors import FeatureStoreError
 from feature_store_client.models import (
     BatchResult,
+    BatchWriteResult,
     CategoryResult,
+    DeleteResult,
+    EntityWrite,
+    EntityWriteResult,
     FeaturesResult,
     Limits,
     Readiness,
@@ -159,6 +164,72 @@ class FeatureStoreClient:
         is raised (with `event_time` set, sending it again is harmless)."""
         call = _core.write_call(entity_value, categories, entity_type, source, compute_id, ttl, event_time)
         return self._run(call, request_id)
+
+    def write_batch(
+        self,
+        entities: Iterable[EntityWrite | Mapping[str, Any]],
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        source: str | None = None,
+        compute_id: str | None = None,
+        ttl: int | None = None,
+        event_time: datetime | str | None = None,
+        *,
+        on_part: Callable[[int, int], None] | None = None,
+        request_id: str | None = None,
+    ) -> BatchWriteResult:
+        """Writes many entities, each atomically on its own (`POST /api/v1/items/batch`), answered one
+        result per entity in the order given. `entities` are `EntityWrite`s or mappings
+        (`{"entity_value", "categories": {category: {feature: value}}}`, or the service's form with
+        `feature_list` and `meta`); the meta arguments are shared, an entity's own override them.
+
+        Split at the service's published bulk-write maxima (entities, body bytes) into parts sent
+        concurrently (at most `max_concurrency` at a time) under one request id; `on_part(entities,
+        failed)` is called as each part is answered. An entity the service refuses or fails to write
+        has an `error` in its result and nothing written; so does every entity of a part refused as a
+        whole or left without an answer (`timeout`, `transport_error`: it may have been written, and
+        is not sent again). So nothing is raised once sending has begun: check `.failed`. ValueError
+        for an entity that is not of one of those forms, before anything is sent."""
+        bodies = [_core.entity_body(entity) for entity in entities]
+        if not bodies:
+            raise ValueError("entities must hold at least one entity")
+        request_id = request_id or _core.new_request_id()
+        meta = _core.write_meta(source, compute_id, ttl, event_time)
+        parts = _core.split_entities(bodies, self.limits())
+
+        def write_part(indices: list[int]) -> list[EntityWriteResult]:
+            part = _core.PartWrite([bodies[index] for index in indices], entity_type, meta)
+            while (call := part.next_call()) is not None:
+                try:
+                    part.answered(self._run(call, request_id))
+                except FeatureStoreError as exc:
+                    part.refused(exc)
+            return part.results()
+
+        results: list[EntityWriteResult | None] = [None] * len(bodies)
+        with ThreadPoolExecutor(max_workers=min(len(parts), self.max_concurrency)) as pool:
+            futures = {pool.submit(write_part, indices): indices for indices in parts}
+            for future in as_completed(futures):
+                part_results = future.result()
+                for index, result in zip(futures[future], part_results, strict=True):
+                    results[index] = result
+                if on_part is not None:
+                    on_part(len(part_results), sum(not result.ok for result in part_results))
+        return _core.batch_write_result(entity_type, [result for result in results if result is not None])
+
+    def delete(
+        self,
+        entity_value: str,
+        categories: Sequence[str] | None = None,
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        *,
+        event_time: datetime | str | None = None,
+        request_id: str | None = None,
+    ) -> DeleteResult:
+        """Deletes the data of `categories` of one entity (None: every category), announcing each with a
+        `feature_deleted` event; writes older than `event_time` (default: now) cannot bring it back.
+        Deleting what is not there is no error (`categories_deleted` is empty). Like a write, it is
+        retried on 429/503 only."""
+        return self._run(_core.delete_call(entity_value, categories, entity_type, event_time), request_id)
 
     def registry(self, *, request_id: str | None = None) -> Registry:
         """Every category the service accepts, with its features, types and rules."""

@@ -1,6 +1,8 @@
 """The service's answers as typed models. Fields the service adds later are kept (`extra="allow"`), so
 an older client still reads a newer service."""
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -94,6 +96,62 @@ class WriteResult(_Model):
     timestamp: datetime
 
 
+@dataclass(frozen=True)
+class EntityWrite:
+    """One entity of `write_batch`: `{category: {feature: value}}`, written atomically; the meta fields
+    given here replace the call's shared ones for this entity only."""
+
+    entity_value: str
+    categories: Mapping[str, Mapping[str, Any]]
+    source: str | None = None
+    compute_id: str | None = None
+    ttl: int | None = None
+    event_time: datetime | str | None = None
+
+
+class EntityWriteError(_Model):
+    """Why nothing of one entity of a bulk write was written: the service's error code (or the client's:
+    `timeout`, `transport_error`, `invalid_input`) and its detail (a message, or field errors)."""
+
+    error: str
+    detail: Any = None
+
+
+class EntityWriteResult(_Model):
+    """One entity of `write_batch`: what was written, or its `error` (then nothing of it was)."""
+
+    entity_value: str
+    categories_updated: list[str] = Field(default_factory=list)
+    categories_skipped: list[str] = Field(default_factory=list)
+    """Categories left alone because the stored data (or a deletion) has a newer `event_time`."""
+    error: EntityWriteError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class BatchWriteResult(_Model):
+    """`write_batch`: one result per entity, in the order given; `written` + `failed` = all of them."""
+
+    entity_type: str
+    results: list[EntityWriteResult]
+    written: int
+    failed: int
+
+    @property
+    def failures(self) -> list[EntityWriteResult]:
+        return [result for result in self.results if result.error is not None]
+
+
+class DeleteResult(_Model):
+    entity_value: str
+    entity_type: str
+    categories_deleted: list[str]
+    """Categories whose data was removed; empty when there was none."""
+    timestamp: datetime
+
+
 class RegistryFeature(_Model):
     type: str
     nullable: bool
@@ -140,3 +198,7 @@ class Limits(_Model):
     max_json_depth: int | None = None
     max_ttl_seconds: int | None = None
     max_entity_value_bytes: int | None = None
+    max_batch_write_entities: int | None = None
+    """Most entities in one bulk write; None from a service that does not publish it."""
+    max_batch_write_body_bytes: int | None = None
+    """Largest bulk-write body; None from a service that does not publish it (`max_body_bytes` then holds)."""

@@ -2,25 +2,43 @@
 with the examples Swagger UI's "Try it out" sends."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from components.features.models import (
+    NAME_PATTERN,
     ONE_META_SPELLING,
     CategoryFeatures,
     EntityTypeName,
     EntityValue,
     ErrorCode,
+    Name,
     OneMetaSpelling,
     WriteMeta,
 )
 
+BatchFeatureValues = Annotated[
+    dict[Name, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "minProperties": 1,
+            "patternProperties": {NAME_PATTERN: {}},
+            "additionalProperties": False,
+            "description": "Feature name -> any JSON value; a value the service refuses (see `FeatureValue`) "
+            "fails its entity only.",
+        }
+    ),
+]
+
 
 class BatchCategoryFeatures(CategoryFeatures):
-    """One category of an entity in a bulk write. Unlike a single write's, its category is not limited to
-    the configured ones in this schema: a category that is not allowed fails its entity only (reported
-    in the entity's `error`), not the request."""
+    """One category of an entity in a bulk write. Unlike a single write's, its category and values are
+    not limited in this schema to what the service accepts: a category that is not allowed, or a value
+    it refuses, fails its entity only (reported in the entity's `error`), not the request."""
+
+    features: BatchFeatureValues = Field(min_length=1)
 
 
 class BatchWriteEntity(OneMetaSpelling):

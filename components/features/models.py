@@ -12,17 +12,23 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     JsonValue,
     RootModel,
-    StrictInt,
     StringConstraints,
     WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from core.exceptions import ERROR_CODES
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
+CONTROL_FREE_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+"""As JSON Schema: no control characters (what `has_unsafe_characters` refuses, bar unpaired surrogates)."""
+FEATURE_VALUE_REF = "#/components/schemas/FeatureValue"
+"""Any JSON value within the service's limits; the schema is api/values.py's, added to the document there."""
 MAX_ENTITY_VALUE_BYTES = 1024
 MAX_META_TEXT = 256
 
@@ -76,11 +82,21 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 FeatureValues = Annotated[
     dict[Name, Any],
     WithJsonSchema(
-        {"type": "object", "minProperties": 1, "patternProperties": {NAME_PATTERN: {}}, "additionalProperties": False}
+        {
+            "type": "object",
+            "minProperties": 1,
+            "patternProperties": {NAME_PATTERN: {"$ref": FEATURE_VALUE_REF}},
+            "additionalProperties": False,
+        }
     ),
 ]
 """Feature name -> any JSON value; names as for `Name`."""
-MetaText = Annotated[str, StringConstraints(max_length=MAX_META_TEXT), AfterValidator(_check_text)]
+MetaText = Annotated[
+    str,
+    StringConstraints(max_length=MAX_META_TEXT),
+    AfterValidator(_check_text),
+    WithJsonSchema({"type": "string", "maxLength": MAX_META_TEXT, "pattern": CONTROL_FREE_PATTERN}),
+]
 EntityTypeName = Annotated[str, StringConstraints(max_length=128)]
 
 
@@ -88,6 +104,17 @@ def _seconds(value: object) -> object:
     """A JSON number, not a string or a boolean (which a float field would otherwise take)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be a number of seconds")
+    return value
+
+
+def _whole_seconds(value: object) -> object:
+    """A JSON number with no fraction: `60` or `60.0` (JSON Schema's integers both), not a string or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number of seconds")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number of seconds")
+        return int(value)
     return value
 
 
@@ -111,12 +138,25 @@ def _date_time_text(value: object) -> object:
     return value
 
 
+EventTime = Annotated[datetime, BeforeValidator(_date_time_text)]
+"""An ISO 8601 date-time (naive = UTC); in a query string as in a body."""
+
+
 ONE_META_SPELLING: dict[str, JsonValue] = {"required": ["meta", "metadata"]}
 """As JSON Schema: not both spellings (`"not": ...`)."""
 
 
 class OneMetaSpelling(BaseModel):
-    """`meta` and its alias `metadata`: a body naming both is ambiguous (which one holds?), so it is refused."""
+    """`meta` and its alias `metadata`: a body naming both is ambiguous (which one holds?), so it is refused.
+    The document lists both spellings, with the same schema, and (`"not"`) refuses a body giving both."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        properties = schema.get("properties", {})
+        if "meta" in properties:
+            properties["metadata"] = {**properties["meta"], "description": "Another spelling of `meta`."}
+        return schema
 
     @model_validator(mode="before")
     @classmethod
@@ -124,10 +164,6 @@ class OneMetaSpelling(BaseModel):
         if isinstance(data, dict) and "meta" in data and "metadata" in data:
             raise ValueError("send meta or metadata, not both")
         return data
-
-
-EventTime = Annotated[datetime, BeforeValidator(_date_time_text)]
-"""An ISO 8601 date-time; naive = UTC."""
 
 
 class ReadMeta(BaseModel):
@@ -138,7 +174,9 @@ class ReadMeta(BaseModel):
 class WriteMeta(BaseModel):
     source: MetaText | None = Field(None, description="The writer; must be an allowed writer.")
     compute_id: MetaText | None = Field(None, description="The job run that computed the features.")
-    ttl: StrictInt | None = Field(None, gt=0, description="Seconds the written categories stay valid.")
+    ttl: Annotated[int, Field(gt=0), BeforeValidator(_whole_seconds)] | None = Field(
+        None, description="Seconds the written categories stay valid."
+    )
     event_time: EventTime | None = Field(
         None,
         description="When the data was true (ISO 8601); older writes than the stored one are skipped. Naive = UTC.",
@@ -216,11 +254,23 @@ class WriteData(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
+            # Exactly one shape: null stands for absent, as in the validator below.
             "anyOf": [
-                {"required": ["feature_list"], "properties": {"feature_list": {"type": "array"}}},
+                {
+                    "required": ["feature_list"],
+                    "properties": {
+                        "feature_list": {"type": "array"},
+                        "category": {"type": "null"},
+                        "features": {"type": "null"},
+                    },
+                },
                 {
                     "required": ["category", "features"],
-                    "properties": {"category": {"type": "string"}, "features": {"type": "object"}},
+                    "properties": {
+                        "category": {"type": "string"},
+                        "features": {"type": "object"},
+                        "feature_list": {"type": "null"},
+                    },
                 },
             ]
         },

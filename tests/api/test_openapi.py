@@ -165,7 +165,7 @@ def test_entity_types_and_categories_are_the_configured_ones(make_settings, back
     read = operations(document)[("get", "/api/v1/get/item/{entity_value}/{category}")]
     parameters = {parameter["name"]: parameter["schema"] for parameter in read["parameters"]}
     assert parameters["category"]["enum"] == categories
-    assert parameters["entity_type"]["enum"] == parameters["table_type"]["enum"] == entity_types
+    assert parameters["entity_type"]["enum"] == entity_types
     schemas = document["components"]["schemas"]
     assert schemas["GetBatchData"]["properties"]["entity_type"]["enum"] == entity_types
     assert schemas["CategoryFeatures"]["properties"]["category"]["enum"] == categories

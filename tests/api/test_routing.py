@@ -94,13 +94,18 @@ def test_the_docs_pages_ignore_query_strings(client: TestClient, backend) -> Non
 
 def test_documented_query_parameters_are_the_enforced_ones(make_settings, api_keys, tmp_path, backend) -> None:
     """OpenAPI is generated from each operation as included in the app (with its include-time dependencies);
-    the enforced set comes from the route alone: they must agree, and every operation documents the 422."""
+    the enforced set comes from the route alone: they must agree, and every operation documents the 422.
+    An alias is not a parameter of its own (a request giving both it and its name, differently, is refused,
+    which no parameter list can say): the description of the parameter it stands for names it."""
     for keys in ({}, {"auth_enabled": True, "api_keys_file": str(tmp_path / "keys.json")}):
         document = create_app(make_settings(**keys)).openapi()
         for method, route in OPERATIONS:
             operation = document["paths"][route.path][method.lower()]
-            documented = {param["name"] for param in operation.get("parameters", ()) if param["in"] == "query"}
-            assert documented == query_names(route.dependant).accepted, (method, route.path)
+            parameters = {param["name"]: param for param in operation.get("parameters", ()) if param["in"] == "query"}
+            names = query_names(route.dependant)
+            assert parameters.keys() == names.declared, (method, route.path)
+            for alias, name in names.aliases.items():
+                assert f"`{alias}`" in parameters[name]["description"], (method, route.path, alias)
             assert operation["responses"]["422"]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorResponse"
             }
@@ -119,3 +124,11 @@ def test_operations_without_entity_type_do_not_take_the_alias(client: TestClient
     response = client.post("/api/v1/get/items?table_type=account_id", json=BODIES["/api/v1/get/items"])
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "table_type"]
+
+
+def test_a_405_allows_every_method_of_the_path(client: TestClient, backend) -> None:
+    """`/items/{entity_value}` has routes in two routers (the earlier write, the deletion): `Allow` names both,
+    as OpenAPI does; `/items/batch`, which the same pattern would match, names its own."""
+    assert client.request("OPTIONS", "/api/v1/items/u1").headers["Allow"] == "DELETE, POST"
+    assert client.request("PUT", "/api/v1/items/batch").headers["Allow"] == "POST"
+    assert client.request("PATCH", "/api/v1/get/item/u/user_features").headers["Allow"] == "GET"

@@ -89,3 +89,78 @@ def test_the_command_runs_as_a_module_with_the_environment(url: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["max_batch_entities"] == 1000
+
+
+def test_load_reports_invalid_lines_and_refused_entities_by_line(url: str, capsys, tmp_path) -> None:
+    lines = [
+        '{"entity_value": "user-l1", "categories": {"user_features": {"age": 1}}}',
+        "{not json",
+        "",
+        '{"entity_value": "user-l2", "feature_list": [{"category": "user_features", "features": {"age": 2}}]}',
+        '{"entity_value": "user-l3"}',
+        '{"entity_value": "user-l4", "categories": {"made_up": {"x": 1}}}',
+        '{"entity_value": "user-l5", "categories": {"user_features": {"bad name": 1}}}',
+        '{"entity_value": "user-l6", "categories": {"user_features": {"age": 6}}, "meta": {"compute_id": "own"}}',
+        "[1, 2]",
+    ]
+    path = tmp_path / "entities.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    status, out, err = run(
+        capsys, "--url", url, "load", str(path), "--source", "prediction_service", "--compute-id", "job-l", "--progress"
+    )
+    assert status == 1, err
+    summary = json.loads(out)
+    failures_file = tmp_path / "entities.jsonl.failures.jsonl"
+    assert summary == {
+        "lines": 8,
+        "written": 3,
+        "failed": 2,
+        "invalid_lines": 3,
+        "failures_file": str(failures_file),
+    }
+    failures = [json.loads(line) for line in failures_file.read_text().splitlines()]
+    assert [(failure["line"], failure["error"]) for failure in failures] == [
+        (2, "invalid_json"),
+        (5, "invalid_entity"),
+        (6, "validation_error"),
+        (7, "validation_error"),
+        (9, "invalid_entity"),
+    ]
+    assert [failure.get("entity_value") for failure in failures] == [None, "user-l3", "user-l4", "user-l5", None]
+    assert "8/8 lines, 5 failed" in err, "the progress bar ends on every line"
+
+    status, out, _ = run(capsys, "--url", url, "get", "user-l6", "user_features")
+    assert status == 0 and json.loads(out)["features"]["metadata"]["compute_id"] == "own"
+    status, out, _ = run(capsys, "--url", url, "get", "user-l2", "user_features")
+    assert json.loads(out)["features"]["metadata"]["compute_id"] == "job-l"
+
+    good = tmp_path / "good.jsonl"
+    good.write_text(lines[0] + "\n")
+    status, out, err = run(capsys, "--url", url, "load", "-", "--failures", str(failures_file), stdin=good.read_text())
+    assert status == 1 and json.loads(out)["failed"] == 1, "without --source the writer is unnamed"
+    assert "source" in json.dumps(json.loads(failures_file.read_text())["detail"])
+    status, out, err = run(
+        capsys, "--url", url, "load", str(good), "--failures", str(failures_file), "--source", "prediction_service"
+    )
+    assert status == 0 and json.loads(out)["failures_file"] is None and err == ""
+    assert not failures_file.exists(), "no failures: an earlier run's file is not left to be mistaken for this one's"
+
+
+def test_delete(url: str, capsys) -> None:
+    run(
+        capsys,
+        "--url",
+        url,
+        "write",
+        "user-d",
+        "user_features:age=1",
+        "credit_features:score=2",
+        "--source",
+        "prediction_service",
+    )
+    status, out, _ = run(capsys, "--url", url, "delete", "user-d", "credit_features")
+    assert status == 0 and json.loads(out)["categories_deleted"] == ["credit_features"]
+    status, _, err = run(capsys, "--url", url, "get", "user-d", "credit_features")
+    assert status == 1 and "status 404" in err
+    status, out, _ = run(capsys, "--url", url, "-o", "table", "delete", "user-d")
+    assert status == 0 and ["categories_deleted", '["user_features"]'] in [line.split() for line in out.splitlines()]

@@ -1,4 +1,5 @@
-"""Every method of both clients against the real app, on both storage backends."""
+"""Every method of both clients against the real app, on both storage backends (over a real socket and
+in-process)."""
 
 import asyncio
 from datetime import UTC, datetime
@@ -8,6 +9,7 @@ import pytest
 
 from feature_store_client import (
     AsyncFeatureStoreClient,
+    EntityWrite,
     FeatureStoreClient,
     NotFound,
     ValidationError,
@@ -104,5 +106,84 @@ def test_the_async_client_over_a_socket(start_service) -> None:
         async with AsyncFeatureStoreClient(server.url) as store:
             await store.write("user-3", {"user_features": {"age": 7}}, source=WRITER)
             assert (await store.read_features("user-3", ["user_features:age"])).get("user_features:age") == 7
+
+    asyncio.run(scenario())
+
+
+def test_write_batch_and_delete(store_client: FeatureStoreClient) -> None:
+    older = "2020-01-01T00:00:00+00:00"
+    store_client.write("user-b3", {"user_features": {"age": 9}}, source=WRITER, event_time="2024-01-01T00:00:00Z")
+    result = store_client.write_batch(
+        [
+            EntityWrite("user-b1", {"user_features": {"age": 30}, "credit_features": {"credit_score": 750}}),
+            {"entity_value": "user-b2", "categories": {"made_up": {"x": 1}}},
+            {"entity_value": "user-b3", "feature_list": [{"category": "user_features", "features": {"age": 1}}]},
+            {"entity_value": "user-b4", "categories": {"user_features": {"bad name": 1}}},
+            EntityWrite("user-b5", {"user_features": {"age": 5}}, compute_id="own-job"),
+        ],
+        source=WRITER,
+        compute_id="job-b",
+        event_time=older,
+    )
+    assert [entity.entity_value for entity in result.results] == ["user-b1", "user-b2", "user-b3", "user-b4", "user-b5"]
+    assert (result.entity_type, result.written, result.failed) == ("bright_uid", 3, 2)
+    assert result.results[0].categories_updated == ["user_features", "credit_features"]
+    assert result.results[2].categories_skipped == ["user_features"], "older than what is stored"
+    refused = [result.results[1].error, result.results[3].error]  # a category not allowed; a name it cannot read
+    assert [error.error if error else None for error in refused] == ["validation_error", "validation_error"]
+    assert store_client.read_category("user-b1", "credit_features").metadata.compute_id == "job-b"
+    assert store_client.read_category("user-b5", "user_features").metadata.compute_id == "own-job"
+    assert store_client.read_category("user-b3", "user_features").data == {"age": 9}
+    with pytest.raises(NotFound):
+        store_client.read_category("user-b4", "user_features")
+
+    deleted = store_client.delete("user-b1", ["credit_features"])
+    assert (deleted.entity_value, deleted.entity_type, deleted.categories_deleted) == (
+        "user-b1",
+        "bright_uid",
+        ["credit_features"],
+    )
+    assert deleted.timestamp.tzinfo is not None
+    with pytest.raises(NotFound):
+        store_client.read_category("user-b1", "credit_features")
+    assert store_client.read_category("user-b1", "user_features").data == {"age": 30}
+    assert store_client.delete("user-b1").categories_deleted == ["user_features"]
+    assert store_client.delete("nobody").categories_deleted == []
+    assert store_client.write(
+        "user-b1", {"user_features": {"age": 1}}, source=WRITER, event_time=older
+    ).categories_skipped == ["user_features"], "the deletion is newer: an older write cannot bring the data back"
+    with pytest.raises(ValidationError):
+        store_client.delete("user-b1", ["user_features"], "no_such_type")
+
+
+@pytest.mark.backends("sqlite")
+def test_write_batch_splits_at_the_published_maximum(start_service) -> None:
+    server = start_service(MAX_BATCH_WRITE_ENTITIES="2")
+    parts: list[tuple[int, int]] = []
+    with FeatureStoreClient(server.url) as store:
+        assert store.limits().max_batch_write_entities == 2
+        entities = [
+            {"entity_value": f"user-s{index}", "categories": {"user_features": {"n": index}}} for index in range(5)
+        ]
+        entities[3]["categories"] = {"user_features": {"bad name": 1}}
+        result = store.write_batch(entities, source=WRITER, on_part=lambda done, failed: parts.append((done, failed)))
+        assert sorted(parts) == [(1, 0), (2, 0), (2, 1)]
+        assert [entity.ok for entity in result.results] == [True, True, True, False, True]
+        assert [store.read_category(f"user-s{index}", "user_features").data for index in (0, 4)] == [{"n": 0}, {"n": 4}]
+
+
+def test_the_async_client_writes_batches_and_deletes(client: AppClient) -> None:
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=client.app)
+        async with AsyncFeatureStoreClient("http://app", transport=transport) as store:
+            result = await store.write_batch(
+                [EntityWrite("user-a1", {"user_features": {"age": 1}}), EntityWrite("user-a2", {"nope": {"x": 1}})],
+                source=WRITER,
+            )
+            assert (result.written, result.failed) == (1, 1)
+            assert result.failures[0].entity_value == "user-a2"
+            assert (await store.delete("user-a1", ["user_features"])).categories_deleted == ["user_features"]
+            with pytest.raises(NotFound):
+                await store.read_category("user-a1", "user_features")
 
     asyncio.run(scenario())

@@ -50,7 +50,7 @@ def narrow(node: Any, values: dict[str, list[str]]) -> None:
     """Give configuration-bound string properties and parameters an enum of the configured values."""
     if isinstance(node, dict):
         for name, schema in node.get("properties", {}).items():
-            if name in values:
+            if name in values and schema.get("type") != "null":  # "null" marks a field that must be absent
                 schema.pop("anyOf", None)
                 schema.update(type="string", enum=values[name])
         if node.get("in") in ("path", "query") and node.get("name") in values:
@@ -99,7 +99,6 @@ def fuzz(client: AppClient, key_headers: dict[str, str], method: str, path: str,
             {
                 "category": list(runtime_settings.allowed_categories),
                 "entity_type": sorted(runtime_settings.entity_types),
-                "table_type": sorted(runtime_settings.entity_types),
                 "source": ["prediction_service"],
             },
         )

@@ -31,3 +31,20 @@ def test_limits_need_the_read_scope_with_keys_on(make_auth_client, api_keys) -> 
     assert client.get("/api/v1/limits").status_code == 401
     assert client.get("/api/v1/limits", headers={"X-API-Key": api_keys["operator"]}).status_code == 403
     assert client.get("/api/v1/limits", headers={"X-API-Key": api_keys["reader"]}).status_code == 200
+
+
+def test_the_bulk_write_maxima_are_published(make_client) -> None:
+    client: AppClient = make_client(max_batch_write_entities=3, max_body_bytes=4096)
+    limits = client.get("/api/v1/limits").json()
+    assert limits["max_batch_write_entities"] == 3
+    assert limits["max_batch_write_body_bytes"] == client.app.state.runtime.settings.max_batch_write_body_bytes
+    entities = [
+        {"entity_value": f"u{index}", "feature_list": [{"category": "user_features", "features": {"a": 1}}]}
+        for index in range(4)
+    ]
+    meta = {"source": "prediction_service"}
+    assert client.post("/api/v1/items/batch", json={"meta": meta, "data": {"entities": entities}}).status_code == 422
+    three = {"meta": meta, "data": {"entities": entities[:3]}}
+    assert client.post("/api/v1/items/batch", json=three).status_code == 200, (
+        "the published maximum is the enforced one"
+    )

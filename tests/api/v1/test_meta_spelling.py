@@ -55,3 +55,35 @@ def test_event_time_must_be_a_date_time(client: TestClient, event_time: object) 
 def test_iso_event_times_are_accepted(client: TestClient, event_time: str) -> None:
     body = write_body(categories={"user_features": {"age": 30}}, event_time=event_time)
     assert client.post("/api/v1/items", json=body).status_code == 200
+
+
+@pytest.mark.parametrize("event_time", ["0.5", "0", "1700000000"])
+def test_the_earlier_writes_event_time_must_be_a_date_time_too(client: TestClient, event_time: str) -> None:
+    response = client.post(
+        "/api/v1/items/user-123",
+        params={"source": "prediction_service", "event_time": event_time},
+        json={"user_features": {"age": 30}},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "event_time"]
+
+
+def test_a_whole_ttl_may_be_spelt_with_a_fraction(client: TestClient) -> None:
+    """JSON Schema's integers include 60.0, so the document calls it a valid `ttl`; the service agrees."""
+    body = write_body(categories={"user_features": {"age": 30}}, ttl=60.0)
+    assert client.post("/api/v1/items", json=body).status_code == 200
+    metadata = client.get("/api/v1/get/item/user-123/user_features").json()["features"]["metadata"]
+    assert metadata["ttl"] == 60 and isinstance(metadata["ttl"], int)
+
+
+def test_without_keys_the_document_requires_the_writer(client: TestClient) -> None:
+    """A write without `meta.source` is a 422 without API keys, so the document requires it there."""
+    body = write_body(categories={"user_features": {"age": 30}})
+    del body["metadata"]["source"]
+    assert client.post("/api/v1/items", json=body).status_code == 422
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["WriteRequest"]
+    assert [option["required"] for option in schema["anyOf"]] == [["meta"], ["metadata"]]
+    assert all(
+        option["properties"][spelling]["required"] == ["source"]
+        for option, spelling in zip(schema["anyOf"], ("meta", "metadata"), strict=True)
+    )
