@@ -151,7 +151,7 @@ def test_ready_answers_within_its_bound_while_the_store_check_hangs(make_client,
         assert response.json()["checks"]["store"]["error"] == "the store did not answer within 0.3 s"
         assert_no_internal_text(response.json())
     assert started_checks == 1, "a hung check is waited on again, never started twice"
-    deadline = time.monotonic() + 10  # generous: the suite may share the machine
+    deadline = time.monotonic() + 3
     while client.get("/api/v1/ready").status_code != 200:
         assert time.monotonic() < deadline, "/ready stayed 503 after the hung check finished"
     assert started_checks == 1
@@ -227,7 +227,7 @@ def test_a_failed_write_makes_the_store_unready_until_a_write_succeeds(client: A
     assert store.writable is True
 
 
-def test_ready_reports_the_backlog_while_the_relay_is_stuck(make_client, write, monkeypatch) -> None:
+def test_ready_reports_the_backlog_while_the_relay_is_stuck(make_client, monkeypatch) -> None:
     """A sink that never answers holds the relay in its first batch; the backlog is still measured."""
     client = make_client(outbox_gauge_seconds=0.05, shutdown_flush_seconds=0.2)
     relay = client.app.state.runtime.relay
@@ -243,9 +243,9 @@ def test_ready_reports_the_backlog_while_the_relay_is_stuck(make_client, write, 
     assert stuck.wait(5), "the relay never reached the sink"
     for number in range(5, 30):
         assert client.post("/api/v1/items", json=write_body(f"user-{number}")).status_code == 200
-    deadline = time.monotonic() + 10  # generous: the suite may share the machine; a frozen gauge never gets there
+    deadline = time.monotonic() + 3
     while (events := client.get("/api/v1/ready").json()["checks"]["events"]).get("pending") != 30:
-        assert time.monotonic() < deadline, f"the backlog reported stayed at {events.get('pending')} of 30 for 10 s"
+        assert time.monotonic() < deadline, f"the backlog reported stayed at {events.get('pending')} of 30"
         time.sleep(0.02)
     assert events["oldest_pending_age_s"] > 0
 
