@@ -7,7 +7,7 @@ sets `X-Request-ID` on every response, whatever its status.
 
 from typing import Any
 
-from components.features.models import ErrorResponse
+from components.features.response_models import ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
 

@@ -14,15 +14,8 @@ from api.auth import Writer
 from api.responses import errors
 from api.routing import StrictQueryRoute
 from api.v1.routes import EntityTypeQuery, MaxAgeQuery, controller_of
-from components.features.models import (
-    EarlierReadBody,
-    EarlierWriteBody,
-    EntityValue,
-    EventTime,
-    FeaturesResponse,
-    MetaText,
-    WriteResponse,
-)
+from components.features.models import EarlierReadBody, EarlierWriteBody, EntityValue, EventTime, MetaText
+from components.features.response_models import FeaturesResponse, WriteResponse
 from core.serialization import JSONBytesResponse
 
 reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)

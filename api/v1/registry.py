@@ -11,8 +11,8 @@ from starlette.responses import Response
 
 from api.responses import Responses, errors
 from api.routing import StrictQueryRoute
-from components.features.models import RegistryCategory, RegistryResponse
 from components.features.registry import Document, Registry
+from components.features.response_models import RegistryCategory, RegistryResponse
 from core.exceptions import NotFound
 from core.serialization import JSONBytesResponse
 

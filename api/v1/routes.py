@@ -22,17 +22,19 @@ from components.features.bulk_models import BatchWriteRequest, BatchWriteRespons
 from components.features.controller import FeatureController
 from components.features.models import (
     MAX_AGE_DESCRIPTION,
-    BatchResponse,
-    CategoryItemResponse,
     EntityValue,
     EventTime,
-    FeaturesResponse,
     GetBatchRequest,
     GetItemsRequest,
+    WriteRequest,
+)
+from components.features.response_models import (
+    BatchResponse,
+    CategoryItemResponse,
+    FeaturesResponse,
     HealthResponse,
     ReadyResponse,
     WarmupResponse,
-    WriteRequest,
     WriteResponse,
 )
 from components.runtime import Runtime

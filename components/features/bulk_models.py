@@ -12,11 +12,11 @@ from components.features.models import (
     CategoryFeatures,
     EntityTypeName,
     EntityValue,
-    ErrorCode,
     Name,
     OneMetaSpelling,
     WriteMeta,
 )
+from components.features.response_models import ErrorCode
 
 BatchFeatureValues = Annotated[
     dict[Name, Any],

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from api.v1.admin import DeadLettersResponse, RedriveResponse
 from api.v1.limits import LimitsResponse
-from components.features import bulk_models, models
+from components.features import bulk_models, response_models
 from core.error_envelope import error_code
 from core.exceptions import ERROR_CODES, FeatureStoreError
 from main import create_app
@@ -35,16 +35,16 @@ OPERATION_IDS = {
 }
 
 RESPONSE_MODELS = [
-    models.CategoryItemResponse,
-    models.FeaturesResponse,
-    models.BatchResponse,
-    models.WriteResponse,
-    models.HealthResponse,
-    models.ReadyResponse,
-    models.WarmupResponse,
-    models.ErrorResponse,
-    models.RegistryResponse,
-    models.RegistryCategory,
+    response_models.CategoryItemResponse,
+    response_models.FeaturesResponse,
+    response_models.BatchResponse,
+    response_models.WriteResponse,
+    response_models.HealthResponse,
+    response_models.ReadyResponse,
+    response_models.WarmupResponse,
+    response_models.ErrorResponse,
+    response_models.RegistryResponse,
+    response_models.RegistryCategory,
     bulk_models.BatchWriteResponse,
     bulk_models.BatchWriteResult,
     bulk_models.EntityError,

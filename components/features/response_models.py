@@ -1,0 +1,305 @@
+"""HTTP response models, with the examples OpenAPI shows for each, composed like the responses they illustrate."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    WithJsonSchema,
+)
+
+from core.exceptions import ERROR_CODES
+
+METADATA_EXAMPLE: dict[str, JsonValue] = {
+    "created_at": "2025-10-13T08:12:47.751080+00:00",
+    "updated_at": "2025-10-13T09:15:51.358632+00:00",
+    "source": "prediction_service",
+    "compute_id": "job-123",
+    "ttl": None,
+    "expires_at": None,
+    "event_time": "2025-10-13T09:15:51.358632+00:00",
+    "age_seconds": 3.25,
+}
+FEATURE_BLOCK_EXAMPLE: dict[str, JsonValue] = {"data": {"age": 30, "income": 60000}, "metadata": METADATA_EXAMPLE}
+CATEGORY_ITEM_EXAMPLE: dict[str, JsonValue] = {"features": FEATURE_BLOCK_EXAMPLE}
+ENTITY_FEATURES_EXAMPLE: dict[str, JsonValue] = {
+    "entity_value": "user-123",
+    "items": {"user_features": CATEGORY_ITEM_EXAMPLE},
+    "unavailable_feature_categories": ["transaction_features"],
+    "unavailable_features": ["user_features:city"],
+    "error": None,
+}
+FEATURES_EXAMPLE: dict[str, JsonValue] = {
+    "entity_value": "user-123",
+    "entity_type": "bright_uid",
+    "items": {"user_features": CATEGORY_ITEM_EXAMPLE},
+    "unavailable_feature_categories": ["transaction_features"],
+    "unavailable_features": ["user_features:city"],
+}
+REGISTRY_CATEGORY_EXAMPLE: dict[str, JsonValue] = {
+    "description": "Demographics from the nightly profile job",
+    "owner": "profile-team",
+    "entity_types": ["bright_uid"],
+    "default_ttl_seconds": 86400,
+    "writers": ["prediction_service"],
+    "mode": "strict",
+    "features": {"age": {"type": "int", "nullable": False, "description": "Age in years"}},
+}
+"""Response examples, composed like the responses they illustrate."""
+
+
+class FeatureMetadata(BaseModel):
+    """Times are ISO 8601 in UTC with microseconds, e.g. `2025-10-13T09:15:51.358632+00:00`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [METADATA_EXAMPLE]})
+
+    created_at: datetime = Field(examples=["2025-10-13T08:12:47.751080+00:00"])
+    updated_at: datetime = Field(examples=["2025-10-13T09:15:51.358632+00:00"])
+    source: str | None = Field(examples=["prediction_service"])
+    compute_id: str | None = Field(examples=["compute-123"])
+    ttl: int | None = Field(examples=[None])
+    expires_at: datetime | None = Field(None, examples=[None])
+    event_time: datetime | None = Field(None, examples=["2025-10-13T09:15:51.358632+00:00"])
+    age_seconds: float | None = Field(
+        None, description="Seconds from `event_time` to this read; null when unknown.", examples=[3.25]
+    )
+
+
+class FeatureBlock(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [FEATURE_BLOCK_EXAMPLE]})
+
+    data: dict[str, Any] = Field(examples=[{"age": 30, "income": 60000, "city": "SF"}])
+    metadata: FeatureMetadata
+
+
+class CategoryItemResponse(BaseModel):
+    """One category of one entity; the entity is named by its type, e.g. `"bright_uid": "user-123"`."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "additionalProperties": {"type": "string"},
+            "examples": [{"bright_uid": "user-123", "category": "user_features", "features": FEATURE_BLOCK_EXAMPLE}],
+        },
+    )
+
+    category: str = Field(examples=["user_features"])
+    features: FeatureBlock
+
+
+class CategoryItem(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [CATEGORY_ITEM_EXAMPLE]})
+
+    features: FeatureBlock
+
+
+class FeaturesResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [FEATURES_EXAMPLE]})
+
+    entity_value: str
+    entity_type: str
+    items: dict[str, CategoryItem]
+    unavailable_feature_categories: list[str]
+    unavailable_features: list[str]
+
+
+class EntityFeatures(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [ENTITY_FEATURES_EXAMPLE]})
+
+    entity_value: str
+    items: dict[str, CategoryItem]
+    unavailable_feature_categories: list[str]
+    unavailable_features: list[str]
+    error: str | None = Field(None, description="Set when this entity's data could not be fetched.")
+
+
+class BatchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity_type": "bright_uid",
+                    "results": [
+                        ENTITY_FEATURES_EXAMPLE,
+                        {
+                            "entity_value": "user-001",
+                            "items": {},
+                            "unavailable_feature_categories": ["user_features"],
+                            "unavailable_features": [],
+                            "error": None,
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    entity_type: str
+    results: list[EntityFeatures]
+
+
+class WriteResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity_value": "user-123",
+                    "entity_type": "bright_uid",
+                    "categories_updated": ["user_features", "credit_features"],
+                    "categories_skipped": [],
+                    "timestamp": "2025-10-13T09:15:51.358632+00:00",
+                }
+            ]
+        }
+    )
+
+    entity_value: str
+    entity_type: str
+    categories_updated: list[str]
+    categories_skipped: list[str] = Field(description="Categories left alone because newer data is stored.")
+    timestamp: datetime
+
+
+class HealthResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "healthy",
+                    "timestamp": "2025-10-13T09:15:51.358632+00:00",
+                    "service": "Feature Store API",
+                    "version": "1.0.0",
+                    "environment": "production",
+                    "dynamodb_connection": True,
+                    "tables_available": ["user_feature_store", "account_feature_store"],
+                }
+            ]
+        }
+    )
+
+    status: str = Field(examples=["healthy"])
+    timestamp: datetime
+    service: str
+    version: str
+    environment: str
+    dynamodb_connection: bool | None = Field(
+        description="Whether the online store answered the last readiness check; null before the first."
+    )
+    tables_available: list[str] = Field(
+        description="The feature tables the service is configured to use, or the embedded store's file.",
+        examples=[["user_feature_store", "account_feature_store"]],
+    )
+
+
+class ReadyResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "timestamp": "2025-10-13T09:15:51.358632+00:00",
+                    "checks": {"store": {"backend": "dynamodb", "ok": True}, "events": {"sink": "kafka", "ok": True}},
+                }
+            ]
+        }
+    )
+
+    status: str = Field(examples=["ready"])
+    timestamp: datetime
+    checks: dict[str, dict[str, Any]]
+
+
+class WarmupResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "warm", "actions": ["store client created"], "duration_ms": 41.7}]}
+    )
+
+    status: str = Field(examples=["warm"])
+    actions: list[str]
+    duration_ms: float
+
+
+ErrorCode = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(ERROR_CODES),
+            "description": "What went wrong, for programs: one of a fixed set of codes.",
+            "examples": ["not_found"],
+        }
+    ),
+]
+
+
+class ErrorResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": "no data for entity 'user-123' in category 'user_features'",
+                    "error": "not_found",
+                    "request_id": "3f2c9d1e8b7a4c6d9e0f1a2b3c4d5e6f",
+                },
+                {
+                    "detail": [{"type": "missing", "loc": ["body", "data", "entity_value"], "msg": "Field required"}],
+                    "error": "validation_error",
+                    "request_id": "3f2c9d1e8b7a4c6d9e0f1a2b3c4d5e6f",
+                },
+            ]
+        }
+    )
+
+    detail: Any = Field(
+        description="For people: a message, or for `validation_error` the field errors, each with `type`, `loc`, `msg`."
+    )
+    error: ErrorCode
+    request_id: str = Field(description="The request's id, as in the `X-Request-ID` response header.")
+
+
+class RegistryFeature(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"type": "int", "nullable": False, "description": "Age in years"}]}
+    )
+
+    type: str = Field(description="`int`, `float`, `bool`, `string`, `list<T>`, `map` or `json`.", examples=["int"])
+    nullable: bool
+    description: str | None = Field(examples=["Age in years"])
+
+
+class RegistryCategory(BaseModel):
+    """One category as the registry declares it, defaults filled in."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [REGISTRY_CATEGORY_EXAMPLE]})
+
+    description: str | None = Field(examples=["Demographics from the nightly profile job"])
+    owner: str | None = Field(examples=["profile-team"])
+    entity_types: list[str] = Field(description="The entity types it may be written for.", examples=[["bright_uid"]])
+    default_ttl_seconds: int | None = Field(examples=[86400])
+    writers: list[str] | None = Field(
+        description="The only sources that may write it; null: every writer otherwise allowed.",
+        examples=[["prediction_service"]],
+    )
+    mode: Literal["strict", "open"] = Field(
+        description="`strict`: only declared features may be written; `open`: undeclared ones are accepted untyped."
+    )
+    features: dict[str, RegistryFeature]
+
+
+class RegistryResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity_types": ["account_id", "bright_uid"],
+                    "categories": {"user_features": REGISTRY_CATEGORY_EXAMPLE},
+                }
+            ]
+        }
+    )
+
+    entity_types: list[str] = Field(examples=[["account_id", "bright_uid"]])
+    categories: dict[str, RegistryCategory]
