@@ -5,13 +5,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from api.auth import require_admin
 from api.responses import errors
 from api.routing import StrictQueryRoute
 from components.runtime import Runtime
-from core.outbox import EVENT_ID_PATTERN, DeadLetter, DeadLetterCursor
+from core.outbox import DEAD_LETTER_CURSOR_PATTERN, EVENT_ID_PATTERN, DeadLetter, DeadLetterCursor
 from core.serialization import JSONBytesResponse, dumps
 from core.timeutils import epoch_to_iso
 
@@ -78,13 +79,29 @@ class RedriveRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"event_ids": [EXAMPLE_ID]}, {"all": True}]},
+        json_schema_extra={
+            "examples": [{"event_ids": [EXAMPLE_ID]}, {"all": True}],
+            # The validator's rule, stated for clients: ids (with `all` absent or false), or `all: true` alone.
+            "oneOf": [
+                {"required": ["event_ids"], "properties": {"all": {"const": False}}},
+                {"required": ["all"], "properties": {"all": {"const": True}}, "not": {"required": ["event_ids"]}},
+            ],
+        },
     )
 
-    event_ids: list[EventId] | None = Field(
-        None, min_length=1, max_length=MAX_REDRIVE, description="Dead letters to re-drive, at most 1,000."
+    event_ids: Annotated[list[EventId], Field(min_length=1, max_length=MAX_REDRIVE)] | SkipJsonSchema[None] = Field(
+        None, description="Dead letters to re-drive, at most 1,000."
     )
-    all: bool = Field(False, description="Re-drive every dead letter, up to 1,000 per call (the longest dead first).")
+    all: StrictBool = Field(
+        False, description="Re-drive every dead letter, up to 1,000 per call (the longest dead first)."
+    )
+
+    @field_validator("event_ids", mode="before")
+    @classmethod
+    def _ids_or_nothing(cls, value: object) -> object:
+        if value is None:
+            raise ValueError('name the dead letters, or leave "event_ids" out and send "all": true')
+        return value
 
     @model_validator(mode="after")
     def _one_selection(self) -> "RedriveRequest":
@@ -135,7 +152,14 @@ def as_item(letter: DeadLetter) -> dict[str, Any]:
 async def list_dead_letters(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Most dead letters in the page.")] = 50,
-    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=DEAD_LETTER_CURSOR_PATTERN,
+            description="`next_cursor` of the previous page: `<dead_at epoch seconds>:<event_id>`, the page "
+            "starts after that position.",
+        ),
+    ] = None,
 ) -> JSONBytesResponse:
     """Events that the broker refused for good, or that failed on their own `OUTBOX_MAX_ATTEMPTS`
     times, with the reason and their attempts. They are kept until re-driven."""
