@@ -32,7 +32,8 @@ from api.v1.routes import probes, reads, writes
 from core.auth import hash_key, new_key
 from tests.conftest import AppClient
 
-EXAMPLES_PER_OPERATION = 40
+EXAMPLES_PER_OPERATION = 25
+"""Per operation and mode, in-process; schemathesis' full checks also run over HTTP (test_live_schema.py)."""
 OPERATIONS = [(method.upper(), path) for path, item in main.app.openapi()["paths"].items() for method in item]
 TRANSPORT_ARGUMENTS = ("method", "url", "params", "headers", "json", "content")
 

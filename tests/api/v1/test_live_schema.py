@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow]
 
 HOOKS = Path(__file__).with_name("live_hooks.py")
 ST = Path(sys.executable).with_name("st")
-EXAMPLES = {"keys_off": 40, "keys_on": 15}
+EXAMPLES = {"keys_off": 25, "keys_on": 15}
 """Examples per operation and generation phase; keys on fuzzes the same operations behind the key gate."""
 SEED = 20261130
 RUN_SECONDS = 240
