@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -38,14 +37,15 @@ from components.features.store.base import (
     Wanted,
     chunks,
 )
-from components.features.store.sqlite_erase import erase, outcome
+from components.features.store.sqlite_erase import erase
 from components.features.store.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
 from components.features.store.sqlite_outbox import SQLiteOutbox
+from components.features.store.sqlite_write import PendingWrite, apply_writes, outcome
 from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, StoreFull, StoreUnavailable
 from core.metrics import metrics
 from core.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
-from core.serialization import dumps, loads
+from core.serialization import loads
 from core.settings import EntityType
 
 logger = logging.getLogger("feature_store.sqlite")
@@ -66,16 +66,6 @@ CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
 ADDED_COLUMNS = {"outbox": {"traceparent": "TEXT"}}
 """Columns added since a table's first version: files created before them gain them at start-up."""
-
-UPSERT = """
-INSERT INTO features (entity_type, entity_value, category, data, created_at, metadata, event_time, expires_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (entity_type, entity_value, category) DO UPDATE SET
-    data = excluded.data, metadata = excluded.metadata,
-    created_at = CASE features.created_at WHEN '' THEN excluded.created_at ELSE features.created_at END,
-    event_time = excluded.event_time, expires_at = excluded.expires_at
-WHERE excluded.event_time >= features.event_time
-"""
 
 SQLITE_MAX_VARIABLES = 900
 BUSY_TIMEOUT_MS = 5000
@@ -129,27 +119,14 @@ def _stored(row: tuple) -> StoredCategory:
     return StoredCategory(loads(data), {"created_at": created_at, **loads(metadata)}, expires_at)
 
 
-@dataclass(slots=True)
-class _PendingWrite:
-    """One request's write, waiting in the group-commit queue."""
-
-    entity_type: str
-    entity_value: str
-    writes: Sequence[CategoryWrite]
-    now_iso: str
-    erasure: Erasure | None = None
-    """Set for a deletion (then `writes` is empty and `skipped` lists the categories deleted)."""
-    skipped: list[str] = field(default_factory=list)
-    error: BaseException | None = None
-    done: bool = False
-
-
 async def _in_thread(call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     return await anyio.to_thread.run_sync(lambda: call(*args, **kwargs))
 
 
 class SQLiteStore:
     name = "sqlite"
+    _apply = staticmethod(apply_writes)
+    """What a write request does inside the group commit (a deletion does `erase`)."""
     max_categories_per_write = 1000
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
@@ -161,7 +138,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._queue_lock = threading.Lock()
-        self._queue: list[_PendingWrite] = []
+        self._queue: list[PendingWrite] = []
         self._outbox: sqlite3.Connection | None = None
         self._schema_ready = False
         self.writable = True
@@ -350,7 +327,7 @@ class SQLiteStore:
     async def write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
-        pending = _PendingWrite(entity_type.name, entity_value, writes, now_iso)
+        pending = PendingWrite(entity_type.name, entity_value, writes, now_iso)
         with metrics.timer("sqlite.write", entity_type=entity_type.name):
             await _in_thread(self._write, [pending])
         if pending.error is not None:
@@ -361,20 +338,20 @@ class SQLiteStore:
         self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str
     ) -> list[list[str] | FeatureStoreError]:
         """Every entity queued at once, so one group commit holds them all, each in its own savepoint."""
-        pending = [_PendingWrite(entity_type.name, entity.entity_value, entity.writes, now_iso) for entity in entities]
+        pending = [PendingWrite(entity_type.name, entity.entity_value, entity.writes, now_iso) for entity in entities]
         with metrics.timer("sqlite.write_many", entity_type=entity_type.name):
             await _in_thread(self._write, pending)
         return [outcome(one) for one in pending]
 
     async def delete(self, entity_type: EntityType, entity_value: str, erasure: Erasure) -> list[str]:
-        pending = _PendingWrite(entity_type.name, entity_value, (), "", erasure)
+        pending = PendingWrite(entity_type.name, entity_value, (), "", erasure)
         with metrics.timer("sqlite.delete", entity_type=entity_type.name):
             await _in_thread(self._write, [pending])
         if pending.error is not None:
             raise pending.error
         return pending.skipped
 
-    def _write(self, requests: Sequence["_PendingWrite"]) -> None:
+    def _write(self, requests: Sequence[PendingWrite]) -> None:
         """Group commit: the requests are queued, and whichever writer holds the lock next commits
         every queued request in one transaction (one fsync), each inside a savepoint of its own so
         a failing request rolls back alone. Most writers find their requests already committed."""
@@ -386,7 +363,7 @@ class SQLiteStore:
                     batch, self._queue = self._queue, []
                 self._commit(batch)
 
-    def _commit(self, batch: list["_PendingWrite"]) -> None:
+    def _commit(self, batch: list[PendingWrite]) -> None:
         try:
             with self._translate_errors():
                 connection = self._connection
@@ -419,33 +396,6 @@ class SQLiteStore:
         finally:
             for pending in batch:
                 pending.done = True
-
-    @staticmethod
-    def _apply(connection: sqlite3.Connection, pending: "_PendingWrite") -> list[str]:
-        skipped = []
-        for write in pending.writes:
-            cursor = connection.execute(
-                UPSERT,
-                (
-                    pending.entity_type,
-                    pending.entity_value,
-                    write.category,
-                    dumps(write.data),
-                    pending.now_iso,
-                    dumps(write.metadata),
-                    write.event_time,
-                    write.expires_at_epoch,
-                ),
-            )
-            if cursor.rowcount == 0:
-                skipped.append(write.category)
-                continue
-            event = write.event
-            connection.execute(
-                "INSERT INTO outbox (event_id, key, payload, created_at, due_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
-                (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0, event.traceparent),
-            )
-        return skipped
 
     # --- outbox: sqlite_outbox.py ---
 

@@ -1,5 +1,4 @@
-"""The embedded store's deletions, applied inside its group commit (`SQLiteStore._commit`), and a bulk
-write's per-entity outcome.
+"""The embedded store's deletions, applied inside its group commit (`SQLiteStore._commit`).
 
 A deleted category keeps its row as a tombstone: no features, the deletion's metadata and event_time,
 `created_at` empty (so the next write that stores data sets it afresh, see `UPSERT`), and `expires_at`
@@ -10,21 +9,17 @@ when the tombstone may be forgotten. Until a write overwrites it, it keeps write
 import logging
 import sqlite3
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from components.features.store.base import TOMBSTONE
-from core.exceptions import FeatureStoreError
+from components.features.store.sqlite_write import PendingWrite
 from core.serialization import dumps, loads
-
-if TYPE_CHECKING:
-    from components.features.store.sqlite import _PendingWrite
 
 logger = logging.getLogger("feature_store.sqlite")
 
 EMPTY_DATA = dumps({})
 
 
-def erase(connection: sqlite3.Connection, pending: "_PendingWrite") -> list[str]:
+def erase(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
     """Replace each asked category holding data not newer than the erasure with a tombstone, and
     queue its event; return the categories deleted, in the order asked (stored order when all)."""
     erasure = pending.erasure
@@ -62,15 +57,3 @@ def erase(connection: sqlite3.Connection, pending: "_PendingWrite") -> list[str]
         )
         deleted.append(category)
     return deleted
-
-
-def outcome(pending: "_PendingWrite") -> list[str] | FeatureStoreError:
-    """One entity of a bulk write: its skipped categories, or the error that kept it out. An unexpected
-    error (a bug) fails that entity only, with a fixed message; the log keeps the error."""
-    error = pending.error
-    if error is None:
-        return pending.skipped
-    if isinstance(error, FeatureStoreError):
-        return error
-    logger.error("embedded store failed a bulk write's entity", exc_info=error)
-    return FeatureStoreError("the store could not write this entity")
