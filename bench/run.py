@@ -94,21 +94,27 @@ def wait_until(check: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.005)
 
 
+SERVICE_APP = "main:app"
 SERVICE_ENV = {"ENVIRONMENT": "development", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)}
 """Production logging (JSON lines at INFO). Processes run in a scratch directory, so no `.env*` file
 of the repository applies: the environment given here is the whole configuration."""
 
 
 class Service:
-    """One uvicorn process, 1 worker, on one core when `core` is given."""
+    """One uvicorn process, 1 worker, on one core when `core` is given. The service runs as deployed,
+    `python -m serve` (its connection handling included); the bare endpoint on plain uvicorn."""
 
     def __init__(self, app: str, env: dict[str, str], work: Path, name: str, core: int | None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (work / f"{name}.log").open("wb")
         self.started = time.perf_counter()
-        command = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(ROOT)]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        if app == SERVICE_APP:
+            command = [sys.executable, str(ROOT / "serve.py")]
+            env = {"HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": "1", **env}
+        else:
+            command = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(ROOT)]
+            command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
         self.process = subprocess.Popen(
             pinned(command, core),
             cwd=work,
@@ -215,7 +221,7 @@ def measure_backend(
     """`scenarios`: the ones to run; empty: all."""
     seeding = {**env, "SQLITE_SYNCHRONOUS": "OFF"} if backend == "sqlite" else env
     in_child(f"from bench.seed import seed; seed({profile.entities})", seeding, work)
-    service = Service("main:app", env, work, f"service-{backend}", core)
+    service = Service(SERVICE_APP, env, work, f"service-{backend}", core)
     ready_s = service.wait_ready()
     ready_at = time.perf_counter()
     response = httpx.get(f"{service.url}/api/v1/get/item/bench-1/user_features", timeout=10)
