@@ -3,14 +3,12 @@
 
 Reads: GetItem for one category, BatchGetItem in 100-key chunks (at most `DYNAMODB_BATCH_CONCURRENCY`
 in flight per read) for more, keys left unprocessed asked again with backoff until the read deadline.
-Writes: one transaction per request, one conditional update per category plus its event in the
-outbox table; a cancelled transaction's reasons say per category which update form to retry and
-which categories are stale (see `items.upsert`).
+Writes: one transaction per entity, one conditional update per category plus its event in the
+outbox table, a bulk write's entities packed several to a transaction (see `transactions`).
 """
 
 import asyncio
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,27 +24,27 @@ from components.features.store.base import (
 from components.features.store.dynamodb import items
 from components.features.store.dynamodb.erase import erase
 from components.features.store.dynamodb.errors import (
-    TRANSACTION_CANCELLED,
-    cancellation,
-    translate_error,
     translated,
 )
-from components.features.store.dynamodb.items import CATEGORY, CREATE, EVENT_TIME, UPDATE
+from components.features.store.dynamodb.items import CATEGORY
 from components.features.store.dynamodb.outbox import DynamoDBOutbox, backoff, bounded
 from components.features.store.dynamodb.tables import create_tables
-from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError, get_client_async
-from core.dynamodb_client.attributes import encode, encode_map
+from components.features.store.dynamodb.transactions import (
+    MAX_TRANSACTION_ACTIONS,
+    EntityCommit,
+    commit,
+    commit_packed,
+    pack,
+)
+from core.dynamodb_client import DynamoDBClient, DynamoDBError, get_client_async
 from core.dynamodb_client.retries import THROTTLING, failure_kind
 from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.metrics import metrics
 from core.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 from core.settings import EntityType, Settings
-from core.tracing import tracing
 
-MAX_TRANSACTION_ACTIONS = 100
 MAX_BATCH_KEYS = 100
-MAX_WRITE_ATTEMPTS = 8
 PROBE_KEY = "readiness-probe"
 """The outbox key the write probe deletes; no event ever has it (event ids are UUIDs)."""
 
@@ -216,138 +214,63 @@ class DynamoDBStore:
 
     # --- writes ---
 
-    @staticmethod
-    def _check_sizes(
-        entity_type: EntityType,
-        entity_value: str,
-        writes: Sequence[CategoryWrite],
-        encoded: dict[str, tuple[dict[str, Any], dict[str, Any]]],
-        now_iso: str,
-    ) -> None:
-        """Refuse, before anything is sent, an item over DynamoDB's 400 KB or a transaction over 4 MB."""
-        total = 0
-        for exact in (False, True):
-            sizes = {
-                write.category: items.write_size(
-                    entity_type, entity_value, write, encoded[write.category], now_iso, exact
-                )
-                for write in writes
-            }
-            for category, size in sizes.items():
-                if size > items.MAX_ITEM_BYTES:
-                    raise PayloadTooLarge(
-                        f"category {category!r} would be a {size}-byte item; "
-                        f"DynamoDB stores at most {items.MAX_ITEM_BYTES} bytes per item"
-                    )
-            total = sum(sizes.values())
-            if total <= items.MAX_TRANSACTION_BYTES:
-                return
-        raise PayloadTooLarge(
-            f"the write would be {total} bytes; DynamoDB commits at most {items.MAX_TRANSACTION_BYTES} at once"
-        )
-
     async def write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
+        client = self._client or await self._connected()
+        entity = EntityCommit(entity_type, entity_value, writes, now_iso)
         try:
-            skipped = await self._write(entity_type, entity_value, writes, now_iso)
+            skipped = await commit(client, entity, self.outbox.table)
         except StoreUnavailable as exc:
-            # DynamoDB unreachable, failing or its tables gone: not writable until a write or the probe
-            # passes. Throttling and conflicts are load, which every replica shares: no reason to stop one.
-            cause = exc.__cause__
-            if isinstance(cause, DynamoDBError) and failure_kind(cause) != THROTTLING:
-                self.writable = False
+            self._failed_write(exc)
             raise
         self.writable = True
         return skipped
 
-    async def _write(
-        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
-    ) -> list[str]:
-        client = self._client or await self._connected()
-        encoded = {write.category: (encode(write.data), encode_map(write.metadata)) for write in writes}
-        self._check_sizes(entity_type, entity_value, writes, encoded, now_iso)
-        modes = dict.fromkeys(encoded, UPDATE)
-        skipped: set[str] = set()
-        pending = list(writes)
-        outbox_table = self.outbox.table
-        for attempt in range(MAX_WRITE_ATTEMPTS):
-            if not pending:
-                break
-            actions = [
-                items.upsert(entity_type, entity_value, write, *encoded[write.category], modes[write.category], now_iso)
-                for write in pending
-            ]
-            actions += [
-                {"Put": {"TableName": outbox_table, "Item": items.outbox_item(write.event)}} for write in pending
-            ]
-            started = time.perf_counter()
-            try:
-                with tracing.span("dynamodb.transact_write_items"):
-                    await client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
-                break
-            except DynamoDBServiceError as exc:
-                if exc.code != TRANSACTION_CANCELLED:
-                    raise translate_error(exc, "TransactWriteItems") from exc
-                pending, conflicted = self._after_cancel(pending, exc.cancellation_reasons, modes, skipped)
-                if conflicted:
-                    await asyncio.sleep(backoff(attempt))
-            except DynamoDBError as exc:
-                raise translate_error(exc, "TransactWriteItems") from exc
-            finally:
-                # Timed by hand: a cancelled transaction is part of the write protocol (first writes,
-                # stale categories, conflicts), not an error to count.
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                metrics.timing("dynamodb.transact_write_items", elapsed_ms, entity_type=entity_type.name)
-        else:
-            raise StoreUnavailable("the write kept conflicting with concurrent writes to the same items", retry_after=1)
-        return [write.category for write in writes if write.category in skipped]
-
     async def write_many(
         self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str
     ) -> list[list[str] | FeatureStoreError]:
-        """One transaction per entity, at most `DYNAMODB_WRITE_CONCURRENCY` in flight."""
-
-        async def one(entity: EntityWrite) -> list[str] | FeatureStoreError:
+        """Entities packed into shared transactions (`transactions.pack`), at most
+        `DYNAMODB_WRITE_CONCURRENCY` transactions in flight."""
+        client = self._client or await self._connected()
+        results: list[list[str] | FeatureStoreError] = []
+        commits: list[EntityCommit] = []
+        for entity in entities:
             try:
-                return await self.write(entity_type, entity.entity_value, entity.writes, now_iso)
-            except FeatureStoreError as exc:
-                return exc
+                commits.append(EntityCommit(entity_type, entity.entity_value, entity.writes, now_iso))
+                results.append([])
+            except PayloadTooLarge as exc:
+                results.append(exc)
+        outbox_table = self.outbox.table
+        failures: dict[EntityCommit, FeatureStoreError] = {}
+        for failed in await bounded(
+            self.write_concurrency, lambda group: commit_packed(client, group, outbox_table), pack(commits)
+        ):
+            failures |= failed
+        written = iter(commits)
+        for index, result in enumerate(results):
+            if isinstance(result, FeatureStoreError):
+                continue
+            written_entity = next(written)
+            error = failures.get(written_entity)
+            results[index] = written_entity.skipped_categories() if error is None else error
+        for error in failures.values():
+            if isinstance(error, StoreUnavailable):
+                self._failed_write(error)
+        if len(failures) < len(commits):
+            self.writable = True
+        return results
 
-        return await bounded(self.write_concurrency, one, entities)
+    def _failed_write(self, exc: StoreUnavailable) -> None:
+        """DynamoDB unreachable, failing or its tables gone: not writable until a write or the probe
+        passes. Throttling and conflicts are load, which every replica shares: no reason to stop one."""
+        cause = exc.__cause__
+        if isinstance(cause, DynamoDBError) and failure_kind(cause) != THROTTLING:
+            self.writable = False
 
     async def delete(self, entity_type: EntityType, entity_value: str, erasure: Erasure) -> list[str]:
         client = self._client or await self._connected()
         return await erase(client, entity_type, entity_value, erasure, self.outbox.table)
-
-    @staticmethod
-    def _after_cancel(
-        pending: list[CategoryWrite], reasons: list[dict[str, Any]], modes: dict[str, str], skipped: set[str]
-    ) -> tuple[list[CategoryWrite], bool]:
-        """Read a cancelled transaction's reasons: drop stale categories, switch the update form of
-        those whose existence was guessed wrong; return what to retry and whether to back off first."""
-        conflicted = False
-        retry = []
-        for index, write in enumerate(pending):
-            reason = reasons[index] if index < len(reasons) else {}
-            code = reason.get("Code") or "None"
-            if code == "ConditionalCheckFailed":
-                item = reason.get("Item")
-                if item is None:
-                    modes[write.category] = CREATE
-                elif item.get(EVENT_TIME, {}).get("S", "") > write.event_time:
-                    skipped.add(write.category)
-                    continue
-                else:
-                    modes[write.category] = UPDATE
-            elif code != "None":
-                conflicted |= cancellation(code, reason.get("Message", ""))
-            retry.append(write)
-        for reason in reasons[len(pending) :]:
-            code = reason.get("Code") or "None"
-            if code != "None":
-                conflicted |= cancellation(code, reason.get("Message", ""))
-        return retry, conflicted
 
     # --- outbox ---
 

@@ -20,11 +20,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.backends(*STORE_BACKENDS)]
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-@pytest.fixture
-def user(settings: Settings):
-    return settings.entity_types["bright_uid"]
-
-
 async def test_absent_entity_reads_empty(store: OnlineStore, user) -> None:
     assert await store.read(user, "nobody", {"user_features": None}) == {}
 

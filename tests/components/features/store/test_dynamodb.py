@@ -2,7 +2,6 @@
 100-key chunks, unprocessed keys, projections, atomic transactions, concurrency, limits and errors."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from components.features.store.dynamodb import DynamoDBStore, create_tables
 from core.dynamodb_client import DynamoDBClient, DynamoDBServiceError, get_client
 from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
 from core.settings import Settings
+from tests.components.features.store.conftest import client_error, spy, spy_operations
 from tests.conftest import DYNAMODB_EMULATORS
 from tests.factories import LATER, NOW, make_write
 
@@ -23,58 +23,6 @@ def dynamodb_store(settings: Settings) -> DynamoDBStore:
     store = create_store(settings)
     assert isinstance(store, DynamoDBStore)
     return store
-
-
-@pytest.fixture
-def user(settings: Settings):
-    return settings.entity_types["bright_uid"]
-
-
-@pytest.fixture
-def dynamo(store: DynamoDBStore) -> DynamoDBClient:
-    """The shared client the store uses (the fixture initialised the store)."""
-    return store.client
-
-
-def spy(
-    monkeypatch: pytest.MonkeyPatch,
-    client: DynamoDBClient,
-    operation: str,
-    before: Callable[..., Awaitable[Any]] | None = None,
-) -> list[dict]:
-    """Record each call's arguments; `await before(call_number, kwargs)` may answer instead of the server."""
-    calls: list[dict] = []
-    real = getattr(client, operation)
-
-    async def wrapper(**kwargs: Any) -> Any:
-        calls.append(kwargs)
-        if before is not None:
-            answer = await before(len(calls), kwargs)
-            if answer is not None:
-                return answer
-        return await real(**kwargs)
-
-    monkeypatch.setattr(client, operation, wrapper)
-    return calls
-
-
-def spy_operations(monkeypatch: pytest.MonkeyPatch, client: DynamoDBClient) -> list[str]:
-    """Record the name of every operation the client sends."""
-    operations: list[str] = []
-    real = client.call
-
-    async def recording(operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        operations.append(operation)
-        return await real(operation, payload)
-
-    monkeypatch.setattr(client, "call", recording)
-    return operations
-
-
-def client_error(code: str, operation: str, **extra: Any) -> DynamoDBServiceError:
-    """DynamoDB's answer to a failed call, as the client raises it."""
-    body = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": f"{code} for the test", **extra}
-    return DynamoDBServiceError(operation, 400, body)
 
 
 async def test_item_layout_is_the_designed_one(store: DynamoDBStore, dynamo: DynamoDBClient, user) -> None:

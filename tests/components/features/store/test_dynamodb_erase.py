@@ -8,17 +8,11 @@ import pytest
 from components.features.store.base import OnlineStore
 from components.features.store.dynamodb import erase
 from components.features.store.dynamodb.items import EXPIRES_AT
-from core.settings import Settings
 from tests.conftest import DYNAMODB_EMULATORS
 from tests.factories import LATER, NOW, make_erasure, make_write
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends(*DYNAMODB_EMULATORS)]
 NEWER = "2026-01-01T00:00:05.000000+00:00"
-
-
-@pytest.fixture
-def user(settings: Settings):
-    return settings.entity_types["bright_uid"]
 
 
 async def test_a_write_between_the_read_and_the_commit_is_not_erased(
