@@ -125,8 +125,6 @@ async def _in_thread(call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) ->
 
 class SQLiteStore:
     name = "sqlite"
-    _apply = staticmethod(apply_writes)
-    """What a write request does inside the group commit (a deletion does `erase`)."""
     max_categories_per_write = 1000
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
@@ -364,24 +362,18 @@ class SQLiteStore:
                 self._commit(batch)
 
     def _commit(self, batch: list[PendingWrite]) -> None:
+        """One transaction for the whole batch. Every request is applied straight into it first; only
+        when one fails is the batch applied again, each request in a savepoint of its own, so the
+        failing one rolls back alone (a savepoint costs ~12 us a request, 14% of a bulk write's store time)."""
         try:
             with self._translate_errors():
                 connection = self._connection
                 connection.execute("BEGIN IMMEDIATE")
                 try:
-                    for pending in batch:
-                        connection.execute("SAVEPOINT request")
-                        try:
-                            # Translated here too: this request's error is raised to its own caller.
-                            with self._translate_errors():
-                                apply = self._apply if pending.erasure is None else erase
-                                pending.skipped = apply(connection, pending)
-                        except Exception as exc:
-                            if not connection.in_transaction:
-                                raise  # SQLite rolled the whole transaction back (disk full, I/O): all fail
-                            connection.execute("ROLLBACK TO request")
-                            pending.error = exc
-                        connection.execute("RELEASE request")
+                    if not self._apply_together(connection, batch):
+                        connection.execute("ROLLBACK")
+                        connection.execute("BEGIN IMMEDIATE")
+                        self._apply_apart(connection, batch)
                     connection.execute("COMMIT")
                 except BaseException:
                     self._rollback(connection)
@@ -396,6 +388,36 @@ class SQLiteStore:
         finally:
             for pending in batch:
                 pending.done = True
+
+    def _apply_together(self, connection: sqlite3.Connection, batch: list[PendingWrite]) -> bool:
+        """Every request without savepoints; False as soon as one fails (the caller rolls back)."""
+        for pending in batch:
+            try:
+                pending.skipped = self._apply_one(connection, pending)
+            except Exception:
+                if not connection.in_transaction:
+                    raise  # SQLite rolled the whole transaction back (disk full, I/O): all fail
+                return False
+        return True
+
+    def _apply_apart(self, connection: sqlite3.Connection, batch: list[PendingWrite]) -> None:
+        for pending in batch:
+            connection.execute("SAVEPOINT request")
+            try:
+                # Translated here too: this request's error is raised to its own caller.
+                with self._translate_errors():
+                    pending.skipped = self._apply_one(connection, pending)
+            except Exception as exc:
+                if not connection.in_transaction:
+                    raise
+                connection.execute("ROLLBACK TO request")
+                pending.error = exc
+            connection.execute("RELEASE request")
+
+    @staticmethod
+    def _apply_one(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
+        """What one request does inside the group commit: a write's upserts, or a deletion."""
+        return (apply_writes if pending.erasure is None else erase)(connection, pending)
 
     # --- outbox: sqlite_outbox.py ---
 

@@ -93,7 +93,7 @@ def test_a_store_failure_fails_that_entity_whole_and_no_other(
 ) -> None:
     """The failing entity had one category applied before its store failed: none of it stays."""
     if backend == "sqlite":
-        apply = SQLiteStore._apply
+        apply = SQLiteStore._apply_one
 
         def failing(connection, pending):
             skipped = apply(connection, pending)
@@ -101,7 +101,7 @@ def test_a_store_failure_fails_that_entity_whole_and_no_other(
                 raise StoreUnavailable("embedded store unavailable")
             return skipped
 
-        monkeypatch.setattr(SQLiteStore, "_apply", staticmethod(failing))
+        monkeypatch.setattr(SQLiteStore, "_apply_one", staticmethod(failing))
         bad = entity("bad", {"user_features": {"a": 1}, "credit_features": {"b": 2}})
         code = "store_unavailable"
     else:

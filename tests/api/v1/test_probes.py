@@ -212,17 +212,17 @@ def test_disk_full_is_store_full_and_ready_is_503_until_space_is_freed(client: A
 def test_a_failed_write_makes_the_store_unready_until_a_write_succeeds(client: AppClient, write, monkeypatch) -> None:
     store = client.app.state.runtime.store
     assert isinstance(store, SQLiteStore)
-    apply = SQLiteStore._apply
+    apply = SQLiteStore._apply_one
 
     def full(*args: object) -> list[str]:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(SQLiteStore, "_apply", staticmethod(full))
+    monkeypatch.setattr(SQLiteStore, "_apply_one", staticmethod(full))
     response = client.post("/api/v1/items", json=write_body("user-1"))
     assert (response.status_code, response.json()["error"]) == (503, "store_full")
     assert_no_internal_text(response.json())
     assert store.writable is False
-    monkeypatch.setattr(SQLiteStore, "_apply", staticmethod(apply))
+    monkeypatch.setattr(SQLiteStore, "_apply_one", staticmethod(apply))
     write("user-1")
     assert store.writable is True
 
