@@ -29,7 +29,7 @@ RESOURCE_TYPE = "feature"
 logger = logging.getLogger("feature_store.events")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutboxEvent:
     """A feature-availability event waiting to be published."""
 

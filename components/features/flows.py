@@ -50,7 +50,7 @@ class WriteOutcome:
     timestamp: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EntityInput:
     """One entity of a bulk write, its meta fields resolved (the request's, overridden by its own)."""
 

@@ -9,6 +9,11 @@ Every call is a coroutine, and each store decides how it runs without blocking t
 DynamoDB's calls are network I/O on the loop; SQLite runs single-entity reads on the loop (tens of
 microseconds from the page cache) and sends writes, large batch reads and schema work, which can
 wait on fsync or locks, to a worker thread.
+
+The write records (`CategoryWrite`, `EntityWrite`, `core.events.OutboxEvent`, `flows.EntityInput`) are slotted
+dataclasses that nothing changes once built, but not frozen ones: a frozen dataclass sets each field
+through `object.__setattr__`, 4x the cost, and a bulk write builds a dozen per entity (~8 us each
+entity, 6% of its CPU).
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,7 +39,7 @@ class StoredCategory:
     expires_at_epoch: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CategoryWrite:
     """A whole-category replacement and the event announcing it, committed together."""
 
@@ -48,7 +53,7 @@ class CategoryWrite:
     event: OutboxEvent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EntityWrite:
     """One entity's categories in a bulk write: committed together, independently of the other entities."""
 
