@@ -198,12 +198,7 @@ async def commit_packed(
     for _ in range(attempts):
         live = [entity for entity in group if entity.pending and entity not in failed]
         if len(live) <= 1:
-            for entity in live:
-                try:
-                    await commit(client, entity, outbox_table)
-                except FeatureStoreError as exc:
-                    failed[entity] = exc
-            return failed
+            return failed | await _each_alone(client, live, outbox_table)
         actions = [action for entity in live for action in entity.actions(outbox_table)]
         try:
             await _transact(client, actions, live[0].entity_type)
@@ -245,10 +240,17 @@ async def _uncancelled(
     if isinstance(error, StoreUnavailable):
         error.__cause__ = exc
         return dict.fromkeys(entities, error)
+    return await _each_alone(client, entities, outbox_table)
+
+
+async def _each_alone(
+    client: DynamoDBClient, entities: Sequence[EntityCommit], outbox_table: str
+) -> dict[EntityCommit, FeatureStoreError]:
+    """Each entity in transactions of its own, one after another; the ones that failed, with their errors."""
     failed: dict[EntityCommit, FeatureStoreError] = {}
     for entity in entities:
         try:
             await commit(client, entity, outbox_table)
-        except FeatureStoreError as own:
-            failed[entity] = own
+        except FeatureStoreError as exc:
+            failed[entity] = exc
     return failed
