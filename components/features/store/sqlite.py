@@ -9,7 +9,7 @@ and the readiness check run in a worker thread (anyio's, sized by `THREADPOOL_SI
 on fsync, on the write lock, or read many pages.
 
 WAL lets readers run while one writer commits. Writers of this process queue on a lock of their
-own: SQLite's busy handler sleeps in growing steps (up to 100 ms) while it waits for the file's
+own (the group commit, `sqlite_commit.py`): SQLite's busy handler sleeps in growing steps (up to 100 ms) while it waits for the file's
 write lock, which under concurrent writes turns into tail latencies of a second. `BEGIN IMMEDIATE`
 still takes the file's lock up front, so writers of other processes on the same file wait on
 `busy_timeout` instead of failing half-way through a transaction.
@@ -37,10 +37,10 @@ from components.features.store.base import (
     Wanted,
     chunks,
 )
-from components.features.store.sqlite_erase import erase
+from components.features.store.sqlite_commit import GroupCommit, rollback
 from components.features.store.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
 from components.features.store.sqlite_outbox import SQLiteOutbox
-from components.features.store.sqlite_write import PendingWrite, apply_writes, outcome
+from components.features.store.sqlite_write import PendingWrite, outcome
 from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, StoreFull, StoreUnavailable
 from core.metrics import metrics
@@ -135,11 +135,9 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._queue_lock = threading.Lock()
-        self._queue: list[PendingWrite] = []
         self._outbox: sqlite3.Connection | None = None
         self._schema_ready = False
-        self.writable = True
+        self._group = GroupCommit(lambda: self._connection, self._write_lock, self._translate_errors)
         self.outbox = SQLiteOutbox(
             lambda: self._outbox_connection, lambda: self._connection, self._write_lock, self._translate_errors
         )
@@ -268,19 +266,17 @@ class SQLiteStore:
                 connection.execute("INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)", (time.time(),))
                 connection.execute("COMMIT")
             except BaseException:
-                self._rollback(connection)
+                rollback(connection)
                 raise
         self.writable = True
 
-    @staticmethod
-    def _rollback(connection: sqlite3.Connection) -> None:
-        """Roll back what is still open: after some errors (disk full, I/O) SQLite has already rolled
-        the transaction back, and a second ROLLBACK would only hide the first error."""
-        if connection.in_transaction:
-            try:
-                connection.execute("ROLLBACK")
-            except sqlite3.Error:
-                logger.warning("embedded store could not roll back", exc_info=True)
+    @property
+    def writable(self) -> bool:
+        return self._group.writable
+
+    @writable.setter
+    def writable(self, value: bool) -> None:
+        self._group.writable = value
 
     async def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
         categories = list(wanted)
@@ -327,7 +323,7 @@ class SQLiteStore:
     ) -> list[str]:
         pending = PendingWrite(entity_type.name, entity_value, writes, now_iso)
         with metrics.timer("sqlite.write", entity_type=entity_type.name):
-            await _in_thread(self._write, [pending])
+            await _in_thread(self._group.run, [pending])
         if pending.error is not None:
             raise pending.error
         return pending.skipped
@@ -335,89 +331,19 @@ class SQLiteStore:
     async def write_many(
         self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str
     ) -> list[list[str] | FeatureStoreError]:
-        """Every entity queued at once, so one group commit holds them all, each in its own savepoint."""
+        """Every entity queued at once, so one group commit holds them all, each atomic on its own."""
         pending = [PendingWrite(entity_type.name, entity.entity_value, entity.writes, now_iso) for entity in entities]
         with metrics.timer("sqlite.write_many", entity_type=entity_type.name):
-            await _in_thread(self._write, pending)
+            await _in_thread(self._group.run, pending)
         return [outcome(one) for one in pending]
 
     async def delete(self, entity_type: EntityType, entity_value: str, erasure: Erasure) -> list[str]:
         pending = PendingWrite(entity_type.name, entity_value, (), "", erasure)
         with metrics.timer("sqlite.delete", entity_type=entity_type.name):
-            await _in_thread(self._write, [pending])
+            await _in_thread(self._group.run, [pending])
         if pending.error is not None:
             raise pending.error
         return pending.skipped
-
-    def _write(self, requests: Sequence[PendingWrite]) -> None:
-        """Group commit: the requests are queued, and whichever writer holds the lock next commits
-        every queued request in one transaction (one fsync), each inside a savepoint of its own so
-        a failing request rolls back alone. Most writers find their requests already committed."""
-        with self._queue_lock:
-            self._queue.extend(requests)
-        with self._write_lock:
-            if not all(pending.done for pending in requests):
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._commit(batch)
-
-    def _commit(self, batch: list[PendingWrite]) -> None:
-        """One transaction for the whole batch. Every request is applied straight into it first; only
-        when one fails is the batch applied again, each request in a savepoint of its own, so the
-        failing one rolls back alone (a savepoint costs ~12 us a request, 14% of a bulk write's store time)."""
-        try:
-            with self._translate_errors():
-                connection = self._connection
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    if not self._apply_together(connection, batch):
-                        connection.execute("ROLLBACK")
-                        connection.execute("BEGIN IMMEDIATE")
-                        self._apply_apart(connection, batch)
-                    connection.execute("COMMIT")
-                except BaseException:
-                    self._rollback(connection)
-                    raise
-            # Writable again, unless a request failed because the store could not write its part.
-            self.writable = not any(isinstance(pending.error, StoreUnavailable) for pending in batch)
-        except BaseException as exc:
-            for pending in batch:
-                pending.error = exc
-            if isinstance(exc, StoreUnavailable):
-                self.writable = False
-        finally:
-            for pending in batch:
-                pending.done = True
-
-    def _apply_together(self, connection: sqlite3.Connection, batch: list[PendingWrite]) -> bool:
-        """Every request without savepoints; False as soon as one fails (the caller rolls back)."""
-        for pending in batch:
-            try:
-                pending.skipped = self._apply_one(connection, pending)
-            except Exception:
-                if not connection.in_transaction:
-                    raise  # SQLite rolled the whole transaction back (disk full, I/O): all fail
-                return False
-        return True
-
-    def _apply_apart(self, connection: sqlite3.Connection, batch: list[PendingWrite]) -> None:
-        for pending in batch:
-            connection.execute("SAVEPOINT request")
-            try:
-                # Translated here too: this request's error is raised to its own caller.
-                with self._translate_errors():
-                    pending.skipped = self._apply_one(connection, pending)
-            except Exception as exc:
-                if not connection.in_transaction:
-                    raise
-                connection.execute("ROLLBACK TO request")
-                pending.error = exc
-            connection.execute("RELEASE request")
-
-    @staticmethod
-    def _apply_one(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
-        """What one request does inside the group commit: a write's upserts, or a deletion."""
-        return (apply_writes if pending.erasure is None else erase)(connection, pending)
 
     # --- outbox: sqlite_outbox.py ---
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from components.features.store.sqlite import SQLiteStore
+from components.features.store.sqlite_commit import GroupCommit
 from core.exceptions import StoreUnavailable
 from tests.conftest import AppClient
 from tests.core.test_kafka import consume
@@ -93,7 +93,7 @@ def test_a_store_failure_fails_that_entity_whole_and_no_other(
 ) -> None:
     """The failing entity had one category applied before its store failed: none of it stays."""
     if backend == "sqlite":
-        apply = SQLiteStore._apply_one
+        apply = GroupCommit.apply_one
 
         def failing(connection, pending):
             skipped = apply(connection, pending)
@@ -101,7 +101,7 @@ def test_a_store_failure_fails_that_entity_whole_and_no_other(
                 raise StoreUnavailable("embedded store unavailable")
             return skipped
 
-        monkeypatch.setattr(SQLiteStore, "_apply_one", staticmethod(failing))
+        monkeypatch.setattr(GroupCommit, "apply_one", staticmethod(failing))
         bad = entity("bad", {"user_features": {"a": 1}, "credit_features": {"b": 2}})
         code = "store_unavailable"
     else:

@@ -10,6 +10,7 @@ import pytest
 
 from components.features.store.base import OnlineStore
 from components.features.store.sqlite import SQLiteStore
+from components.features.store.sqlite_commit import GroupCommit
 from core.exceptions import StoreUnavailable
 from devservers import free_port
 from tests.conftest import AppClient, assert_no_internal_text
@@ -212,17 +213,17 @@ def test_disk_full_is_store_full_and_ready_is_503_until_space_is_freed(client: A
 def test_a_failed_write_makes_the_store_unready_until_a_write_succeeds(client: AppClient, write, monkeypatch) -> None:
     store = client.app.state.runtime.store
     assert isinstance(store, SQLiteStore)
-    apply = SQLiteStore._apply_one
+    apply = GroupCommit.apply_one
 
     def full(*args: object) -> list[str]:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(SQLiteStore, "_apply_one", staticmethod(full))
+    monkeypatch.setattr(GroupCommit, "apply_one", staticmethod(full))
     response = client.post("/api/v1/items", json=write_body("user-1"))
     assert (response.status_code, response.json()["error"]) == (503, "store_full")
     assert_no_internal_text(response.json())
     assert store.writable is False
-    monkeypatch.setattr(SQLiteStore, "_apply_one", staticmethod(apply))
+    monkeypatch.setattr(GroupCommit, "apply_one", staticmethod(apply))
     write("user-1")
     assert store.writable is True
 
