@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     """BatchGetItem requests (100 keys each) one batch read keeps in flight, and outbox claims the relay
     makes at once. `DYNAMODB_BATCH_THREADS`, its name when these ran in threads, still sets it."""
     dynamodb_write_concurrency: int = Field(16, gt=0)
-    """TransactWriteItems one bulk write keeps in flight (whole entities packed up to 100 actions each)."""
+    """Entities one bulk write commits at once (one TransactWriteItems each)."""
     dynamodb_max_connections: int = Field(64, gt=0)
     """Connections the DynamoDB client keeps to DynamoDB (per process); calls beyond wait for a free one,
     at most the connect plus read timeout."""

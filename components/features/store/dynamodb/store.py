@@ -4,7 +4,7 @@
 Reads: GetItem for one category, BatchGetItem in 100-key chunks (at most `DYNAMODB_BATCH_CONCURRENCY`
 in flight per read) for more, keys left unprocessed asked again with backoff until the read deadline.
 Writes: one transaction per entity, one conditional update per category plus its event in the
-outbox table, a bulk write's entities packed several to a transaction (see `transactions`).
+outbox table (see `transactions`); a bulk write's entities several at once.
 """
 
 import asyncio
@@ -29,17 +29,11 @@ from components.features.store.dynamodb.errors import (
 from components.features.store.dynamodb.items import CATEGORY
 from components.features.store.dynamodb.outbox import DynamoDBOutbox, backoff, bounded
 from components.features.store.dynamodb.tables import create_tables
-from components.features.store.dynamodb.transactions import (
-    MAX_TRANSACTION_ACTIONS,
-    EntityCommit,
-    commit,
-    commit_packed,
-    pack,
-)
+from components.features.store.dynamodb.transactions import MAX_TRANSACTION_ACTIONS, EntityCommit, commit
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, get_client_async
 from core.dynamodb_client.retries import THROTTLING, failure_kind
 from core.events import OutboxEvent
-from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
+from core.exceptions import FeatureStoreError, StoreUnavailable
 from core.metrics import metrics
 from core.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 from core.settings import EntityType, Settings
@@ -230,36 +224,15 @@ class DynamoDBStore:
     async def write_many(
         self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str
     ) -> list[list[str] | FeatureStoreError]:
-        """Entities packed into shared transactions (`transactions.pack`), at most
-        `DYNAMODB_WRITE_CONCURRENCY` transactions in flight."""
-        client = self._client or await self._connected()
-        results: list[list[str] | FeatureStoreError] = []
-        commits: list[EntityCommit] = []
-        for entity in entities:
+        """One transaction per entity (see `transactions`), at most `DYNAMODB_WRITE_CONCURRENCY` in flight."""
+
+        async def one(entity: EntityWrite) -> list[str] | FeatureStoreError:
             try:
-                commits.append(EntityCommit(entity_type, entity.entity_value, entity.writes, now_iso))
-                results.append([])
-            except PayloadTooLarge as exc:
-                results.append(exc)
-        outbox_table = self.outbox.table
-        failures: dict[EntityCommit, FeatureStoreError] = {}
-        for failed in await bounded(
-            self.write_concurrency, lambda group: commit_packed(client, group, outbox_table), pack(commits)
-        ):
-            failures |= failed
-        written = iter(commits)
-        for index, result in enumerate(results):
-            if isinstance(result, FeatureStoreError):
-                continue
-            written_entity = next(written)
-            error = failures.get(written_entity)
-            results[index] = written_entity.skipped_categories() if error is None else error
-        for error in failures.values():
-            if isinstance(error, StoreUnavailable):
-                self._failed_write(error)
-        if len(failures) < len(commits):
-            self.writable = True
-        return results
+                return await self.write(entity_type, entity.entity_value, entity.writes, now_iso)
+            except FeatureStoreError as exc:
+                return exc
+
+        return await bounded(self.write_concurrency, one, entities)
 
     def _failed_write(self, exc: StoreUnavailable) -> None:
         """DynamoDB unreachable, failing or its tables gone: not writable until a write or the probe

@@ -1,16 +1,17 @@
-"""Category writes as DynamoDB transactions: one entity's write (`EntityCommit`), and a bulk write's
-entities packed several to a transaction (`commit_packed`).
+"""One entity's category writes as one DynamoDB transaction (`EntityCommit`, `commit`).
 
 An entity's write is one conditional update per category plus one outbox put per category, committed
 together. Which update form fits (the item exists or not) and whether a category is stale is learnt
 from a cancelled transaction's reasons, one per action (see `items.upsert`), and the transaction is
 sent again without what was learnt to be stale.
 
-A bulk write packs entities into transactions of up to 100 actions and 4 MB: a transaction carries
-each entity whole, so each entity is still all or nothing, and the reasons of a cancelled one say
-which entity (and which of its categories) stopped it; the others go again unchanged. Packing ten
-5-category entities to a transaction cut the service's CPU per entity by ~3x against a transaction
-each (fewer requests to build, sign and send) and the DynamoDB API's work per entity by a quarter.
+A bulk write sends one transaction per entity, several at once (`DynamoDBStore.write_many`), not
+several entities per transaction. Packing ten 5-category entities into one 100-action transaction was
+tried: it cut the service's CPU per entity from ~0.8-1.0 ms to ~0.3-0.6 ms, but Dynoxide spent more
+per entity with such transactions in flight (9.7-11.5 ms against 4.5-9.6 ms, four bulk writes at
+once), the benchmark's bulk throughput on DynamoDB fell below single writes', and DynamoDB's own
+guidance is to split transactions that need not be one ("simpler transactions improve throughput and
+are more likely to succeed"): one stale category or conflict would cancel ten entities' writes.
 """
 
 import asyncio
@@ -26,7 +27,7 @@ from components.features.store.dynamodb.items import CREATE, EVENT_TIME, UPDATE
 from components.features.store.dynamodb.outbox import backoff
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError
 from core.dynamodb_client.attributes import encode, encode_map
-from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
+from core.exceptions import PayloadTooLarge, StoreUnavailable
 from core.metrics import metrics
 from core.settings import EntityType
 from core.tracing import tracing
@@ -41,7 +42,7 @@ class EntityCommit:
     """One entity's categories on their way through the transaction protocol: what is still to write,
     in which update form, and which categories turned out stale (skipped)."""
 
-    __slots__ = ("entity_type", "entity_value", "writes", "now_iso", "encoded", "modes", "pending", "skipped", "size")
+    __slots__ = ("entity_type", "entity_value", "writes", "now_iso", "encoded", "modes", "pending", "skipped")
 
     def __init__(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
@@ -53,13 +54,13 @@ class EntityCommit:
         self.writes = writes
         self.now_iso = now_iso
         self.encoded = {write.category: (encode(write.data), encode_map(write.metadata)) for write in writes}
-        self.size = self._checked_size()
+        self._check_size()
         self.modes = dict.fromkeys(self.encoded, UPDATE)
         self.pending = list(writes)
         self.skipped: set[str] = set()
 
-    def _checked_size(self) -> int:
-        """The entity's bytes as DynamoDB counts them: an estimate first, exact when the estimate is near a limit."""
+    def _check_size(self) -> None:
+        """Count the entity's bytes as DynamoDB does: an estimate first, exact when the estimate is near a limit."""
         total = 0
         for exact in (False, True):
             sizes = {
@@ -76,14 +77,10 @@ class EntityCommit:
                     )
             total = sum(sizes.values())
             if total <= items.MAX_TRANSACTION_BYTES:
-                return total
+                return
         raise PayloadTooLarge(
             f"the write would be {total} bytes; DynamoDB commits at most {items.MAX_TRANSACTION_BYTES} at once"
         )
-
-    @property
-    def action_count(self) -> int:
-        return 2 * len(self.pending)
 
     def actions(self, outbox_table: str) -> list[dict[str, Any]]:
         """The pending categories' updates, then their events' puts."""
@@ -100,7 +97,7 @@ class EntityCommit:
         return actions
 
     def cancelled(self, reasons: Sequence[dict[str, Any]]) -> bool:
-        """Learn from this entity's share of a cancelled transaction's reasons (its actions' order): drop
+        """Learn from a cancelled transaction's reasons (one per action, in order): drop
         stale categories, switch the update form of those whose existence was guessed wrong. Return
         whether a conflict calls for a pause before trying again; raise the service's error for a
         reason that dooms the entity's write (throttling, validation)."""
@@ -162,95 +159,3 @@ async def commit(client: DynamoDBClient, entity: EntityCommit, outbox_table: str
     else:
         raise StoreUnavailable(KEEPS_CONFLICTING, retry_after=1)
     return entity.skipped_categories()
-
-
-def pack(entities: Sequence[EntityCommit]) -> list[list[EntityCommit]]:
-    """Consecutive entities grouped so that each group fits one transaction (actions and bytes)."""
-    groups: list[list[EntityCommit]] = []
-    group: list[EntityCommit] = []
-    actions = size = 0
-    for entity in entities:
-        if group and (
-            actions + entity.action_count > MAX_TRANSACTION_ACTIONS or size + entity.size > items.MAX_TRANSACTION_BYTES
-        ):
-            groups.append(group)
-            group, actions, size = [], 0, 0
-        group.append(entity)
-        actions += entity.action_count
-        size += entity.size
-    if group:
-        groups.append(group)
-    return groups
-
-
-async def commit_packed(
-    client: DynamoDBClient, group: list[EntityCommit], outbox_table: str
-) -> dict[EntityCommit, FeatureStoreError]:
-    """Write a group of entities in shared transactions, each entity whole; return the entities that
-    failed, with their errors. A cancelled transaction's reasons are shared out to the entities in
-    action order: an entity whose own reason dooms it leaves the group, the others go again. For a
-    failure with no reasons to share, see `_uncancelled`."""
-    failed: dict[EntityCommit, FeatureStoreError] = {}
-    # An attempt that learns something (a category's update form, a stale category) is not a conflict;
-    # each category can teach a little, so the bound grows with them.
-    attempts = MAX_WRITE_ATTEMPTS + sum(len(entity.writes) for entity in group)
-    conflicts = 0
-    for _ in range(attempts):
-        live = [entity for entity in group if entity.pending and entity not in failed]
-        if len(live) <= 1:
-            return failed | await _each_alone(client, live, outbox_table)
-        actions = [action for entity in live for action in entity.actions(outbox_table)]
-        try:
-            await _transact(client, actions, live[0].entity_type)
-        except DynamoDBServiceError as exc:
-            if exc.code != TRANSACTION_CANCELLED:
-                return failed | await _uncancelled(client, live, outbox_table, exc)
-            reasons = exc.cancellation_reasons
-            conflicted = False
-            start = 0
-            for entity in live:
-                share = reasons[start : start + entity.action_count]
-                start += entity.action_count
-                try:
-                    conflicted |= entity.cancelled(share)
-                except FeatureStoreError as own:
-                    failed[entity] = own
-            if conflicted:
-                conflicts += 1
-                if conflicts >= MAX_WRITE_ATTEMPTS:
-                    break
-                await asyncio.sleep(backoff(conflicts))
-            continue
-        except DynamoDBError as exc:
-            return failed | await _uncancelled(client, live, outbox_table, exc)
-        for entity in live:
-            entity.pending = []
-        return failed
-    error = StoreUnavailable(KEEPS_CONFLICTING, retry_after=1)
-    return failed | {entity: error for entity in group if entity.pending and entity not in failed}
-
-
-async def _uncancelled(
-    client: DynamoDBClient, entities: Sequence[EntityCommit], outbox_table: str, exc: DynamoDBError
-) -> dict[EntityCommit, FeatureStoreError]:
-    """A shared transaction failed with no reasons to share. An outage or throttling is every entity's
-    failure; anything else (a request DynamoDB refuses whole) may be one entity's doing, so each is sent
-    alone, one after another (the group's share of the write concurrency), to get its own outcome."""
-    error = translate_error(exc, "TransactWriteItems")
-    if isinstance(error, StoreUnavailable):
-        error.__cause__ = exc
-        return dict.fromkeys(entities, error)
-    return await _each_alone(client, entities, outbox_table)
-
-
-async def _each_alone(
-    client: DynamoDBClient, entities: Sequence[EntityCommit], outbox_table: str
-) -> dict[EntityCommit, FeatureStoreError]:
-    """Each entity in transactions of its own, one after another; the ones that failed, with their errors."""
-    failed: dict[EntityCommit, FeatureStoreError] = {}
-    for entity in entities:
-        try:
-            await commit(client, entity, outbox_table)
-        except FeatureStoreError as exc:
-            failed[entity] = exc
-    return failed
