@@ -61,6 +61,8 @@ class Scenario:
 
 
 BULK_ENTITIES = 100
+CLIENT_BATCH_ENTITIES = 500
+"""What the client and the CLI send per request: the service's published `max_batch_write_entities`."""
 
 
 def bulk_scenario(entities: int) -> Scenario:
@@ -77,13 +79,14 @@ SCENARIOS = {
     "write_1x20": Scenario("POST", "/api/v1/items", write_body(CATEGORIES[:1]), events=1),
     "write_5x20": Scenario("POST", "/api/v1/items", write_body(CATEGORIES), events=5),
     "bulk_100x5": bulk_scenario(BULK_ENTITIES),
+    "bulk_500x5": bulk_scenario(CLIENT_BATCH_ENTITIES),
 }
 """Reads first: the writes' events, relayed in the background, must not load a read's measurement."""
 
 CPU_RATIO_BOUNDS = {"read_single": 2.5, "read_multi": 2.0, "read_batch_50": 2.0, "write_1x20": 2.5}
 """Targets: the service's CPU per request on DynamoDB at most this many times the embedded store's."""
 
-BULK_VERSUS = {"bulk_100x5": "write_5x20"}
+BULK_VERSUS = {"bulk_100x5": "write_5x20", "bulk_500x5": "write_5x20"}
 """A bulk write scenario -> the single-entity write of the same entities it is compared with."""
 BULK_SPEEDUP_BOUND = 5.0
 """Target: a bulk write writes at least this many times as many entities a second as single-entity
@@ -97,4 +100,5 @@ LABELS = {
     "write_1x20": "write 1 category x 20",
     "write_5x20": "write 5 categories x 20",
     "bulk_100x5": "bulk write 100 entities x 5 categories x 20",
+    "bulk_500x5": "bulk write 500 entities x 5 categories x 20 (the client's batch)",
 }
