@@ -211,9 +211,9 @@ class DynamoDBStore:
     async def write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
-        client = self._client or await self._connected()
         entity = EntityCommit(entity_type, entity_value, writes, now_iso)
         try:
+            client = self._client or await self._connected()
             skipped = await commit(client, entity, self.outbox.table)
         except StoreUnavailable as exc:
             self._failed_write(exc)
