@@ -78,21 +78,16 @@ def _age_seconds(stored: StoredCategory, now: float) -> float | None:
         return None
 
 
-def _is_fresh(stored: StoredCategory, now: float, max_age: float | None = None) -> bool:
-    """Not deleted nor expired, and when the read bounds the age (`max_age_seconds`), no older than that."""
+def _served(stored: StoredCategory, now: float, max_age: float | None = None) -> StoredCategory | None:
+    """The category as read, its metadata with `age_seconds`; None when deleted, expired, or older than
+    the read allows (`max_age_seconds`)."""
     if stored.expires_at_epoch is not None and now >= stored.expires_at_epoch:
-        return False
+        return None
     if is_tombstone(stored):
-        return False
-    if max_age is None:
-        return True
+        return None
     age = _age_seconds(stored, now)
-    return age is not None and age <= max_age
-
-
-def _aged(stored: StoredCategory, now: float) -> StoredCategory:
-    """The category as read: its metadata gains `age_seconds`."""
-    age = _age_seconds(stored, now)
+    if max_age is not None and (age is None or age > max_age):
+        return None
     metadata = {**stored.metadata, "age_seconds": round(age, 6) if age is not None else None}
     return StoredCategory(stored.data, metadata, stored.expires_at_epoch)
 
@@ -105,10 +100,11 @@ def _project(
     missing_features: list[str] = []
     for category, names in selection.wanted.items():
         found = stored.get(category)
-        if found is None or not _is_fresh(found, now, max_age):
+        if found is not None:
+            found = _served(found, now, max_age)
+        if found is None:
             unavailable.add(category)
             continue
-        found = _aged(found, now)
         if names is None:
             result.items[category] = found
             continue
@@ -156,9 +152,9 @@ class FeatureFlows:
     ) -> StoredCategory | None:
         with metrics.timer("read.single_item", entity_type=entity_type.name):
             found = (await self.store.read(entity_type, entity_value, {category: None})).get(category)
-            now = self.clock()
-            if found is not None and _is_fresh(found, now, max_age):
-                found = _aged(found, now)
+            if found is not None:
+                found = _served(found, self.clock(), max_age)
+            if found is not None:
                 if metrics.enabled:
                     _report_ages(entity_type.name, [EntityFeatures(items={category: found})])
                 return found
@@ -225,10 +221,12 @@ class FeatureFlows:
         ttl: int | None,
         event_time: datetime | None,
         now: datetime,
+        now_iso: str,
     ) -> list[CategoryWrite]:
-        """Each category's replacement with its stamped metadata and its `feature_available` event."""
-        now_iso = isoformat(now)
+        """Each category's replacement with its stamped metadata and its `feature_available` event;
+        `now_iso` is `now` formatted (once per request, not per entity)."""
         event_time_iso = isoformat(event_time) if event_time is not None else now_iso
+        now_epoch = now.timestamp()
         traceparent = tracing.traceparent()  # None while tracing is off
         writes = []
         for category, features in categories.items():
@@ -249,7 +247,7 @@ class FeatureFlows:
                 features=list(features),
                 compute_id=compute_id,
                 timestamp_iso=now_iso,
-                timestamp_epoch=now.timestamp(),
+                timestamp_epoch=now_epoch,
                 traceparent=traceparent,
             )
             writes.append(
@@ -280,6 +278,7 @@ class FeatureFlows:
         `categories` maps each category to its features, in the request's order."""
         with metrics.timer("write.multi_category", entity_type=entity_type.name):
             now = datetime.fromtimestamp(self.clock(), UTC)
+            now_iso = isoformat(now)
             writes = self._category_writes(
                 entity_type,
                 entity_value,
@@ -289,12 +288,13 @@ class FeatureFlows:
                 ttl=ttl,
                 event_time=event_time,
                 now=now,
+                now_iso=now_iso,
             )
-            skipped = await self.store.write(entity_type, entity_value, writes, isoformat(now))
+            skipped = await self.store.write(entity_type, entity_value, writes, now_iso)
         if len(skipped) < len(writes):
             self.relay.notify()
             self._observe_lag(entity_type, event_time, now)
-        return _outcome(categories, skipped, isoformat(now))
+        return _outcome(categories, skipped, now_iso)
 
     async def write_many(
         self, entity_type: EntityType, entities: Sequence[EntityInput]
@@ -316,6 +316,7 @@ class FeatureFlows:
                         ttl=entity.ttl,
                         event_time=entity.event_time,
                         now=now,
+                        now_iso=now_iso,
                     ),
                 )
                 for entity in entities
