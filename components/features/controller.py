@@ -135,26 +135,21 @@ class FeatureController:
             )
         outcomes = await self.service.write_batch(data.entity_type, entities, writer)
         results: list[dict[str, Any]] = []
+        failed = 0
         for entity, outcome in zip(data.entities, outcomes, strict=True):
             if isinstance(outcome, FeatureStoreError):
-                results.append(
-                    {
-                        "entity_value": entity.entity_value,
-                        "categories_updated": [],
-                        "categories_skipped": [],
-                        "error": {"error": outcome.error, "detail": outcome.detail},
-                    }
-                )
+                failed += 1
+                updated, skipped, error = [], [], {"error": outcome.error, "detail": outcome.detail}
             else:
-                results.append(
-                    {
-                        "entity_value": entity.entity_value,
-                        "categories_updated": outcome.categories_updated,
-                        "categories_skipped": outcome.categories_skipped,
-                        "error": None,
-                    }
-                )
-        failed = sum(isinstance(outcome, FeatureStoreError) for outcome in outcomes)
+                updated, skipped, error = outcome.categories_updated, outcome.categories_skipped, None
+            results.append(
+                {
+                    "entity_value": entity.entity_value,
+                    "categories_updated": updated,
+                    "categories_skipped": skipped,
+                    "error": error,
+                }
+            )
         body = {
             "entity_type": data.entity_type,
             "results": results,
