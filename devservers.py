@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -228,17 +229,30 @@ def start_dynoxide(log_dir: Path) -> tuple[ManagedServer, str]:
 
 
 class MotoServer:
-    """moto's DynamoDB in server mode (`ThreadedMotoServer`): pure Python, in a thread of this process."""
+    """moto's DynamoDB in server mode: pure Python, in a thread of this process.
+
+    Requests are answered one at a time. moto undoes a cancelled transaction by restoring a copy of
+    each table it touched, taken before it began, which would also undo another request's write that
+    landed meanwhile; DynamoDB isolates transactions from every other write."""
 
     def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
 
         # One line per request otherwise, in every test's captured log.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        app = DomainDispatcherApplication(create_backend_app)
+        one_at_a_time = threading.Lock()
+
+        def serialised(environ: dict, start_response: Callable) -> list[bytes]:
+            with one_at_a_time:
+                return list(app(environ, start_response))
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
+        self.server = make_server("127.0.0.1", self.port, serialised, True, request_handler=MotoRequestHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
+        self.thread.start()
         deadline = time.monotonic() + 20
         while not port_open(self.port):
             if time.monotonic() > deadline:
@@ -246,7 +260,8 @@ class MotoServer:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        self.server.stop()
+        self.server.shutdown()
+        self.thread.join()
 
 
 def start_moto() -> tuple[MotoServer, str]:
