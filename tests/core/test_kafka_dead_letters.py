@@ -92,8 +92,14 @@ def test_a_broker_outage_makes_no_dead_letters(
     writes = 5
     kafka_broker.server.pause()
     try:
-        for index in range(writes):
-            write(client, f"user-{index}", {"user_features": {"n": index}})
+        # One request, so the relay claims the five events together and each failed round fails them all.
+        entities = [
+            {"entity_value": f"user-{index}", "feature_list": [{"category": "user_features", "features": {"n": index}}]}
+            for index in range(writes)
+        ]
+        body = {"meta": {"source": "prediction_service"}, "data": {"entity_type": "bright_uid", "entities": entities}}
+        response = client.post("/api/v1/items/batch", json=body)
+        assert response.json()["written"] == writes, response.text
         # Every event has failed with the pipeline at least twice: once would be a dead letter.
         wait_for(lambda: runtime.relay.stats.failed >= 2 * writes, timeout=30)
         stats = client.run(runtime.store.outbox_stats)
