@@ -56,6 +56,9 @@ class Profile:
     """How long the service's idle CPU is measured before the load starts."""
     relay_timeout_s: float
     """How long the relay gets to publish a write run's events before the next run starts."""
+    relay_quiet_s: float
+    """A relay that published nothing for this long is done (a write older than the stored data leaves no
+    event): longer than its longest pause between two deliveries while it drains."""
     bulk_divisor: int
     """A bulk write scenario's entities per request are divided by this (the smoke run's requests are
     small, so one ends within its runs and names no more entities than it seeded)."""
@@ -69,6 +72,7 @@ FULL = Profile(
     sequential_requests=2000,
     idle_s=3,
     relay_timeout_s=120,
+    relay_quiet_s=1.5,
     bulk_divisor=1,
 )
 SMOKE = Profile(
@@ -79,6 +83,7 @@ SMOKE = Profile(
     sequential_requests=50,
     idle_s=0.5,
     relay_timeout_s=20,
+    relay_quiet_s=0.5,
     bulk_divisor=10,
 )
 
@@ -168,10 +173,10 @@ def at_full_load(url: str, scenario: Scenario, profile: Profile, work: Path) -> 
     )
 
 
-def wait_relayed(service: Service, expected: int, timeout: float, quiet_s: float = 1.5) -> bool:
+def wait_relayed(service: Service, expected: int, timeout: float, quiet_s: float) -> bool:
     """Wait until the relay has published `expected` events since start-up, or has published nothing for
-    `quiet_s` (longer than its poll): a write older than the stored data leaves no event, so `expected`
-    is an upper bound. False when it was still publishing at the timeout."""
+    `quiet_s`: a write older than the stored data leaves no event, so `expected` is an upper bound.
+    False when it was still publishing at the timeout."""
     deadline = time.monotonic() + timeout
     delivered, changed_at = service.delivered(), time.monotonic()
     while delivered < expected and time.monotonic() - changed_at < quiet_s:
@@ -203,7 +208,7 @@ def measured(
         numbers["store_cpu_ms_per_request"] = per_request_ms(used["store"], requests)
     if scenario.events:
         expected = delivered_before + scenario.events * requests
-        if not wait_relayed(service, expected, profile.relay_timeout_s):
+        if not wait_relayed(service, expected, profile.relay_timeout_s, profile.relay_quiet_s):
             print(f"warning: the relay had not published {expected} events in {profile.relay_timeout_s} s")
         numbers["cpu_ms_per_request_with_relay"] = per_request_ms(clock.elapsed()["service"], requests)
     return numbers
