@@ -16,8 +16,9 @@ OpenAPI names the alias in the description of the parameter it stands for, not a
 own: a document listing both would declare valid a request giving both with different values, which
 is refused (and a client generated from it would take two arguments for one thing).
 
-Routes that take only path and query parameters and the key check are handled by `api.direct`
-rather than FastAPI's general handler (about a third of a single-category read's CPU in-process).
+Routes that take only path and query parameters, a JSON body and the key check are handled by
+`api.direct` rather than FastAPI's general handler (about a third of a single-category read's CPU
+in-process).
 
 A request without a query string pays one dictionary lookup. The docs pages (`/docs`, `/redoc`,
 `/openapi.json`) are not API routes and accept any query string.
@@ -31,6 +32,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi._compat import field_annotation_is_sequence
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, _effective_route_context_var
@@ -179,9 +181,11 @@ class StrictQueryRoute(APIRoute):
         add dependencies (the API-key check): FastAPI marks the inclusion being built, and the handler is
         built for it, as FastAPI's own is."""
         included = _effective_route_context_var.get()
-        dependant = included.dependant if included is not None and included.original_route is self else self.dependant
-        handler = direct_handler(dependant) or super().get_route_handler()
-        names = query_names(dependant)
+        route = included if included is not None and included.original_route is self else self
+        strict = route.strict_content_type
+        strict = strict.value if isinstance(strict, DefaultPlaceholder) else strict
+        handler = direct_handler(route.dependant, strict_content_type=strict) or super().get_route_handler()
+        names = query_names(route.dependant)
         takes_body = self.body_field is not None
 
         async def checked(request: Request) -> Response:

@@ -12,39 +12,81 @@ from starlette.responses import Response
 import api.routing
 from api.direct import direct_handler
 from tests.conftest import AppClient
-from tests.factories import NOW, write_body
+from tests.factories import NOW, read_body, write_body
 
 pytestmark = pytest.mark.backends("sqlite")
 
 ITEM = "/api/v1/get/item"
 LONG = "x" * 129
-REQUESTS = [
-    f"{ITEM}/user-1/user_features",
-    f"{ITEM}/user-1/user_features?max_age_seconds=3600&entity_type=bright_uid",
-    f"{ITEM}/nobody/user_features",
-    f"{ITEM}/user-1/unknown_category",
-    f"{ITEM}/user-1/{LONG}",
-    f"{ITEM}/{'u' * 1100}/user_features",
-    f"{ITEM}/user%01/user_features",
-    f"{ITEM}/user-1/user_features?max_age_seconds=0",
-    f"{ITEM}/user-1/user_features?max_age_seconds=nan",
-    f"{ITEM}/user-1/user_features?max_age_seconds=abc",
-    f"{ITEM}/user-1/user_features?max_age_seconds=",
-    f"{ITEM}/user-1/{LONG}?max_age_seconds=-1&entity_type={LONG}",
-    f"{ITEM}/user-1/user_features?entity_type=account_id",
-    f"{ITEM}/user-1/user_features?table_type=bright_uid",
-    f"{ITEM}/user-1/user_features?entity_typ=bright_uid",
-    "/api/v1/limits",
-    "/api/v1/health",
-    "/api/v1/live",
-    "/api/v1/admin/dead-letters?limit=0",
-    "/api/v1/admin/dead-letters?limit=5&cursor=nonsense",
-    "/api/v1/admin/dead-letters",
+JSON = {"Content-Type": "application/json"}
+BULK = {
+    "meta": {"source": "prediction_service"},
+    "data": {
+        "entity_type": "bright_uid",
+        "entities": [
+            {"entity_value": "user-2", "feature_list": [{"category": "user_features", "features": {"a": 1}}]},
+            {"entity_value": "user-3", "feature_list": [{"category": "nonexistent", "features": {"a": 1}}]},
+        ],
+    },
+}
+REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("POST", "/api/v1/items", {"json": write_body("user-1", event_time=NOW)}),
+    ("POST", "/api/v1/items", {"json": write_body("user-1", event_time=NOW)}),
+    ("POST", "/api/v1/items?entity_typ=bright_uid", {"json": write_body("user-1")}),
+    ("POST", "/api/v1/items", {"content": b'{"meta": ', "headers": JSON}),
+    ("POST", "/api/v1/items", {"content": b'{"meta": "\xff"}', "headers": JSON}),
+    ("POST", "/api/v1/items", {"content": b"[" * 5000 + b"]" * 5000, "headers": JSON}),
+    ("POST", "/api/v1/items", {"content": b"", "headers": JSON}),
+    ("POST", "/api/v1/items", {"content": b"[]", "headers": JSON}),
+    ("POST", "/api/v1/items", {"content": b'{"data": 1, "meta": null}', "headers": JSON}),
+    ("POST", "/api/v1/items", {"content": b'{"a": 1}', "headers": {"Content-Type": "application/merge+json"}}),
+    ("POST", "/api/v1/items", {"content": b'{"a": 1}', "headers": {"Content-Type": "text/plain"}}),
+    ("POST", "/api/v1/items/batch", {"json": BULK}),
+    ("POST", "/api/v1/items/batch", {"json": {"meta": {"source": "prediction_service"}, "data": {"entities": []}}}),
+    ("POST", "/api/v1/items/user-4", {"json": {"user_features": {"a": 1}}}),
+    ("POST", "/api/v1/items/user-4", {"json": {"user_features": 1}}),
+    ("GET", f"{ITEM}/user-1/user_features", {}),
+    ("GET", f"{ITEM}/user-1/user_features?max_age_seconds=3600&entity_type=bright_uid", {}),
+    ("GET", f"{ITEM}/nobody/user_features", {}),
+    ("GET", f"{ITEM}/user-1/unknown_category", {}),
+    ("GET", f"{ITEM}/user-1/{LONG}", {}),
+    ("GET", f"{ITEM}/{'u' * 1100}/user_features", {}),
+    ("GET", f"{ITEM}/user%01/user_features", {}),
+    ("GET", f"{ITEM}/user-1/user_features?max_age_seconds=0", {}),
+    ("GET", f"{ITEM}/user-1/user_features?max_age_seconds=nan", {}),
+    ("GET", f"{ITEM}/user-1/user_features?max_age_seconds=abc", {}),
+    ("GET", f"{ITEM}/user-1/user_features?max_age_seconds=", {}),
+    ("GET", f"{ITEM}/user-1/{LONG}?max_age_seconds=-1&entity_type={LONG}", {}),
+    ("GET", f"{ITEM}/user-1/user_features?entity_type=account_id", {}),
+    ("GET", f"{ITEM}/user-1/user_features?table_type=bright_uid", {}),
+    ("GET", f"{ITEM}/user-1/user_features?entity_typ=bright_uid", {}),
+    ("POST", "/api/v1/get/items", {"json": read_body("user-1", "user_features:*", "credit_features:x")}),
+    ("POST", "/api/v1/get/items", {"json": read_body("nobody", "user_features:*")}),
+    ("POST", "/api/v1/get/items", {"json": {"data": {}}}),
+    (
+        "POST",
+        "/api/v1/get/items",
+        {"content": b'{"data": {"entity_value": "u", "feature_list": [1e999999]}}', "headers": JSON},
+    ),
+    (
+        "POST",
+        "/api/v1/get/items/batch",
+        {"json": {"data": {"entity_values": ["user-1", "nobody"], "feature_list": ["user_features:*"]}}},
+    ),
+    ("POST", f"{ITEM}/user-1", {"json": {"user_features": [], "credit_features": ["x"]}}),
+    ("POST", f"{ITEM}/user-1?max_age_seconds=-5", {"json": {"user_features": []}}),
+    ("GET", "/api/v1/limits", {}),
+    ("GET", "/api/v1/health", {}),
+    ("GET", "/api/v1/live", {}),
+    ("POST", "/api/v1/warmup", {}),
+    ("GET", "/api/v1/admin/dead-letters?limit=0", {}),
+    ("GET", "/api/v1/admin/dead-letters?limit=5&cursor=nonsense", {}),
+    ("GET", "/api/v1/admin/dead-letters", {}),
+    ("POST", "/api/v1/admin/dead-letters/redrive", {"json": {"all": True}}),
+    ("POST", "/api/v1/admin/dead-letters/redrive", {"json": {}}),
 ]
-
-
-VOLATILE = {"request_id", "age_seconds", "timestamp"}
-"""What differs between any two requests."""
+VOLATILE = {"request_id", "age_seconds", "timestamp", "created_at", "updated_at", "duration_ms", "tables_available"}
+"""What differs between any two requests, or names each app's own store."""
 
 
 def without_volatile(value: Any) -> Any:
@@ -59,21 +101,29 @@ def comparable(response: Any) -> tuple[int, str | None, Any]:
     return response.status_code, response.headers.get("content-type"), without_volatile(response.json())
 
 
+def key_for(method: str, path: str, api_keys: dict[str, str]) -> dict[str, str]:
+    if "/admin/" in path or path.endswith("/warmup"):
+        return {"X-API-Key": api_keys["operator"]}
+    if method == "POST" and path.startswith("/api/v1/items"):
+        return {"X-API-Key": api_keys["writer"]}
+    return {"X-API-Key": api_keys["reader"]}
+
+
 @pytest.fixture
-def apps(make_auth_client, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[AppClient, AppClient]]:
-    """Two apps on one store: one as served, one whose routes all go through FastAPI's handler."""
+def apps(make_auth_client, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[tuple[AppClient, AppClient]]:
+    """Two apps, each on a store of its own: one as served, one whose routes all go through FastAPI's handler."""
     built: list[Any] = []
 
-    def recorded(dependant: Any) -> None:
+    def recorded(dependant: Any, **_: Any) -> None:
         built.append(dependant)
 
     with monkeypatch.context() as patch:
         patch.setattr(api.routing, "direct_handler", recorded)
-        through_fastapi = make_auth_client()
+        through_fastapi = make_auth_client(sqlite_path=tmp_path / "through_fastapi.db")
         through_fastapi.get("/nowhere")  # FastAPI builds an app's routes on its first request
     assert built, "the comparison app was built without the direct handler"
     built.clear()
-    served = make_auth_client()
+    served = make_auth_client(sqlite_path=tmp_path / "served.db")
     served.get("/nowhere")
     yield served, through_fastapi
     assert not built
@@ -84,14 +134,11 @@ def test_answers_match_fastapis_own_handler(
     apps: tuple[AppClient, AppClient], api_keys: dict[str, str], with_key: bool
 ) -> None:
     served, through_fastapi = apps
-    admin = {"X-API-Key": api_keys["operator"]}
-    body = write_body("user-1", event_time=NOW)
-    assert served.post("/api/v1/items", json=body, headers={"X-API-Key": api_keys["writer"]}).status_code == 200
-    for path in REQUESTS:
-        headers = (admin if "/admin/" in path else {"X-API-Key": api_keys["reader"]}) if with_key else {}
-        assert comparable(served.get(path, headers=headers)) == comparable(
-            through_fastapi.get(path, headers=headers)
-        ), path
+    for method, path, arguments in REQUESTS:
+        headers = {**arguments.get("headers", {}), **(key_for(method, path, api_keys) if with_key else {})}
+        arguments = {**arguments, "headers": headers}
+        answer = comparable(served.request(method, path, **arguments))
+        assert answer == comparable(through_fastapi.request(method, path, **arguments)), (method, path)
 
 
 def dependant(endpoint: Any) -> Any:
@@ -135,8 +182,8 @@ def test_the_read_route_is_served_directly_behind_its_key_check(make_auth_client
     the route it serves."""
     seen: dict[str, Any] = {}
 
-    def recording(dependant: Any) -> Any:
-        handler = direct_handler(dependant)
+    def recording(dependant: Any, **options: Any) -> Any:
+        handler = direct_handler(dependant, **options)
         seen[dependant.path] = (handler is not None, [d.call for d in dependant.dependencies])
         return handler
 
