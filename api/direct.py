@@ -156,6 +156,8 @@ def direct_handler(dependant: Dependant, *, strict_content_type: bool = True) ->
         ):
             return None
         dependencies.append((dependency.name, dependency.request_param_name, dependency.call))
+    if len({id(call) for _, _, call in dependencies}) < len(dependencies):
+        return None  # FastAPI calls a dependency listed twice once a request
     parameters = [
         _Parameter(
             field.name,

@@ -172,8 +172,14 @@ def test_only_what_it_serves_is_given_to_it() -> None:
     async def a_generator_dependency(name: str, held: Annotated[Any, Depends(with_a_yield)]) -> Response:
         return Response(name)
 
+    async def a_dependency_twice(
+        name: str, key: Annotated[str, Depends(key_check)], again: Annotated[str, Depends(key_check)]
+    ) -> Response:
+        return Response(name)
+
     assert direct_handler(dependant(served)) is not None
-    for endpoint in (a_header, a_list_default, a_model, not_a_coroutine, a_generator_dependency):
+    endpoints = (a_header, a_list_default, a_model, not_a_coroutine, a_generator_dependency, a_dependency_twice)
+    for endpoint in endpoints:
         assert direct_handler(dependant(endpoint)) is None, endpoint.__name__
 
 
