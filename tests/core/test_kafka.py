@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 import fastavro
+import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from fastapi.testclient import TestClient
 
@@ -108,6 +109,7 @@ def write(client: TestClient, entity_value: str, categories: dict[str, dict[str,
     return response.json()
 
 
+@pytest.mark.backends("sqlite")  # the sink alone: no store
 def test_no_broker_fails_the_batch_and_the_sink_reports_it(make_settings: SettingsFactory) -> None:
     settings = make_settings(
         kafka_broker_url=f"127.0.0.1:{free_port()}", schema_registry="mock://nobroker", kafka_message_timeout_ms=300
@@ -127,6 +129,7 @@ def test_no_broker_fails_the_batch_and_the_sink_reports_it(make_settings: Settin
     assert sink.state()["producer"] == "not created"
 
 
+@pytest.mark.backends("sqlite")  # the sink alone: no store
 def test_an_unreachable_schema_registry_fails_the_batch(make_settings: SettingsFactory, kafka_broker) -> None:
     settings = make_settings(
         kafka_broker_url=kafka_broker.bootstrap,
