@@ -8,9 +8,9 @@ Included after the current routers (`main.create_app`), so none of these paths c
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
-from api.auth import Writer
+from api.auth import Writer, require_read
 from api.responses import errors
 from api.routing import StrictQueryRoute
 from api.v1.routes import EntityTypeQuery, MaxAgeQuery, controller_of
@@ -18,7 +18,9 @@ from components.features.models import EarlierReadBody, EarlierWriteBody, Entity
 from components.features.response_models import FeaturesResponse, WriteResponse
 from core.serialization import JSONBytesResponse
 
-reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
+reads = APIRouter(
+    prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute, dependencies=[Depends(require_read)]
+)
 writes = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 
 EntityValuePath = Annotated[EntityValue, Path(openapi_examples={"user": {"value": "user-123"}})]

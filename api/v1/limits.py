@@ -4,9 +4,10 @@ The numbers are the settings the service enforces (`MAX_*`, docs/configuration.m
 any of them is a 4xx before anything is read or written.
 """
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import require_read
 from api.responses import errors
 from api.routing import StrictQueryRoute
 from components.features.models import MAX_ENTITY_VALUE_BYTES
@@ -71,7 +72,9 @@ def limits_of(settings: Settings) -> dict[str, int]:
     }
 
 
-router = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
+router = APIRouter(
+    prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute, dependencies=[Depends(require_read)]
+)
 
 
 @router.get(

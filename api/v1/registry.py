@@ -6,9 +6,10 @@ request that names the current ETag in `If-None-Match` gets a bodiless 304.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from starlette.responses import Response
 
+from api.auth import require_read
 from api.responses import Responses, errors
 from api.routing import StrictQueryRoute
 from components.features.registry import Document, Registry
@@ -28,7 +29,9 @@ NOT_MODIFIED: Responses = {
     },
 }
 
-router = APIRouter(prefix="/api/v1", tags=["registry"], route_class=StrictQueryRoute)
+router = APIRouter(
+    prefix="/api/v1", tags=["registry"], route_class=StrictQueryRoute, dependencies=[Depends(require_read)]
+)
 
 IfNoneMatch = Annotated[
     str | None,

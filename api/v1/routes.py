@@ -1,8 +1,8 @@
 """HTTP only: paths, status codes, request/response models and dependencies.
 
-Three routers, so `main.create_app` can put the read scope's key check on every read at once (and
-leave it out entirely when API keys are off): `reads`, `writes` (the key decides the writer, so
-the principal is a parameter) and `probes`. Reads come first: routes are matched in order.
+Three routers: `reads`, each behind the read scope's key check (which passes everything when API
+keys are off), `writes` (the key decides the writer, so the principal is a parameter) and `probes`.
+Reads come first: routes are matched in order.
 
 Every route is `async def`: the layers below are async, and the store (or the event sink) decides
 what runs in a worker thread, so no route pays a threadpool hop for work that does not block.
@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import StringConstraints
 
-from api.auth import Writer, require_admin
+from api.auth import Writer, require_admin, require_read
 from api.responses import errors
 from api.routing import StrictQueryRoute
 from components.features.bulk_models import BatchWriteRequest, BatchWriteResponse, DeleteResponse
@@ -64,7 +64,9 @@ EntityTypeQuery = Annotated[
 ]
 
 
-reads = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
+reads = APIRouter(
+    prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute, dependencies=[Depends(require_read)]
+)
 writes = APIRouter(prefix="/api/v1", tags=["features"], route_class=StrictQueryRoute)
 probes = APIRouter(prefix="/api/v1", tags=["probes"], route_class=StrictQueryRoute)
 

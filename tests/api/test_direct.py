@@ -1,16 +1,19 @@
 """Routes served by `api.direct` answer exactly as FastAPI's own handler answers, and only the routes
 it can serve are given to it."""
 
-from collections.abc import Iterator
+import copy
 from typing import Annotated, Any
 
 import pytest
-from fastapi import Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.dependencies.utils import get_dependant
+from fastapi.routing import request_response
+from fastapi.testclient import TestClient
 from starlette.responses import Response
 
 import api.routing
 from api.direct import direct_handler
+from api.routing import StrictQueryRoute
 from tests.conftest import AppClient
 from tests.factories import NOW, read_body, write_body
 
@@ -109,24 +112,27 @@ def key_for(method: str, path: str, api_keys: dict[str, str]) -> dict[str, str]:
     return {"X-API-Key": api_keys["reader"]}
 
 
-@pytest.fixture
-def apps(make_auth_client, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[tuple[AppClient, AppClient]]:
-    """Two apps, each on a store of its own: one as served, one whose routes all go through FastAPI's handler."""
-    built: list[Any] = []
-
-    def recorded(dependant: Any, **_: Any) -> None:
-        built.append(dependant)
-
+def through_fastapis_handler(route: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A copy of `route` whose requests FastAPI's own handler serves, behind the same query check."""
+    copied = copy.copy(route)
     with monkeypatch.context() as patch:
-        patch.setattr(api.routing, "direct_handler", recorded)
-        through_fastapi = make_auth_client(sqlite_path=tmp_path / "through_fastapi.db")
-        through_fastapi.get("/nowhere")  # FastAPI builds an app's routes on its first request
-    assert built, "the comparison app was built without the direct handler"
-    built.clear()
+        patch.setattr(api.routing, "direct_handler", lambda dependant, **options: None)
+        copied.app = request_response(copied.get_route_handler())
+    return copied
+
+
+@pytest.fixture
+def apps(make_auth_client, monkeypatch: pytest.MonkeyPatch, tmp_path) -> tuple[AppClient, AppClient]:
+    """Two apps, each on a store of its own: one as served, one whose routes all go through FastAPI's handler."""
     served = make_auth_client(sqlite_path=tmp_path / "served.db")
-    served.get("/nowhere")
-    yield served, through_fastapi
-    assert not built
+    through_fastapi = make_auth_client(sqlite_path=tmp_path / "through_fastapi.db")
+    routes = through_fastapi.app.router.routes
+    routes[:] = [
+        through_fastapis_handler(route, monkeypatch) if isinstance(route, StrictQueryRoute) else route
+        for route in routes
+    ]
+    assert sum(isinstance(route, StrictQueryRoute) for route in routes) >= 15
+    return served, through_fastapi
 
 
 @pytest.mark.parametrize("with_key", [True, False], ids=["with_key", "without_key"])
@@ -183,19 +189,36 @@ def test_only_what_it_serves_is_given_to_it() -> None:
         assert direct_handler(dependant(endpoint)) is None, endpoint.__name__
 
 
-def test_the_read_route_is_served_directly_behind_its_key_check(make_auth_client, monkeypatch) -> None:
-    """The dependencies an app adds when it includes a router (the read scope's key check) are part of
-    the route it serves."""
-    seen: dict[str, Any] = {}
-
-    def recording(dependant: Any, **options: Any) -> Any:
-        handler = direct_handler(dependant, **options)
-        seen[dependant.path] = (handler is not None, [d.call for d in dependant.dependencies])
-        return handler
-
-    monkeypatch.setattr(api.routing, "direct_handler", recording)
+def test_the_read_route_is_served_directly_behind_its_key_check(make_auth_client) -> None:
     client = make_auth_client()
+    (route,) = [
+        route
+        for route in client.app.router.routes
+        if getattr(route, "path", "") == f"{ITEM}/{{entity_value}}/{{category}}"
+    ]
+    assert direct_handler(route.dependant) is not None
+    assert any(
+        getattr(dependency.call, "scope", None) == "features:read" for dependency in route.dependant.dependencies
+    )
     assert client.get(f"{ITEM}/user-1/user_features").status_code == 401
-    served, dependencies = seen["/api/v1/get/item/{entity_value}/{category}"]
-    assert served
-    assert any(getattr(call, "scope", None) == "features:read" for call in dependencies)
+
+
+def test_a_router_included_with_dependencies_is_served_behind_them() -> None:
+    """FastAPI builds an included route's handler again for the inclusion, whose dependencies it adds."""
+
+    async def refuse(request: Request) -> None:
+        raise HTTPException(403, "refused by the inclusion")
+
+    router = APIRouter(route_class=StrictQueryRoute)
+
+    @router.get("/things/{name}")
+    async def thing(name: str) -> Response:
+        return Response(name)
+
+    (route,) = router.routes
+    assert isinstance(route, StrictQueryRoute) and direct_handler(route.dependant) is not None
+    app = FastAPI()
+    app.include_router(router, dependencies=[Depends(refuse)])
+    with TestClient(app) as client:
+        answer = client.get("/things/a")
+    assert (answer.status_code, answer.json()) == (403, {"detail": "refused by the inclusion"})
