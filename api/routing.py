@@ -3,8 +3,7 @@
 FastAPI ignores query parameters it was not told about, so a misspelt or unsupported one
 (`?entity_typ=account_id`) would silently be dropped and the default served: another entity's data.
 Here each route knows the names it declares, precomputed once from its dependant (its own
-parameters and its dependencies'; not those `include_router` adds, which take none here, as a test
-of every operation checks), and refuses with a 422:
+parameters and its dependencies', those of an inclusion's included), and refuses with a 422:
 - a name it does not declare;
 - a single-valued parameter given twice, since FastAPI would use one value and drop the other;
 - an alias and the name it stands for given with different values.
