@@ -229,11 +229,14 @@ def measure_backend(
     seeding = {**env, "SQLITE_SYNCHRONOUS": "OFF"} if backend == "sqlite" else env
     in_child(f"from bench.seed import seed; seed({profile.entities})", seeding, work)
     service = Service(SERVICE_APP, env, work, f"service-{backend}", core)
-    ready_s = service.wait_ready()
-    ready_at = time.perf_counter()
-    response = httpx.get(f"{service.url}/api/v1/get/item/bench-1/user_features", timeout=10)
+    # Made before the clock starts: a new httpx client loads its TLS settings, ~20 ms of the
+    # client's own, which the first read used to be charged with.
+    with httpx.Client(timeout=10) as client:
+        ready_s = service.wait_ready()
+        ready_at = time.perf_counter()
+        response = client.get(f"{service.url}/api/v1/get/item/bench-1/user_features")
+        first_read_ms = (time.perf_counter() - ready_at) * 1000
     assert response.status_code == 200, response.text
-    first_read_ms = (time.perf_counter() - ready_at) * 1000
     report.cold_start[backend] = {
         "process_start_to_ready_s": round(ready_s, 3),
         "first_read_after_ready_ms": round(first_read_ms, 3),
