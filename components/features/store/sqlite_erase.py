@@ -17,11 +17,22 @@ from core.serialization import dumps, loads
 logger = logging.getLogger("feature_store.sqlite")
 
 EMPTY_DATA = dumps({})
+PUT_TOMBSTONE = """
+INSERT INTO features (entity_type, entity_value, category, data, created_at, metadata, event_time, expires_at)
+VALUES (?, ?, ?, ?, '', ?, ?, ?)
+ON CONFLICT (entity_type, entity_value, category) DO UPDATE SET
+    data = excluded.data, created_at = '', metadata = excluded.metadata,
+    event_time = excluded.event_time, expires_at = excluded.expires_at
+"""
 
 
 def erase(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
     """Replace each asked category holding data not newer than the erasure with a tombstone, and
-    queue its event; return the categories deleted, in the order asked (stored order when all)."""
+    queue its event; return the categories deleted, in the order asked (stored order when all).
+
+    A category named that holds nothing yet, or only an older tombstone, gets the erasure's
+    tombstone too, without an event (nothing was removed): a late write older than the deletion is
+    kept out all the same."""
     erasure = pending.erasure
     assert erasure is not None
     query = "SELECT category, data, metadata, event_time FROM features WHERE entity_type = ? AND entity_value = ?"
@@ -35,25 +46,30 @@ def erase(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
     deleted = []
     for category in order:
         row = rows.get(category)
-        if row is None or row[3] > erasure.event_time or TOMBSTONE in loads(row[2]):
+        if row is not None and row[3] > erasure.event_time:
+            continue
+        holds_data = row is not None and TOMBSTONE not in loads(row[2])
+        if row is not None and not holds_data and row[3] == erasure.event_time:
             continue
         connection.execute(
-            "UPDATE features SET data = ?, created_at = '', metadata = ?, event_time = ?, expires_at = ? "
-            "WHERE entity_type = ? AND entity_value = ? AND category = ?",
+            PUT_TOMBSTONE,
             (
+                pending.entity_type,
+                pending.entity_value,
+                category,
                 EMPTY_DATA,
                 metadata,
                 erasure.event_time,
                 erasure.expires_at_epoch,
-                pending.entity_type,
-                pending.entity_value,
-                category,
             ),
         )
-        event = erasure.event(category, list(loads(row[1])))
-        connection.execute(
-            "INSERT INTO outbox (event_id, key, payload, created_at, due_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
-            (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0, event.traceparent),
-        )
-        deleted.append(category)
+        if holds_data:
+            assert row is not None
+            event = erasure.event(category, list(loads(row[1])))
+            connection.execute(
+                "INSERT INTO outbox (event_id, key, payload, created_at, due_at, traceparent) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0, event.traceparent),
+            )
+            deleted.append(category)
     return deleted

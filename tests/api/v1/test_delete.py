@@ -71,6 +71,16 @@ def test_an_older_write_after_a_deletion_is_skipped_and_a_newer_one_stored(clien
     assert "deleted_at" not in stored["metadata"]
 
 
+def test_an_erasure_request_before_any_data_keeps_a_late_job_out(client: AppClient, write) -> None:
+    """Erasure asked for a category the job had not written yet, then again later: the job's late
+    write of data computed before either is skipped."""
+    assert delete(client, "u1", "user_features", event_time=T2).json()["categories_deleted"] == []
+    assert delete(client, "u1", "user_features", event_time=T3).json()["categories_deleted"] == []
+    late = write("u1", categories={"user_features": {"v": "late"}}, event_time=T2)
+    assert (late["categories_updated"], late["categories_skipped"]) == ([], ["user_features"])
+    assert read(client, "u1", "user_features").status_code == 404
+
+
 def test_a_deletion_without_event_time_beats_a_late_write_of_older_data(client: AppClient, write) -> None:
     write("u1", categories={"user_features": {"v": 1}}, event_time=T1)
     delete(client, "u1", "user_features")

@@ -3,7 +3,8 @@
 Each category deleted becomes a tombstone item: the `features` map holds no data and the deletion's
 metadata (marked with `TOMBSTONE`, no `created_at`), `event_time` is the deletion's, and `expires_at`
 (the table's TTL attribute) is when DynamoDB may forget it. Its event goes to the outbox table in the
-same transaction. The categories are read first (consistently), then replaced under the condition
+same transaction. A category named that has no item, or only an older tombstone, gets the tombstone
+too, without an event (nothing was removed), so a late write older than the deletion stays out. The categories are read first (consistently), then replaced under the condition
 that they are still what was read, so a write racing the deletion is never erased unseen: a
 cancelled transaction is read and tried again.
 """
@@ -65,10 +66,16 @@ async def _stored(
     return found
 
 
-def _erasable(item: dict[str, Any], erasure: Erasure) -> bool:
-    """Holds data (is no tombstone) not newer than the erasure."""
+def _holds_data(item: dict[str, Any]) -> bool:
+    """An item that is not a tombstone (an absent one, `{}`, holds nothing)."""
     metadata = item.get(FEATURES, {}).get("M", {}).get(METADATA, {}).get("M", {})
-    return TOMBSTONE not in metadata and item.get(EVENT_TIME, {}).get("S", "") <= erasure.event_time
+    return bool(item) and TOMBSTONE not in metadata
+
+
+def _to_replace(item: dict[str, Any], erasure: Erasure) -> bool:
+    """Data not newer than the erasure, or no item or an older tombstone (`{}`: no item)."""
+    event_time = item.get(EVENT_TIME, {}).get("S", "")
+    return event_time < erasure.event_time or (event_time == erasure.event_time and _holds_data(item))
 
 
 def _tombstone(
@@ -105,25 +112,28 @@ async def erase(
     client: DynamoDBClient, entity_type: EntityType, entity_value: str, erasure: Erasure, outbox_table: str
 ) -> list[str]:
     """The categories deleted, in the order asked (by category when all)."""
+    done: set[str] = set()
     deleted: set[str] = set()
     for attempt in range(MAX_ERASE_ATTEMPTS):
         stored = await _stored(client, entity_type, entity_value, erasure.categories)
         order = erasure.categories if erasure.categories is not None else sorted(stored)
         targets = [
-            (category, stored[category])
+            (category, stored.get(category, {}))
             for category in order
-            if category in stored and category not in deleted and _erasable(stored[category], erasure)
+            if category not in done and _to_replace(stored.get(category, {}), erasure)
         ]
         try:
             for chunk in chunks(targets, CATEGORIES_PER_TRANSACTION):
                 actions = [_tombstone(entity_type, entity_value, category, old, erasure) for category, old in chunk]
-                for category, old in chunk:
+                erased = [(category, old) for category, old in chunk if _holds_data(old)]
+                for category, old in erased:
                     names = list(old.get(FEATURES, {}).get("M", {}).get(DATA, {}).get("M", {}))
                     event = erasure.event(category, names)
                     actions.append({"Put": {"TableName": outbox_table, "Item": items.outbox_item(event)}})
                 with metrics.timer("dynamodb.erase", entity_type=entity_type.name):
                     await client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
-                deleted.update(category for category, _ in chunk)
+                done.update(category for category, _ in chunk)
+                deleted.update(category for category, _ in erased)
             return [category for category in order if category in deleted]
         except DynamoDBServiceError as exc:
             if exc.code != TRANSACTION_CANCELLED:

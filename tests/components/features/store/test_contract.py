@@ -170,6 +170,33 @@ async def test_a_tombstone_skips_older_writes_and_yields_to_newer(store: OnlineS
     assert found.metadata["created_at"] == newest, "a category written after its deletion starts afresh"
 
 
+async def test_a_named_category_without_data_is_kept_out_all_the_same(store: OnlineStore, user) -> None:
+    """Nothing removed, so no event and not listed; older writes arriving later are skipped all the same."""
+    assert await store.delete(user, "user-1", make_erasure("trans_features")) == []
+    assert await store.claim_events(10, 30) == []
+    late = make_write("trans_features", {"t": 1}, event_time=NOW)
+    assert await store.write(user, "user-1", [late], NOW) == ["trans_features"]
+    assert (await store.read(user, "user-1", {"trans_features": None}))["trans_features"].data == {}
+    newest = "2026-01-01T00:00:02.000000+00:00"
+    fresh = make_write("trans_features", {"t": 2}, event_time=newest, updated_at=newest)
+    assert await store.write(user, "user-1", [fresh], newest) == []
+    assert (await store.read(user, "user-1", {"trans_features": None}))["trans_features"].data == {"t": 2}
+
+
+async def test_a_second_deletion_moves_the_tombstone_forward(store: OnlineStore, user) -> None:
+    await store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
+    assert await store.delete(user, "user-1", make_erasure("user_features")) == ["user_features"]
+    await store.delete_events([event.event_id for event in await store.claim_events(10, 30)])
+    second = "2026-01-01T00:00:03.000000+00:00"
+    assert await store.delete(user, "user-1", make_erasure(event_time=second)) == []
+    assert await store.claim_events(10, 30) == [], "nothing was removed the second time"
+    between = "2026-01-01T00:00:02.000000+00:00"
+    late = make_write("user_features", {"a": 2}, event_time=between)
+    assert await store.write(user, "user-1", [late], between) == ["user_features"]
+    found = (await store.read(user, "user-1", {"user_features": None}))["user_features"]
+    assert (found.data, found.metadata["event_time"]) == ({}, second)
+
+
 async def test_delete_every_category_spares_newer_data_and_other_entities(store: OnlineStore, user) -> None:
     newest = "2026-01-01T00:00:02.000000+00:00"
     await store.write(
