@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from api.auth import document_bearer, document_without_keys
 from api.docs import add_offline_docs
@@ -25,6 +26,7 @@ from middlewares.cors import cors_for
 from middlewares.request import RequestMiddleware
 from middlewares.tracing import TracedRequestMiddleware
 
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 DESCRIPTION = """
 Online feature store: compute jobs write ML features per entity and category; models read them
 back in milliseconds. Every write announces each category written with a `feature_available`
@@ -92,6 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # The service's own tracing (`core.tracing`) and StatsD metrics observe requests. FastAPI's
+        # would add a second server span wherever a global OpenTelemetry provider is set, and checks
+        # for one on every request.
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     app.state.runtime = runtime
     register_error_handlers(app)
