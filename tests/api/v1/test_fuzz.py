@@ -34,6 +34,8 @@ from tests.conftest import AppClient
 
 EXAMPLES_PER_OPERATION = 25
 """Per operation and mode, in-process; schemathesis' full checks also run over HTTP (test_live_schema.py)."""
+KEYED_EXAMPLES = 12
+"""Valid requests behind a valid key: the gate lets them through to what `test_valid_requests` fuzzed."""
 GATE_EXAMPLES = 8
 """Invalid requests without a valid key: the gate refuses them whatever they hold, so fewer tell as much
 (invalid requests behind a valid key are fuzzed over HTTP, test_live_schema.py)."""
@@ -164,7 +166,7 @@ def test_valid_requests(make_client, method: str, path: str) -> None:
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_valid_requests_with_a_key(keyed_client: tuple[AppClient, dict[str, str]], method: str, path: str) -> None:
     """The key gate in front of the same requests; what lies behind it was fuzzed on every backend above."""
-    fuzz(*keyed_client, method, path, GenerationMode.POSITIVE)
+    fuzz(*keyed_client, method, path, GenerationMode.POSITIVE, KEYED_EXAMPLES)
 
 
 @pytest.mark.slow
