@@ -12,7 +12,9 @@ same locations, in FastAPI's order: the body read and parsed, the dependencies, 
 body validation. The body is read as FastAPI reads it with a strict Content-Type (its default); a
 route that relaxes it, or needs anything else (headers, forms, several body fields, mutable
 defaults), is left to FastAPI (`direct_handler` returns None). FastAPI's own body size limit
-(`max_body_size`) is not used here: the request middleware enforces the service's.
+(`max_body_size`) is not used here: the request middleware enforces the service's. Nor are
+`app.dependency_overrides`: the service sets none, and a test that needs one must build the route
+with FastAPI's handler (as `tests/api/test_direct.py` does).
 """
 
 import email.message
