@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import params
-from fastapi._compat import ModelField, Undefined, field_annotation_is_sequence
+from fastapi._compat import ModelField, Undefined, field_annotation_is_sequence, get_missing_field_error
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Json
@@ -197,9 +197,7 @@ def direct_handler(dependant: Dependant, *, strict_content_type: bool = True) ->
                 raw = query.get(field.alias)
             if raw is None:
                 if parameter.required:
-                    errors.append(
-                        {"type": "missing", "loc": (parameter.location, field.alias), "msg": "Field required"}
-                    )
+                    errors.append(get_missing_field_error((parameter.location, field.alias)))
                 else:
                     values[parameter.name] = field.field_info.default
                 continue
@@ -214,7 +212,7 @@ def direct_handler(dependant: Dependant, *, strict_content_type: bool = True) ->
                 errors.extend(field_errors)
                 values[body_field.name] = value
             elif body_field.field_info.is_required():
-                errors.append({"type": "missing", "loc": ("body",), "msg": "Field required"})
+                errors.append(get_missing_field_error(("body",)))
             else:
                 values[body_field.name] = body_field.field_info.default
         if errors:

@@ -3,7 +3,7 @@
 Its single-category read is the current `GET /get/item/{entity_value}/{category}`, which accepts
 `table_type` as an alias of `entity_type`. Its two other calls are here, deprecated in OpenAPI, and
 served by the current reads and writes: the controller turns their bodies into the current requests.
-Included after the current routers (`main.create_app`), so none of these paths can shadow a current one.
+Added to the app after the current routers (`main.create_app`), so none of these paths can shadow a current one.
 """
 
 from typing import Annotated

@@ -78,12 +78,12 @@ def _age_seconds(stored: StoredCategory, now: float) -> float | None:
         return None
 
 
-def _served(stored: StoredCategory, now: float, max_age: float | None = None) -> StoredCategory | None:
-    """The category as read, its metadata with `age_seconds`; None when deleted, expired, or older than
-    the read allows (`max_age_seconds`)."""
-    if stored.expires_at_epoch is not None and now >= stored.expires_at_epoch:
+def _served(stored: StoredCategory | None, now: float, max_age: float | None = None) -> StoredCategory | None:
+    """The category as read, its metadata with `age_seconds`; None when absent, deleted, expired, or
+    older than the read allows (`max_age_seconds`)."""
+    if stored is None or is_tombstone(stored):
         return None
-    if is_tombstone(stored):
+    if stored.expires_at_epoch is not None and now >= stored.expires_at_epoch:
         return None
     age = _age_seconds(stored, now)
     if max_age is not None and (age is None or age > max_age):
@@ -99,9 +99,7 @@ def _project(
     unavailable = set(selection.not_whitelisted)
     missing_features: list[str] = []
     for category, names in selection.wanted.items():
-        found = stored.get(category)
-        if found is not None:
-            found = _served(found, now, max_age)
+        found = _served(stored.get(category), now, max_age)
         if found is None:
             unavailable.add(category)
             continue
@@ -151,9 +149,8 @@ class FeatureFlows:
         self, entity_type: EntityType, entity_value: str, category: str, max_age: float | None = None
     ) -> StoredCategory | None:
         with metrics.timer("read.single_item", entity_type=entity_type.name):
-            found = (await self.store.read(entity_type, entity_value, {category: None})).get(category)
-            if found is not None:
-                found = _served(found, self.clock(), max_age)
+            stored = (await self.store.read(entity_type, entity_value, {category: None})).get(category)
+            found = _served(stored, self.clock(), max_age)
             if found is not None:
                 if metrics.enabled:
                     _report_ages(entity_type.name, [EntityFeatures(items={category: found})])

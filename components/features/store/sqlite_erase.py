@@ -46,11 +46,10 @@ def erase(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
     deleted = []
     for category in order:
         row = rows.get(category)
-        if row is not None and row[3] > erasure.event_time:
-            continue
-        holds_data = row is not None and TOMBSTONE not in loads(row[2])
-        if row is not None and not holds_data and row[3] == erasure.event_time:
-            continue
+        event_time = row[3] if row is not None else ""
+        removed = list(loads(row[1])) if row is not None and TOMBSTONE not in loads(row[2]) else None
+        if event_time > erasure.event_time or (event_time == erasure.event_time and removed is None):
+            continue  # newer data, or the same deletion again
         connection.execute(
             PUT_TOMBSTONE,
             (
@@ -63,9 +62,8 @@ def erase(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
                 erasure.expires_at_epoch,
             ),
         )
-        if holds_data:
-            assert row is not None
-            event = erasure.event(category, list(loads(row[1])))
+        if removed is not None:
+            event = erasure.event(category, removed)
             connection.execute(
                 "INSERT INTO outbox (event_id, key, payload, created_at, due_at, traceparent) "
                 "VALUES (?, ?, ?, ?, ?, ?)",

@@ -4,9 +4,10 @@ Each category deleted becomes a tombstone item: the `features` map holds no data
 metadata (marked with `TOMBSTONE`, no `created_at`), `event_time` is the deletion's, and `expires_at`
 (the table's TTL attribute) is when DynamoDB may forget it. Its event goes to the outbox table in the
 same transaction. A category named that has no item, or only an older tombstone, gets the tombstone
-too, without an event (nothing was removed), so a late write older than the deletion stays out. The categories are read first (consistently), then replaced under the condition
-that they are still what was read, so a write racing the deletion is never erased unseen: a
-cancelled transaction is read and tried again.
+too, without an event (nothing was removed), so a late write older than the deletion stays out.
+The categories are read first (consistently), then replaced under the condition that they are still
+what was read, so a write racing the deletion is never erased unseen: a cancelled transaction is
+read and tried again.
 """
 
 import asyncio
