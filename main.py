@@ -19,7 +19,7 @@ from api.values import document_values
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
-from core.metrics import metrics
+from core.metrics import exporters_for, metrics
 from core.settings import Settings
 from core.tracing import DEFAULT_SERVICE_NAME, tracing
 from middlewares.cors import cors_for
@@ -66,14 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings)
     if tracing.enabled:
         logger.info("tracing on", extra={"otlp_protocol": tracing.protocol})
-    metrics.configure(
-        settings.statsd_host,
-        settings.statsd_port,
-        settings.statsd_prefix,
-        settings.statsd_tag_style,
-        constant_tags=settings.statsd_tags,
-        timer_type=settings.statsd_timer_type,
-    )
+    metrics.configure(*exporters_for(settings, VERSION, settings.dd_service or DEFAULT_SERVICE_NAME))
     runtime = Runtime(settings)
 
     @asynccontextmanager
@@ -84,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await runtime.shutdown()
         tracing.flush()
+        metrics.close()
 
     app = FastAPI(
         title=settings.app_name,
@@ -94,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
-        # The service's own tracing (`core.tracing`) and StatsD metrics observe requests. FastAPI's
+        # The service's own tracing (`core.tracing`) and metrics (`core.metrics`) observe requests. FastAPI's
         # would add a second server span wherever a global OpenTelemetry provider is set, and checks
         # for one on every request.
         telemetry=NO_FASTAPI_TELEMETRY,
@@ -115,6 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
     ):
         app.router.routes.extend(router.routes)
+    if "prometheus" in settings.metrics_exporters:
+        from api.metrics import metrics_route  # prometheus-client is imported only when it is used
+
+        app.router.routes.append(metrics_route(settings.metrics_path, settings.metrics_require_key))
     if settings.auth_enabled:
         document_bearer(app)
     else:
@@ -132,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body_limits={BULK_WRITE_PATH: settings.max_batch_write_body_bytes},
         slow_request_ms=settings.slow_request_ms,
         cors=cors_for(settings),
+        unobserved_paths=[settings.metrics_path] if "prometheus" in settings.metrics_exporters else [],
     )
     return app
 

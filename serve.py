@@ -9,7 +9,13 @@ from core.settings import Settings
 
 
 def main() -> None:
-    uvicorn.run(**server_options(Settings()))
+    settings = Settings()
+    if "prometheus" in settings.metrics_exporters and settings.web_concurrency > 1:
+        # Before any worker starts (and imports prometheus-client): their shared directory, emptied.
+        from core.metrics.prometheus import prepare_multiprocess
+
+        prepare_multiprocess(settings.metrics_multiproc_dir)
+    uvicorn.run(**server_options(settings))
 
 
 if __name__ == "__main__":

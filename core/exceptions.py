@@ -142,6 +142,11 @@ class StoreUnavailable(ServiceUnavailable):
     error = "store_unavailable"
 
 
+class StoreThrottled(StoreUnavailable):
+    """The store refuses for throttling (DynamoDB's capacity); the same answer as any unavailable store,
+    a class of its own so that metrics name it (`error="StoreThrottled"`)."""
+
+
 class StoreFull(StoreUnavailable):
     """The embedded store's disk is full: nothing more can be written until space is freed."""
 

@@ -38,6 +38,7 @@ _TAG_VALUE = re.compile(r"[A-Za-z0-9_./-]{1,200}")
 """Characters every tag style carries unchanged (none of `,:|#=;` or spaces, which separate tags)."""
 DYNAMODB_MAX_VALUE_DEPTH = 30
 """DynamoDB nests at most 32 levels; a feature value sits inside `features.data`."""
+METRIC_EXPORTERS = ("statsd", "prometheus", "otlp")
 BATCH_BODY_BYTES_PER_ENTITY = 32 * 1024
 """Body bytes a bulk write may spend per entity it may hold: 16 MiB for the default 500 entities."""
 
@@ -229,6 +230,55 @@ class Settings(BaseSettings):
     """Datadog's unified service tags: each one set becomes the constant tag `env`, `service` or `version`."""
     dd_service: str = ""
     dd_version: str = ""
+
+    # Metric exporters (core/metrics): which ones, and the Prometheus scrape endpoint.
+    metrics_exporter: Annotated[tuple[str, ...], NoDecode] = ()
+    """Comma-separated `statsd`, `prometheus`, `otlp`; empty: `statsd` when STATSD_HOST is set, else none."""
+    metrics_path: str = Field("/metrics", pattern=r"^/[A-Za-z0-9_.~/-]*$")
+    """Where Prometheus scrapes, on the service's own port, outside /api/v1."""
+    metrics_require_key: bool = False
+    """Scrapes need an API key with the `admin` scope (AUTH_ENABLED=true)."""
+    metrics_multiproc_dir: str = ""
+    """With WEB_CONCURRENCY > 1, where the workers keep their Prometheus values (emptied at start); empty:
+    a new temporary directory."""
+
+    @field_validator("metrics_exporter", mode="before")
+    @classmethod
+    def _parse_exporters(cls, value: object) -> object:
+        return tuple(name.lower() for name in split_csv(value)) if isinstance(value, str) else value
+
+    @field_validator("metrics_exporter")
+    @classmethod
+    def _check_exporters(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(METRIC_EXPORTERS))
+        if unknown:
+            raise ValueError(
+                f"unknown METRICS_EXPORTER {', '.join(unknown)}: choose from {', '.join(METRIC_EXPORTERS)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_metrics(self) -> "Settings":
+        from core.metrics.otlp import otlp_problems
+
+        problems = []
+        if "statsd" in self.metrics_exporters and not self.statsd_host:
+            problems.append("METRICS_EXPORTER=statsd needs STATSD_HOST")
+        if "otlp" in self.metrics_exporters:
+            problems += otlp_problems(os.environ)
+        if self.metrics_require_key and not self.auth_enabled:
+            problems.append("METRICS_REQUIRE_KEY=true needs AUTH_ENABLED=true (a key with the admin scope)")
+        if self.metrics_path == "/api" or self.metrics_path.startswith("/api/"):
+            problems.append("METRICS_PATH must be outside /api")
+        if problems:
+            raise ValueError("invalid metrics settings:\n- " + "\n- ".join(problems))
+        return self
+
+    @property
+    def metrics_exporters(self) -> frozenset[str]:
+        if "metrics_exporter" in self.model_fields_set:
+            return frozenset(self.metrics_exporter)
+        return frozenset({"statsd"} if self.statsd_host else ())
 
     log_level: str = "INFO"
     log_format: str = ""

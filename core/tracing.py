@@ -99,7 +99,8 @@ def span_processor(exporter: "SpanExporter") -> "SpanProcessor":
     return BatchSpanProcessor(exporter)
 
 
-def _resource(service_name: str, version: str) -> Any:
+def service_resource(service_name: str, version: str) -> Any:
+    """The SDK's resource (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`), shared by traces and metrics."""
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
     resource = Resource.create({"service.version": version})
@@ -172,7 +173,7 @@ class Tracing:
             return
         from opentelemetry.sdk.trace import TracerProvider
 
-        provider = TracerProvider(resource=_resource(service_name, version))
+        provider = TracerProvider(resource=service_resource(service_name, version))
         provider.add_span_processor(span_processor(otlp_exporter(protocol)))
         self.provider = provider
         self.tracer = provider.get_tracer("feature_store", version)

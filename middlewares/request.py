@@ -12,11 +12,12 @@ Order within the pass, as each concern needs it:
   would be, without reaching the app; an accepted body is counted as it is read (`body.limited`)
   and must arrive within `body_read_timeout_seconds` (`body.by_deadline`);
 - the metrics and the access line are recorded when the app is done, before an unexpected error
-  is logged and answered with the bare 500 envelope (which carries no CORS headers).
+  is logged and answered with the bare 500 envelope (which carries no CORS headers); requests to
+  `unobserved_paths` (the Prometheus scrape) are neither counted nor logged.
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from time import perf_counter
 from typing import Any
 
@@ -47,6 +48,7 @@ class RequestMiddleware:
         slow_request_ms: float,
         cors: CORSWrapper,
         body_limits: Mapping[str, int] | None = None,
+        unobserved_paths: Iterable[str] = (),
     ) -> None:
         """`body_limits`: paths whose bodies may be larger (or must be smaller) than `max_body_bytes`."""
         self.app = cors(app)
@@ -56,6 +58,7 @@ class RequestMiddleware:
         self.body_read_timeout_seconds = body_read_timeout_seconds
         self.max_concurrent_requests = max_concurrent_requests
         self.slow_request_ms = slow_request_ms
+        self.unobserved_paths = frozenset(unobserved_paths)
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,8 +102,9 @@ class RequestMiddleware:
                 if counted:
                     self.in_flight -= 1
                 request_log_fields_var.reset(fields_token)
-                duration_ms = (perf_counter() - started) * 1000
-                record_request(scope, status or 500, duration_ms, fields, self.slow_request_ms)
+                if scope["path"] not in self.unobserved_paths:
+                    duration_ms = (perf_counter() - started) * 1000
+                    record_request(scope, status or 500, duration_ms, fields, self.slow_request_ms)
         except Exception:
             # The route template, not the path: paths carry entity ids.
             logger.exception(

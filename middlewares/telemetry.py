@@ -1,4 +1,4 @@
-"""One log line and one StatsD datagram per request, from one clock reading at each end.
+"""One log line and the request's metrics (`metrics.request`) per request, from one clock reading at each end.
 
 Requests are named by their route template (`/api/v1/get/item/{entity_value}/{category}`), which
 the router leaves in `scope["route"]`, so ids never become metric names and nothing is matched
@@ -27,16 +27,7 @@ def record_request(
     method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
     slow = duration_ms > slow_request_ms
     if metrics.enabled:
-        tags = {"endpoint": endpoint, "method": method, "status": status}
-        stat = metrics.stat
-        lines = [
-            stat("http.request.count", "1|c", tags),
-            stat("http.request.duration", f"{duration_ms:.3f}|{metrics.timer_type}", tags),
-            stat(f"http.response.{status}", "1|c", tags),
-        ]
-        if slow:
-            lines.append(stat("http.request.slow", "1|c", tags))
-        metrics.send(*lines)
+        metrics.request(endpoint, method, status, duration_ms / 1000, slow)
     level = logging.WARNING if slow else logging.INFO
     if logger.isEnabledFor(level):
         line = {"method": method, "route": endpoint, "status": status, "duration_ms": round(duration_ms, 3)}

@@ -15,7 +15,7 @@ from middlewares.request import RequestMiddleware
 
 class TracedRequestMiddleware(RequestMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.unobserved_paths:
             await super().__call__(scope, receive, send)
             return
         # The span is current for the whole pass: store calls become its children and the access

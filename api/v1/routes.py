@@ -39,6 +39,7 @@ from components.features.response_models import (
 )
 from components.runtime import Runtime
 from core import VERSION
+from core.metrics import metrics
 from core.serialization import JSONBytesResponse, dumps
 from core.timeutils import isoformat, utcnow
 
@@ -207,6 +208,7 @@ probes.add_api_route(
 async def ready(runtime: RuntimeDep) -> JSONBytesResponse:
     """200 when the online store can serve reads and writes; Kafka's state is reported, not required."""
     readiness = await runtime.readiness()
+    metrics.gauge("ready", 1 if readiness.ready else 0)
     body = {
         "status": "ready" if readiness.ready else "unavailable",
         "timestamp": isoformat(utcnow()),

@@ -117,15 +117,13 @@ def _project(
 def _report_ages(entity_type: str, results: Sequence[EntityFeatures]) -> None:
     """`read.feature_age_seconds` for every category served: how stale what models read is. Called only
     while metrics are on; categories come from the whitelist, so the tags stay a bounded set."""
-    stat, kind = metrics.stat, metrics.timer_type
-    lines = [
-        stat("read.feature_age_seconds", f"{age:.3f}|{kind}", {"category": category, "entity_type": entity_type})
+    samples = [
+        (age, {"category": category, "entity_type": entity_type})
         for result in results
         for category, found in result.items.items()
         if (age := found.metadata.get("age_seconds")) is not None
     ]
-    if lines:
-        metrics.send_many(lines)
+    metrics.observe_many("read.feature_age_seconds", samples)
 
 
 class FeatureFlows:

@@ -1,5 +1,5 @@
-"""The StatsD client against a real Etsy statsd: names, tags per style, timers and their errors;
-and that metrics off, or a server that is not there, never gets in the way."""
+"""The StatsD exporter, through the facade, against a real Etsy statsd: names, tags per style, timers and
+their errors; and that metrics off, or a server that is not there, never gets in the way."""
 
 import logging
 import re
@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.metrics import MAX_DATAGRAM_BYTES, Metrics, metrics
+from core.metrics import MAX_DATAGRAM_BYTES, Metrics, StatsD, metrics
 from devservers import free_udp_port
 
 
 def test_off_without_host_sends_nothing_and_times_nothing() -> None:
     client = Metrics()
-    client.configure("")
+    client.configure(StatsD(""))
     assert not client.enabled
     client.incr("x")
     client.gauge("y", 1)
@@ -24,7 +24,7 @@ def test_off_without_host_sends_nothing_and_times_nothing() -> None:
 
 def test_dogstatsd_tags_as_etsy_statsd_stores_them(statsd) -> None:
     """Etsy statsd folds `|#k:v` tags into the key as `;k=v`, with `/` turned into `-` and braces dropped."""
-    metrics.configure("127.0.0.1", statsd.server.port, statsd.prefix, "dogstatsd")
+    metrics.configure(StatsD("127.0.0.1", statsd.server.port, statsd.prefix, "dogstatsd"))
     metrics.incr("hits", endpoint="/api/v1/get/item/{entity_value}/{category}", method="GET")
     metrics.incr("hits", 2, endpoint="/api/v1/get/item/{entity_value}/{category}", method="GET")
     metrics.gauge("backlog", 7)
@@ -40,21 +40,20 @@ def test_dogstatsd_tags_as_etsy_statsd_stores_them(statsd) -> None:
     [("graphite", "hits;entity_type=bright_uid"), ("none", "hits")],
 )
 def test_other_tag_styles(statsd, style: str, key: str) -> None:
-    metrics.configure("127.0.0.1", statsd.server.port, statsd.prefix, style)
+    metrics.configure(StatsD("127.0.0.1", statsd.server.port, statsd.prefix, style))
     metrics.incr("hits", entity_type="bright_uid")
     assert statsd.wait_for("counters", {key: 1}) == {key: 1}
 
 
 def test_influx_style_line() -> None:
-    client = Metrics()
-    client.configure("127.0.0.1", free_udp_port(), "fs", "influx")
+    client = StatsD("127.0.0.1", free_udp_port(), "fs", "influx")
     line = client.stat("hits", "1|c", {"entity_type": "bright_uid", "status": 200})
     assert line == "fs.hits,entity_type=bright_uid,status=200:1|c"
     client.close()
 
 
 def test_timer_counts_the_error_of_a_failed_block(statsd) -> None:
-    metrics.configure("127.0.0.1", statsd.server.port, statsd.prefix)
+    metrics.configure(StatsD("127.0.0.1", statsd.server.port, statsd.prefix))
     with metrics.timer("store.call", entity_type="account_id"):
         pass
     with pytest.raises(TimeoutError), metrics.timer("store.call", entity_type="account_id"):
@@ -68,7 +67,7 @@ def test_timer_counts_the_error_of_a_failed_block(statsd) -> None:
 def test_missing_server_never_fails_a_call() -> None:
     """Nothing listens on the port: datagrams are dropped, no call raises."""
     client = Metrics()
-    client.configure("127.0.0.1", free_udp_port(), "fs")
+    client.configure(StatsD("127.0.0.1", free_udp_port(), "fs"))
     for _ in range(2000):
         client.incr("hits", entity_type="bright_uid")
         with client.timer("took"):
@@ -77,9 +76,8 @@ def test_missing_server_never_fails_a_call() -> None:
 
 
 def test_unresolvable_host_switches_metrics_off(caplog) -> None:
-    client = Metrics()
     with caplog.at_level(logging.WARNING, logger="feature_store.metrics"):
-        client.configure("no-such-host.invalid", 8125, "fs")
+        client = StatsD("no-such-host.invalid", 8125, "fs")
     assert not client.enabled
     assert "metrics off" in caplog.text
 
@@ -107,7 +105,9 @@ def listener() -> Iterator[Listener]:
 
 def test_constant_tags_end_every_line_as_etsy_statsd_stores_them(statsd) -> None:
     metrics.configure(
-        "127.0.0.1", statsd.server.port, statsd.prefix, "dogstatsd", constant_tags={"env": "prod", "region": "eu-1"}
+        StatsD(
+            "127.0.0.1", statsd.server.port, statsd.prefix, "dogstatsd", constant_tags={"env": "prod", "region": "eu-1"}
+        )
     )
     metrics.incr("hits", entity_type="bright_uid")
     metrics.gauge("backlog", 3)
@@ -128,15 +128,14 @@ def test_constant_tags_end_every_line_as_etsy_statsd_stores_them(statsd) -> None
     ],
 )
 def test_constant_tags_in_each_style(style: str, tagged: str, untagged: str) -> None:
-    client = Metrics()
-    client.configure("127.0.0.1", free_udp_port(), "fs", style, constant_tags={"env": "prod", "service": "fs"})
+    client = StatsD("127.0.0.1", free_udp_port(), "fs", style, constant_tags={"env": "prod", "service": "fs"})
     assert client.stat("hits", "1|c", {"status": 200}) == tagged
     assert client.stat("hits", "1|c", {}) == untagged
     client.close()
 
 
 def test_distribution_timers_go_out_as_d(listener: Listener) -> None:
-    metrics.configure("127.0.0.1", listener.port, "fs", timer_type="distribution")
+    metrics.configure(StatsD("127.0.0.1", listener.port, "fs", timer_type="distribution"))
     with metrics.timer("took", entity_type="bright_uid"):
         pass
     assert re.fullmatch(r"fs\.took:\d+\.\d{3}\|d\|#entity_type:bright_uid", listener.datagram())
@@ -147,15 +146,15 @@ def test_distribution_timers_go_out_as_d(listener: Listener) -> None:
 
 
 def test_ms_is_the_default_timer_type(listener: Listener) -> None:
-    metrics.configure("127.0.0.1", listener.port, "fs")
+    metrics.configure(StatsD("127.0.0.1", listener.port, "fs"))
     metrics.observe("age_seconds", 2.25, category="user_features")
     assert listener.datagram() == "fs.age_seconds:2.250|ms|#category:user_features"
 
 
 def test_many_lines_are_packed_into_datagrams_that_fit(listener: Listener) -> None:
-    metrics.configure("127.0.0.1", listener.port, "fs")
-    lines = [metrics.stat("age", f"{index}|ms", {"category": "user_features"}) for index in range(200)]
-    metrics.send_many(lines)
+    client = StatsD("127.0.0.1", listener.port, "fs")
+    lines = [client.stat("age", f"{index}|ms", {"category": "user_features"}) for index in range(200)]
+    client.send_many(lines)
     received: list[str] = []
     while len(received) < len(lines):
         datagram = listener.datagram()

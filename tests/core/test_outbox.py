@@ -9,7 +9,7 @@ import pytest
 
 from components.features.store.base import OnlineStore
 from core.events import Delivery, OutboxEvent, Rejection
-from core.metrics import metrics
+from core.metrics import StatsD, metrics
 from core.outbox import OutboxRelay, backoff_seconds
 from tests.factories import make_write
 
@@ -78,7 +78,7 @@ async def test_failed_delivery_is_retried_then_removed(store: OnlineStore, setti
 
 
 async def test_relay_counts_deliveries_and_reports_the_backlog(store: OnlineStore, settings, statsd) -> None:
-    metrics.configure("127.0.0.1", statsd.server.port, statsd.prefix)
+    metrics.configure(StatsD("127.0.0.1", statsd.server.port, statsd.prefix))
     user = settings.entity_types["bright_uid"]
     for index in range(3):
         await store.write(
@@ -171,7 +171,7 @@ async def _relay_until_settled(relay: OutboxRelay, store: OnlineStore) -> None:
 async def test_a_permanent_rejection_is_a_dead_letter_at_once_and_blocks_nothing(
     store: OnlineStore, settings, statsd
 ) -> None:
-    metrics.configure("127.0.0.1", statsd.server.port, statsd.prefix)
+    metrics.configure(StatsD("127.0.0.1", statsd.server.port, statsd.prefix))
     ids = await _write_three(store, settings)
     sink = JudgingSink(refuse={ids[1]: Rejection("Kafka refused the event: Broker: Message size too large", True)})
     relay = relay_for(store, sink)

@@ -1,15 +1,16 @@
 """DynamoDB's errors in the service's terms (`core.exceptions`), as the embedded store translates its own:
 what DynamoDB can never hold is the client's (413, `PayloadTooLarge`); throttling, outages, missing
-tables and credentials are ours to retry (503, `StoreUnavailable` with `Retry-After`); anything else
-DynamoDB rejects is a bug of ours (500, `FeatureStoreError`). Clients see the error's code only; the
-log keeps DynamoDB's own words (endpoints, table names, error codes): every message here is fixed text."""
+tables and credentials are ours to retry (503, `StoreUnavailable` with `Retry-After`; throttling as its
+subclass `StoreThrottled`, which metrics name); anything else DynamoDB rejects is a bug of ours (500,
+`FeatureStoreError`). Clients see the error's code only; the log keeps DynamoDB's own words (endpoints,
+table names, error codes): every message here is fixed text."""
 
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from core.dynamodb_client import DynamoDBError, DynamoDBServiceError, InvalidParameters
-from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreUnavailable
+from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreThrottled, StoreUnavailable
 
 logger = logging.getLogger("feature_store.dynamodb")
 
@@ -36,7 +37,7 @@ def translate_error(exc: DynamoDBError, action: str) -> FeatureStoreError:
         if code in ("ValidationException", "SerializationException"):
             return FeatureStoreError("DynamoDB rejected the request")
         if "Throttl" in code or "LimitExceeded" in code or "ThroughputExceeded" in code:
-            return StoreUnavailable("DynamoDB is throttling requests", retry_after=1)
+            return StoreThrottled("DynamoDB is throttling requests", retry_after=1)
         return StoreUnavailable("DynamoDB could not serve the request", retry_after=2)
     if isinstance(exc, InvalidParameters):
         return FeatureStoreError("invalid DynamoDB request")
@@ -57,7 +58,7 @@ def cancellation(code: str, message: str) -> bool:
     if code == "TransactionConflict":
         return True
     if code in THROTTLED_REASONS:
-        raise StoreUnavailable("DynamoDB is throttling writes", retry_after=1)
+        raise StoreThrottled("DynamoDB is throttling writes", retry_after=1)
     if code == "ValidationError" and is_size_error(message):
         raise PayloadTooLarge(ITEM_TOO_LARGE)
     logger.warning("DynamoDB cancelled a write: %s: %s", code, message)

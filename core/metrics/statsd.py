@@ -1,12 +1,6 @@
-"""StatsD metrics: one process-wide client, `metrics`, configured once at start-up.
+"""The StatsD exporter: lines of the StatsD protocol, sent over UDP as the facade (`core.metrics`) is called.
 
-    from core.metrics import metrics
-    with metrics.timer("dynamodb.get_item", entity_type=entity_type.name): ...
-    metrics.incr("kafka.publish", len(delivered), outcome="delivered")
-    metrics.gauge("outbox.backlog", pending)
-
-Every call is a no-op returning at once while `STATSD_HOST` is empty. Datagrams go out on a
-non-blocking, unconnected UDP socket and any send error is dropped, so a missing or slow StatsD
+Datagrams go out on a non-blocking, unconnected UDP socket and any send error is dropped, so a missing or slow StatsD
 server never slows or fails a request. A few lines of our own rather than a package: the `statsd`
 package cannot send tags, and Datadog's client only speaks one tag style and logs, closes and
 reopens its socket on every refused datagram.
@@ -21,10 +15,7 @@ unaggregated so that percentiles are computed across every host.
 
 import logging
 import socket
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
-from time import perf_counter
-from types import TracebackType
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 logger = logging.getLogger("feature_store.metrics")
@@ -68,23 +59,12 @@ TIMER_TYPES = {"ms": "ms", "distribution": "d"}
 MAX_DATAGRAM_BYTES = 1432
 """Lines sent together by `send_many` are packed into datagrams of at most this size (an Ethernet
 frame's payload; the Datadog agent's default buffer holds 8 KB)."""
-_NOOP_TIMER = nullcontext()
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self.enabled = False
-        self._prefix = ""
-        self._format: Format = _dogstatsd
-        self._constant = ""
-        self._sock: socket.socket | None = None
-        self._address: Any = None
-        self.timer_type = "ms"
-        """The StatsD type of timers and observations: `ms`, or `d` (DogStatsD distributions)."""
-        self.traced_timer: Callable[[str, dict[str, Any]], AbstractContextManager[None]] | None = None
-        """Set by `core.tracing` while tracing is on: each timer is then a span too."""
+class StatsD:
+    """Sends to `host:port`; off (`enabled` false) when `host` is empty or cannot be resolved."""
 
-    def configure(
+    def __init__(
         self,
         host: str,
         port: int = 8125,
@@ -93,8 +73,14 @@ class Metrics:
         constant_tags: Mapping[str, str] | None = None,
         timer_type: str = "ms",
     ) -> None:
-        """Point the client at `host:port`, or switch it off when `host` is empty."""
-        self.close()
+        self.enabled = False
+        self._prefix = f"{prefix}." if prefix else ""
+        self._format: Format = _FORMATS[tag_style]
+        self._constant = _CONSTANT_TAGS[tag_style](constant_tags or {})
+        self.timer_type = TIMER_TYPES[timer_type]
+        """The StatsD type of timers and observations: `ms`, or `d` (DogStatsD distributions)."""
+        self._sock: socket.socket | None = None
+        self._address: Any = None
         if not host:
             return
         try:
@@ -105,10 +91,6 @@ class Metrics:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         sock.setblocking(False)
         self._sock, self._address = sock, address
-        self._prefix = f"{prefix}." if prefix else ""
-        self._format = _FORMATS[tag_style]
-        self._constant = _CONSTANT_TAGS[tag_style](constant_tags or {})
-        self.timer_type = TIMER_TYPES[timer_type]
         self.enabled = True
 
     def close(self) -> None:
@@ -142,56 +124,43 @@ class Metrics:
         if start < len(lines):
             self.send(*lines[start:])
 
-    def incr(self, name: str, value: int = 1, **tags: Any) -> None:
-        if self.enabled:
-            self.send(self.stat(name, f"{value}|c", tags))
+    # What the facade calls; durations arrive in seconds and leave as milliseconds.
+    def incr(self, name: str, value: float, tags: Mapping[str, Any]) -> None:
+        self.send(self.stat(name, f"{value}|c", tags))
 
-    def gauge(self, name: str, value: float, **tags: Any) -> None:
-        """Set an absolute value; it must not be negative (StatsD reads `-n|g` as a decrement)."""
-        if self.enabled:
-            self.send(self.stat(name, f"{value}|g", tags))
+    def gauge(self, name: str, value: float, tags: Mapping[str, Any]) -> None:
+        """An absolute value; it must not be negative (StatsD reads `-n|g` as a decrement)."""
+        self.send(self.stat(name, f"{value}|g", tags))
 
-    def timing(self, name: str, milliseconds: float, **tags: Any) -> None:
-        if self.enabled:
-            self.send(self.stat(name, f"{milliseconds:.3f}|{self.timer_type}", tags))
+    def timing(self, name: str, seconds: float, tags: Mapping[str, Any]) -> None:
+        self.send(self.stat(name, f"{seconds * 1000:.3f}|{self.timer_type}", tags))
 
-    def observe(self, name: str, value: float, **tags: Any) -> None:
-        """One sample of a distribution in the unit its name says (`read.feature_age_seconds`), sent as
-        the timer type: statsd and the Datadog agent summarise it like a timer."""
-        if self.enabled:
-            self.send(self.stat(name, f"{value:.3f}|{self.timer_type}", tags))
-
-    def timer(self, name: str, **tags: Any) -> AbstractContextManager[None]:
-        """Time a block as `name`; if it raises, also count `name.error` tagged with the exception class.
-        While tracing is on, the block is also a span of that name (see `core.tracing`)."""
-        if self.traced_timer is not None:
-            return self.traced_timer(name, tags)
-        return Timer(self, name, tags) if self.enabled else _NOOP_TIMER
-
-
-class Timer:
-    __slots__ = ("_metrics", "_name", "_tags", "_started")
-
-    def __init__(self, metrics: Metrics, name: str, tags: dict[str, Any]) -> None:
-        self._metrics = metrics
-        self._name = name
-        self._tags = tags
-        self._started = 0.0
-
-    def __enter__(self) -> None:
-        self._started = perf_counter()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        metrics, name, tags = self._metrics, self._name, self._tags
-        elapsed = f"{(perf_counter() - self._started) * 1000:.3f}|{metrics.timer_type}"
-        if exc_type is None:
-            metrics.send(metrics.stat(name, elapsed, tags))
+    def timed(self, name: str, seconds: float, tags: Mapping[str, Any], error: str | None) -> None:
+        """A timer block; a failed one also counts `name.error` tagged with the exception class, in one datagram."""
+        elapsed = self.stat(name, f"{seconds * 1000:.3f}|{self.timer_type}", tags)
+        if error is None:
+            self.send(elapsed)
         else:
-            error_tags = {**tags, "error": exc_type.__name__}
-            metrics.send(metrics.stat(name, elapsed, tags), metrics.stat(f"{name}.error", "1|c", error_tags))
+            self.send(elapsed, self.stat(f"{name}.error", "1|c", {**tags, "error": error}))
 
+    def observe(self, name: str, value: float, tags: Mapping[str, Any]) -> None:
+        """A sample in the unit its name says (`read.feature_age_seconds`), sent as the timer type: statsd
+        and the Datadog agent summarise it like a timer."""
+        self.send(self.stat(name, f"{value:.3f}|{self.timer_type}", tags))
 
-metrics = Metrics()
-"""The process's one client; `main.create_app` configures it from the settings."""
+    def observe_many(self, name: str, samples: Sequence[tuple[float, Mapping[str, Any]]]) -> None:
+        kind = self.timer_type
+        self.send_many([self.stat(name, f"{value:.3f}|{kind}", tags) for value, tags in samples])
+
+    def request(self, endpoint: str, method: str, status: int, seconds: float, slow: bool) -> None:
+        """A served request: its count, duration and status count (`http.response.<status>`), in one datagram."""
+        tags = {"endpoint": endpoint, "method": method, "status": status}
+        stat = self.stat
+        lines = [
+            stat("http.request.count", "1|c", tags),
+            stat("http.request.duration", f"{seconds * 1000:.3f}|{self.timer_type}", tags),
+            stat(f"http.response.{status}", "1|c", tags),
+        ]
+        if slow:
+            lines.append(stat("http.request.slow", "1|c", tags))
+        self.send(*lines)

@@ -1,0 +1,28 @@
+"""`GET /metrics` (METRICS_PATH): what Prometheus scrapes, on the service's own port.
+
+A plain Starlette route, outside /api/v1 and the OpenAPI document; the request middleware neither logs
+nor counts it (a scrape every few seconds would drown the access log and the request metrics). It needs no
+API key unless METRICS_REQUIRE_KEY=true, and then one with the `admin` scope.
+"""
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.auth import presented_key
+from core.auth import SCOPE_ADMIN
+from core.metrics import metrics
+from core.metrics.prometheus import Prometheus
+
+
+def metrics_route(path: str, require_key: bool) -> Route:
+    """The scrape of the configured Prometheus exporter."""
+    exporter: Prometheus = metrics.exporter(Prometheus)
+
+    async def scrape(request: Request) -> Response:
+        if require_key:
+            request.app.state.runtime.auth.authenticate(presented_key(request.headers), SCOPE_ADMIN)
+        body, content_type = exporter.exposition(request.headers.get("accept", ""))
+        return Response(body, headers={"content-type": content_type})
+
+    return Route(path, scrape, methods=["GET"], include_in_schema=False)
