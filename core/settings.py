@@ -276,7 +276,7 @@ class Settings(BaseSettings):
 
     @property
     def metrics_exporters(self) -> frozenset[str]:
-        if "metrics_exporter" in self.model_fields_set:
+        if self.metrics_exporter:
             return frozenset(self.metrics_exporter)
         return frozenset({"statsd"} if self.statsd_host else ())
 
