@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import metrics_cost
 from bench.scenarios import BULK_SPEEDUP_BOUND, BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
 
 
@@ -50,6 +51,8 @@ class Report:
     """Per backend: entities written a second and CPU per entity, bulk beside single-entity writes."""
     targets: list[dict] = field(default_factory=list)
     profiles: dict = field(default_factory=dict)
+    metrics_cost: dict = field(default_factory=dict)
+    """The single-category read's CPU per request with each metric exporter and with metrics off."""
 
 
 def cpu_ratios(results: list[Result]) -> list[dict[str, Any]]:
@@ -141,6 +144,14 @@ def evaluate_targets(report: Report) -> list[dict]:
         target(
             "DynamoDB added p50 ms over raw boto3 GetItem", report.dynamodb_added_latency["added_p50_ms"], 1.0, False
         )
+    if report.metrics_cost:
+        prometheus = report.metrics_cost["ratio_to_off"].get("prometheus")
+        target(
+            "read_single CPU/request, prometheus / metrics off (sqlite)",
+            prometheus,
+            metrics_cost.PROMETHEUS_BOUND,
+            False,
+        )
     return targets
 
 
@@ -200,6 +211,8 @@ def print_report(report: Report, bare: Result) -> None:
                 f"{_number(row['bulk_cpu_ms_per_entity']):>9}{_number(row['single_cpu_ms_per_entity_with_relay']):>9}"
                 f"{_number(row['bulk_cpu_ms_per_entity_with_relay']):>9}"
             )
+    if report.metrics_cost:
+        metrics_cost.print_table(report.metrics_cost)
     print()
     for backend, cold in report.cold_start.items():
         print(f"cold start ({backend}): {cold}")

@@ -33,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import metrics_cost  # noqa: E402
 from bench.cpu import CpuClock, cpu_seconds, per_request_ms, pinned, service_core  # noqa: E402
 from bench.load import run_hey, run_wrk  # noqa: E402
 from bench.profiles import print_summary, record_during, summarise  # noqa: E402
@@ -62,6 +63,8 @@ class Profile:
     bulk_divisor: int
     """A bulk write scenario's entities per request are divided by this (the smoke run's requests are
     small, so one ends within its runs and names no more entities than it seeded)."""
+    metrics_rounds: int
+    """Rounds of the metrics' cost comparison: each loads every exporter variant once."""
 
 
 FULL = Profile(
@@ -74,6 +77,7 @@ FULL = Profile(
     relay_timeout_s=120,
     relay_quiet_s=1.5,
     bulk_divisor=1,
+    metrics_rounds=3,
 )
 SMOKE = Profile(
     entities=100,
@@ -85,6 +89,7 @@ SMOKE = Profile(
     relay_timeout_s=20,
     relay_quiet_s=0.5,
     bulk_divisor=10,
+    metrics_rounds=1,
 )
 
 
@@ -282,6 +287,22 @@ def measure_backend(
     return service
 
 
+def measure_metrics_cost(env: dict[str, str], profile: Profile, work: Path, core: int | None) -> dict:
+    """The single-category read's CPU per request with metrics off, StatsD and Prometheus, side by side."""
+    scenario = SCENARIOS["read_single"]
+
+    def start(name: str, variant: dict[str, str]) -> Service:
+        service = Service(SERVICE_APP, {**env, **variant}, work, f"service-metrics-{name}", core)
+        service.wait_ready()
+        return service
+
+    def cpu_ms_per_request(service: Service) -> float | None:
+        load = at_full_load(service.url, scenario, profile, work)
+        return measured(service, scenario, load, None, profile)["cpu_ms_per_request"]
+
+    return metrics_cost.compare(start, cpu_ms_per_request, profile.metrics_rounds)
+
+
 def dynamodb_added_latency(service: Service, env: dict[str, str], profile: Profile, work: Path) -> dict:
     """Our read's p50 over HTTP (one connection, one at a time) minus a raw boto3 GetItem loop's p50."""
     code = f"from bench.seed import raw_get_item_p50; print(raw_get_item_p50({profile.sequential_requests}, {profile.entities}))"
@@ -381,6 +402,8 @@ def main() -> int:
                         AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                     )
                 service = measure_backend(backend, env, report, profile, bare.rps, directory, core, store_pid, chosen)
+                if backend == "sqlite" and (not chosen or "read_single" in chosen):
+                    report.metrics_cost = measure_metrics_cost(env, profile, directory, core)
                 if backend == "dynamodb":
                     report.dynamodb_added_latency = dynamodb_added_latency(service, env, profile, directory)
                     record_profiles(service, backend, profiled, report, profile, args.output, directory)

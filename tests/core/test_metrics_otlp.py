@@ -13,7 +13,6 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from core.metrics import metrics
 from core.metrics.catalogue import LATENCY
 from core.metrics.otlp import Otlp, otlp_problems
-from core.settings import Settings
 
 pytestmark = pytest.mark.backends("sqlite")
 
@@ -130,28 +129,3 @@ def test_otlp_needs_an_endpoint_and_a_known_protocol() -> None:
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}
     )
     assert refused == ["OTLP protocol 'http/json' is not supported: use one of grpc, http/protobuf"]
-
-
-@pytest.mark.parametrize(
-    ("values", "problem"),
-    [
-        ({"metrics_exporter": "statsd,graphite"}, "unknown METRICS_EXPORTER graphite"),
-        ({"metrics_exporter": "statsd"}, "METRICS_EXPORTER=statsd needs STATSD_HOST"),
-        (
-            {"metrics_exporter": "prometheus", "metrics_require_key": True},
-            "METRICS_REQUIRE_KEY=true needs AUTH_ENABLED",
-        ),
-        ({"metrics_exporter": "prometheus", "metrics_path": "/api/v1/metrics"}, "METRICS_PATH must be outside /api"),
-    ],
-)
-def test_metrics_settings_refused(values: dict, problem: str) -> None:
-    with pytest.raises(ValueError, match=problem):
-        Settings(_env_file=None, **values)
-
-
-def test_exporters_default_to_statsd_when_its_host_is_set() -> None:
-    assert Settings(_env_file=None).metrics_exporters == frozenset()
-    assert Settings(_env_file=None, statsd_host="localhost").metrics_exporters == {"statsd"}
-    both = Settings(_env_file=None, statsd_host="localhost", metrics_exporter="Prometheus, statsd")
-    assert both.metrics_exporters == {"statsd", "prometheus"}
-    assert Settings(_env_file=None, statsd_host="localhost", metrics_exporter="").metrics_exporters == {"statsd"}
