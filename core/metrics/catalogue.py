@@ -20,6 +20,8 @@ AGE = (1, 10, 60, 300, 900, 1800, 3600, 7200, 21600, 43200, 86400, 172800, 60480
 """How old data is, in seconds: from a second to the 30 days of a monthly job."""
 
 Kind = Literal["counter", "histogram", "gauge"]
+MultiprocessMode = Literal["", "max", "livemin"]
+"""How prometheus-client combines a gauge's values from several worker processes ("": not a gauge)."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,7 @@ class Instrument:
     buckets: tuple[float, ...] = ()
     unit: str = "1"
     """The OTLP unit: `s` for durations and ages, `1` for counts."""
-    multiprocess_mode: str = ""
-    """How a gauge's values from several worker processes are combined into one."""
+    multiprocess_mode: MultiprocessMode = ""
 
 
 @dataclass(frozen=True)
