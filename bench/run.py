@@ -402,8 +402,6 @@ def main() -> int:
                         AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                     )
                 service = measure_backend(backend, env, report, profile, bare.rps, directory, core, store_pid, chosen)
-                if backend == "sqlite" and (not chosen or "read_single" in chosen):
-                    report.metrics_cost = measure_metrics_cost(env, profile, directory, core)
                 if backend == "dynamodb":
                     report.dynamodb_added_latency = dynamodb_added_latency(service, env, profile, directory)
                     record_profiles(service, backend, profiled, report, profile, args.output, directory)
@@ -419,6 +417,11 @@ def main() -> int:
             else:
                 for backend in backends:
                     run_backend(backend)
+            if "sqlite" in backends and (not chosen or "read_single" in chosen):
+                # After the backends, alone on the service's core: three services of the same seeded store.
+                directory = work / "sqlite"
+                env = {**common, "STORE_BACKEND": "sqlite", "SQLITE_PATH": str(directory / "bench.db")}
+                report.metrics_cost = measure_metrics_cost(env, profile, directory, core)
         finally:
             for server in servers:
                 server.stop()
