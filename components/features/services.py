@@ -1,6 +1,5 @@
 """Rules beyond pydantic's types: entity types, the category whitelist, writers, feature lists, limits."""
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +15,7 @@ from components.features.flows import (
     FeatureSelection,
     WriteOutcome,
 )
-from components.features.models import NAME_PATTERN
+from components.features.names import FEATURE_ENTRY, WILDCARD
 from components.features.registry import Registry
 from components.features.store.base import StoredCategory
 from components.features.values import ValueChecker
@@ -25,9 +24,6 @@ from core.exceptions import FeatureStoreError, Forbidden, InvalidRequest, NotFou
 from core.request_context import annotate_request
 from core.settings import EntityType, Settings
 
-_NAME_CHARS = NAME_PATTERN.removeprefix("^").removesuffix("$")
-_FEATURE_ENTRY = re.compile(rf"^({_NAME_CHARS}):({_NAME_CHARS}|\*)$")
-WILDCARD = "*"
 PARSED_FEATURE_LISTS = 1024
 """Feature lists kept parsed: a model sends the same list with every request."""
 
@@ -113,7 +109,7 @@ class FeatureService:
         wanted: dict[str, set[str] | None] = {}
         not_whitelisted: set[str] = set()
         for index, entry in enumerate(feature_list):
-            match = _FEATURE_ENTRY.match(entry)
+            match = FEATURE_ENTRY.match(entry)
             if match is None:
                 raise InvalidRequest(
                     f"{entry[:200]!r} is not 'category:feature' or 'category:*' "
