@@ -19,7 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from components.features.models import CONTROL_FREE_PATTERN, FEATURE_VALUE_REF
+from components.features.models import FEATURE_VALUE_REF
+from components.features.names import CONTROL_FREE_PATTERN
 from core.settings import Settings
 
 FEATURE_VALUE: dict[str, Any] = {

@@ -15,6 +15,7 @@ from api.responses import errors
 from api.routing import StrictQueryRoute
 from api.v1.routes import EntityTypeQuery, MaxAgeQuery, controller_of
 from components.features.models import EarlierReadBody, EarlierWriteBody, EntityValue, EventTime, MetaText
+from components.features.records import Provenance
 from components.features.response_models import FeaturesResponse, WriteResponse
 from core.serialization import JSONBytesResponse
 
@@ -81,13 +82,5 @@ async def write_by_category(
     """The body maps each category to its features; each category's data is replaced as a whole, all
     categories atomically, exactly like `POST /api/v1/items` with `feature_list`, which replaces it.
     What the current write carries in `meta` comes in the query string."""
-    return await controller_of(request).write_by_category(
-        entity_value,
-        entity_type,
-        body.root,
-        writer,
-        source=source,
-        compute_id=compute_id,
-        ttl=ttl,
-        event_time=event_time,
-    )
+    provenance = Provenance(source, compute_id, ttl, event_time)
+    return await controller_of(request).write_by_category(entity_value, entity_type, body.root, writer, provenance)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import require_read
 from api.responses import errors
 from api.routing import StrictQueryRoute
-from components.features.models import MAX_ENTITY_VALUE_BYTES
+from components.features.names import MAX_ENTITY_VALUE_BYTES
 from core.serialization import JSONBytesResponse, dumps
 from core.settings import Settings
 

@@ -10,7 +10,7 @@ DynamoDB's calls are network I/O on the loop; SQLite runs single-entity reads on
 microseconds from the page cache) and sends writes, large batch reads and schema work, which can
 wait on fsync or locks, to a worker thread.
 
-The write records (`CategoryWrite`, `EntityWrite`, `core.events.OutboxEvent`, `flows.EntityInput`) are slotted
+The write records (`CategoryWrite`, `EntityWrite`, `core.events.OutboxEvent`, `records.EntityInput`) are slotted
 dataclasses that nothing changes once built, but not frozen ones: a frozen dataclass sets each field
 through `object.__setattr__`, 4x the cost, and a bulk write builds a dozen per entity (~8 us each
 entity, 6% of its CPU).
