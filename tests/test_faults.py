@@ -28,6 +28,8 @@ from devservers import ServiceProcess, start_dynoxide
 from tests.conftest import DYNAMODB_EMULATORS, KafkaBroker, dynamodb_tables
 from tests.core.test_kafka import decode
 
+pytestmark = pytest.mark.slow  # each fault takes seconds: processes killed, brokers and DynamoDB stopped
+
 CATEGORIES = ("user_features", "credit_features", "trans_features")
 
 

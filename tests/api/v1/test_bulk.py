@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from components.features.store.sqlite_commit import GroupCommit
+from components.features.store.sqlite.commit import GroupCommit
 from core.exceptions import StoreUnavailable
 from tests.conftest import AppClient
 from tests.core.test_kafka import consume

@@ -1,5 +1,5 @@
 """The embedded store's outbox: events committed with the features they announce (the write itself is
-`sqlite.py`'s), leased to one relay at a time, deleted once delivered, and the dead letters.
+`store.py`'s), leased to one relay at a time, deleted once delivered, and the dead letters.
 
 A dead letter moves to a table of its own in one transaction with its removal from the outbox, so the
 relay's claims and the backlog count never read it, and nothing is lost between the two.

@@ -1,6 +1,6 @@
 """The embedded store's group commit: writers queue their requests, and whichever holds the write lock
 next commits every queued request in one transaction (one fsync); most writers find their requests
-already committed. A request is a write (`sqlite_write.py`) or a deletion (`sqlite_erase.py`)."""
+already committed. A request is a write (`write.py`) or a deletion (`erase.py`)."""
 
 import logging
 import sqlite3
@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
-from components.features.store.sqlite_erase import erase
-from components.features.store.sqlite_write import PendingWrite, apply_writes
+from components.features.store.sqlite.erase import erase
+from components.features.store.sqlite.write import PendingWrite, apply_writes
 from core.exceptions import StoreUnavailable
 
 logger = logging.getLogger("feature_store.sqlite")

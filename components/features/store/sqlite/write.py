@@ -1,6 +1,6 @@
-"""What one request does inside the embedded store's group commit (`SQLiteStore._commit`): the
+"""What one request does inside the embedded store's group commit (`commit.py`): the
 queued request, its categories' upserts with their outbox rows, and a bulk write's per-entity outcome.
-A deletion's part is `sqlite_erase.py`."""
+A deletion's part is `erase.py`."""
 
 import logging
 import sqlite3

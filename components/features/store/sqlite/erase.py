@@ -1,4 +1,4 @@
-"""The embedded store's deletions, applied inside its group commit (`SQLiteStore._commit`).
+"""The embedded store's deletions, applied inside its group commit (`commit.py`).
 
 A deleted category keeps its row as a tombstone: no features, the deletion's metadata and event_time,
 `created_at` empty (so the next write that stores data sets it afresh, see `UPSERT`), and `expires_at`
@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from components.features.store.base import TOMBSTONE
-from components.features.store.sqlite_write import PendingWrite
+from components.features.store.sqlite.write import PendingWrite
 from core.serialization import dumps, loads
 
 logger = logging.getLogger("feature_store.sqlite")

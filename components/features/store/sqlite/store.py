@@ -9,7 +9,7 @@ and the readiness check run in a worker thread (anyio's, sized by `THREADPOOL_SI
 on fsync, on the write lock, or read many pages.
 
 WAL lets readers run while one writer commits. Writers of this process queue on a lock of their
-own (the group commit, `sqlite_commit.py`): SQLite's busy handler sleeps in growing steps (up to 100 ms) while it waits for the file's
+own (the group commit, `commit.py`): SQLite's busy handler sleeps in growing steps (up to 100 ms) while it waits for the file's
 write lock, which under concurrent writes turns into tail latencies of a second. `BEGIN IMMEDIATE`
 still takes the file's lock up front, so writers of other processes on the same file wait on
 `busy_timeout` instead of failing half-way through a transaction.
@@ -37,10 +37,10 @@ from components.features.store.base import (
     Wanted,
     chunks,
 )
-from components.features.store.sqlite_commit import GroupCommit, rollback
-from components.features.store.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
-from components.features.store.sqlite_outbox import SQLiteOutbox
-from components.features.store.sqlite_write import PendingWrite, outcome
+from components.features.store.sqlite.commit import GroupCommit, rollback
+from components.features.store.sqlite.outbox import SCHEMA as OUTBOX_SCHEMA
+from components.features.store.sqlite.outbox import SQLiteOutbox
+from components.features.store.sqlite.write import PendingWrite, outcome
 from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, StoreFull, StoreUnavailable
 from core.metrics import metrics
@@ -345,7 +345,7 @@ class SQLiteStore:
             raise pending.error
         return pending.skipped
 
-    # --- outbox: sqlite_outbox.py ---
+    # --- outbox: outbox.py ---
 
     async def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
         return await self.outbox.claim_events(limit, lease_seconds)
