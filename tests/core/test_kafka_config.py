@@ -23,8 +23,8 @@ from core.kafka_config import (
     registry_config,
     security_config,
 )
-from core.kafka_settings import KAFKA_FIXED_PROPERTIES, KAFKA_PROPERTIES_OF_SETTINGS
 from core.settings import Settings
+from core.settings.kafka import KAFKA_FIXED_PROPERTIES, KAFKA_PROPERTIES_OF_SETTINGS
 from devservers import free_port
 from main import create_app
 from tests.conftest import SettingsFactory
