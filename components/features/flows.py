@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from components.events.events import feature_available_event
+from components.events.outbox import OutboxRelay
 from components.features.erasure import tombstones
 from components.features.store.base import (
     CategoryWrite,
@@ -15,10 +17,8 @@ from components.features.store.base import (
     Wanted,
     is_tombstone,
 )
-from core.events import feature_available_event
 from core.exceptions import FeatureStoreError
 from core.metrics import metrics
-from core.outbox import OutboxRelay
 from core.settings import EntityType
 from core.timeutils import isoformat
 from core.tracing import tracing
