@@ -11,8 +11,8 @@ from pydantic.json_schema import SkipJsonSchema
 from api.auth import require_admin
 from api.responses import errors
 from api.routing import StrictQueryRoute
+from components.events.outbox import DEAD_LETTER_CURSOR_PATTERN, EVENT_ID_PATTERN, DeadLetter, DeadLetterCursor
 from components.runtime import Runtime
-from core.outbox import DEAD_LETTER_CURSOR_PATTERN, EVENT_ID_PATTERN, DeadLetter, DeadLetterCursor
 from core.serialization import JSONBytesResponse, dumps
 from core.timeutils import epoch_to_iso
 

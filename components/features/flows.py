@@ -4,6 +4,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from components.events.events import feature_available_event
+from components.events.outbox import OutboxRelay
 from components.features.erasure import tombstones
 from components.features.records import (
     CategoryInput,
@@ -20,10 +22,8 @@ from components.features.store.base import (
     StoredCategory,
     is_tombstone,
 )
-from core.events import feature_available_event
 from core.exceptions import FeatureStoreError
 from core.metrics import metrics
-from core.outbox import OutboxRelay
 from core.settings import EntityType
 from core.timeutils import isoformat
 from core.tracing import tracing

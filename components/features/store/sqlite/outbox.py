@@ -18,10 +18,10 @@ from typing import ParamSpec, TypeVar
 
 import anyio.to_thread
 
+from components.events.events import OutboxEvent
+from components.events.outbox import DeadLetter, DeadLetterCursor, DeadLetterPage, OutboxStats
 from components.features.store.base import chunks
-from core.events import OutboxEvent
 from core.metrics import metrics
-from core.outbox import DeadLetter, DeadLetterCursor, DeadLetterPage, OutboxStats
 from core.serialization import loads
 
 SCHEMA = """

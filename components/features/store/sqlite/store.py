@@ -28,6 +28,8 @@ from typing import ParamSpec, TypeVar
 
 import anyio.to_thread
 
+from components.events.events import OutboxEvent
+from components.events.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 from components.features.store.base import (
     BatchRead,
     CategoryWrite,
@@ -41,10 +43,8 @@ from components.features.store.sqlite.commit import GroupCommit, rollback
 from components.features.store.sqlite.outbox import SCHEMA as OUTBOX_SCHEMA
 from components.features.store.sqlite.outbox import SQLiteOutbox
 from components.features.store.sqlite.write import PendingWrite, outcome
-from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, StoreFull, StoreUnavailable
 from core.metrics import metrics
-from core.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 from core.serialization import loads
 from core.settings import EntityType
 

@@ -10,11 +10,11 @@ import pytest
 from confluent_kafka import KafkaError
 from fastapi.testclient import TestClient
 
-from core.events import load_event_schema
-from core.kafka import KafkaSink
+from components.events.events import load_event_schema
+from components.events.kafka import KafkaSink
 from devservers import free_port
+from tests.components.events.kafka_helpers import consume, wait_for, write
 from tests.conftest import KafkaBroker, SettingsFactory
-from tests.core.test_kafka import consume, wait_for, write
 from tests.factories import make_write
 
 MAX_MESSAGE_BYTES = 2000

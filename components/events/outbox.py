@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from core.events import Delivery, EventSink, OutboxEvent
+from components.events.events import Delivery, EventSink, OutboxEvent
 from core.metrics import metrics
 from core.tracing import tracing
 
@@ -204,7 +204,7 @@ class OutboxRelay:
         events = await self.store.claim_events(self.batch_size, self.lease_seconds)
         if not events:
             return 0
-        with tracing.relay_span(self.sink.name, events, claimed_at):
+        with tracing.relay_span(self.sink.name, [event.traceparent for event in events], claimed_at):
             await self._relay(events)
         return len(events)
 

@@ -20,7 +20,7 @@ from fastavro.validation import ValidationError, validate
 
 from core.exceptions import ConfigurationError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "feature_trigger.avsc"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "feature_trigger.avsc"
 EVENT_TYPE = "feature_available"
 DELETED_EVENT_TYPE = "feature_deleted"
 """A category's data removed (`DELETE /api/v1/items/{id}`); `features` names what it held."""

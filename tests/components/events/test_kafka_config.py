@@ -12,10 +12,9 @@ import pytest
 from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 from pydantic import ValidationError
 
-from core.events import load_event_schema
-from core.exceptions import ConfigurationError
-from core.kafka import KafkaSink
-from core.kafka_config import (
+from components.events.events import load_event_schema
+from components.events.kafka import KafkaSink
+from components.events.kafka_config import (
     check_producer_config,
     msk_iam_token_callback,
     producer_config,
@@ -23,8 +22,9 @@ from core.kafka_config import (
     registry_config,
     security_config,
 )
-from core.kafka_settings import KAFKA_FIXED_PROPERTIES, KAFKA_PROPERTIES_OF_SETTINGS
+from core.exceptions import ConfigurationError
 from core.settings import Settings
+from core.settings.kafka import KAFKA_FIXED_PROPERTIES, KAFKA_PROPERTIES_OF_SETTINGS
 from devservers import free_port
 from main import create_app
 from tests.conftest import SettingsFactory

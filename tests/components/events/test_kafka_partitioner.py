@@ -5,9 +5,9 @@ import zlib
 
 import pytest
 
-from core.kafka_config import producer_config
+from components.events.kafka_config import producer_config
+from tests.components.events.kafka_helpers import consume, wait_for, write
 from tests.conftest import KafkaBroker, SettingsFactory
-from tests.core.test_kafka import consume, wait_for, write
 
 pytestmark = pytest.mark.backends("sqlite")
 

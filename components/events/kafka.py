@@ -13,7 +13,7 @@ librdkafka retries what it deems retriable until `message.timeout.ms` itself, so
 carries either a timeout (the pipeline) or an error it would not retry. confluent-kafka sets
 `KafkaError.retriable()` and `fatal()` on no delivery report (a timed-out one included: both false),
 so the error codes decide; where either is set, it is taken as the pipeline's trouble. How the clients
-are configured (TLS, SASL, MSK IAM, the registry's credentials) is `core.kafka_config`'s job; every
+are configured (TLS, SASL, MSK IAM, the registry's credentials) is `kafka_config`'s job; every
 error text this module keeps or logs has the configured secrets removed. The producer's calls block
 (polling for reports, flushing, creating it), so they run in a worker thread: the relay is a task of
 the service's event loop.
@@ -34,8 +34,14 @@ from confluent_kafka.serialization import SerializationContext, SerializationErr
 from fastavro.types import Schema
 from fastavro.validation import validate
 
-from core.events import Delivery, EventSchema, OutboxEvent, Rejection
-from core.kafka_config import check_producer_config, producer_config, redactor, registry_config, serializer_config
+from components.events.events import Delivery, EventSchema, OutboxEvent, Rejection
+from components.events.kafka_config import (
+    check_producer_config,
+    producer_config,
+    redactor,
+    registry_config,
+    serializer_config,
+)
 from core.settings import Settings
 from core.tracing import TRACEPARENT
 

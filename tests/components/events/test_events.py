@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastavro.validation import validate
 
-from core.events import SCHEMA_PATH, LogSink, feature_available_event, load_event_schema
+from components.events.events import SCHEMA_PATH, LogSink, feature_available_event, load_event_schema
 from core.exceptions import ConfigurationError
 
 # Storage-agnostic: the embedded store serves these as well as any backend would.

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import anyio
 import pytest
 
+from components.events.events import Delivery, OutboxEvent, Rejection
+from components.events.outbox import OutboxRelay, backoff_seconds
 from components.features.store.base import OnlineStore
-from core.events import Delivery, OutboxEvent, Rejection
 from core.metrics import metrics
-from core.outbox import OutboxRelay, backoff_seconds
 from tests.factories import make_write
 
 pytestmark = pytest.mark.anyio

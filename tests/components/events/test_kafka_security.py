@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from core.events import SCHEMA_PATH
+from components.events.events import SCHEMA_PATH
 from devservers import Stunnel, TestCertificates, free_port, start_tansu_on
+from tests.components.events.kafka_helpers import consume, wait_for, write
 from tests.conftest import SettingsFactory
-from tests.core.test_kafka import consume, wait_for, write
 from tests.schemas.test_evolution import HISTORY, avro_decode
 
 pytestmark = pytest.mark.backends("sqlite")

@@ -10,12 +10,12 @@ from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import SecretStr
 
-from core.events import SCHEMA_PATH
-from core.kafka import explain_registry_error
-from core.kafka_config import registry_config, serializer_config
+from components.events.events import SCHEMA_PATH
+from components.events.kafka import explain_registry_error
+from components.events.kafka_config import registry_config, serializer_config
 from core.settings import Settings
+from tests.components.events.kafka_helpers import consume, wait_for, write
 from tests.conftest import KafkaBroker, SettingsFactory
-from tests.core.test_kafka import consume, wait_for, write
 
 pytestmark = pytest.mark.backends("sqlite")
 
