@@ -27,7 +27,7 @@ NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 CONTROL_FREE_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 """As JSON Schema: no control characters (what `has_unsafe_characters` refuses, bar unpaired surrogates)."""
 FEATURE_VALUE_REF = "#/components/schemas/FeatureValue"
-"""Any JSON value within the service's limits; the schema is api/values.py's, added to the document there."""
+"""Any JSON value within the service's limits; the schema is api/openapi/values.py's, added to the document there."""
 MAX_ENTITY_VALUE_BYTES = 1024
 MAX_META_TEXT = 256
 

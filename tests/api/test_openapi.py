@@ -72,6 +72,15 @@ def test_operation_ids_are_unique_method_names(document: dict[str, Any], backend
     assert ids == OPERATION_IDS
 
 
+@pytest.mark.backends("sqlite")
+def test_the_document_is_built_once(make_settings, backend) -> None:
+    app = create_app(make_settings())
+    document = app.openapi()
+    assert app.openapi() is document
+    assert app.openapi_schema is document
+    assert document["components"]["schemas"]["FeatureValue"], "the transforms are applied to the cached document"
+
+
 def all_subclasses(cls: type[FeatureStoreError]) -> list[type[FeatureStoreError]]:
     return [cls, *(sub for child in cls.__subclasses__() for sub in all_subclasses(child))]
 
