@@ -7,6 +7,7 @@ from fastapi.openapi.models import APIKey, APIKeyIn
 from fastapi.security.base import SecurityBase
 from starlette.datastructures import Headers
 
+from api.runtime import runtime_of
 from core.auth import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE, Principal
 
 
@@ -36,7 +37,7 @@ class ApiKeyAccess(SecurityBase):
         )
 
     async def __call__(self, request: Request) -> Principal | None:
-        authenticator = request.app.state.runtime.auth
+        authenticator = runtime_of(request).auth
         if authenticator is None:
             return None
         return authenticator.authenticate(presented_key(request.headers), self.scope)

@@ -11,7 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 from api.auth import require_admin
 from api.responses import errors
 from api.routing import StrictQueryRoute
-from components.runtime import Runtime
+from api.runtime import runtime_of
 from core.outbox import DEAD_LETTER_CURSOR_PATTERN, EVENT_ID_PATTERN, DeadLetter, DeadLetterCursor
 from core.serialization import JSONBytesResponse, dumps
 from core.timeutils import epoch_to_iso
@@ -123,10 +123,6 @@ router = APIRouter(
     route_class=StrictQueryRoute,
     dependencies=[Depends(require_admin)],
 )
-
-
-def runtime_of(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 def as_item(letter: DeadLetter) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import require_read
 from api.responses import errors
 from api.routing import StrictQueryRoute
+from api.runtime import runtime_of
 from components.features.models import MAX_ENTITY_VALUE_BYTES
 from core.serialization import JSONBytesResponse, dumps
 from core.settings import Settings
@@ -87,4 +88,4 @@ router = APIRouter(
 async def read_limits(request: Request) -> JSONBytesResponse:
     """What one request may hold; a request over any of these is refused with a 4xx. Clients read it
     once and split larger work (e.g. batch reads) to fit."""
-    return JSONBytesResponse(dumps(limits_of(request.app.state.runtime.settings)))
+    return JSONBytesResponse(dumps(limits_of(runtime_of(request).settings)))
