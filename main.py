@@ -9,13 +9,10 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from api.auth import document_bearer, document_without_keys
-from api.docs import add_offline_docs
 from api.errors import register_error_handlers
-from api.names import document_names
+from api.openapi import install_openapi
 from api.v1 import admin, earlier, limits, registry, routes
 from api.v1.routes import BULK_WRITE_PATH
-from api.values import document_values
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
@@ -115,14 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
     ):
         app.router.routes.extend(router.routes)
-    if settings.auth_enabled:
-        document_bearer(app)
-    else:
-        document_without_keys(app)
-    document_names(app, settings.entity_types, runtime.registry.names)
-    document_values(app, settings)
-    if settings.docs_enabled:
-        add_offline_docs(app)  # after the API's routes, so matching an API request never tries them
+    install_openapi(app, settings, runtime.registry.names)  # after the API's routes: the docs pages come last
     app.add_middleware(
         # Chosen once: with tracing off, requests pass through the plain middleware and create no span.
         TracedRequestMiddleware if tracing.enabled else RequestMiddleware,

@@ -35,7 +35,7 @@ from components.features.names import (
 )
 
 FEATURE_VALUE_REF = "#/components/schemas/FeatureValue"
-"""Any JSON value within the service's limits; the schema is api/values.py's, added to the document there."""
+"""Any JSON value within the service's limits; the schema is api/openapi/values.py's, added to the document there."""
 
 
 def _check_entity_value(value: str) -> str:

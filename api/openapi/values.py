@@ -14,10 +14,7 @@ lengths of `feature_list` and `entity_values` in reads (they depend on the setti
 models cannot carry them).
 """
 
-from collections.abc import Callable
 from typing import Any
-
-from fastapi import FastAPI
 
 from components.features.models import FEATURE_VALUE_REF
 from components.features.names import CONTROL_FREE_PATTERN
@@ -50,34 +47,27 @@ def _bound(schema: dict[str, Any], kind: str, **bounds: int) -> None:
             option.update(bounds)
 
 
-def document_values(app: FastAPI, settings: Settings) -> None:
-    build: Callable[[], dict[str, Any]] = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = build()
-        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        schemas["FeatureValue"] = FEATURE_VALUE
-        fields = {
-            ("GetItemsData", "feature_list"): ("array", {"maxItems": settings.max_feature_list}),
-            ("GetBatchData", "feature_list"): ("array", {"maxItems": settings.max_feature_list}),
-            ("GetBatchData", "entity_values"): ("array", {"maxItems": settings.max_batch_entities}),
-        }
-        for (model, field), (kind, bounds) in fields.items():
-            properties = schemas.get(model, {}).get("properties", {})
-            if field in properties:
-                _bound(properties[field], kind, **bounds)
-        write = schemas.get("WriteRequest", {}).get("properties", {})
-        for spelling in ("meta", "metadata"):
-            if "$ref" in write.get(spelling, {}):
-                # The single write refuses it as a whole; a bulk write (same WriteMeta) fails the entity only.
-                ttl = {"properties": {"ttl": {"maximum": settings.max_ttl_seconds}}}
-                meta = write[spelling]
-                meta["allOf"] = [{"$ref": meta.pop("$ref")}, ttl]
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                for parameter in operation.get("parameters", []):
-                    if parameter.get("in") == "query" and parameter.get("name") == "ttl":
-                        _bound(parameter["schema"], "integer", maximum=settings.max_ttl_seconds)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+def document_values(document: dict[str, Any], settings: Settings) -> None:
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["FeatureValue"] = FEATURE_VALUE
+    fields = {
+        ("GetItemsData", "feature_list"): ("array", {"maxItems": settings.max_feature_list}),
+        ("GetBatchData", "feature_list"): ("array", {"maxItems": settings.max_feature_list}),
+        ("GetBatchData", "entity_values"): ("array", {"maxItems": settings.max_batch_entities}),
+    }
+    for (model, field), (kind, bounds) in fields.items():
+        properties = schemas.get(model, {}).get("properties", {})
+        if field in properties:
+            _bound(properties[field], kind, **bounds)
+    write = schemas.get("WriteRequest", {}).get("properties", {})
+    for spelling in ("meta", "metadata"):
+        if "$ref" in write.get(spelling, {}):
+            # The single write refuses it as a whole; a bulk write (same WriteMeta) fails the entity only.
+            ttl = {"properties": {"ttl": {"maximum": settings.max_ttl_seconds}}}
+            meta = write[spelling]
+            meta["allOf"] = [{"$ref": meta.pop("$ref")}, ttl]
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and parameter.get("name") == "ttl":
+                    _bound(parameter["schema"], "integer", maximum=settings.max_ttl_seconds)

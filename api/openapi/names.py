@@ -8,10 +8,8 @@ They come from the settings (`ENTITY_TYPES`, `EXTRA_ENTITY_TYPES`) and the featu
 `ALLOWED_CATEGORIES`), so the document is the one of this configuration.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
-
-from fastapi import FastAPI
 
 BODY_FIELDS = {
     "GetItemsData": ("entity_type",),
@@ -36,27 +34,20 @@ def _with_enum(schema: dict[str, Any], values: list[str]) -> dict[str, Any]:
     return schema
 
 
-def document_names(app: FastAPI, entity_types: Iterable[str], categories: Iterable[str]) -> None:
+def document_names(document: dict[str, Any], entity_types: Iterable[str], categories: Iterable[str]) -> None:
     values = {"entity_type": sorted(entity_types), "category": sorted(categories)}
-    build: Callable[[], dict[str, Any]] = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = build()
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                for parameter in operation.get("parameters", []):
-                    if parameter.get("in") in ("path", "query") and parameter.get("name") in PARAMETERS:
-                        parameter["schema"] = _with_enum(parameter["schema"], values[parameter["name"]])
-        schemas = schema.get("components", {}).get("schemas", {})
-        earlier_write = schemas.get("EarlierWriteBody")
-        if earlier_write is not None and "patternProperties" in earlier_write:
-            features = next(iter(earlier_write.pop("patternProperties").values()))
-            earlier_write["properties"] = dict.fromkeys(values["category"], features)
-        for model, fields in BODY_FIELDS.items():
-            properties = schemas.get(model, {}).get("properties", {})
-            for field in fields:
-                if field in properties:
-                    properties[field] = _with_enum(properties[field], values[field])
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") in ("path", "query") and parameter.get("name") in PARAMETERS:
+                    parameter["schema"] = _with_enum(parameter["schema"], values[parameter["name"]])
+    schemas = document.get("components", {}).get("schemas", {})
+    earlier_write = schemas.get("EarlierWriteBody")
+    if earlier_write is not None and "patternProperties" in earlier_write:
+        features = next(iter(earlier_write.pop("patternProperties").values()))
+        earlier_write["properties"] = dict.fromkeys(values["category"], features)
+    for model, fields in BODY_FIELDS.items():
+        properties = schemas.get(model, {}).get("properties", {})
+        for field in fields:
+            if field in properties:
+                properties[field] = _with_enum(properties[field], values[field])
