@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from api.auth import document_bearer, document_without_keys
+from api.direct import log_request_handler
 from api.docs import add_offline_docs
 from api.errors import register_error_handlers
 from api.names import document_names
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
         tune_garbage_collection()
+        log_request_handler()
         await runtime.start()
         yield
         await runtime.shutdown()
