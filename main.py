@@ -9,6 +9,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
+from api.direct import log_request_handler
 from api.errors import register_error_handlers
 from api.openapi import install_openapi
 from api.v1 import admin, earlier, limits, registry, routes
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
         tune_garbage_collection()
+        log_request_handler()
         await runtime.start()
         yield
         await runtime.shutdown()

@@ -17,7 +17,8 @@ is refused (and a client generated from it would take two arguments for one thin
 
 Routes that take only path and query parameters, a JSON body and the key check are handled by
 `api.direct` rather than FastAPI's general handler (about a third of a single-category read's CPU
-in-process).
+in-process), unless its fence leaves every route to FastAPI's (an unverified FastAPI version, a
+private name gone, an unknown `Dependant` field).
 
 A request without a query string pays one dictionary lookup. The docs pages (`/docs`, `/redoc`,
 `/openapi.json`) are not API routes and accept any query string.
