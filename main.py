@@ -35,8 +35,8 @@ logger = logging.getLogger("feature_store.tracing")
 
 GC_GEN0_THRESHOLD = 20_000
 """Allocations between two young-generation collections (CPython's default: 700). A read that returns
-many items allocates thousands of objects at once (a 50-entity batch from DynamoDB parses about
-4,000 dicts), so at the default the collector ran several times per request, each time walking the
+many items allocates thousands of objects at once (a 50-entity batch from DynamoDB parses thousands of
+dicts), so at the default the collector ran several times per request, each time walking the
 answer just built; request handling makes next to no reference cycles for it to find."""
 
 
@@ -101,8 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     register_error_handlers(app)
     # The routes themselves, not `include_router`: FastAPI 0.165 builds an included router's routes
-    # again for every app, on its first request (~25-50 ms; every route's dependant, response
-    # fields and handler), where these were built once, at import.
+    # again for every app, on its first request (every route's dependant, response fields and
+    # handler: tens of milliseconds), where these were built once, at import.
     for router in (
         routes.reads,
         earlier.reads,

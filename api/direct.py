@@ -2,9 +2,8 @@
 general machinery, for routes that need nothing more.
 
 FastAPI's own handler resolves every request through its dependency graph, inspects each parameter's
-annotation again, builds an error context and telemetry record, and handles response models: ~50 us
-of a single-category read's ~130 us and ~28 us of a multi-category read's ~150 us (in-process ASGI
-loop, 20,000 reads, FastAPI 0.165). A route is served here when its endpoint is a coroutine returning
+annotation again, builds an error context and telemetry record, and handles response models: a third
+of a single-category read's time (figures: docs/performance.md, "Figures behind the code"). A route is served here when its endpoint is a coroutine returning
 a `Response` and takes only path and query parameters, one body model, the request, and
 dependencies that are coroutines of the request alone (the API-key check). It gets the same
 validators (each input's own, as FastAPI built it), so the same values and the same errors at the

@@ -45,11 +45,10 @@ class OutboxEvent:
 def new_event_id() -> str:
     """A UUID of version 7 (RFC 9562): the time in milliseconds, then 74 random bits. The outbox's index
     of event ids stays in time order, so a commit's new ids land on the same few index pages (and the
-    relay's deletions of them too) instead of one random page each, as version 4 ids did: with the
-    50,000-event backlog a bulk-write run leaves, 100 entities' commit cost 15 ms of CPU instead of
-    19-24 ms, claiming and deleting their 500 events 6.7 ms instead of 9-14 ms. Python has no `uuid7`
-    before 3.14. The random bits make ids unique, not secret: `random` (reseeded in every forked
-    process) costs 0.1 us where `os.urandom`, a system call, cost 0.4 us, more under load."""
+    relay's deletions of them too) instead of one random page each, as version 4 ids did, which makes
+    commits and the relay's claims cheaper under a large backlog (figures: docs/performance.md, "Figures
+    behind the code"). Python has no `uuid7` before 3.14. The random bits make ids unique, not secret:
+    `random` (reseeded in every forked process) avoids a system call per id that `os.urandom` makes."""
     digits = ((time.time_ns() // 1_000_000).to_bytes(6, "big") + random.getrandbits(80).to_bytes(10, "big")).hex()
     variant = "89ab"[int(digits[16], 16) & 3]
     return f"{digits[:8]}-{digits[8:12]}-7{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"

@@ -2,8 +2,8 @@
 carries, and what a write or a deletion did.
 
 Plain slotted dataclasses, since every request builds some. Those built per entity or per category
-(`EntityInput`, `CategoryInput`, `EntityFeatures`) are not frozen: a frozen dataclass costs 4x to build
-(see store/base.py), and a bulk write builds thousands.
+(`EntityInput`, `CategoryInput`, `EntityFeatures`) are not frozen: a frozen dataclass sets each field
+through `object.__setattr__` (see store/base.py), and a bulk write builds thousands.
 """
 
 from collections.abc import Sequence

@@ -12,8 +12,8 @@ wait on fsync or locks, to a worker thread.
 
 The write records (`CategoryWrite`, `EntityWrite`, `components.events.events.OutboxEvent`,
 `records.EntityInput`) are slotted dataclasses that nothing changes once built, but not frozen ones: a frozen
-dataclass sets each field through `object.__setattr__`, 4x the cost, and a bulk write builds a dozen per
-entity (~8 us each entity, 6% of its CPU).
+dataclass sets each field through `object.__setattr__`, several times the cost, and a bulk write builds a
+dozen per entity (figures: docs/performance.md, "Figures behind the code").
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence

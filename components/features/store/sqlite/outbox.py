@@ -64,10 +64,10 @@ CLAIM = (
 )
 """The `limit` oldest due events that no relay holds. `due_at` is 0 for an event that never failed and
 the time it is due again for one that did. Asked as one range (`due_at <= now ORDER BY created_at`),
-SQLite reads every due event and sorts them, so each claim cost grows with the backlog: 23 ms for 500
-events out of 70,000 pending, which is what a bulk write leaves. Asked in two parts, the events that
-never failed come in `created_at` order straight from the index (0.4 ms for the same claim), and only
-events waiting for a retry are sorted; the answer is the same."""
+SQLite reads every due event and sorts them, so each claim's cost grows with the backlog a bulk write
+leaves. Asked in two parts, the events that never failed come in `created_at` order straight from the
+index, and only events waiting for a retry are sorted; the answer is the same (figures:
+docs/performance.md, "Figures behind the code")."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
