@@ -1,5 +1,6 @@
-# `make run` serves the API on the embedded store; `make test` runs the whole suite; `make lint` checks
-# style and types; `make lock` regenerates the dependency locks from pyproject.toml.
+# `make run` serves the API on the embedded store; `make test` runs the whole suite, `make test-fast` all
+# but its slow suites; `make lint` checks style and types; `make lock` regenerates the dependency locks
+# from pyproject.toml.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +17,7 @@ LOCK_FLAGS ?=
 UV_COMPILE = $(BIN)/uv pip compile --quiet --no-config --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(LOCK_FLAGS)
 
-.PHONY: run test lint lock bench install install-dev servers image dynamodb-local dynamodb-tables openapi clean
+.PHONY: run test test-fast lint lock bench install install-dev servers image dynamodb-local dynamodb-tables openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,11 @@ dynamodb-tables: install
 
 test: install-dev servers
 	$(BIN)/python -m pytest
+
+# The loop to run while working: everything but the suites marked `slow` (fault injection, schemathesis'
+# fuzzing in-process and over HTTP, the benchmark's smoke run, the browser, the other multi-second tests).
+test-fast: install-dev servers
+	$(BIN)/python -m pytest -m "not slow"
 
 # Every check runs, and the target fails if any of them found something.
 lint: install-dev

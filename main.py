@@ -9,13 +9,11 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from api.auth import document_bearer, document_without_keys
-from api.docs import add_offline_docs
+from api.direct import log_request_handler
 from api.errors import register_error_handlers
-from api.names import document_names
+from api.openapi import install_openapi
 from api.v1 import admin, earlier, limits, registry, routes
 from api.v1.routes import BULK_WRITE_PATH
-from api.values import document_values
 from components.runtime import Runtime
 from core import VERSION
 from core.logging import configure_logging
@@ -37,8 +35,8 @@ logger = logging.getLogger("feature_store.tracing")
 
 GC_GEN0_THRESHOLD = 20_000
 """Allocations between two young-generation collections (CPython's default: 700). A read that returns
-many items allocates thousands of objects at once (a 50-entity batch from DynamoDB parses about
-4,000 dicts), so at the default the collector ran several times per request, each time walking the
+many items allocates thousands of objects at once (a 50-entity batch from DynamoDB parses thousands of
+dicts), so at the default the collector ran several times per request, each time walking the
 answer just built; request handling makes next to no reference cycles for it to find."""
 
 
@@ -73,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
         tune_garbage_collection()
+        log_request_handler()
         await runtime.start()
         yield
         await runtime.shutdown()
@@ -96,8 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     register_error_handlers(app)
     # The routes themselves, not `include_router`: FastAPI 0.165 builds an included router's routes
-    # again for every app, on its first request (~25-50 ms; every route's dependant, response
-    # fields and handler), where these were built once, at import.
+    # again for every app, on its first request (every route's dependant, response fields and
+    # handler: tens of milliseconds), where these were built once, at import.
     for router in (
         routes.reads,
         earlier.reads,
@@ -113,14 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from api.metrics import metrics_route  # prometheus-client is imported only when it is used
 
         app.router.routes.append(metrics_route(settings.metrics_path, settings.metrics_require_key))
-    if settings.auth_enabled:
-        document_bearer(app)
-    else:
-        document_without_keys(app)
-    document_names(app, settings.entity_types, runtime.registry.names)
-    document_values(app, settings)
-    if settings.docs_enabled:
-        add_offline_docs(app)  # after the API's routes, so matching an API request never tries them
+    install_openapi(app, settings, runtime.registry.names)  # after the API's routes: the docs pages come last
     app.add_middleware(
         # Chosen once: with tracing off, requests pass through the plain middleware and create no span.
         TracedRequestMiddleware if tracing.enabled else RequestMiddleware,

@@ -2,45 +2,141 @@
 general machinery, for routes that need nothing more.
 
 FastAPI's own handler resolves every request through its dependency graph, inspects each parameter's
-annotation again, builds an error context and telemetry record, and handles response models: ~50 us
-of a single-category read's ~130 us and ~28 us of a multi-category read's ~150 us (in-process ASGI
-loop, 20,000 reads, FastAPI 0.165). A route is served here when its endpoint is a coroutine returning
+annotation again, builds an error context and telemetry record, and handles response models: a third
+of a single-category read's time (figures: docs/performance.md, "Figures behind the code"). A route is served here when its endpoint is a coroutine returning
 a `Response` and takes only path and query parameters, one body model, the request, and
 dependencies that are coroutines of the request alone (the API-key check). It gets the same
 validators (each input's own, as FastAPI built it), so the same values and the same errors at the
 same locations, in FastAPI's order: the body read and parsed, the dependencies, then path, query and
 body validation. The body is read as FastAPI reads it with a strict Content-Type (its default); a
 route that relaxes it, or needs anything else (headers, forms, several body fields, mutable
-defaults), is left to FastAPI (`direct_handler` returns None). FastAPI's own body size limit
-(`max_body_size`) is not used here: the request middleware enforces the service's. Nor are
-`app.dependency_overrides`: the service sets none, and a test that needs one must build the route
-with FastAPI's handler (as `tests/api/test_direct.py` does).
+defaults, a dependency with a concurrency limit), is left to FastAPI (`direct_handler` returns None).
+FastAPI's own body size limit (`max_body_size`) is not used here: the request middleware enforces
+the service's. Nor are `app.dependency_overrides` (see docs/development.md, "The direct request
+handler").
+
+It leans on FastAPI's private names and on how its handler behaves, so it is fenced: when one of
+those names cannot be imported, when the installed FastAPI is not a version it was verified
+against, or when FastAPI's `Dependant` has a field it does not know (or lacks one it reads), every
+route stays on FastAPI's own handler (`unavailable_reason` says why), and one line at start-up says
+which handler serves the routes (`log_request_handler`).
 """
 
+from __future__ import annotations  # the annotations name FastAPI's private types, which may be missing
+
+import dataclasses
 import email.message
 import functools
 import inspect
 import json
+import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
+import fastapi
 from fastapi import params
-from fastapi._compat import ModelField, Undefined, field_annotation_is_sequence, get_missing_field_error
-from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Json
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+# FastAPI's private names: when one is gone, every route stays on FastAPI's own handler (`unavailable_reason`).
+try:
+    from fastapi._compat import ModelField, Undefined, field_annotation_is_sequence, get_missing_field_error
+    from fastapi.dependencies.models import Dependant
+except ImportError as error:
+    MISSING_NAMES: str | None = str(error)
+else:
+    MISSING_NAMES = None
+
+logger = logging.getLogger("feature_store.routing")
+
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+# Before adding a FastAPI version, re-verify this module against that version's source
+# (fastapi/routing.py: get_request_handler; fastapi/dependencies/utils.py:
+# solve_dependencies, request_params_to_args, request_body_to_args; fastapi/dependencies/models.py):
+# - the private names imported above still exist and mean the same: ModelField's `validate(value, values,
+#   loc=...)` returning (value, errors), `field_info`, `alias`, `name`; `Undefined`; `field_annotation_is_sequence`;
+#   `get_missing_field_error`'s error; and, in api/routing.py, `_effective_route_context_var` still holding the
+#   inclusion being built (its `original_route`, `dependant`, `strict_content_type`), whose dependencies (the
+#   API-key check) the handler must be built with;
+# - Dependant's fields (DEPENDANT_FIELDS) and that each still means what its entry says;
+# - the behaviours copied here: the body read (JSON only for application/json and +json with a strict
+#   Content-Type, the `json_invalid` error, a 400 for any other failure), the order (body read, dependencies,
+#   then path, query and body validation), a list query parameter read from every repetition, a missing
+#   optional input given its default (which FastAPI deep-copies: IMMUTABLE_DEFAULTS), each dependency called
+#   once a request;
+# then run tests/api/test_direct.py, whose equivalence tests compare this handler's answers with FastAPI's.
+VERIFIED_FASTAPI_VERSIONS = frozenset({"0.165.0"})
+"""The FastAPI versions this handler was verified against; under any other, FastAPI's own serves every route."""
+
+DEPENDANT_FIELDS = {
+    "path_params": "validated here (plain fields only)",
+    "query_params": "validated here (plain fields only)",
+    "header_params": "any: left to FastAPI",
+    "cookie_params": "any: left to FastAPI",
+    "body_params": "validated here (one model, the whole JSON body)",
+    "dependencies": "awaited here (coroutines of the request alone, each once)",
+    "name": "the argument a dependency's value is passed as",
+    "call": "the endpoint or dependency awaited",
+    "request_param_name": "given the request",
+    "websocket_param_name": "any: left to FastAPI",
+    "http_connection_param_name": "any: left to FastAPI",
+    "response_param_name": "any: left to FastAPI",
+    "background_tasks_param_name": "any: left to FastAPI",
+    "security_scopes_param_name": "any: left to FastAPI",
+    "own_oauth_scopes": "for SecurityScopes and the dependency cache only, neither of which applies here",
+    "parent_oauth_scopes": "for SecurityScopes and the dependency cache only, neither of which applies here",
+    "use_cache": "a dependency listed twice is left to FastAPI, so each is called once either way",
+    "path": "for FastAPI's error context only",
+    "scope": "for generator dependencies only, which are left to FastAPI",
+    "concurrency": "a dependency with a limit is left to FastAPI",
+}
+"""Every field of FastAPI's `Dependant` this handler was written for -> what it does with it."""
 
 IMMUTABLE_DEFAULTS = (str, int, float, bool, type(None))
 """FastAPI gives a missing parameter a deep copy of its default; these need none."""
 
 
-@dataclass(frozen=True, slots=True)
+def unavailable_reason() -> str | None:
+    """Why every route stays on FastAPI's own handler in this process; None when this one may serve them."""
+    if MISSING_NAMES is not None:
+        return f"FastAPI's private names it uses cannot be imported ({MISSING_NAMES})"
+    version = fastapi.__version__
+    if version not in VERIFIED_FASTAPI_VERSIONS:
+        verified = ", ".join(sorted(VERIFIED_FASTAPI_VERSIONS))
+        return f"FastAPI {version} is not a version it was verified against ({verified})"
+    if not dataclasses.is_dataclass(Dependant):
+        return "FastAPI's Dependant is not the dataclass it was written for"
+    fields = {field.name for field in dataclasses.fields(Dependant)}
+    unknown, gone = sorted(fields - DEPENDANT_FIELDS.keys()), sorted(DEPENDANT_FIELDS.keys() - fields)
+    if unknown or gone:
+        return (
+            f"FastAPI's Dependant has fields it does not know ({', '.join(unknown) or 'none'})"
+            f" or lacks ones it reads ({', '.join(gone) or 'none'})"
+        )
+    return None
+
+
+def log_request_handler() -> None:
+    """The start-up line saying which handler serves the API's routes, and why when it is FastAPI's alone."""
+    reason = unavailable_reason()
+    if reason is None:
+        logger.info(
+            "request handler: api.direct serves the routes it can, FastAPI's own the others",
+            extra={"fastapi_version": fastapi.__version__},
+        )
+    else:
+        logger.warning(
+            "request handler: FastAPI's own serves every route, api.direct is off: %s",
+            reason,
+            extra={"fastapi_version": fastapi.__version__},
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Parameter:
     name: str
     field: ModelField
@@ -139,6 +235,8 @@ def _returns_a_response(call: Callable[..., Any]) -> bool:
 
 def direct_handler(dependant: Dependant, *, strict_content_type: bool = True) -> Handler | None:
     """The handler for a route whose needs are covered here; None to leave it to FastAPI."""
+    if unavailable_reason() is not None:
+        return None
     endpoint = dependant.call
     if not _whole_body(dependant.body_params) or not strict_content_type:
         return None
@@ -154,6 +252,7 @@ def direct_handler(dependant: Dependant, *, strict_content_type: bool = True) ->
             or not _is_coroutine(dependency.call)
             or dependency.request_param_name is None
             or dependency.dependencies
+            or dependency.concurrency is not None
             or not _takes_only_the_request(dependency, inputs=False)
         ):
             return None

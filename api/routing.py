@@ -17,7 +17,8 @@ is refused (and a client generated from it would take two arguments for one thin
 
 Routes that take only path and query parameters, a JSON body and the key check are handled by
 `api.direct` rather than FastAPI's general handler (about a third of a single-category read's CPU
-in-process).
+in-process), unless its fence leaves every route to FastAPI's (an unverified FastAPI version, a
+private name gone, an unknown `Dependant` field).
 
 A request without a query string pays one dictionary lookup. The docs pages (`/docs`, `/redoc`,
 `/openapi.json`) are not API routes and accept any query string.
@@ -136,8 +137,8 @@ def check_query(request: Request, names: QueryNames) -> Request:
 
 class JSONRequest(Request):
     """A request whose JSON body is parsed by pydantic-core rather than the standard library's `json`:
-    3 times faster (1.0 ms against 3.0 ms for a 240 KB bulk write of 100 entities x 5 categories, 8% of
-    the service's CPU for such a request). Both give the same values (big integers stay integers, NaN
+    several times faster on a bulk write's body (figures: docs/performance.md, "Figures behind the code").
+    Both give the same values (big integers stay integers, NaN
     and Infinity parse, a repeated key keeps its last value); a body pydantic-core refuses (a lone
     surrogate escape, a byte-order mark, invalid JSON) goes to `json` as before, so it is accepted or
     refused, and its error worded, exactly as it was."""

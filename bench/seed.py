@@ -9,6 +9,7 @@ import statistics
 import time
 
 from bench.scenarios import CATEGORIES, features
+from components.features.records import CategoryInput, EntityInput, Provenance
 from components.runtime import Runtime
 from core.settings import Settings
 
@@ -26,20 +27,13 @@ async def _seed(entities: int, concurrency: int = 8) -> None:
     await runtime.warmup()
     await runtime.start()
     entity_type = settings.entity_types["bright_uid"]
-    categories = {name: features(index) for index, name in enumerate(CATEGORIES)}
+    categories = [CategoryInput(name, features(index), ()) for index, name in enumerate(CATEGORIES)]
+    provenance = Provenance("prediction_service", "seed", None, None)
     next_index = iter(range(entities))
 
     async def writer() -> None:
         for index in next_index:
-            await runtime.flows.write(
-                entity_type,
-                f"bench-{index}",
-                categories,
-                source="prediction_service",
-                compute_id="seed",
-                ttl=None,
-                event_time=None,
-            )
+            await runtime.flows.write(entity_type, EntityInput(f"bench-{index}", categories, provenance))
 
     await asyncio.gather(*(writer() for _ in range(concurrency)))
     await runtime.relay.stop(timeout=300)

@@ -7,15 +7,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from components.events.events import EventSchema, EventSink, LogSink, load_event_schema
+from components.events.outbox import OutboxRelay
 from components.features.controller import FeatureController
 from components.features.flows import FeatureFlows
 from components.features.registry import Registry
 from components.features.services import FeatureService
 from components.features.store import create_store
 from core.auth import Authenticator
-from core.events import EventSchema, EventSink, LogSink, load_event_schema
 from core.exceptions import FeatureStoreError
-from core.outbox import OutboxRelay
 from core.settings import Settings, StoreBackend
 
 logger = logging.getLogger("feature_store.runtime")
@@ -34,7 +34,7 @@ class Readiness:
 def create_sink(settings: Settings, schema: EventSchema) -> EventSink:
     """Kafka when a broker is configured, else the log; the producer itself is created on first use."""
     if settings.kafka_broker_url:
-        from core.kafka import KafkaSink
+        from components.events.kafka import KafkaSink
 
         return KafkaSink(settings, schema)
     return LogSink()

@@ -14,8 +14,8 @@ What is traced, all through the one process-wide `tracing` object:
 - every `metrics.timer` block (store calls, flows) as a child span, named like its timer: timers and
   spans say the same thing. A timer never starts a trace of its own (the relay's idle polls would);
 - one span per relay batch, linked to the writes whose events it carries: each event keeps the W3C
-  `traceparent` of the write that committed it (`OutboxEvent.traceparent`), and the Kafka sink sends it
-  as a message header, so a consumer continues the write's trace.
+  `traceparent` of the write that committed it, the relay hands those to `relay_span`, and the Kafka sink
+  sends each as a message header, so a consumer continues the write's trace.
 
 Off, nothing of this exists: the plain request middleware is installed, `metrics.timer` is what it
 was, `traceparent()` returns None and `span()` a shared no-op context manager; the SDK is not imported.
@@ -34,7 +34,6 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import Scope
 
-from core.events import OutboxEvent
 from core.exceptions import ConfigurationError
 from core.metrics import Timer, metrics
 from core.request_context import request_id_var
@@ -236,12 +235,15 @@ class Tracing:
                 if span_status_of(span, 500) >= 500:  # no response at all is the middleware's 500
                     span.set_status(Status(StatusCode.ERROR))
 
-    def relay_span(self, system: str, events: Sequence[OutboxEvent], start_time_ns: int) -> AbstractContextManager[Any]:
+    def relay_span(
+        self, system: str, traceparents: Sequence[str | None], start_time_ns: int
+    ) -> AbstractContextManager[Any]:
         """One relay batch: a trace of its own (the relay serves no request), linked to each write whose
-        event it carries; from the moment the claim began."""
+        event it carries, given as the W3C `traceparent` each event kept (None: untraced); from the moment
+        the claim began."""
         if self.tracer is None:
             return _NOOP
-        links = [Link(context) for context in map(_span_context, (event.traceparent for event in events)) if context]
+        links = [Link(context) for context in map(_span_context, traceparents) if context]
         return self.tracer.start_as_current_span(
             "outbox.relay",
             context=otel_context.Context(),
@@ -251,7 +253,7 @@ class Tracing:
             attributes={
                 "messaging.system": system,
                 "messaging.operation.type": "send",
-                "messaging.batch.message_count": len(events),
+                "messaging.batch.message_count": len(traceparents),
             },
         )
 

@@ -4,8 +4,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from components.events.events import DELETED_EVENT_TYPE, OutboxEvent, feature_available_event
 from components.features.store.base import TOMBSTONE, CategoryWrite, Erasure
-from core.events import DELETED_EVENT_TYPE, OutboxEvent, feature_available_event
 from core.timeutils import epoch_to_iso
 
 

@@ -25,8 +25,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from devservers import ServiceProcess, start_dynoxide
+from tests.components.events.kafka_helpers import decode
 from tests.conftest import DYNAMODB_EMULATORS, KafkaBroker, dynamodb_tables
-from tests.core.test_kafka import decode
+
+pytestmark = pytest.mark.slow  # each fault takes seconds: processes killed, brokers and DynamoDB stopped
 
 CATEGORIES = ("user_features", "credit_features", "trans_features")
 

@@ -1,7 +1,6 @@
 """HTTP only: operators' endpoints for dead letters (docs/events.md#dead-letters), listed in pages and
 re-driven once their cause is fixed. Both need the `admin` scope when API keys are on."""
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,8 +10,9 @@ from pydantic.json_schema import SkipJsonSchema
 from api.auth import require_admin
 from api.responses import errors
 from api.routing import StrictQueryRoute
-from components.runtime import Runtime
-from core.outbox import DEAD_LETTER_CURSOR_PATTERN, EVENT_ID_PATTERN, DeadLetter, DeadLetterCursor
+from api.runtime import runtime_of
+from components.events.outbox import DEAD_LETTER_CURSOR_PATTERN, EVENT_ID_PATTERN, DeadLetter, DeadLetterCursor
+from components.features.response_models import EVENT_ID_EXAMPLE, DeadLettersResponse, RedriveResponse
 from core.serialization import JSONBytesResponse, dumps
 from core.timeutils import epoch_to_iso
 
@@ -21,57 +21,6 @@ MAX_REDRIVE = 1000
 """Most dead letters one re-drive names, or takes when asked for all of them."""
 
 EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
-EXAMPLE_ID = "6f1c2a9e-3b7d-4c1e-9a8f-2d4b6e8a0c13"
-EXAMPLE_EVENT: dict[str, Any] = {
-    "event_id": EXAMPLE_ID,
-    "event_type": "feature_available",
-    "timestamp": "2025-10-13T09:15:51.358632+00:00",
-    "entity_type": "bright_uid",
-    "entity_id": "user-123",
-    "resource_type": "feature",
-    "resource_name": "user_features",
-    "compute_id": "compute-123",
-    "features": ["age", "income"],
-}
-
-
-class DeadLetterItem(BaseModel):
-    event_id: str = Field(examples=[EXAMPLE_ID])
-    key: str = Field(description="The Kafka key: `<entity_type>:<entity_value>`.", examples=["bright_uid:user-123"])
-    event: dict[str, Any] = Field(description="The event as it would be published.", examples=[EXAMPLE_EVENT])
-    reason: str = Field(
-        description="Why it left the retry loop: the broker's or serializer's words.",
-        examples=["Kafka refused the event: Broker: Message size too large"],
-    )
-    attempts: int = Field(description="Failures of its own, the last one included.", examples=[1])
-    created_at: datetime = Field(description="When the write that made it committed.")
-    dead_at: datetime = Field(description="When it became a dead letter.")
-
-
-class DeadLettersResponse(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "dead_letters": [
-                        {
-                            "event_id": EXAMPLE_ID,
-                            "key": "bright_uid:user-123",
-                            "event": EXAMPLE_EVENT,
-                            "reason": "Kafka refused the event: Broker: Message size too large",
-                            "attempts": 1,
-                            "created_at": "2025-10-13T09:15:51.358632+00:00",
-                            "dead_at": "2025-10-13T09:15:51.402117+00:00",
-                        }
-                    ],
-                    "next_cursor": None,
-                }
-            ]
-        }
-    )
-
-    dead_letters: list[DeadLetterItem] = Field(description="The longest dead first.")
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class RedriveRequest(BaseModel):
@@ -80,7 +29,7 @@ class RedriveRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"event_ids": [EXAMPLE_ID]}, {"all": True}],
+            "examples": [{"event_ids": [EVENT_ID_EXAMPLE]}, {"all": True}],
             # The validator's rule, stated for clients: ids (with `all` absent or false), or `all: true` alone.
             "oneOf": [
                 {"required": ["event_ids"], "properties": {"all": {"const": False}}},
@@ -110,23 +59,12 @@ class RedriveRequest(BaseModel):
         return self
 
 
-class RedriveResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"redriven": [EXAMPLE_ID], "not_found": []}]})
-
-    redriven: list[str] = Field(description="Due again, and handed to the relay at once.")
-    not_found: list[str] = Field(description="Ids named that are not dead letters (unknown, or re-driven already).")
-
-
 router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
     route_class=StrictQueryRoute,
     dependencies=[Depends(require_admin)],
 )
-
-
-def runtime_of(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 def as_item(letter: DeadLetter) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from api.auth import Writer, require_read
 from api.responses import errors
 from api.routing import StrictQueryRoute
-from api.v1.routes import EntityTypeQuery, MaxAgeQuery, controller_of
+from api.runtime import runtime_of
+from api.v1.routes import EntityTypeQuery, MaxAgeQuery
 from components.features.models import EarlierReadBody, EarlierWriteBody, EntityValue, EventTime, MetaText
+from components.features.records import Provenance
 from components.features.response_models import FeaturesResponse, WriteResponse
 from core.serialization import JSONBytesResponse
 
@@ -46,7 +48,9 @@ async def read_features_by_category(
     category. Answers exactly like `POST /api/v1/get/items`, which replaces it: a body
     `{"user_features": ["age"], "transaction_features": []}` is the feature list
     `["user_features:age", "transaction_features:*"]`."""
-    return await controller_of(request).read_features_by_category(entity_value, entity_type, body.root, max_age_seconds)
+    return await runtime_of(request).controller.read_features_by_category(
+        entity_value, entity_type, body.root, max_age_seconds
+    )
 
 
 @writes.post(
@@ -81,13 +85,7 @@ async def write_by_category(
     """The body maps each category to its features; each category's data is replaced as a whole, all
     categories atomically, exactly like `POST /api/v1/items` with `feature_list`, which replaces it.
     What the current write carries in `meta` comes in the query string."""
-    return await controller_of(request).write_by_category(
-        entity_value,
-        entity_type,
-        body.root,
-        writer,
-        source=source,
-        compute_id=compute_id,
-        ttl=ttl,
-        event_time=event_time,
+    provenance = Provenance(source, compute_id, ttl, event_time)
+    return await runtime_of(request).controller.write_by_category(
+        entity_value, entity_type, body.root, writer, provenance
     )

@@ -12,7 +12,8 @@ from starlette.responses import Response
 from api.auth import require_read
 from api.responses import Responses, errors
 from api.routing import StrictQueryRoute
-from components.features.registry import Document, Registry
+from api.runtime import runtime_of
+from components.features.registry import Document
 from components.features.response_models import RegistryCategory, RegistryResponse
 from core.exceptions import NotFound
 from core.serialization import JSONBytesResponse
@@ -37,10 +38,6 @@ IfNoneMatch = Annotated[
     str | None,
     Header(max_length=8192, description="ETags of registry documents the caller holds; a match answers 304."),
 ]
-
-
-def registry_of(request: Request) -> Registry:
-    return request.app.state.runtime.registry
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:
@@ -70,7 +67,7 @@ async def read_registry(request: Request, if_none_match: IfNoneMatch = None) -> 
     """Every category the service accepts, as declared in `FEATURE_REGISTRY_FILE` with defaults filled in
     (or, without a file, the open categories of `ALLOWED_CATEGORIES`). Send the `ETag` back in
     `If-None-Match` to get a 304 while nothing changed."""
-    return answer(registry_of(request).document, if_none_match)
+    return answer(runtime_of(request).registry.document, if_none_match)
 
 
 @router.get(
@@ -86,7 +83,7 @@ async def read_registry_category(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """404 for a category the registry does not hold."""
-    document = registry_of(request).category_documents.get(category)
+    document = runtime_of(request).registry.category_documents.get(category)
     if document is None:
         raise NotFound(f"category {category!r} is not in the feature registry")
     return answer(document, if_none_match)

@@ -6,8 +6,8 @@ Reads come first: routes are matched in order.
 
 Every route is `async def`: the layers below are async, and the store (or the event sink) decides
 what runs in a worker thread, so no route pays a threadpool hop for work that does not block.
-The controller is taken from the app rather than through a dependency: it is the same object for
-every request, and each dependency costs FastAPI a resolution step per request.
+The controller is taken from the app (`api.runtime.runtime_of`) rather than through a dependency: it
+is the same object for every request, and each dependency costs FastAPI a resolution step per request.
 """
 
 from typing import Annotated
@@ -18,8 +18,8 @@ from pydantic import StringConstraints
 from api.auth import Writer, require_admin, require_read
 from api.responses import errors
 from api.routing import StrictQueryRoute
+from api.runtime import runtime_of
 from components.features.bulk_models import BatchWriteRequest, BatchWriteResponse, DeleteResponse
-from components.features.controller import FeatureController
 from components.features.models import (
     MAX_AGE_DESCRIPTION,
     EntityValue,
@@ -37,23 +37,11 @@ from components.features.response_models import (
     WarmupResponse,
     WriteResponse,
 )
-from components.runtime import Runtime
 from core import VERSION
 from core.metrics import metrics
 from core.serialization import JSONBytesResponse, dumps
 from core.timeutils import isoformat, utcnow
 
-
-def controller_of(request: Request) -> FeatureController:
-    return request.app.state.runtime.controller
-
-
-async def get_runtime(request: Request) -> Runtime:
-    """`async def`: FastAPI would run a plain `def` dependency in the threadpool."""
-    return request.app.state.runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 MaxAgeQuery = Annotated[float | None, Query(gt=0, allow_inf_nan=False, description=MAX_AGE_DESCRIPTION)]
 EntityTypeQuery = Annotated[
     str,
@@ -88,7 +76,7 @@ async def read_category(
 ) -> JSONBytesResponse:
     """404 when the entity has nothing in that category, or only expired data, or data older than
     `max_age_seconds`."""
-    return await controller_of(request).read_category(entity_value, category, entity_type, max_age_seconds)
+    return await runtime_of(request).controller.read_category(entity_value, category, entity_type, max_age_seconds)
 
 
 @reads.post(
@@ -102,7 +90,7 @@ async def read_features(request: Request, body: GetItemsRequest) -> JSONBytesRes
     """`category:feature` picks one feature, `category:*` the whole category. Categories that are not
     allowed, absent or expired are listed in `unavailable_feature_categories`; absent features of a
     present category in `unavailable_features`."""
-    return await controller_of(request).read_features(body)
+    return await runtime_of(request).controller.read_features(body)
 
 
 @reads.post(
@@ -114,7 +102,7 @@ async def read_features(request: Request, body: GetItemsRequest) -> JSONBytesRes
 )
 async def read_batch(request: Request, body: GetBatchRequest) -> JSONBytesResponse:
     """One result per requested entity, in request order."""
-    return await controller_of(request).read_batch(body)
+    return await runtime_of(request).controller.read_batch(body)
 
 
 @writes.post(
@@ -128,7 +116,7 @@ async def write_features(request: Request, body: Annotated[WriteRequest, Body()]
     """Replaces the data of each category given, atomically across categories, and announces each
     category written with a `feature_available` event. With API keys on, the key must have
     `features:write` and decides the source and the categories it may write."""
-    return await controller_of(request).write(body, writer)
+    return await runtime_of(request).controller.write(body, writer)
 
 
 BULK_WRITE_PATH = "/api/v1/items/batch"
@@ -149,7 +137,7 @@ async def write_batch(
     An entity refused (a category not allowed, a type the registry refuses, a writer not allowed) or
     that the store failed to write gets an `error` and nothing written; the others are written. A
     malformed request, or more entities than `MAX_BATCH_WRITE_ENTITIES`, is a 422 and writes nothing."""
-    return await controller_of(request).write_batch(body, writer)
+    return await runtime_of(request).controller.write_batch(body, writer)
 
 
 @writes.delete(
@@ -180,13 +168,14 @@ async def delete_features(
     features removed, and remembers each deletion for `DELETE_TOMBSTONE_SECONDS`. Deleting what is not
     there answers 200 with an empty `categories_deleted`. Needs `features:write` with API keys on, and
     a key may delete only the categories it may write (every category: only a key granted `*`)."""
-    return await controller_of(request).delete(entity_value, entity_type, category, writer, event_time)
+    return await runtime_of(request).controller.delete(entity_value, entity_type, category, writer, event_time)
 
 
 @probes.get("/health", operation_id="health", response_model=HealthResponse, summary="Liveness")
-async def health(runtime: RuntimeDep) -> JSONBytesResponse:
+async def health(request: Request) -> JSONBytesResponse:
     """Touches no external service: answers as long as the process serves HTTP. `dynamodb_connection` is
     what the last readiness check (`/ready`) found the online store to be, null before any check."""
+    runtime = runtime_of(request)
     body = {
         "status": "healthy",
         "timestamp": isoformat(utcnow()),
@@ -205,9 +194,9 @@ probes.add_api_route(
 
 
 @probes.get("/ready", operation_id="ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-async def ready(runtime: RuntimeDep) -> JSONBytesResponse:
+async def ready(request: Request) -> JSONBytesResponse:
     """200 when the online store can serve reads and writes; Kafka's state is reported, not required."""
-    readiness = await runtime.readiness()
+    readiness = await runtime_of(request).readiness()
     metrics.gauge("ready", 1 if readiness.ready else 0)
     body = {
         "status": "ready" if readiness.ready else "unavailable",
@@ -224,10 +213,10 @@ async def ready(runtime: RuntimeDep) -> JSONBytesResponse:
     responses=errors(401, 403, 429, 503),
     dependencies=[Depends(require_admin)],
 )
-async def warmup(runtime: RuntimeDep) -> JSONBytesResponse:
+async def warmup(request: Request) -> JSONBytesResponse:
     """Create the store client and event producer now, so the first real request does not pay for it.
     Needs the `admin` scope when API keys are on."""
     started = utcnow()
-    actions = await runtime.warmup()
+    actions = await runtime_of(request).warmup()
     duration_ms = (utcnow() - started).total_seconds() * 1000
     return JSONBytesResponse(dumps({"status": "warm", "actions": actions, "duration_ms": round(duration_ms, 3)}))

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from components.features.models import (
-    NAME_PATTERN,
     ONE_META_SPELLING,
     CategoryFeatures,
     EntityTypeName,
@@ -16,6 +15,7 @@ from components.features.models import (
     OneMetaSpelling,
     WriteMeta,
 )
+from components.features.names import NAME_PATTERN
 from components.features.response_models import ErrorCode
 
 BatchFeatureValues = Annotated[

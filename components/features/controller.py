@@ -9,30 +9,20 @@ from datetime import datetime
 from typing import Any
 
 from components.features.bulk_models import BatchWriteRequest
-from components.features.flows import EntityFeatures
-from components.features.models import (
-    CategoryFeatures,
-    GetBatchRequest,
-    GetItemsData,
-    GetItemsRequest,
-    ReadMeta,
-    WriteData,
-    WriteMeta,
-    WriteRequest,
-)
-from components.features.services import WILDCARD, BatchEntityInput, CategoryInput, FeatureService
-from components.features.store.base import StoredCategory
+from components.features.models import GetBatchRequest, GetItemsData, GetItemsRequest, ReadMeta, WriteRequest
+from components.features.names import WILDCARD
+from components.features.records import CategoryInput, EntityFeatures, EntityInput, Provenance
+from components.features.services import FeatureService
 from core.auth import Principal
 from core.exceptions import FeatureStoreError, Forbidden, SourceRequired
 from core.serialization import JSONBytesResponse, dumps
 
 
-def _block(stored: StoredCategory) -> dict[str, Any]:
-    return {"data": stored.data, "metadata": stored.metadata}
-
-
 def _items(result: EntityFeatures) -> dict[str, Any]:
-    return {category: {"features": _block(stored)} for category, stored in result.items.items()}
+    return {
+        category: {"features": {"data": stored.data, "metadata": stored.metadata}}
+        for category, stored in result.items.items()
+    }
 
 
 class FeatureController:
@@ -43,7 +33,8 @@ class FeatureController:
         self, entity_value: str, category: str, entity_type: str, max_age_seconds: float | None = None
     ) -> JSONBytesResponse:
         stored = await self.service.read_category(entity_type, entity_value, category, max_age_seconds)
-        body = {entity_type: entity_value, "category": category, "features": _block(stored)}
+        features = {"data": stored.data, "metadata": stored.metadata}
+        body = {entity_type: entity_value, "category": category, "features": features}
         return JSONBytesResponse(dumps(body))
 
     async def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
@@ -87,19 +78,14 @@ class FeatureController:
             # WriteData's validator lets feature_list be absent only when category and features are both given.
             assert data.category is not None and data.features is not None
             categories = [CategoryInput(data.category, data.features, ("body", "data"))]
-        outcome = await self.service.write(
-            data.entity_type,
-            data.entity_value,
-            categories,
-            source=meta.source,
-            writer=writer,
-            compute_id=meta.compute_id,
-            ttl=meta.ttl,
-            event_time=meta.event_time,
-        )
+        provenance = Provenance(meta.source, meta.compute_id, meta.ttl, meta.event_time)
+        return await self._write(data.entity_type, EntityInput(data.entity_value, categories, provenance), writer)
+
+    async def _write(self, entity_type: str, entity: EntityInput, writer: Principal | None) -> JSONBytesResponse:
+        outcome = await self.service.write(entity_type, entity, writer)
         body = {
-            "entity_value": data.entity_value,
-            "entity_type": data.entity_type,
+            "entity_value": entity.entity_value,
+            "entity_type": entity_type,
             "categories_updated": outcome.categories_updated,
             "categories_skipped": outcome.categories_skipped,
             "timestamp": outcome.timestamp,
@@ -108,31 +94,24 @@ class FeatureController:
 
     async def write_batch(self, request: BatchWriteRequest, writer: Principal | None) -> JSONBytesResponse:
         data, shared = request.data, request.meta
+        shared_provenance = Provenance(shared.source, shared.compute_id, shared.ttl, shared.event_time)
         entities = []
         for index, entity in enumerate(data.entities):
             loc = ("body", "data", "entities", index)
             own = entity.meta
-            meta = (
-                shared if own is None else shared.model_copy(update={n: getattr(own, n) for n in own.model_fields_set})
-            )
+            if own is None:
+                provenance = shared_provenance
+            else:
+                meta = shared.model_copy(update={n: getattr(own, n) for n in own.model_fields_set})
+                provenance = Provenance(meta.source, meta.compute_id, meta.ttl, meta.event_time)
             categories = [
                 CategoryInput(item.category, item.features, (*loc, "feature_list", position))
                 for position, item in enumerate(entity.feature_list)
             ]
-            entities.append(
-                BatchEntityInput(
-                    entity.entity_value,
-                    categories,
-                    meta.source,
-                    meta.compute_id,
-                    meta.ttl,
-                    meta.event_time,
-                    loc,
-                    (*loc, "meta", "ttl")
-                    if own is not None and "ttl" in own.model_fields_set
-                    else ("body", "meta", "ttl"),
-                )
+            ttl_loc = (
+                (*loc, "meta", "ttl") if own is not None and "ttl" in own.model_fields_set else ("body", "meta", "ttl")
             )
+            entities.append(EntityInput(entity.entity_value, categories, provenance, loc, ttl_loc))
         outcomes = await self.service.write_batch(data.entity_type, entities, writer)
         results: list[dict[str, Any]] = []
         failed = 0
@@ -198,22 +177,16 @@ class FeatureController:
         entity_type: str,
         categories: Mapping[str, dict[str, Any]],
         writer: Principal | None,
-        *,
-        source: str | None,
-        compute_id: str | None,
-        ttl: int | None,
-        event_time: datetime | None,
+        provenance: Provenance,
     ) -> JSONBytesResponse:
         """category -> features, written as `POST /items` with `feature_list`. The earlier body has no `meta`:
         without API keys a write that names no writer is refused as unauthorised, saying how to name it."""
         feature_list = [
-            CategoryFeatures.model_construct(category=category, features=features)
-            for category, features in categories.items()
+            CategoryInput(category, features, ("body", "data", "feature_list", index))
+            for index, (category, features) in enumerate(categories.items())
         ]
-        data = WriteData.model_construct(entity_type=entity_type, entity_value=entity_value, feature_list=feature_list)
-        meta = WriteMeta.model_construct(source=source, compute_id=compute_id, ttl=ttl, event_time=event_time)
         try:
-            return await self.write(WriteRequest.model_construct(meta=meta, data=data), writer)
+            return await self._write(entity_type, EntityInput(entity_value, feature_list, provenance), writer)
         except SourceRequired:
             raise Forbidden(
                 "name the writer with the `source` query parameter (`?source=<writer>`); it must be an allowed writer"

@@ -3,8 +3,8 @@
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from components.events.events import DELETED_EVENT_TYPE, OutboxEvent, feature_available_event
 from components.features.store.base import TOMBSTONE, Erasure
-from core.events import DELETED_EVENT_TYPE, OutboxEvent, feature_available_event
 from core.settings import EntityType
 from core.timeutils import isoformat
 from core.tracing import tracing

@@ -2,71 +2,31 @@
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from components.events.events import feature_available_event
+from components.events.outbox import OutboxRelay
 from components.features.erasure import tombstones
+from components.features.records import (
+    CategoryInput,
+    DeleteOutcome,
+    EntityFeatures,
+    EntityInput,
+    FeatureSelection,
+    WriteOutcome,
+)
 from components.features.store.base import (
     CategoryWrite,
     EntityWrite,
     OnlineStore,
     StoredCategory,
-    Wanted,
     is_tombstone,
 )
-from core.events import feature_available_event
 from core.exceptions import FeatureStoreError
 from core.metrics import metrics
-from core.outbox import OutboxRelay
 from core.settings import EntityType
 from core.timeutils import isoformat
 from core.tracing import tracing
-
-
-@dataclass(slots=True)
-class EntityFeatures:
-    """What one entity has of the requested features."""
-
-    items: dict[str, StoredCategory] = field(default_factory=dict)
-    unavailable_categories: list[str] = field(default_factory=list)
-    unavailable_features: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureSelection:
-    """What a read asks for: the categories to fetch, and those reported unavailable without a read."""
-
-    wanted: Wanted
-    not_whitelisted: tuple[str, ...] = ()
-    """Requested categories off the whitelist."""
-
-
-@dataclass(frozen=True, slots=True)
-class WriteOutcome:
-    categories_updated: list[str]
-    categories_skipped: list[str]
-    timestamp: str
-
-
-@dataclass(slots=True)
-class EntityInput:
-    """One entity of a bulk write, its meta fields resolved (the request's, overridden by its own)."""
-
-    entity_value: str
-    categories: Mapping[str, dict[str, Any]]
-    """Category -> features, in the request's order."""
-    source: str
-    compute_id: str | None
-    ttl: int | None
-    event_time: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteOutcome:
-    categories_deleted: list[str]
-    timestamp: str
 
 
 def _age_seconds(stored: StoredCategory, now: float) -> float | None:
@@ -206,30 +166,23 @@ class FeatureFlows:
             metrics.observe("write.event_lag_seconds", lag, entity_type=entity_type.name)
 
     def _category_writes(
-        self,
-        entity_type: EntityType,
-        entity_value: str,
-        categories: Mapping[str, dict[str, Any]],
-        *,
-        source: str | None,
-        compute_id: str | None,
-        ttl: int | None,
-        event_time: datetime | None,
-        now: datetime,
-        now_iso: str,
+        self, entity_type: EntityType, entity: EntityInput, now: datetime, now_iso: str
     ) -> list[CategoryWrite]:
         """Each category's replacement with its stamped metadata and its `feature_available` event;
         `now_iso` is `now` formatted (once per request, not per entity)."""
-        event_time_iso = isoformat(event_time) if event_time is not None else now_iso
+        entity_value, provenance = entity.entity_value, entity.provenance
+        ttl, compute_id = provenance.ttl, provenance.compute_id
+        event_time_iso = isoformat(provenance.event_time) if provenance.event_time is not None else now_iso
         now_epoch = now.timestamp()
         traceparent = tracing.traceparent()  # None while tracing is off
         writes = []
-        for category, features in categories.items():
+        for item in entity.categories:
+            category, features = item.category, item.features
             category_ttl = ttl if ttl is not None else self.default_ttl.get(category)
             expires = now + timedelta(seconds=category_ttl) if category_ttl is not None else None
             metadata = {
                 "updated_at": now_iso,
-                "source": source,
+                "source": provenance.source,
                 "compute_id": compute_id,
                 "ttl": category_ttl,
                 "expires_at": isoformat(expires) if expires is not None else None,
@@ -257,39 +210,17 @@ class FeatureFlows:
             )
         return writes
 
-    async def write(
-        self,
-        entity_type: EntityType,
-        entity_value: str,
-        categories: Mapping[str, dict[str, Any]],
-        *,
-        source: str | None,
-        compute_id: str | None,
-        ttl: int | None,
-        event_time: datetime | None,
-    ) -> WriteOutcome:
-        """Stamp metadata, build one event per category and commit them all atomically; then wake the relay.
-
-        `categories` maps each category to its features, in the request's order."""
+    async def write(self, entity_type: EntityType, entity: EntityInput) -> WriteOutcome:
+        """Stamp metadata, build one event per category and commit them all atomically; then wake the relay."""
         with metrics.timer("write.multi_category", entity_type=entity_type.name):
             now = datetime.fromtimestamp(self.clock(), UTC)
             now_iso = isoformat(now)
-            writes = self._category_writes(
-                entity_type,
-                entity_value,
-                categories,
-                source=source,
-                compute_id=compute_id,
-                ttl=ttl,
-                event_time=event_time,
-                now=now,
-                now_iso=now_iso,
-            )
-            skipped = await self.store.write(entity_type, entity_value, writes, now_iso)
+            writes = self._category_writes(entity_type, entity, now, now_iso)
+            skipped = await self.store.write(entity_type, entity.entity_value, writes, now_iso)
         if len(skipped) < len(writes):
             self.relay.notify()
-            self._observe_lag(entity_type, event_time, now)
-        return _outcome(categories, skipped, now_iso)
+            self._observe_lag(entity_type, entity.provenance.event_time, now)
+        return _outcome(entity.categories, skipped, now_iso)
 
     async def write_many(
         self, entity_type: EntityType, entities: Sequence[EntityInput]
@@ -300,20 +231,7 @@ class FeatureFlows:
             now = datetime.fromtimestamp(self.clock(), UTC)
             now_iso = isoformat(now)
             writes = [
-                EntityWrite(
-                    entity.entity_value,
-                    self._category_writes(
-                        entity_type,
-                        entity.entity_value,
-                        entity.categories,
-                        source=entity.source,
-                        compute_id=entity.compute_id,
-                        ttl=entity.ttl,
-                        event_time=entity.event_time,
-                        now=now,
-                        now_iso=now_iso,
-                    ),
-                )
+                EntityWrite(entity.entity_value, self._category_writes(entity_type, entity, now, now_iso))
                 for entity in entities
             ]
             results = await self.store.write_many(entity_type, writes, now_iso) if writes else []
@@ -325,7 +243,7 @@ class FeatureFlows:
             self.relay.notify()
             for entity, outcome in zip(entities, outcomes, strict=True):
                 if isinstance(outcome, WriteOutcome) and outcome.categories_updated:
-                    self._observe_lag(entity_type, entity.event_time, now)
+                    self._observe_lag(entity_type, entity.provenance.event_time, now)
         failed = sum(isinstance(outcome, FeatureStoreError) for outcome in outcomes)
         metrics.incr("write.bulk.entities", len(outcomes) - failed, entity_type=entity_type.name)
         if failed:
@@ -353,10 +271,10 @@ class FeatureFlows:
         return DeleteOutcome(deleted, isoformat(now))
 
 
-def _outcome(categories: Mapping[str, Any], skipped: list[str], timestamp: str) -> WriteOutcome:
+def _outcome(categories: Sequence[CategoryInput], skipped: list[str], timestamp: str) -> WriteOutcome:
     skipped_set = set(skipped)
     return WriteOutcome(
-        categories_updated=[category for category in categories if category not in skipped_set],
+        categories_updated=[item.category for item in categories if item.category not in skipped_set],
         categories_skipped=skipped,
         timestamp=timestamp,
     )

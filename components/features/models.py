@@ -2,7 +2,6 @@
 Responses are in `response_models.py`."""
 
 import re
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,18 +22,20 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
-CONTROL_FREE_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
-"""As JSON Schema: no control characters (what `has_unsafe_characters` refuses, bar unpaired surrogates)."""
+from components.features.names import (
+    CONTROL_FREE_PATTERN,
+    ENTITY_VALUE_PATTERN,
+    FEATURE_ENTRY_PATTERN,
+    FEATURE_SELECTOR_PATTERN,
+    MAX_ENTITY_TYPE_CHARS,
+    MAX_ENTITY_VALUE_BYTES,
+    MAX_META_TEXT,
+    NAME_PATTERN,
+    has_unsafe_characters,
+)
+
 FEATURE_VALUE_REF = "#/components/schemas/FeatureValue"
-"""Any JSON value within the service's limits; the schema is api/values.py's, added to the document there."""
-MAX_ENTITY_VALUE_BYTES = 1024
-MAX_META_TEXT = 256
-
-
-def has_unsafe_characters(text: str) -> bool:
-    """Control characters and lone surrogates cannot be stored or logged safely."""
-    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
+"""Any JSON value within the service's limits; the schema is api/openapi/values.py's, added to the document there."""
 
 
 def _check_entity_value(value: str) -> str:
@@ -59,7 +60,7 @@ EntityValue = Annotated[
             "type": "string",
             "minLength": 1,
             "maxLength": MAX_ENTITY_VALUE_BYTES,
-            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
+            "pattern": ENTITY_VALUE_PATTERN,
             "description": f"1 to {MAX_ENTITY_VALUE_BYTES} UTF-8 bytes, no control characters.",
             "examples": ["user-123"],
         }
@@ -70,7 +71,7 @@ FeatureRef = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": "^[A-Za-z0-9_.-]{1,128}:([A-Za-z0-9_.-]{1,128}|\\*)$",
+            "pattern": FEATURE_ENTRY_PATTERN,
             "examples": ["user_features:age", "transaction_features:*"],
         }
     ),
@@ -96,7 +97,7 @@ MetaText = Annotated[
     AfterValidator(_check_text),
     WithJsonSchema({"type": "string", "maxLength": MAX_META_TEXT, "pattern": CONTROL_FREE_PATTERN}),
 ]
-EntityTypeName = Annotated[str, StringConstraints(max_length=128)]
+EntityTypeName = Annotated[str, StringConstraints(max_length=MAX_ENTITY_TYPE_CHARS)]
 
 
 def _seconds(value: object) -> object:
@@ -324,7 +325,7 @@ class WriteRequest(OneMetaSpelling):
     )
 
 
-FeatureSelector = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_.-]{1,128}|\*)$")]
+FeatureSelector = Annotated[str, StringConstraints(pattern=FEATURE_SELECTOR_PATTERN)]
 """A feature name, or `*` for the whole category."""
 
 

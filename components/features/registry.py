@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from components.features.models import NAME_PATTERN
+from components.features.names import NAME_PATTERN
 from core.exceptions import ConfigurationError, InvalidRequest
 from core.metrics import metrics
 from core.serialization import dumps

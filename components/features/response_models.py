@@ -48,6 +48,18 @@ REGISTRY_CATEGORY_EXAMPLE: dict[str, JsonValue] = {
     "mode": "strict",
     "features": {"age": {"type": "int", "nullable": False, "description": "Age in years"}},
 }
+EVENT_ID_EXAMPLE = "6f1c2a9e-3b7d-4c1e-9a8f-2d4b6e8a0c13"
+EVENT_EXAMPLE: dict[str, JsonValue] = {
+    "event_id": EVENT_ID_EXAMPLE,
+    "event_type": "feature_available",
+    "timestamp": "2025-10-13T09:15:51.358632+00:00",
+    "entity_type": "bright_uid",
+    "entity_id": "user-123",
+    "resource_type": "feature",
+    "resource_name": "user_features",
+    "compute_id": "compute-123",
+    "features": ["age", "income"],
+}
 """Response examples, composed like the responses they illustrate."""
 
 
@@ -303,3 +315,89 @@ class RegistryResponse(BaseModel):
 
     entity_types: list[str] = Field(examples=[["account_id", "bright_uid"]])
     categories: dict[str, RegistryCategory]
+
+
+class LimitsResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "max_batch_entities": 1000,
+                    "max_feature_list": 1000,
+                    "max_categories_per_write": 25,
+                    "max_features_per_category": 1000,
+                    "max_features_per_write": 5000,
+                    "max_body_bytes": 1_048_576,
+                    "max_string_bytes": 65_536,
+                    "max_json_depth": 16,
+                    "max_ttl_seconds": 315_360_000,
+                    "max_entity_value_bytes": 1024,
+                    "max_batch_write_entities": 500,
+                    "max_batch_write_body_bytes": 16_777_216,
+                }
+            ]
+        }
+    )
+
+    max_batch_entities: int = Field(description="Most entities in one batch read.", examples=[1000])
+    max_feature_list: int = Field(description="Most `category:feature` entries in one read.", examples=[1000])
+    max_categories_per_write: int = Field(description="Most categories in one write.", examples=[25])
+    max_features_per_category: int = Field(description="Most features in one category of a write.", examples=[1000])
+    max_features_per_write: int = Field(
+        description="Most features across the categories of one write.", examples=[5000]
+    )
+    max_body_bytes: int = Field(description="Largest request body, in bytes.", examples=[1_048_576])
+    max_string_bytes: int = Field(description="Longest string feature value, in UTF-8 bytes.", examples=[65_536])
+    max_json_depth: int = Field(description="Deepest nesting inside one feature value.", examples=[16])
+    max_ttl_seconds: int = Field(description="Largest `meta.ttl`.", examples=[315_360_000])
+    max_entity_value_bytes: int = Field(description="Longest entity value, in UTF-8 bytes.", examples=[1024])
+    max_batch_write_entities: int = Field(description="Most entities in one bulk write.", examples=[500])
+    max_batch_write_body_bytes: int = Field(
+        description="Largest bulk write request body, in bytes.", examples=[16_777_216]
+    )
+
+
+class DeadLetterItem(BaseModel):
+    event_id: str = Field(examples=[EVENT_ID_EXAMPLE])
+    key: str = Field(description="The Kafka key: `<entity_type>:<entity_value>`.", examples=["bright_uid:user-123"])
+    event: dict[str, Any] = Field(description="The event as it would be published.", examples=[EVENT_EXAMPLE])
+    reason: str = Field(
+        description="Why it left the retry loop: the broker's or serializer's words.",
+        examples=["Kafka refused the event: Broker: Message size too large"],
+    )
+    attempts: int = Field(description="Failures of its own, the last one included.", examples=[1])
+    created_at: datetime = Field(description="When the write that made it committed.")
+    dead_at: datetime = Field(description="When it became a dead letter.")
+
+
+class DeadLettersResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dead_letters": [
+                        {
+                            "event_id": EVENT_ID_EXAMPLE,
+                            "key": "bright_uid:user-123",
+                            "event": EVENT_EXAMPLE,
+                            "reason": "Kafka refused the event: Broker: Message size too large",
+                            "attempts": 1,
+                            "created_at": "2025-10-13T09:15:51.358632+00:00",
+                            "dead_at": "2025-10-13T09:15:51.402117+00:00",
+                        }
+                    ],
+                    "next_cursor": None,
+                }
+            ]
+        }
+    )
+
+    dead_letters: list[DeadLetterItem] = Field(description="The longest dead first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class RedriveResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"redriven": [EVENT_ID_EXAMPLE], "not_found": []}]})
+
+    redriven: list[str] = Field(description="Due again, and handed to the relay at once.")
+    not_found: list[str] = Field(description="Ids named that are not dead letters (unknown, or re-driven already).")

@@ -1,22 +1,21 @@
 """Rules beyond pydantic's types: entity types, the category whitelist, writers, feature lists, limits."""
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
 
-from components.features.flows import (
+from components.features.flows import FeatureFlows
+from components.features.names import FEATURE_ENTRY, WILDCARD
+from components.features.records import (
+    CategoryInput,
     DeleteOutcome,
     EntityFeatures,
     EntityInput,
-    FeatureFlows,
     FeatureSelection,
+    Provenance,
     WriteOutcome,
 )
-from components.features.models import NAME_PATTERN
 from components.features.registry import Registry
 from components.features.store.base import StoredCategory
 from components.features.values import ValueChecker
@@ -25,36 +24,8 @@ from core.exceptions import FeatureStoreError, Forbidden, InvalidRequest, NotFou
 from core.request_context import annotate_request
 from core.settings import EntityType, Settings
 
-_NAME_CHARS = NAME_PATTERN.removeprefix("^").removesuffix("$")
-_FEATURE_ENTRY = re.compile(rf"^({_NAME_CHARS}):({_NAME_CHARS}|\*)$")
-WILDCARD = "*"
 PARSED_FEATURE_LISTS = 1024
 """Feature lists kept parsed: a model sends the same list with every request."""
-
-
-@dataclass(frozen=True, slots=True)
-class CategoryInput:
-    """One category of a write, and where it sits in the request, for error messages."""
-
-    category: str
-    features: dict[str, Any]
-    loc: tuple[str | int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class BatchEntityInput:
-    """One entity of a bulk write, its meta fields resolved (the request's, overridden by its own)."""
-
-    entity_value: str
-    categories: Sequence[CategoryInput]
-    source: str | None
-    compute_id: str | None
-    ttl: int | None
-    event_time: datetime | None
-    loc: tuple[str | int, ...]
-    """Where the entity sits in the body."""
-    ttl_loc: tuple[str | int, ...]
-    """Where its ttl came from: its own `meta`, or the request's."""
 
 
 class FeatureService:
@@ -113,7 +84,7 @@ class FeatureService:
         wanted: dict[str, set[str] | None] = {}
         not_whitelisted: set[str] = set()
         for index, entry in enumerate(feature_list):
-            match = _FEATURE_ENTRY.match(entry)
+            match = FEATURE_ENTRY.match(entry)
             if match is None:
                 raise InvalidRequest(
                     f"{entry[:200]!r} is not 'category:feature' or 'category:*' "
@@ -157,16 +128,9 @@ class FeatureService:
         annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted), entities=len(entity_values))
         return await self.flows.read_batch(entity_type, entity_values, selection, max_age)
 
-    def _check_write(
-        self,
-        entity_type: EntityType,
-        categories: Sequence[CategoryInput],
-        ttl: int | None,
-        loc: tuple[str | int, ...],
-        ttl_loc: tuple[str | int, ...] = ("body", "meta", "ttl"),
-    ) -> None:
-        """The rules of one entity's write beyond pydantic (422); `loc`: where the entity sits in the body,
-        `ttl_loc`: the `meta` that gave its ttl."""
+    def _check_write(self, entity_type: EntityType, entity: EntityInput) -> None:
+        """The rules of one entity's write beyond pydantic (422)."""
+        categories, loc = entity.categories, entity.loc
         limit = self.max_categories_per_write
         if len(categories) > limit:
             raise InvalidRequest(
@@ -194,41 +158,23 @@ class FeatureService:
         for item in categories:
             self.values.check_features(item.features, item.loc)
             self.registry.check_features(item.category, item.features, item.loc, entity_type=entity_type.name)
+        ttl = entity.provenance.ttl
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
-            raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", ttl_loc)
+            raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", entity.ttl_loc)
 
-    async def write(
-        self,
-        entity_type_name: str,
-        entity_value: str,
-        categories: Sequence[CategoryInput],
-        *,
-        source: str | None,
-        writer: Principal | None,
-        compute_id: str | None,
-        ttl: int | None,
-        event_time: datetime | None,
-    ) -> WriteOutcome:
+    async def write(self, entity_type_name: str, entity: EntityInput, writer: Principal | None) -> WriteOutcome:
         """Validate the whole request first (422), then the writer (403), then commit.
 
         `writer` is the API key's principal, None when keys are off.
         """
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
-        self._check_write(entity_type, categories, ttl, ("body", "data"))
-        annotate_request(entity_type=entity_type.name, categories=[item.category for item in categories])
-        source = self._authorise_writer(source, writer, categories)
-        return await self.flows.write(
-            entity_type,
-            entity_value,
-            {item.category: item.features for item in categories},
-            source=source,
-            compute_id=compute_id,
-            ttl=ttl,
-            event_time=event_time,
-        )
+        self._check_write(entity_type, entity)
+        annotate_request(entity_type=entity_type.name, categories=[item.category for item in entity.categories])
+        settled = self._authorise_writer(entity, writer)
+        return await self.flows.write(entity_type, settled)
 
     async def write_batch(
-        self, entity_type_name: str, entities: Sequence["BatchEntityInput"], writer: Principal | None
+        self, entity_type_name: str, entities: Sequence[EntityInput], writer: Principal | None
     ) -> list[WriteOutcome | FeatureStoreError]:
         """The request as a whole first (422: entity type, size, duplicates); then each entity judged on its
         own as `write` judges one, its refusal (422, 403) or its store's failure kept in its place."""
@@ -252,22 +198,12 @@ class FeatureService:
         accepted: list[EntityInput] = []
         for entity in entities:
             try:
-                self._check_write(entity_type, entity.categories, entity.ttl, entity.loc, entity.ttl_loc)
-                source = self._authorise_writer(entity.source, writer, entity.categories)
+                self._check_write(entity_type, entity)
+                accepted.append(self._authorise_writer(entity, writer))
             except FeatureStoreError as exc:
                 refused.append(exc)
                 continue
             refused.append(None)
-            accepted.append(
-                EntityInput(
-                    entity.entity_value,
-                    {item.category: item.features for item in entity.categories},
-                    source,
-                    entity.compute_id,
-                    entity.ttl,
-                    entity.event_time,
-                )
-            )
         written = iter(await self.flows.write_many(entity_type, accepted))
         return [next(written) if error is None else error for error in refused]
 
@@ -297,11 +233,11 @@ class FeatureService:
         source = writer.sources[0] if writer is not None else None
         return await self.flows.delete(entity_type, entity_value, wanted or None, source=source, event_time=event_time)
 
-    def _authorise_writer(
-        self, source: str | None, writer: Principal | None, categories: Sequence[CategoryInput]
-    ) -> str:
-        """The source to store. Without keys, the self-declared source must be an allowed writer; with
-        keys, the key decides: a source it does not own or a category it may not write is a 403."""
+    def _authorise_writer(self, entity: EntityInput, writer: Principal | None) -> EntityInput:
+        """The entity to store, its source settled. Without keys, the self-declared source must be an
+        allowed writer; with keys, the key decides (its first source when none is declared): a source it
+        does not own or a category it may not write is a 403."""
+        source, categories = entity.provenance.source, entity.categories
         if writer is None:
             if source is None:
                 raise SourceRequired(
@@ -309,7 +245,8 @@ class FeatureService:
                 )
             if source not in self.allowed_writers:
                 raise Forbidden(f"source {source!r} may not write features")
-            return self._check_registry_writers(source, categories)
+            self._check_registry_writers(source, categories)
+            return entity
         if source is None:
             source = writer.sources[0]
         elif source not in writer.sources:
@@ -317,11 +254,15 @@ class FeatureService:
         denied = [item.category for item in categories if not writer.may_write(item.category)]
         if denied:
             raise Forbidden(f"key {writer.name!r} may not write categories {denied}")
-        return self._check_registry_writers(source, categories)
+        self._check_registry_writers(source, categories)
+        if source == entity.provenance.source:
+            return entity
+        provenance = entity.provenance
+        settled = Provenance(source, provenance.compute_id, provenance.ttl, provenance.event_time)
+        return EntityInput(entity.entity_value, categories, settled, entity.loc, entity.ttl_loc)
 
-    def _check_registry_writers(self, source: str, categories: Sequence[CategoryInput]) -> str:
+    def _check_registry_writers(self, source: str, categories: Sequence[CategoryInput]) -> None:
         """The registry may narrow who writes a category (its `writers`); it never widens."""
         denied = [item.category for item in categories if not self.registry.may_write(item.category, source)]
         if denied:
             raise Forbidden(f"source {source!r} is not among the registry's writers of categories {denied}")
-        return source

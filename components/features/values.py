@@ -3,7 +3,7 @@
 import math
 from typing import Any
 
-from components.features.models import has_unsafe_characters
+from components.features.names import has_unsafe_characters
 from core.exceptions import InvalidRequest
 from core.serialization import MAX_INT, MIN_INT
 

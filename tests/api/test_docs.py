@@ -99,6 +99,7 @@ def try_it_out(driver: WebDriver, operation_id: str) -> tuple[str, str]:
     return status, response.find_element(By.CSS_SELECTOR, ".response-col_description pre").text
 
 
+@pytest.mark.slow
 def test_swagger_ui_renders_every_operation_and_try_it_out_works(browser: WebDriver, served: str, backend) -> None:
     document = httpx.get(f"{served}/openapi.json").json()
     operations = {
@@ -128,6 +129,7 @@ def test_swagger_ui_renders_every_operation_and_try_it_out_works(browser: WebDri
     assert json.loads(body)["items"]["user_features"]["features"]["data"] == {"age": 30, "income": 60000}
 
 
+@pytest.mark.slow
 def test_redoc_renders(browser: WebDriver, served: str, backend) -> None:
     browser.get(f"{served}/redoc")
     wait(browser, lambda: browser.find_elements(By.XPATH, "//h2[text()='Read one category of one entity']"))

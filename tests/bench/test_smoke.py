@@ -10,6 +10,8 @@ import pytest
 
 from bench.scenarios import BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
 
+pytestmark = pytest.mark.slow  # the smoke run starts every server and load generator the benchmark uses
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -51,6 +51,12 @@ def test_every_declared_dependency_is_locked_at_a_version_it_allows(
         assert requirement.specifier.contains(lock[name][0], prereleases=True), f"{requirement}: make lock"
 
 
+def test_every_dependency_is_declared_once() -> None:
+    declared = [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["dev"]]
+    names = [canonicalize_name(Requirement(text).name) for text in declared]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
+
+
 def test_every_locked_package_has_hashes() -> None:
     for name, (_, hashes) in (RUNTIME | DEV).items():
         assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), name

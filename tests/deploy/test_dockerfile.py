@@ -94,7 +94,7 @@ def test_dockerignore_keeps_the_service_and_drops_the_rest() -> None:
         ".mypy_cache/3.11/cache.db",
         "data/features.db",
         "tests/conftest.py",
-        "devservers.py",
+        "devservers/__init__.py",
         "bench/results/x.json",
         ".env",
         "requirements-dev.lock",

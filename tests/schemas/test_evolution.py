@@ -15,7 +15,7 @@ import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from avro.io import BinaryDecoder, DatumReader
 
-from core.events import SCHEMA_PATH, feature_available_event
+from components.events.events import SCHEMA_PATH, feature_available_event
 
 
 def version(path: Path) -> int:

@@ -10,19 +10,19 @@ DynamoDB's calls are network I/O on the loop; SQLite runs single-entity reads on
 microseconds from the page cache) and sends writes, large batch reads and schema work, which can
 wait on fsync or locks, to a worker thread.
 
-The write records (`CategoryWrite`, `EntityWrite`, `core.events.OutboxEvent`, `flows.EntityInput`) are slotted
-dataclasses that nothing changes once built, but not frozen ones: a frozen dataclass sets each field
-through `object.__setattr__`, 4x the cost, and a bulk write builds a dozen per entity (~8 us each
-entity, 6% of its CPU).
+The write records (`CategoryWrite`, `EntityWrite`, `components.events.events.OutboxEvent`,
+`records.EntityInput`) are slotted dataclasses that nothing changes once built, but not frozen ones: a frozen
+dataclass sets each field through `object.__setattr__`, several times the cost, and a bulk write builds a
+dozen per entity (figures: docs/performance.md, "Figures behind the code").
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from core.events import OutboxEvent
+from components.events.events import OutboxEvent
+from components.events.outbox import DeadLetterStore, OutboxStore
 from core.exceptions import FeatureStoreError
-from core.outbox import DeadLetterStore, OutboxStore
 from core.settings import EntityType
 
 Wanted = Mapping[str, frozenset[str] | None]
@@ -97,8 +97,9 @@ class BatchRead:
 class OnlineStore(OutboxStore, DeadLetterStore, Protocol):
     """Features and their outbox in one store, so a write and its events commit together. The outbox
     side (claim leases due events to one replica for a while, retry makes failed ones due again after
-    a delay, dead letters take events out of the retry loop, delete, stats) is `core.outbox.OutboxStore`,
-    which the relay needs and nothing more; listing and re-driving dead letters, `DeadLetterStore`."""
+    a delay, dead letters take events out of the retry loop, delete, stats) is
+    `components.events.outbox.OutboxStore`, which the relay needs and nothing more; listing and re-driving
+    dead letters, `DeadLetterStore`."""
 
     name: str
     max_categories_per_write: int

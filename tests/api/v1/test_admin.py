@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.events import Delivery, OutboxEvent, Rejection
+from components.events.events import Delivery, OutboxEvent, Rejection
 from tests.conftest import AppClient
 from tests.factories import write_body
 

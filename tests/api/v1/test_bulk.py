@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from components.features.store.sqlite_commit import GroupCommit
+from components.features.store.sqlite.commit import GroupCommit
 from core.exceptions import StoreUnavailable
+from tests.components.events.kafka_helpers import consume
 from tests.conftest import AppClient
-from tests.core.test_kafka import consume
 from tests.factories import write_body
 
 BATCH = "/api/v1/items/batch"

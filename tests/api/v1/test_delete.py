@@ -5,8 +5,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from tests.components.events.kafka_helpers import consume
 from tests.conftest import AppClient
-from tests.core.test_kafka import consume
 
 T1 = "2026-01-01T00:00:00+00:00"
 T2 = "2026-01-02T00:00:00+00:00"

@@ -112,10 +112,10 @@ def test_earlier_read_answers_like_get_items(client: AppClient, write) -> None:
     assert answer["unavailable_features"] == ["user_features:height"]
 
 
-def test_earlier_read_sees_freshness_like_get_items(client: TestClient, write) -> None:
+def test_earlier_read_sees_freshness_like_get_items(client: TestClient, write, clock) -> None:
     write(categories={"user_features": {"age": 30}}, ttl=1)
     write(categories={"credit_features": {"score": 700}})
-    time.sleep(1.05)
+    clock.now += 1
     answer = client.post("/api/v1/get/item/user-123", json={"user_features": [], "credit_features": []}).json()
     assert list(answer["items"]) == ["credit_features"]
     assert answer["unavailable_feature_categories"] == ["user_features"]

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from components.features.records import CategoryInput, EntityInput, Provenance
 from tests.conftest import AppClient
 from tests.factories import CLOCK_START, read_body, write_body
 
@@ -71,15 +72,9 @@ def test_concurrent_out_of_order_writers_keep_the_newest(client: AppClient) -> N
     entity = runtime.settings.entity_types["bright_uid"]
 
     async def write(index: int) -> list[str]:
-        outcome = await runtime.flows.write(
-            entity,
-            "racer",
-            {"user_features": {"seq": index}},
-            source="prediction_service",
-            compute_id=None,
-            ttl=None,
-            event_time=CLOCK_START + timedelta(seconds=index),
-        )
+        provenance = Provenance("prediction_service", None, None, CLOCK_START + timedelta(seconds=index))
+        categories = [CategoryInput("user_features", {"seq": index}, ())]
+        outcome = await runtime.flows.write(entity, EntityInput("racer", categories, provenance))
         return outcome.categories_updated
 
     order = list(range(60))

@@ -10,7 +10,7 @@ import pytest
 
 from components.features.store.base import OnlineStore
 from components.features.store.sqlite import SQLiteStore
-from components.features.store.sqlite_commit import GroupCommit
+from components.features.store.sqlite.commit import GroupCommit
 from core.exceptions import StoreUnavailable
 from devservers import free_port
 from tests.conftest import AppClient, assert_no_internal_text

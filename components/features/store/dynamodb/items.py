@@ -12,10 +12,10 @@ not its spelling, so an integral float (`1.0`) reads back as `1`.
 import zlib
 from typing import Any
 
+from components.events.events import OutboxEvent
+from components.events.outbox import DeadLetter
 from components.features.store.base import TOMBSTONE, CategoryWrite, StoredCategory, Wanted
 from core.dynamodb_client.attributes import decode_map
-from core.events import OutboxEvent
-from core.outbox import DeadLetter
 from core.serialization import dumps, loads
 from core.settings import EntityType
 

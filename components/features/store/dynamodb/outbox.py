@@ -8,6 +8,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from components.events.events import OutboxEvent
+from components.events.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 from components.features.store.base import chunks
 from components.features.store.dynamodb.errors import CONDITION_FAILED, translate_error, translated
 from components.features.store.dynamodb.items import (
@@ -20,10 +22,8 @@ from components.features.store.dynamodb.items import (
     outbox_shard,
 )
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError
-from core.events import OutboxEvent
 from core.exceptions import StoreUnavailable
 from core.metrics import metrics
-from core.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 
 MAX_BATCH_WRITES = 25
 MAX_BATCH_KEYS = 100

@@ -12,6 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from components.events.events import OutboxEvent
+from components.events.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 from components.features.store.base import (
     BatchRead,
     CategoryWrite,
@@ -32,10 +34,8 @@ from components.features.store.dynamodb.tables import create_tables
 from components.features.store.dynamodb.transactions import MAX_TRANSACTION_ACTIONS, EntityCommit, commit
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, get_client_async
 from core.dynamodb_client.retries import THROTTLING, failure_kind
-from core.events import OutboxEvent
 from core.exceptions import FeatureStoreError, StoreUnavailable
 from core.metrics import metrics
-from core.outbox import DeadLetterCursor, DeadLetterPage, OutboxStats
 from core.settings import EntityType, Settings
 
 MAX_BATCH_KEYS = 100

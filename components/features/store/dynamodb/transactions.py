@@ -7,9 +7,8 @@ sent again without what was learnt to be stale.
 
 A bulk write sends one transaction per entity, several at once (`DynamoDBStore.write_many`), not
 several entities per transaction. Packing ten 5-category entities into one 100-action transaction was
-tried: it cut the service's CPU per entity from ~0.8-1.0 ms to ~0.3-0.6 ms, but Dynoxide spent more
-per entity with such transactions in flight (9.7-11.5 ms against 4.5-9.6 ms, four bulk writes at
-once), and DynamoDB's own guidance is to split transactions that need not be one ("simpler
+tried: it cut the service's CPU per entity, but the server spent more per entity with such transactions in
+flight (figures: docs/performance.md, "Figures behind the code"), and DynamoDB's own guidance is to split transactions that need not be one ("simpler
 transactions improve throughput and are more likely to succeed"): one stale category or conflict
 would cancel ten entities' writes.
 """

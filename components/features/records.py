@@ -1,0 +1,82 @@
+"""The records that cross controller -> service -> flows: what a read selects and finds, what a write
+carries, and what a write or a deletion did.
+
+Plain slotted dataclasses, since every request builds some. Those built per entity or per category
+(`EntityInput`, `CategoryInput`, `EntityFeatures`) are not frozen: a frozen dataclass sets each field
+through `object.__setattr__` (see store/base.py), and a bulk write builds thousands.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from components.features.store.base import StoredCategory, Wanted
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSelection:
+    """What a read asks for: the categories to fetch, and those reported unavailable without a read."""
+
+    wanted: Wanted
+    not_whitelisted: tuple[str, ...] = ()
+    """Requested categories off the whitelist."""
+
+
+@dataclass(slots=True)
+class EntityFeatures:
+    """What one entity has of the requested features."""
+
+    items: dict[str, StoredCategory] = field(default_factory=dict)
+    unavailable_categories: list[str] = field(default_factory=list)
+    unavailable_features: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where written data comes from and how long it holds: the same for every category of the write."""
+
+    source: str | None
+    """The writer; None until the service settles it (from the API key when keys are on)."""
+    compute_id: str | None
+    ttl: int | None
+    """Seconds; None for each category's default."""
+    event_time: datetime | None
+    """When the data was true; None for the write's own time."""
+
+
+@dataclass(slots=True)
+class CategoryInput:
+    """One category of a write, and where it sits in the request, for error messages."""
+
+    category: str
+    features: dict[str, Any]
+    loc: tuple[str | int, ...]
+
+
+@dataclass(slots=True)
+class EntityInput:
+    """One entity of a write: its categories, in the request's order, and their provenance (a bulk write's
+    entity: the request's meta fields overridden by its own)."""
+
+    entity_value: str
+    categories: Sequence[CategoryInput]
+    provenance: Provenance
+    loc: tuple[str | int, ...] = ("body", "data")
+    """Where the entity sits in the body."""
+    ttl_loc: tuple[str | int, ...] = ("body", "meta", "ttl")
+    """Where its ttl came from: its own `meta`, or the request's."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    categories_updated: list[str]
+    categories_skipped: list[str]
+    timestamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOutcome:
+    categories_deleted: list[str]
+    timestamp: str

@@ -1,0 +1,79 @@
+"""What one request does inside the embedded store's group commit (`commit.py`): the
+queued request, its categories' upserts with their outbox rows, and a bulk write's per-entity outcome.
+A deletion's part is `erase.py`."""
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from components.features.store.base import CategoryWrite, Erasure
+from core.exceptions import FeatureStoreError
+from core.serialization import dumps
+
+logger = logging.getLogger("feature_store.sqlite")
+
+UPSERT = """
+INSERT INTO features (entity_type, entity_value, category, data, created_at, metadata, event_time, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (entity_type, entity_value, category) DO UPDATE SET
+    data = excluded.data, metadata = excluded.metadata,
+    created_at = CASE features.created_at WHEN '' THEN excluded.created_at ELSE features.created_at END,
+    event_time = excluded.event_time, expires_at = excluded.expires_at
+WHERE excluded.event_time >= features.event_time
+"""
+
+
+@dataclass(slots=True)
+class PendingWrite:
+    """One request's write, waiting in the group-commit queue."""
+
+    entity_type: str
+    entity_value: str
+    writes: Sequence[CategoryWrite]
+    now_iso: str
+    erasure: Erasure | None = None
+    """Set for a deletion (then `writes` is empty and `skipped` lists the categories deleted)."""
+    skipped: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False
+
+
+def apply_writes(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
+    """Upsert each category not older than what is stored, with its event; return the skipped ones."""
+    skipped = []
+    for write in pending.writes:
+        cursor = connection.execute(
+            UPSERT,
+            (
+                pending.entity_type,
+                pending.entity_value,
+                write.category,
+                dumps(write.data),
+                pending.now_iso,
+                dumps(write.metadata),
+                write.event_time,
+                write.expires_at_epoch,
+            ),
+        )
+        if cursor.rowcount == 0:
+            skipped.append(write.category)
+            continue
+        event = write.event
+        connection.execute(
+            "INSERT INTO outbox (event_id, key, payload, created_at, due_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
+            (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0, event.traceparent),
+        )
+    return skipped
+
+
+def outcome(pending: PendingWrite) -> list[str] | FeatureStoreError:
+    """One entity of a bulk write: its skipped categories, or the error that kept it out. An unexpected
+    error (a bug) fails that entity only, with a fixed message; the log keeps the error."""
+    error = pending.error
+    if error is None:
+        return pending.skipped
+    if isinstance(error, FeatureStoreError):
+        return error
+    logger.error("embedded store failed a bulk write's entity", exc_info=error)
+    return FeatureStoreError("the store could not write this entity")

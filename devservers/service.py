@@ -1,0 +1,73 @@
+"""The service itself, started as deployed in a process of its own."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from devservers.processes import ROOT, free_port
+
+
+class ServiceProcess:
+    """The service as deployed (`python -m serve`: uvicorn with the service's connection handling),
+    started in `workdir` so no `.env*` file of the repository applies; its log (stdout and stderr) is
+    kept in `workdir/service-<port>.log`. `env` holds its settings; it listens on a free port."""
+
+    def __init__(self, env: Mapping[str, str], workdir: Path, port: int | None = None) -> None:
+        self.env = dict(env)
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"service-{self.port}.log"
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "serve.py")],
+                cwd=self.workdir,
+                env={**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return process
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+                raise RuntimeError(f"service did not start:\n{self.log_path.read_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def restart(self) -> None:
+        """Start it again on the same port and settings, after it stopped or was killed."""
+        self.kill()
+        self.process = self._start()
+
+    def sigkill(self) -> None:
+        """Stop it as a crash or the OOM killer would: no shutdown, no flush."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self) -> None:
+        """What Kubernetes and Docker send to stop a container."""
+        self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        self.terminate()
+        self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
