@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.conftest import ROOT
+from tests.deploy.conftest import MONITORING, ROOT, alert_rules, dashboard_panels
 
-MONITORING = ROOT / "deploy" / "monitoring"
 ROWS = ["Serving", "Freshness", "Event pipeline", "Store"]
 
 
@@ -26,10 +25,6 @@ def promtool(*arguments: str) -> subprocess.CompletedProcess[str]:
 
 def load(name: str) -> Any:
     return yaml.safe_load((MONITORING / name).read_text())
-
-
-def alert_rules() -> list[dict[str, Any]]:
-    return [rule for group in load("alerts.yaml")["groups"] for rule in group["rules"]]
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +90,6 @@ def test_the_kustomization_lists_every_resource_and_the_dashboard() -> None:
     assert dashboard_map["files"] == ["feature-store.json=dashboard.json"]
 
 
-def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    return [panel for panel in dashboard["panels"] if panel["type"] != "row"]
-
-
 def test_the_dashboard_has_four_rows_in_order(dashboard: dict[str, Any]) -> None:
     assert [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"] == ROWS
     assert dashboard["schemaVersion"] >= 39
@@ -112,12 +103,12 @@ def test_the_dashboard_is_templated_on_datasource_namespace_and_instance(dashboa
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     for name in ("namespace", "instance"):
         assert variables[name]["definition"].startswith("label_values(") and variables[name]["includeAll"]
-    for panel in panels(dashboard):
+    for panel in dashboard_panels():
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
 
 
 def test_every_panel_queries_the_selected_namespace_and_instance(dashboard: dict[str, Any]) -> None:
-    for panel in panels(dashboard):
+    for panel in dashboard_panels():
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
             expr = target["expr"]
