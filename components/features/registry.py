@@ -108,6 +108,9 @@ class CategorySpec(BaseModel):
     entity_types: list[Name] | None = Field(None, min_length=1)
     """None: every configured entity type."""
     default_ttl_seconds: StrictInt | None = Field(None, gt=0)
+    max_age_seconds: StrictInt | None = Field(None, gt=0)
+    """How old served features may be before they count as stale: the freshness alert's threshold, exported
+    as a metric; reads are not refused for it (a read's own `max_age_seconds` does that)."""
     writers: list[Writer] | None = Field(None, min_length=1)
     """None: every writer the service otherwise allows."""
     mode: Literal["strict", "open"] = "open"
@@ -258,6 +261,7 @@ class Registry:
         self.default_ttl = {
             name: spec.default_ttl_seconds for name, spec in specs.items() if spec.default_ttl_seconds is not None
         }
+        self.max_age = {name: spec.max_age_seconds for name, spec in specs.items() if spec.max_age_seconds is not None}
         categories = {name: self._describe(category) for name, category in self.categories.items()}
         self.document = Document.of({"entity_types": list(self.entity_types), "categories": categories})
         self.category_documents = {name: Document.of(content) for name, content in categories.items()}
@@ -316,6 +320,12 @@ class Registry:
         ttl = settings.category_default_ttl_seconds
         specs = {name: CategorySpec(default_ttl_seconds=ttl.get(name)) for name in settings.allowed_categories}
         return cls(specs, settings.entity_types)
+
+    def report_max_ages(self) -> None:
+        """Export each declared `max_age_seconds`, so an alert rule compares served ages with it without
+        reading this file."""
+        for category, seconds in self.max_age.items():
+            metrics.gauge("registry.max_age_seconds", seconds, category=category)
 
     def may_write(self, category: str, source: str) -> bool:
         writers = self.categories[category].writers

@@ -181,6 +181,14 @@ READY = Instrument(
     "1 when the last readiness check passed, else 0.",
     multiprocess_mode="livemin",
 )
+CATEGORY_MAX_AGE = Instrument(
+    "feature_store_category_max_age_seconds",
+    "gauge",
+    "Each category's registry max_age_seconds, set at start: the freshness alert's threshold.",
+    ("category",),
+    unit="s",
+    multiprocess_mode="max",
+)
 BUILD_INFO = Instrument(
     "feature_store_build_info", "gauge", "Always 1: the running version.", ("version",), multiprocess_mode="max"
 )
@@ -207,6 +215,7 @@ INSTRUMENTS = (
     OUTBOX_OLDEST_AGE,
     OUTBOX_DEAD_LETTERS,
     READY,
+    CATEGORY_MAX_AGE,
     BUILD_INFO,
 )
 
@@ -233,6 +242,7 @@ ENTRIES: dict[str, Entry] = {
     "outbox.oldest_pending_age_seconds": _tagged(OUTBOX_OLDEST_AGE),
     "outbox.dead_letters": _tagged(OUTBOX_DEAD_LETTERS),
     "ready": _tagged(READY),
+    "registry.max_age_seconds": _tagged(CATEGORY_MAX_AGE),
 }
 """The names that map one to one; operations, store calls, their errors and event sinks follow rules below."""
 

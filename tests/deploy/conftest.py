@@ -1,4 +1,5 @@
-"""Readers for the deployment files: the Dockerfile's instructions and the Kubernetes manifests."""
+"""Readers for the deployment files: the Dockerfile's instructions, the Kubernetes manifests, the alert rules and
+the dashboard."""
 
 import json
 import re
@@ -14,6 +15,7 @@ from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
+MONITORING = ROOT / "deploy" / "monitoring"
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,15 @@ def manifests() -> dict[str, dict[str, Any]]:
             assert document["kind"] not in resources, f"two {document['kind']} resources"
             resources[document["kind"]] = document
     return resources
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    """Every rule of deploy/monitoring/alerts.yaml, across its groups."""
+    rules = yaml.safe_load((MONITORING / "alerts.yaml").read_text())
+    return [rule for group in rules["groups"] for rule in group["rules"]]
+
+
+def dashboard_panels() -> list[dict[str, Any]]:
+    """The panels of deploy/monitoring/dashboard.json that query (its rows aside)."""
+    dashboard = json.loads((MONITORING / "dashboard.json").read_text())
+    return [panel for panel in dashboard["panels"] if panel["type"] != "row"]

@@ -1,6 +1,6 @@
 """The feature registry through the API: writes refused on every backend and every write path with
 nothing stored and no event, the answer's wording, writers, entity types, default TTLs, the
-`write.rejected` metric, start-up refusals, and the discovery endpoints with their ETags."""
+`write.rejected` metric, the exported max ages, start-up refusals, and the discovery endpoints with their ETags."""
 
 import logging
 from pathlib import Path
@@ -20,6 +20,7 @@ categories:
     owner: profile-team
     entity_types: [bright_uid]
     default_ttl_seconds: 86400
+    max_age_seconds: 129600
     writers: [prediction_service, backfill]
     mode: strict
     features:
@@ -249,6 +250,15 @@ def test_rejected_writes_are_counted_by_category_and_reason(make_client, registr
     }
     counters = statsd.wait_for("counters", expected)
     assert {name: value for name, value in counters.items() if name.startswith("write.rejected")} == expected
+
+
+@pytest.mark.backends("sqlite")
+def test_declared_max_ages_are_exported_at_start(make_client, registry_file: Path, statsd) -> None:
+    make_client(feature_registry_file=str(registry_file), **statsd.settings)
+    gauges = statsd.wait_for("gauges", {"registry.max_age_seconds;category=user_features": 129600})
+    assert {name: value for name, value in gauges.items() if name.startswith("registry.")} == {
+        "registry.max_age_seconds;category=user_features": 129600
+    }
 
 
 @pytest.mark.backends("sqlite")

@@ -270,7 +270,8 @@ def test_the_example_file_is_valid_and_uses_every_field(tmp_path: Path) -> None:
     assert types >= {"int", "float", "bool", "string", "map", "json"} and any(t.startswith("list<") for t in types)
     assert {category["mode"] for category in categories.values()} == {"strict", "open"}
     raw = EXAMPLE.read_text()
-    for field in ("description", "owner", "entity_types", "default_ttl_seconds", "writers", "nullable"):
+    fields = ("description", "owner", "entity_types", "default_ttl_seconds", "max_age_seconds", "writers", "nullable")
+    for field in fields:
         assert f"{field}:" in raw, field
     # The service's default categories are all declared, so adopting the example changes no writer's category.
     assert registry.names >= set(settings().allowed_categories)
@@ -286,6 +287,7 @@ BAD_FILES = [
     ("categories:\n  a: {owners: x}\n", "category 'a', field 'owners': Extra inputs are not permitted"),
     ("categories:\n  a: {default_ttl_seconds: 0}\n", "category 'a', field 'default_ttl_seconds': Input should be"),
     ("categories:\n  a: {default_ttl_seconds: '60'}\n", "category 'a', field 'default_ttl_seconds'"),
+    ("categories:\n  a: {max_age_seconds: -5}\n", "category 'a', field 'max_age_seconds': Input should be"),
     ("categories:\n  a: {writers: []}\n", "category 'a', field 'writers': List should have at least 1 item"),
     ("categories:\n  a: {entity_types: []}\n", "category 'a', field 'entity_types'"),
     (

@@ -322,10 +322,10 @@ class SQLiteStore:
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
         pending = PendingWrite(entity_type.name, entity_value, writes, now_iso)
-        with metrics.timer("sqlite.write", entity_type=entity_type.name):
+        with metrics.timer("sqlite.write", entity_type=entity_type.name):  # a failed write counts as the call's error
             await _in_thread(self._group.run, [pending])
-        if pending.error is not None:
-            raise pending.error
+            if pending.error is not None:
+                raise pending.error
         return pending.skipped
 
     async def write_many(
