@@ -1,5 +1,5 @@
-"""Readers for the deployment files: the Dockerfile's instructions and the Kubernetes manifests as each overlay
-renders them."""
+"""Readers for the deployment files: the Dockerfile's instructions, the Kubernetes manifests as each overlay
+renders them, and the CloudFormation template."""
 
 import json
 import re
@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 import yaml
+from cfnlint.decode import cfn_yaml
 
 from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
+TEMPLATE = ROOT / "deploy" / "aws" / "feature-store.yaml"
 OVERLAYS = sorted(path.name for path in (K8S / "overlays").iterdir())
 
 
@@ -108,3 +110,9 @@ class Manifests:
 def manifests(request: pytest.FixtureRequest) -> Manifests:
     """Every object an overlay of deploy/k8s renders, once per overlay."""
     return Manifests(request.param, kustomize(K8S / "overlays" / request.param))
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    """The CloudFormation template as plain data, its short forms (`!Ref`) spelled out (`{"Ref": ...}`)."""
+    return json.loads(json.dumps(cfn_yaml.loads(TEMPLATE.read_text())))
