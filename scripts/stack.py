@@ -144,6 +144,7 @@ def consume(bootstrap: str, topic: str, count: int, timeout: float) -> int:
                 continue
             value = message.value() or b""
             event = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)
+            assert isinstance(event, dict), "the schema is a record"
             key = (message.key() or b"").decode()
             print(json.dumps({"key": key, "partition": message.partition(), "offset": message.offset(), **event}))
             sys.stdout.flush()

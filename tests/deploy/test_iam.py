@@ -14,7 +14,8 @@ import pytest
 
 from devservers import ROOT
 
-pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.slow]
+# The fixture runs three store suites in a pytest of its own.
+pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.slow, pytest.mark.timeout(600)]
 
 CODE_PATH = [
     "tests/components/features/store/test_contract.py",  # reads, writes, deletions, the outbox, the store check
