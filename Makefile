@@ -88,3 +88,10 @@ bench: install-dev servers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .servers
+
+# The production path on this machine: Dynoxide (DynamoDB), Tansu (Kafka), the Schema Registry stand-in and the
+# service on them (`python -m serve`), tables and topic created; prints the URLs and how to read the events.
+# Ctrl-C stops everything. `make stack STACK_PORT=9000` serves elsewhere than 8000.
+.PHONY: stack
+stack: install-dev servers
+	$(BIN)/python scripts/stack.py

