@@ -2,7 +2,7 @@
 
 A request costs a dict lookup and an `inc`/`observe` per metric: each labelled child is resolved once,
 on its first use, and kept under the StatsD name and tags it came from. One worker process keeps its
-values in memory (prometheus-client's single-process mode). With several (`WEB_CONCURRENCY` > 1),
+values in plain objects of its own (`core/metrics/memory.py`, where the reason is measured). With several (`WEB_CONCURRENCY` > 1),
 `prepare_multiprocess` gives them a shared directory before they start, `PROMETHEUS_MULTIPROC_DIR`:
 each worker writes its values to files of its own there, and a scrape of any worker sums every file,
 those of exited workers included, so nothing counted is lost. Gauges combine as the catalogue says
@@ -28,6 +28,7 @@ from core.metrics.catalogue import (
     Instrument,
     entry_for,
 )
+from core.metrics.memory import MemoryCollector, MemoryInstrument
 
 logger = logging.getLogger("feature_store.metrics")
 
@@ -83,7 +84,15 @@ class Prometheus:
         self.directory = multiprocess_directory()
         disable_created_metrics()  # `_created` series double the series count for a start time nobody graphs
         self.registry = CollectorRegistry(auto_describe=False)
-        self._metrics = {instrument.name: _metric(instrument, self.registry) for instrument in INSTRUMENTS}
+        if self.directory:
+            self._metrics = {instrument.name: _metric(instrument, self.registry) for instrument in INSTRUMENTS}
+        else:
+            memory = {instrument.name: MemoryInstrument(instrument) for instrument in INSTRUMENTS}
+            for instrument in memory.values():
+                if not instrument.instrument.labels:
+                    instrument.labels()  # exported from the start, as prometheus-client's own are
+            self.registry.register(MemoryCollector(memory))
+            self._metrics = memory
         self._children: dict[tuple[Any, ...], Any] = {}
         self._requests: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._metrics[BUILD_INFO.name].labels(version).set(1)
@@ -104,7 +113,8 @@ class Prometheus:
                 child = _DROPPED
             else:
                 metric = self._metrics[entry.instrument.name]
-                child = metric.labels(*entry.label_values(name, tags)) if entry.instrument.labels else metric
+                labelled = entry.instrument.labels or not self.directory
+                child = metric.labels(*entry.label_values(name, tags)) if labelled else metric
             self._children[key] = child
         return child
 
