@@ -9,7 +9,10 @@ before any of the app's code runs:
 - a limit on the request target (414) and on the header fields (431), checked as httptools hands
   them over, and on the raw bytes of an unfinished head, so nothing unbounded is buffered;
 - every refusal, and the 400 for a request httptools cannot parse, in the service's JSON error
-  envelope with an `X-Request-ID`, the connection then closed.
+  envelope with an `X-Request-ID`, the connection then closed cleanly: the answer is followed by a
+  FIN and what the client still sends is read and dropped for a while (a lingering close). Closing a
+  socket with unread bytes makes the kernel send a reset, which destroys the answer before a client
+  still sending its 200 KB head can read it.
 
 The body's deadline and the concurrency limit live in the app's own pass (`middlewares/request.py`),
 where they can answer through the app's error handlers. `server_options` turns the settings into
@@ -36,6 +39,12 @@ logger = logging.getLogger("feature_store.http")
 HEAD_SLACK_BYTES = 8192
 """Raw bytes an unfinished head may hold beyond its target and header limits: the method, the version,
 separators and line ends."""
+
+
+LINGER_SECONDS = 2.0
+"""After a refusal, how long what the client still sends is read and dropped before the connection is closed."""
+LINGER_MAX_BYTES = 4 * 1024 * 1024
+"""Bytes dropped after a refusal beyond which the connection is closed at once."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,8 @@ class ServiceHttpProtocol(HttpToolsProtocol):
         self.url_bytes = 0
         self.header_bytes = 0
         self.refusal: FeatureStoreError | None = None
+        self.linger_timer: asyncio.TimerHandle | None = None
+        self.lingered_bytes = 0
 
     # The head's deadline.
     def _arm_head_timer(self) -> None:
@@ -113,10 +124,15 @@ class ServiceHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self.linger_timer is not None:
+            self.linger_timer.cancel()
         super().connection_lost(exc)
 
     # The head's size, counted as httptools hands it over and as it arrives.
     def data_received(self, data: bytes) -> None:
+        if self.linger_timer is not None:
+            self._drop(data)
+            return
         super().data_received(data)
         if self.in_head and not self.transport.is_closing():
             self.head_bytes += len(data)
@@ -161,7 +177,20 @@ class ServiceHttpProtocol(HttpToolsProtocol):
         self.in_head = False
         self._cancel_head_timer()
         self.transport.write(refusal_bytes(exc, self.server_state.default_headers))
-        self.transport.close()
+        self._linger()
+
+    # The lingering close after a refusal.
+    def _linger(self) -> None:
+        """Send the FIN after the answer, keep reading until the client closes its side too (its EOF closes
+        the transport), for at most `LINGER_SECONDS`."""
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def _drop(self, data: bytes) -> None:
+        self.lingered_bytes += len(data)
+        if self.lingered_bytes > LINGER_MAX_BYTES:
+            self.transport.close()
 
 
 def connection_limits(settings: Settings) -> ConnectionLimits:
