@@ -45,6 +45,9 @@ separators and line ends."""
 
 LIVENESS_PATHS = frozenset({"/api/v1/health", "/api/v1/live"})
 """Answered whatever the load: they touch nothing, and failing them would restart a busy process."""
+LAG_MIN_IN_FLIGHT = 32
+"""Below this many requests in flight, a late event loop is the machine's doing or one slow request's,
+not a crowd's: refusing would not make it faster, so the lag refuses nothing."""
 LINGER_SECONDS = 2.0
 """After a refusal, how long what the client still sends is read and dropped before the connection is closed."""
 LINGER_MAX_BYTES = 4 * 1024 * 1024
@@ -228,8 +231,9 @@ class ServiceHttpProtocol(HttpToolsProtocol):
         counted here, so that a crowd is refused as it arrives, before a task is made for it: counted
         in the app, requests queued behind a busy loop are not yet in flight, and the refusals and
         probes would wait behind them. A pipelined request is left to the app's own limit."""
-        busy = self.tasks and self.loop_lag.seconds > self.limits.max_event_loop_lag_seconds
-        if len(self.tasks) < self.limits.max_concurrent_requests and not busy:
+        in_flight = len(self.tasks)
+        busy = in_flight >= LAG_MIN_IN_FLIGHT and self.loop_lag.seconds > self.limits.max_event_loop_lag_seconds
+        if in_flight < self.limits.max_concurrent_requests and not busy:
             return False
         if self.cycle is not None and not self.cycle.response_complete:
             return False

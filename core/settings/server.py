@@ -37,9 +37,9 @@ class ServerSettings(EnvironmentSettings):
     """Requests one worker process handles at once; more are answered 503 `overloaded` at once.
     `/health` and `/live` are exempt, so liveness holds under overload."""
     max_event_loop_lag_ms: float = Field(50.0, gt=0)
-    """While the worker's event loop runs this late, new requests are answered 503 `overloaded` at once
-    (but the first in flight, and `/health` and `/live`): a crowd is refused before it queues, so that
-    probes and refusals are not kept waiting behind it."""
+    """While the worker's event loop runs this late with 32 requests or more in flight, new requests are
+    answered 503 `overloaded` at once (`/health` and `/live` exempt): a crowd is refused before it queues,
+    so that probes and refusals are not kept waiting behind it."""
 
     cors_origins: CommaSeparated = ()
     """Origins browsers may call from; empty means `*` in development and none elsewhere."""
