@@ -43,6 +43,10 @@ HEAD_SLACK_BYTES = 8192
 separators and line ends."""
 
 
+UNMATCHED = "unmatched"
+"""The endpoint of a request no route answered, in the request metrics."""
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods named in the request metrics; any other is counted as `OTHER`."""
 LIVENESS_PATHS = frozenset({"/api/v1/health", "/api/v1/live"})
 """Answered whatever the load: they touch nothing, and failing them would restart a busy process."""
 LAG_MIN_IN_FLIGHT = 32
@@ -244,6 +248,10 @@ class ServiceHttpProtocol(HttpToolsProtocol):
         its connection, so a crowd retrying does not also reconnect; one with a body is closed, its body
         dropped."""
         exc = Overloaded(f"more than {self.limits.max_concurrent_requests} requests in flight")
+        # Counted as a request answered 503, as the app's own refusal is, so the error-ratio alert sees it;
+        # no access-log line: under a crowd, one per refusal would be most of the work.
+        method = self.parser.get_method().decode("latin-1")
+        metrics.request(UNMATCHED, method if method in KNOWN_METHODS else "OTHER", exc.status_code, 0.0, False)
         has_body = any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers)
         if has_body or not self.parser.should_keep_alive():
             self.refusal = exc

@@ -260,6 +260,36 @@ def test_requests_beyond_the_concurrency_limit_get_503_and_health_stays_fast(ser
     assert httpx.get(f"{server.url}/api/v1/get/item/u/user_features", timeout=5).status_code == 404
 
 
+def test_a_refused_request_keeps_its_connection_unless_it_sent_a_body(server: ServiceProcess) -> None:
+    """Refused as its head arrives: a crowd retrying on its connections does not also reconnect."""
+    read = b"GET /api/v1/get/item/u/user_features HTTP/1.1\r\nHost: x\r\n\r\n"
+    holders = [connect(server) for _ in range(MAX_CONCURRENT)]
+    try:
+        for sock in holders:
+            sock.sendall(
+                b"POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+            )
+        time.sleep(0.2)
+        with connect(server) as sock:
+            for _ in range(2):
+                sock.sendall(read)
+                status, headers, body = read_response(sock)
+                assert (status, headers["retry-after"], json.loads(body)["error"]) == (503, "1", "overloaded")
+                assert "connection" not in headers
+            with connect(server) as with_body:
+                with_body.sendall(b"POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+                assert_envelope(*read_response(with_body), 503, "overloaded")
+                closed_within(with_body, 3)
+            for holder in holders:
+                holder.close()
+            time.sleep(0.3)
+            sock.sendall(read)
+            assert read_response(sock)[0] == 404
+    finally:
+        for holder in holders:
+            holder.close()
+
+
 def test_health_stays_fast_while_abusive_clients_hold_connections(server: ServiceProcess) -> None:
     stop = threading.Event()
 
