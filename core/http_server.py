@@ -234,12 +234,15 @@ class ServiceHttpProtocol(HttpToolsProtocol):
         """Requests this process has taken and not finished (queued for the event loop or running) are
         counted here, so that a crowd is refused as it arrives, before a task is made for it: counted
         in the app, requests queued behind a busy loop are not yet in flight, and the refusals and
-        probes would wait behind them. A pipelined request is left to the app's own limit."""
+        probes would wait behind them. A pipelined request, and a browser's (it needs the CORS headers
+        to read a 503), are left to the app's own limit."""
         in_flight = len(self.tasks)
         busy = in_flight >= LAG_MIN_IN_FLIGHT and self.loop_lag.seconds > self.limits.max_event_loop_lag_seconds
         if in_flight < self.limits.max_concurrent_requests and not busy:
             return False
         if self.cycle is not None and not self.cycle.response_complete:
+            return False
+        if any(name == b"origin" for name, _ in self.headers):
             return False
         return httptools.parse_url(self.url).path.decode("latin-1") not in LIVENESS_PATHS
 

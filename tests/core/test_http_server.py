@@ -276,6 +276,8 @@ def test_a_refused_request_keeps_its_connection_unless_it_sent_a_body(server: Se
                 status, headers, body = read_response(sock)
                 assert (status, headers["retry-after"], json.loads(body)["error"]) == (503, "1", "overloaded")
                 assert "connection" not in headers
+            browser = httpx.get(f"{server.url}/api/v1/limits", headers={"Origin": "http://app"}, timeout=5)
+            assert (browser.status_code, browser.headers["access-control-allow-origin"]) == (503, "*")
             with connect(server) as with_body:
                 with_body.sendall(b"POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
                 assert_envelope(*read_response(with_body), 503, "overloaded")
