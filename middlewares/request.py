@@ -7,7 +7,8 @@ Order within the pass, as each concern needs it:
 - the request's log fields and its clock start before anything can answer, so refusals are logged
   and counted too (route `unmatched`);
 - a request beyond `max_concurrent_requests` in flight in this process is answered 503 `overloaded`
-  at once (the liveness routes excepted, so an overloaded process is not restarted for it);
+  at once (the liveness routes excepted, so an overloaded process is not restarted for it); served by
+  `python -m serve`, most such requests were refused before reaching here (`core/http_server.py`);
 - a body refused from its headers (`body.refusal`) is answered through CORS, as a route's answer
   would be, without reaching the app; an accepted body is counted as it is read (`body.limited`)
   and must arrive within `body_read_timeout_seconds` (`body.by_deadline`);
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.error_envelope import exception_response, internal_error_response
 from core.exceptions import Overloaded
+from core.http_server import LIVENESS_PATHS
 from core.request_context import request_id_var, request_log_fields_var
 from middlewares.body import METHODS_WITH_BODY, by_deadline, limited, refusal
 from middlewares.cors import CORSWrapper
@@ -33,8 +35,7 @@ from middlewares.telemetry import record_request
 
 logger = logging.getLogger("feature_store.errors")
 
-UNLIMITED_PATHS = frozenset({"/api/v1/health", "/api/v1/live"})
-"""Liveness answers whatever the load: it touches nothing, and failing it would restart a busy process."""
+UNLIMITED_PATHS = LIVENESS_PATHS
 
 
 class RequestMiddleware:

@@ -11,12 +11,10 @@ from typing import Any
 
 from starlette.types import Scope
 
+from core.http_server import KNOWN_METHODS, UNMATCHED
 from core.metrics import metrics
 
 logger = logging.getLogger("feature_store.access")
-
-UNMATCHED = "unmatched"
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def record_request(

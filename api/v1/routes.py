@@ -220,3 +220,15 @@ async def warmup(request: Request) -> JSONBytesResponse:
     actions = await runtime_of(request).warmup()
     duration_ms = (utcnow() - started).total_seconds() * 1000
     return JSONBytesResponse(dumps({"status": "warm", "actions": actions, "duration_ms": round(duration_ms, 3)}))
+
+
+probes.add_api_route(
+    "/warmup",
+    warmup,
+    methods=["GET"],
+    operation_id="warmup_by_get",
+    response_model=WarmupResponse,
+    responses=errors(401, 403, 429, 503),
+    dependencies=[Depends(require_admin)],
+    summary="Warmup (for scripts that `curl` it)",
+)

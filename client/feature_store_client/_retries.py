@@ -1,7 +1,9 @@
 """The retry rules: whether a call is sent again, and after how long. Both clients ask `Attempts` after
 each answer or failure, so they retry alike."""
 
-from dataclasses import dataclass
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -17,16 +19,25 @@ class RetryPolicy:
     429 and 503 are retried for every call, after the `Retry-After` the service sent (else after a
     backoff); connection errors and timeouts only for reads, since a write may have been applied
     without its answer arriving. A call stops after `attempts` sends, or sooner when the next wait
-    would take the total waited past `budget_seconds`."""
+    would take the total waited past `budget_seconds`.
+
+    Every wait is stretched by a random share of up to `jitter` of itself (never shortened), so that
+    clients told "retry in 1 s" at the same instant do not all come back at the same instant."""
 
     attempts: int = 4
     budget_seconds: float = 30.0
     backoff_seconds: float = 0.25
     """First wait when the service named none (and between retried reads after a connection error); doubles."""
     max_backoff_seconds: float = 4.0
+    jitter: float = 0.5
+    rand: Callable[[], float] = field(default=random.random, repr=False, compare=False)
+    """A number in [0, 1); replaced in tests."""
 
     def backoff(self, attempt: int) -> float:
         return min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+
+    def spread(self, wait: float) -> float:
+        return wait * (1 + self.jitter * self.rand())
 
 
 NO_RETRY = RetryPolicy(attempts=1)
@@ -64,7 +75,10 @@ class Attempts:
         return self._wait_or_raise(self.policy.backoff(self.sent), error, exc)
 
     def _wait_or_raise(self, wait: float, error: FeatureStoreError, cause: BaseException | None = None) -> float:
-        if self.sent >= self.policy.attempts or self.waited + wait > self.policy.budget_seconds:
+        """The jitter never makes a wait that fits the budget raise: it is cut at what the budget has left."""
+        left = self.policy.budget_seconds - self.waited
+        if self.sent >= self.policy.attempts or wait > left:
             raise error from cause
+        wait = min(self.policy.spread(wait), left)
         self.waited += wait
         return wait

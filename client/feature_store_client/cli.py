@@ -22,16 +22,28 @@ from feature_store_client.models import BatchResult, CategoryResult, EntityFeatu
 DEFAULT_URL = "http://localhost:8000"
 
 
+def add_global_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
+    """The options every command takes. The root parser holds their defaults; each command takes them
+    again without defaults, so they may follow the command too (`get user-1 user_features -o table`)."""
+
+    def default(value: Any) -> Any:
+        return value if with_defaults else argparse.SUPPRESS
+
+    url = os.environ.get("FEATURE_STORE_URL", DEFAULT_URL)
+    parser.add_argument("--url", default=default(url), help="env FEATURE_STORE_URL")
+    key = os.environ.get("FEATURE_STORE_API_KEY")
+    parser.add_argument("--api-key", default=default(key), help="env FEATURE_STORE_API_KEY")
+    parser.add_argument("--timeout", type=float, default=default(DEFAULT_TIMEOUT), help="seconds per request")
+    parser.add_argument("--output", "-o", choices=["json", "table"], default=default("json"))
+    parser.add_argument("--request-id", default=default(None), help="X-Request-ID to send (one is generated otherwise)")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="feature-store", description="Read and write features of the Feature Store API."
     )
     root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    root.add_argument("--url", default=os.environ.get("FEATURE_STORE_URL", DEFAULT_URL), help="env FEATURE_STORE_URL")
-    root.add_argument("--api-key", default=os.environ.get("FEATURE_STORE_API_KEY"), help="env FEATURE_STORE_API_KEY")
-    root.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per request")
-    root.add_argument("--output", "-o", choices=["json", "table"], default="json")
-    root.add_argument("--request-id", help="X-Request-ID to send (one is generated otherwise)")
+    add_global_options(root, with_defaults=True)
     commands = root.add_subparsers(dest="command", required=True)
 
     def entity_type(command: argparse.ArgumentParser) -> None:
@@ -105,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("ready", help="readiness; exit status 1 when not ready")
     commands.add_parser("limits", help="what one request may hold")
+    for command in commands.choices.values():
+        add_global_options(command, with_defaults=False)
     return root
 
 

@@ -36,6 +36,10 @@ class ServerSettings(EnvironmentSettings):
     max_concurrent_requests: int = Field(200, gt=0)
     """Requests one worker process handles at once; more are answered 503 `overloaded` at once.
     `/health` and `/live` are exempt, so liveness holds under overload."""
+    max_event_loop_lag_ms: float = Field(50.0, gt=0)
+    """While the worker's event loop runs this late with 32 requests or more in flight, new requests are
+    answered 503 `overloaded` at once (`/health` and `/live` exempt): a crowd is refused before it queues,
+    so that probes and refusals are not kept waiting behind it."""
 
     cors_origins: CommaSeparated = ()
     """Origins browsers may call from; empty means `*` in development and none elsewhere."""

@@ -28,6 +28,7 @@ OPERATION_IDS = {
     ("get", "/api/v1/live"): "live",
     ("get", "/api/v1/ready"): "ready",
     ("post", "/api/v1/warmup"): "warmup",
+    ("get", "/api/v1/warmup"): "warmup_by_get",
     ("get", "/api/v1/admin/dead-letters"): "list_dead_letters",
     ("post", "/api/v1/admin/dead-letters/redrive"): "redrive_dead_letters",
 }

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from devservers import ROOT
-from feature_store_client.cli import main
+from feature_store_client.cli import main, parser
 
 pytestmark = pytest.mark.backends("sqlite")
 
@@ -59,6 +59,30 @@ def test_write_then_get_as_json_and_table(url: str, capsys) -> None:
     assert out.splitlines()[0].split() == ["category", "feature", "value"]
     assert ["user_features", "age", "30"] in [line.split() for line in out.splitlines()]
     assert ["credit_features", "credit_score", "750"] in [line.split() for line in out.splitlines()]
+
+    status, out, _ = run(capsys, "get", "user-1", "user_features", "--output", "table", "--url", url)
+    assert status == 0 and ["user_features", "age", "30"] in [line.split() for line in out.splitlines()]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--url", "http://a", "--timeout", "3", "-o", "table", "--request-id", "r-1", "--api-key", "k", "limits"],
+        ["limits", "--url", "http://a", "--timeout", "3", "-o", "table", "--request-id", "r-1", "--api-key", "k"],
+        ["--url", "http://b", "-o", "json", "limits", "--url", "http://a", "--timeout", "3", "-o", "table"]
+        + ["--request-id", "r-1", "--api-key", "k"],
+    ],
+)
+def test_global_options_go_before_or_after_the_command(argv: list[str]) -> None:
+    """After the command, an option wins over the same option before it."""
+    args = parser().parse_args(argv)
+    assert (args.url, args.timeout, args.output, args.request_id, args.api_key) == ("http://a", 3, "table", "r-1", "k")
+
+
+def test_global_options_keep_their_defaults_after_any_command() -> None:
+    for argv in (["limits"], ["get", "user-1", "user_features"], ["delete", "user-1"], ["registry"]):
+        args = parser().parse_args(argv)
+        assert args.output == "json" and args.request_id is None and args.timeout > 0, argv
 
 
 def test_get_batch_registry_and_ready(url: str, capsys, tmp_path) -> None:

@@ -1,5 +1,5 @@
-"""Retries: 429/503 after `Retry-After` within the budget; timeouts retried for reads, never for writes;
-and batch reads split above the service's maximum, answered in request order."""
+"""Retries: 429/503 after `Retry-After` within the budget, stretched by a jitter; timeouts retried for reads,
+never for writes; and batch reads split above the service's maximum, answered in request order."""
 
 import socket
 import socketserver
@@ -14,6 +14,8 @@ import pytest
 from core.exceptions import StoreUnavailable
 from feature_store_client import FeatureStoreClient, RetryPolicy, Timeout
 from feature_store_client import StoreUnavailable as ClientStoreUnavailable
+from feature_store_client._calls import Call
+from feature_store_client._retries import Attempts
 from tests.client.conftest import WRITER
 from tests.conftest import AppClient
 
@@ -145,3 +147,39 @@ def test_a_batch_is_split_over_a_socket_too(start_service) -> None:
         assert store.limits().max_batch_entities == 2
     assert [result.entity_value for result in answer.results] == values
     assert answer.results[4].get("user_features:age") == 4
+
+
+def waits_of(policy: RetryPolicy, answers: list[httpx.Response]) -> list[float | None]:
+    read = Call("GET", "/api/v1/health", parse=lambda response: response)
+    attempts = Attempts(policy, read, "jitter-1")
+    return [attempts.answered(answer) for answer in answers]
+
+
+def refused(retry_after: str | None = None) -> httpx.Response:
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return httpx.Response(503, headers=headers, json={"error": "overloaded", "detail": "busy"})
+
+
+def test_retry_after_is_stretched_by_the_jitter_never_shortened() -> None:
+    lowest = RetryPolicy(rand=lambda: 0.0)
+    highest = RetryPolicy(rand=lambda: 0.999)
+    assert waits_of(lowest, [refused("1")]) == [1.0]
+    assert waits_of(highest, [refused("1")]) == [pytest.approx(1.4995)]
+
+
+def test_the_backoff_is_stretched_by_the_jitter() -> None:
+    policy = RetryPolicy(backoff_seconds=0.25, jitter=0.5, rand=lambda: 0.5)
+    assert waits_of(policy, [refused(), refused()]) == [pytest.approx(0.3125), pytest.approx(0.625)]
+
+
+def test_a_fleet_told_the_same_retry_after_spreads_out() -> None:
+    waits = [wait for _ in range(200) for wait in waits_of(RetryPolicy(), [refused("1")]) if wait is not None]
+    assert len(waits) == 200
+    assert all(1.0 <= wait < 1.5 for wait in waits)
+    assert max(waits) - min(waits) > 0.3
+    assert len(set(waits)) > 150
+
+
+def test_the_jitter_never_takes_a_wait_past_the_budget() -> None:
+    policy = RetryPolicy(budget_seconds=1.2, rand=lambda: 0.999)
+    assert waits_of(policy, [refused("1")]) == [pytest.approx(1.2)]

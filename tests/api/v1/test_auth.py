@@ -69,6 +69,8 @@ def test_write_only_key_may_not_read(client: TestClient, api_keys: dict[str, str
 def test_warmup_needs_the_admin_scope(client: TestClient, api_keys: dict[str, str]) -> None:
     assert client.post("/api/v1/warmup", headers=key(api_keys["writer"])).status_code == 403
     assert client.post("/api/v1/warmup", headers=key(api_keys["operator"])).status_code == 200
+    assert client.get("/api/v1/warmup", headers=key(api_keys["writer"])).status_code == 403
+    assert client.get("/api/v1/warmup", headers=key(api_keys["operator"])).status_code == 200
 
 
 def test_writer_without_body_source_stores_its_first_source(client: TestClient, api_keys: dict[str, str]) -> None:

@@ -106,6 +106,15 @@ def test_warmup_initialises_and_is_idempotent(client: AppClient) -> None:
     assert second.json()["actions"] == ["already warm"]
 
 
+@pytest.mark.backends("sqlite")
+def test_warmup_is_served_on_get_too(client: AppClient) -> None:
+    """Deployment scripts `curl` it without `-X POST`."""
+    first = client.get("/api/v1/warmup")
+    assert first.status_code == 200
+    assert first.json()["status"] == "warm"
+    assert client.get("/api/v1/warmup").json()["actions"] == ["already warm"]
+
+
 @pytest.mark.backends("sqlite", "dynamodb")
 def test_eager_init_warms_in_background(make_client, caplog) -> None:
     caplog.set_level(logging.INFO, logger="feature_store.runtime")
