@@ -17,6 +17,7 @@ from components.features.store import create_store
 from core.auth import Authenticator
 from core.exceptions import FeatureStoreError
 from core.settings import Settings, StoreBackend
+from core.tokens import TokenVerifier, token_verifier
 
 logger = logging.getLogger("feature_store.runtime")
 
@@ -51,8 +52,14 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = Registry.from_settings(settings)
-        # None when AUTH_ENABLED=false: routes then ask for no key.
-        self.auth = Authenticator.from_settings(settings, self.registry.names) if settings.auth_enabled else None
+        # None when AUTH_ENABLED=false: routes then ask for no key; tokens None without AUTH_JWT_ISSUER.
+        self.tokens: TokenVerifier | None = None
+        if settings.auth_enabled and settings.auth_jwt_issuer:
+            self.tokens = token_verifier(settings, self.registry.names)
+        grant_names = self.tokens.grants.names if self.tokens else ()
+        self.auth = (
+            Authenticator.from_settings(settings, self.registry.names, grant_names) if settings.auth_enabled else None
+        )
         self.store = create_store(settings)
         self.event_schema = load_event_schema()
         self.sink = create_sink(settings, self.event_schema)
@@ -85,6 +92,8 @@ class Runtime:
         """On the app's event loop (the lifespan): start the relay, export the registry's max ages, and warm up
         in the background if asked."""
         self.relay.start()
+        if self.tokens is not None:
+            self.tokens.keys.start()
         self.registry.report_max_ages()
         if self.settings.eager_init:
             self._eager = asyncio.get_running_loop().create_task(self._eager_warmup(), name="eager-init")
@@ -139,6 +148,8 @@ class Runtime:
                 store_check.update(ok=False, error=error)
             self.store_reachable = store_check["ok"]
         checks = {"store": store_check, "events": self.sink.state() | self.relay.stats.as_dict()}
+        if self.tokens is not None:
+            checks["identity_provider"] = self.tokens.keys.state()
         backlog = self.relay.backlog
         if backlog is not None:
             checks["events"] |= {
@@ -158,5 +169,7 @@ class Runtime:
             done, _ = await asyncio.wait({check}, timeout=self.settings.shutdown_flush_seconds)
             if not done:
                 check.cancel()
+        if self.tokens is not None:
+            await self.tokens.keys.stop()
         await self.relay.stop(self.settings.shutdown_flush_seconds)
         await self.store.close()
