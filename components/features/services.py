@@ -44,6 +44,13 @@ class FeatureService:
         self.values = ValueChecker(settings.max_string_bytes, settings.max_json_depth)
         self._parsed_feature_list = lru_cache(maxsize=PARSED_FEATURE_LISTS)(self._parse_feature_list)
 
+    def use_registry(self, registry: Registry) -> None:
+        """A reloaded registry: later requests are judged by it (a request's checks run before its first
+        await, so each request sees one registry or the other, never a mix)."""
+        self.registry = registry
+        self.allowed_categories = registry.names
+        self._parsed_feature_list.cache_clear()  # its selections depend on the categories allowed
+
     def entity_type(self, name: str, loc: Sequence[str]) -> EntityType:
         entity_type = self.entity_types.get(name)
         if entity_type is None:
