@@ -94,3 +94,14 @@ def test_bulk_writes_are_reported_per_entity_beside_single_writes(smoke: tuple[d
         assert row["speedup"] == round(row["bulk_entities_per_s"] / results[(row["versus"], backend)]["rps"], 2)
         assert row["met"] == (row["speedup"] >= row["bound"])
     assert "Bulk writes at full load" in printed
+
+
+def test_jwt_cost_beside_api_keys(smoke: tuple[dict[str, Any], str, Path]) -> None:
+    """A JWT caller's read measured beside an API key's (each load's every read answered), judged against
+    the bound; a missed bound is reported, and does not fail the run."""
+    report, printed, _ = smoke
+    cost = report["auth_cost"]
+    assert set(cost["cpu_ms_per_request"]) == {"api_key", "jwt"}
+    assert all(value > 0 for value in cost["cpu_ms_per_request"].values())
+    assert cost["met"] == (cost["jwt_to_api_key"] <= cost["bound"])
+    assert "JWT callers' cost" in printed
