@@ -163,7 +163,8 @@ class Authenticator:
     def authorise(self, principal: Principal, scope: str) -> Principal:
         """The scope and the rate of a known caller (a key's, or a token's through its grants)."""
         if scope not in principal.scopes:
-            raise Forbidden(f"key {principal.name!r} lacks the {scope!r} scope")
+            caller = f"key {principal.name!r}" if principal.actor.startswith("key:") else f"grants {principal.name!r}"
+            raise Forbidden(f"{caller} lacks the {scope!r} scope")
         # A token matching several grants is limited by its first grant's bucket (names hold no comma).
         if self.limiter is not None and (wait := self.limiter.acquire(principal.name.partition(",")[0])):
             raise RateLimited(f"key {principal.name!r} is over its rate limit", retry_after=max(1, math.ceil(wait)))

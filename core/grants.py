@@ -48,10 +48,23 @@ class GrantEntry(BaseModel):
 _ENTRIES = TypeAdapter(list[GrantEntry])
 
 
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"entry {'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors(include_input=False)
-    )
+def _entry_lines(text: str) -> list[int]:
+    """The line each top-level entry starts on, so a refusal points at it; empty when it is no YAML list."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    return [item.start_mark.line + 1 for item in node.value] if isinstance(node, yaml.SequenceNode) else []
+
+
+def _describe(exc: ValidationError, lines: list[int]) -> str:
+    """Each field at fault, with the line of its entry; never the input (it may hold what was misplaced)."""
+    described = []
+    for error in exc.errors(include_input=False):
+        loc = error["loc"]
+        where = f"line {lines[loc[0]]}, " if loc and isinstance(loc[0], int) and loc[0] < len(lines) else ""
+        described.append(f"{where}entry {'.'.join(map(str, loc))}: {error['msg']}")
+    return "; ".join(described)
 
 
 class Grants:
@@ -72,11 +85,12 @@ class Grants:
     def load(cls, path: str | Path, allowed_categories: Iterable[str]) -> "Grants":
         """Read and check the file; any problem is a ValueError naming the file and what is wrong."""
         path = Path(path)
+        text = ""
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls(_ENTRIES.validate_python(raw), allowed_categories)
+            text = path.read_text(encoding="utf-8")
+            return cls(_ENTRIES.validate_python(yaml.safe_load(text)), allowed_categories)
         except (OSError, ValueError, yaml.YAMLError) as exc:
-            reason = _describe(exc) if isinstance(exc, ValidationError) else exc
+            reason = _describe(exc, _entry_lines(text)) if isinstance(exc, ValidationError) else exc
             raise ValueError(f"AUTH_JWT_GRANTS_FILE {path}: {reason}") from None
 
     @property

@@ -72,3 +72,11 @@ def test_invalid_files_are_refused_with_the_reason(tmp_path: Path, text: str, na
     with pytest.raises(ValueError, match="AUTH_JWT_GRANTS_FILE") as refused:
         grants(tmp_path, text)
     assert named in str(refused.value)
+
+
+def test_a_refusal_names_the_line_of_its_entry(tmp_path: Path) -> None:
+    text = (
+        "- {name: a, match: {sub: x}, scopes: [admin]}\n# a comment\n- name: b\n  match: {sub: y}\n  scopes: [root]\n"
+    )
+    with pytest.raises(ValueError, match=r"line 3, entry 1.scopes.0"):
+        grants(tmp_path, text)
