@@ -162,3 +162,17 @@ def test_the_access_log_names_the_caller(client: AppClient, oidc_issuer: LocalIs
     assert lines[0].caller == "sub:job-7 client:airflow"
     assert lines[1].auth_refused == "wrong_audience"
     assert token not in caplog.text
+
+
+def test_tokens_alone_without_a_keys_file(make_client, oidc_issuer: LocalIssuer, tmp_path) -> None:
+    (tmp_path / "only-grants.yaml").write_text("- {name: ranker, match: {sub: ranker}, scopes: [features:read]}")
+    client = make_client(
+        auth_enabled=True,
+        auth_jwt_issuer=oidc_issuer.url,
+        auth_jwt_audience=oidc_issuer.audience,
+        auth_jwt_grants_file=str(tmp_path / "only-grants.yaml"),
+    )
+    assert client.get(ITEM, headers=bearer(oidc_issuer.token(sub="ranker"))).status_code == 404
+    assert client.get(ITEM, headers={"X-API-Key": "fs_anything"}).status_code == 401
+    response = client.get(ITEM, headers=bearer(oidc_issuer.token(sub="ranker")) | {"X-API-Key": "fs_x"})
+    assert response.status_code == 401  # X-API-Key comes first, as it always has
