@@ -35,6 +35,7 @@ logger = logging.getLogger("feature_store.auth")
 MAX_TOKEN_CHARS = 16_384
 FETCH_TIMEOUT_SECONDS = 5.0
 MAX_DOCUMENT_BYTES = 1_048_576
+SIGNING_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 
 
 class InvalidToken(Unauthorized):
@@ -110,7 +111,12 @@ class SigningKeys:
                 url = str(discovery.get("jwks_uri", ""))
                 require_secure_url(url, "the discovery document's jwks_uri")
             key_set = KeySet.import_key_set(await self._get_json(session, url))
-        return {key.kid: key for key in key_set.keys if key.kid}
+        # Public signing keys only: a shared secret (`oct`) or an encryption key never verifies a token.
+        return {
+            key.kid: key
+            for key in key_set.keys
+            if key.kid and key.key_type in SIGNING_KEY_TYPES and key.get("use", "sig") == "sig"
+        }
 
     async def refresh(self) -> None:
         """Fetch the keys now; a failure keeps the cached ones and is reported by `state`."""

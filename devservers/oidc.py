@@ -18,6 +18,8 @@ class LocalIssuer:
         self.audience = audience
         self.keys: list[RSAKey] = [self._new_key(1)]
         self.jwks_requests = 0
+        self.extra_keys: list[dict[str, Any]] = []
+        """Published beside the signing keys as they are (to test what the service must ignore)."""
         self.available = True
         """False: every request is answered 503, as an identity provider's outage would be."""
         issuer = self
@@ -32,7 +34,7 @@ class LocalIssuer:
                     body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
                 elif self.path == "/jwks":
                     issuer.jwks_requests += 1
-                    body = {"keys": [key.as_dict(private=False) for key in issuer.keys]}
+                    body = {"keys": [key.as_dict(private=False) for key in issuer.keys] + issuer.extra_keys}
                 else:
                     self.send_error(404)
                     return

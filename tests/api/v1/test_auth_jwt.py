@@ -176,3 +176,19 @@ def test_tokens_alone_without_a_keys_file(make_client, oidc_issuer: LocalIssuer,
     assert client.get(ITEM, headers={"X-API-Key": "fs_anything"}).status_code == 401
     response = client.get(ITEM, headers=bearer(oidc_issuer.token(sub="ranker")) | {"X-API-Key": "fs_x"})
     assert response.status_code == 401  # X-API-Key comes first, as it always has
+
+
+def test_published_secrets_and_encryption_keys_never_verify(make_jwt_client, oidc_issuer: LocalIssuer) -> None:
+    """An `oct` key in the JWKS would let anyone who reads it sign; an `enc` key is not for signatures."""
+    secret = b"published-by-mistake-0123456789ab"
+    oidc_issuer.extra_keys = [
+        {"kty": "oct", "kid": "shared", "k": base64.urlsafe_b64encode(secret).rstrip(b"=").decode()},
+        {**oidc_issuer.rotate().as_dict(private=False), "kid": "for-encryption", "use": "enc"},
+    ]
+    client = make_jwt_client(auth_jwt_algorithms="RS256,ES256")
+    signing_input = f"{b64({'alg': 'RS256', 'kid': 'shared'})}.{b64(oidc_issuer.claims())}"
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    assert refusal(client, signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()) == "unknown_kid"
+    encryption_key = oidc_issuer.keys[-1]
+    token = oidc_issuer.token(key=encryption_key, header={"kid": "for-encryption"})
+    assert refusal(client, token) == "unknown_kid"
