@@ -150,7 +150,10 @@ class SigningKeys:
 
     async def _refresh_forever(self) -> None:
         while True:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # the loop must outlive any surprise: the cached keys keep serving
+                logger.exception("signing keys refresh failed")
             await asyncio.sleep(self.refresh_seconds)
 
     async def stop(self) -> None:
@@ -168,13 +171,21 @@ class SigningKeys:
         return state
 
 
+MAX_ACTOR_CHARS = 256
+
+
+def _printable(value: object) -> str:
+    """A claim as logs and stored metadata may carry it: printable, and bounded."""
+    return "".join(char if char.isprintable() else "?" for char in str(value)[:MAX_ACTOR_CHARS])
+
+
 def actor_of(claims: Mapping[str, Any]) -> str:
     """`sub:<subject>`, with ` client:<id>` when the token names a client other than its subject."""
-    subject = str(claims.get("sub", ""))
+    subject = _printable(claims.get("sub", ""))
     client = claims.get("client_id") or claims.get("azp")
     actor = f"sub:{subject}"
-    if client and str(client) != subject:
-        actor += f" client:{client}"
+    if client and _printable(client) != subject:
+        actor += f" client:{_printable(client)}"
     return actor
 
 

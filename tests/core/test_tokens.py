@@ -29,6 +29,7 @@ def test_api_keys_never_look_like_tokens() -> None:
         ({"sub": "alice"}, "sub:alice"),
         ({"sub": "job", "client_id": "airflow"}, "sub:job client:airflow"),
         ({"sub": "svc", "azp": "svc"}, "sub:svc"),
+        ({"sub": "evil\nINFO forged line", "client_id": "x" * 300}, "sub:evil?INFO forged line client:" + "x" * 256),
     ],
 )
 def test_actor_of(claims: dict, actor: str) -> None:
