@@ -15,9 +15,8 @@ import hashlib
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -60,7 +59,6 @@ class FileState:
     result: str = "loaded"
     """`loaded` (at start), `reloaded`, or `refused` (the previous version stays in force)."""
     error: str | None = None
-    changed_at: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"fingerprint": self.fingerprint, "last_reload": self.result}
@@ -99,7 +97,7 @@ class ConfigReloader:
         return digest(self.files[setting].path)
 
     def load(self) -> Loaded:
-        """Read every watched file and check them together; ValueError (naming the setting) when one fails."""
+        """Read every watched file and check them together; ReloadRefused (naming the setting) when one fails."""
         settings = self.settings
         registry = self.runtime.registry
         if "FEATURE_REGISTRY_FILE" in self.files:
@@ -128,11 +126,7 @@ class ConfigReloader:
                 loaded = await asyncio.to_thread(self.load)
             except ReloadRefused as exc:
                 state = self.files[exc.setting]
-                reason = str(exc.reason)
-                state.result = "refused"
-                state.error = (reason if reason.startswith(exc.setting) else f"{exc.setting} {state.path}: {reason}")[
-                    :500
-                ]
+                state.result, state.error = "refused", exc.describe(state.path)
                 metrics.incr("config.reload_failed", file=exc.setting)
                 logger.error(
                     "configuration reload refused; the previous configuration stays in force",
@@ -143,7 +137,7 @@ class ConfigReloader:
             for state in self.files.values():
                 fingerprint = self._fingerprint(state.setting, loaded.registry)
                 if fingerprint != state.fingerprint or state.result == "refused":
-                    state.result, state.changed_at = "reloaded", time.time()
+                    state.result = "reloaded"
                 state.fingerprint, state.error = fingerprint, None
             logger.info(
                 "configuration reloaded",
@@ -188,6 +182,11 @@ class ReloadRefused(Exception):
         super().__init__(f"{setting}: {reason}")
         self.setting = setting
         self.reason = reason
+
+    def describe(self, path: str) -> str:
+        """What `/ready` and the log show: the setting, the path and the reason (loaders name the first two)."""
+        reason = str(self.reason)
+        return (reason if reason.startswith(self.setting) else f"{self.setting} {path}: {reason}")[:500]
 
 
 def _attempt(setting: str, load: Callable[[], T]) -> T:
