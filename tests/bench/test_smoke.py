@@ -10,7 +10,8 @@ import pytest
 
 from bench.scenarios import BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
 
-pytestmark = pytest.mark.slow  # the smoke run starts every server and load generator the benchmark uses
+# The smoke run starts every server and load generator the benchmark uses, more than the default timeout allows.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=180,  # every scenario on both backends, then the metrics and JWT cost comparisons (5 services)
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return json.loads((output / "smoke.json").read_text()), completed.stdout, output
