@@ -9,6 +9,8 @@ from starlette.datastructures import Headers
 
 from api.runtime import runtime_of
 from core.auth import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE, Principal
+from core.request_context import annotate_request
+from core.tokens import InvalidToken, looks_like_jwt
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -37,10 +39,21 @@ class ApiKeyAccess(SecurityBase):
         )
 
     async def __call__(self, request: Request) -> Principal | None:
-        authenticator = runtime_of(request).auth
+        runtime = runtime_of(request)
+        authenticator = runtime.auth
         if authenticator is None:
             return None
-        return authenticator.authenticate(presented_key(request.headers), self.scope)
+        presented = presented_key(request.headers)
+        try:
+            if runtime.tokens is not None and looks_like_jwt(presented):
+                principal = authenticator.authorise(await runtime.tokens.principal(presented), self.scope)
+            else:
+                principal = authenticator.authenticate(presented, self.scope)
+        except InvalidToken as exc:
+            annotate_request(auth_refused=exc.reason)
+            raise
+        annotate_request(caller=principal.actor)
+        return principal
 
 
 require_read = ApiKeyAccess(SCOPE_READ)

@@ -19,9 +19,19 @@ WRK_SCRIPT = Path(__file__).resolve().parent / "wrk.lua"
 
 
 def run_wrk(
-    url: str, method: str, path: str, body: str | None, entities: int, seconds: int, connections: int, work: Path
+    url: str,
+    method: str,
+    path: str,
+    body: str | None,
+    entities: int,
+    seconds: int,
+    connections: int,
+    work: Path,
+    authorization: str = "",
 ) -> dict:
+    """`authorization`: an `Authorization` header every request sends (none when empty)."""
     env = {**os.environ, "BENCH_METHOD": method, "BENCH_PATH": path, "BENCH_ENTITIES": str(entities)}
+    env["BENCH_AUTHORIZATION"] = authorization
     if body is not None:
         body_file = work / "body.json"
         body_file.write_text(body)

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import metrics_cost
+from bench import auth_cost, metrics_cost
 from bench.scenarios import BULK_SPEEDUP_BOUND, BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
 
 
@@ -53,6 +53,8 @@ class Report:
     profiles: dict = field(default_factory=dict)
     metrics_cost: dict = field(default_factory=dict)
     """The single-category read's CPU per request with each metric exporter and with metrics off."""
+    auth_cost: dict = field(default_factory=dict)
+    """The single-category read's CPU per request with an API key and with a JWT."""
 
 
 def cpu_ratios(results: list[Result]) -> list[dict[str, Any]]:
@@ -152,6 +154,13 @@ def evaluate_targets(report: Report) -> list[dict]:
             metrics_cost.PROMETHEUS_BOUND,
             False,
         )
+    if report.auth_cost:
+        target(
+            "read_single CPU/request, JWT / API key (sqlite)",
+            report.auth_cost["jwt_to_api_key"],
+            auth_cost.JWT_BOUND,
+            False,
+        )
     return targets
 
 
@@ -213,6 +222,8 @@ def print_report(report: Report, bare: Result) -> None:
             )
     if report.metrics_cost:
         metrics_cost.print_table(report.metrics_cost)
+    if report.auth_cost:
+        auth_cost.print_table(report.auth_cost)
     print()
     for backend, cold in report.cold_start.items():
         print(f"cold start ({backend}): {cold}")

@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import metrics_cost  # noqa: E402
+from bench import auth_cost, metrics_cost  # noqa: E402
 from bench.cpu import CpuClock, cpu_seconds, per_request_ms, pinned, service_core  # noqa: E402
 from bench.load import run_hey, run_wrk  # noqa: E402
 from bench.profiles import print_summary, record_during, summarise  # noqa: E402
@@ -163,7 +163,9 @@ def in_child(code: str, env: dict[str, str], work: Path) -> str:
     return completed.stdout
 
 
-def at_full_load(url: str, scenario: Scenario, profile: Profile, work: Path) -> Callable[[], dict]:
+def at_full_load(
+    url: str, scenario: Scenario, profile: Profile, work: Path, authorization: str = ""
+) -> Callable[[], dict]:
     """wrk at the profile's connections: the load under which CPU per request is measured."""
     return partial(
         run_wrk,
@@ -175,6 +177,7 @@ def at_full_load(url: str, scenario: Scenario, profile: Profile, work: Path) -> 
         profile.duration_s,
         profile.connections,
         work,
+        authorization=authorization,
     )
 
 
@@ -303,6 +306,25 @@ def measure_metrics_cost(env: dict[str, str], profile: Profile, work: Path, core
     return metrics_cost.compare(start, cpu_ms_per_request, profile.metrics_rounds)
 
 
+def measure_auth_cost(env: dict[str, str], profile: Profile, work: Path, core: int | None) -> dict:
+    """The single-category read's CPU per request with an API key and with a JWT, side by side."""
+    scenario = SCENARIOS["read_single"]
+
+    def start(name: str, variant: dict[str, str]) -> Service:
+        service = Service(SERVICE_APP, {**env, **variant}, work, f"service-auth-{name}", core)
+        service.wait_ready()
+        return service
+
+    def cpu_ms_per_request(service: Service, authorization: str) -> float | None:
+        load = at_full_load(service.url, scenario, profile, work, authorization)
+        numbers = measured(service, scenario, load, None, profile)
+        if numbers["errors"]:
+            raise RuntimeError(f"{numbers['errors']} reads failed: the caller was refused")
+        return numbers["cpu_ms_per_request"]
+
+    return auth_cost.compare(start, cpu_ms_per_request, profile.metrics_rounds, work)
+
+
 def dynamodb_added_latency(service: Service, env: dict[str, str], profile: Profile, work: Path) -> dict:
     """Our read's p50 over HTTP (one connection, one at a time) minus a raw boto3 GetItem loop's p50."""
     code = f"from bench.seed import raw_get_item_p50; print(raw_get_item_p50({profile.sequential_requests}, {profile.entities}))"
@@ -422,6 +444,7 @@ def main() -> int:
                 directory = work / "sqlite"
                 env = {**common, "STORE_BACKEND": "sqlite", "SQLITE_PATH": str(directory / "bench.db")}
                 report.metrics_cost = measure_metrics_cost(env, profile, directory, core)
+                report.auth_cost = measure_auth_cost(env, profile, directory, core)
         finally:
             for server in servers:
                 server.stop()

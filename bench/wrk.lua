@@ -12,6 +12,10 @@ if body_file and body_file ~= "" then
   f:close()
 end
 local headers = {["Content-Type"] = "application/json"}
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization and authorization ~= "" then
+  headers["Authorization"] = authorization
+end
 
 init = function(args)
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)

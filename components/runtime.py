@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from components.config_reload import ConfigReloader
 from components.events.events import EventSchema, EventSink, LogSink, load_event_schema
 from components.events.outbox import OutboxRelay
 from components.features.controller import FeatureController
@@ -16,7 +17,9 @@ from components.features.services import FeatureService
 from components.features.store import create_store
 from core.auth import Authenticator
 from core.exceptions import FeatureStoreError
+from core.grants import Grants
 from core.settings import Settings, StoreBackend
+from core.tokens import TokenVerifier, token_verifier
 
 logger = logging.getLogger("feature_store.runtime")
 
@@ -51,8 +54,14 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = Registry.from_settings(settings)
-        # None when AUTH_ENABLED=false: routes then ask for no key.
-        self.auth = Authenticator.from_settings(settings, self.registry.names) if settings.auth_enabled else None
+        # None when AUTH_ENABLED=false: routes then ask for no key; tokens None without AUTH_JWT_ISSUER.
+        self.tokens: TokenVerifier | None = None
+        if settings.auth_enabled and settings.auth_jwt_issuer:
+            self.tokens = token_verifier(settings, self.registry.names)
+        grant_names = self.tokens.grants.names if self.tokens else ()
+        self.auth = (
+            Authenticator.from_settings(settings, self.registry.names, grant_names) if settings.auth_enabled else None
+        )
         self.store = create_store(settings)
         self.event_schema = load_event_schema()
         self.sink = create_sink(settings, self.event_schema)
@@ -80,11 +89,27 @@ class Runtime:
         self.store_reachable: bool | None = None
         """What the last readiness check found; None before the first. `/health` reports it without checking."""
         self.tables_available = configured_tables(settings)
+        self.config = ConfigReloader(self)
+
+    def use_configuration(self, registry: Registry, grants: Grants | None, auth: Authenticator | None) -> None:
+        """Swap in a reloaded configuration, checked whole (`ConfigReloader`): each object is replaced, never
+        changed, so a request in flight keeps the ones it started with."""
+        if registry is not self.registry:
+            self.registry = registry
+            self.service.use_registry(registry)
+            self.flows.default_ttl = registry.default_ttl
+            registry.report_max_ages()
+        if self.tokens is not None and grants is not None:
+            self.tokens.grants = grants
+        self.auth = auth
 
     async def start(self) -> None:
         """On the app's event loop (the lifespan): start the relay, export the registry's max ages, and warm up
         in the background if asked."""
         self.relay.start()
+        if self.tokens is not None:
+            self.tokens.keys.start()
+        self.config.start()
         self.registry.report_max_ages()
         if self.settings.eager_init:
             self._eager = asyncio.get_running_loop().create_task(self._eager_warmup(), name="eager-init")
@@ -139,6 +164,10 @@ class Runtime:
                 store_check.update(ok=False, error=error)
             self.store_reachable = store_check["ok"]
         checks = {"store": store_check, "events": self.sink.state() | self.relay.stats.as_dict()}
+        if self.tokens is not None:
+            checks["identity_provider"] = self.tokens.keys.state()
+        if self.config.files:
+            checks["configuration"] = self.config.state()
         backlog = self.relay.backlog
         if backlog is not None:
             checks["events"] |= {
@@ -158,5 +187,8 @@ class Runtime:
             done, _ = await asyncio.wait({check}, timeout=self.settings.shutdown_flush_seconds)
             if not done:
                 check.cancel()
+        if self.tokens is not None:
+            await self.tokens.keys.stop()
+        await self.config.stop()
         await self.relay.stop(self.settings.shutdown_flush_seconds)
         await self.store.close()

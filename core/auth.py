@@ -74,6 +74,8 @@ class Principal:
     sources: tuple[str, ...]
     categories: frozenset[str] | None
     """None: every allowed category."""
+    actor: str = ""
+    """Who is acting, as the audit trail records it: `key:<name>`, or a token's `sub:<subject> client:<id>`."""
 
     def may_write(self, category: str) -> bool:
         return self.categories is None or category in self.categories
@@ -130,18 +132,23 @@ class Authenticator:
                 )
             categories = None if ANY_CATEGORY in entry.categories else frozenset(entry.categories)
             self._by_digest[entry.sha256] = Principal(
-                entry.name, frozenset(entry.scopes), tuple(entry.sources), categories
+                entry.name, frozenset(entry.scopes), tuple(entry.sources), categories, f"key:{entry.name}"
             )
         self.limiter = limiter
 
     @classmethod
-    def from_settings(cls, settings: Settings, allowed_categories: Iterable[str] | None = None) -> "Authenticator":
-        """`allowed_categories`: the categories keys may name; ALLOWED_CATEGORIES when not given."""
-        entries = load_entries(settings.api_keys_file)
+    def from_settings(
+        cls, settings: Settings, allowed_categories: Iterable[str] | None = None, grant_names: Iterable[str] = ()
+    ) -> "Authenticator":
+        """`allowed_categories`: the categories keys may name; ALLOWED_CATEGORIES when not given.
+        `grant_names`: the JWT grants, rate-limited like keys. Without API_KEYS_FILE only tokens get in."""
+        entries = load_entries(settings.api_keys_file) if settings.api_keys_file else []
         limiter = None
         if settings.rate_limit_per_second > 0:
             limiter = RateLimiter(
-                (entry.name for entry in entries), settings.rate_limit_per_second, settings.rate_limit_burst
+                [entry.name for entry in entries] + list(grant_names),
+                settings.rate_limit_per_second,
+                settings.rate_limit_burst,
             )
         return cls(entries, settings.allowed_categories if allowed_categories is None else allowed_categories, limiter)
 
@@ -151,9 +158,15 @@ class Authenticator:
         principal = self._by_digest.get(hash_key(presented))
         if principal is None:
             raise Unauthorized("the API key is not valid")
+        return self.authorise(principal, scope)
+
+    def authorise(self, principal: Principal, scope: str) -> Principal:
+        """The scope and the rate of a known caller (a key's, or a token's through its grants)."""
         if scope not in principal.scopes:
-            raise Forbidden(f"key {principal.name!r} lacks the {scope!r} scope")
-        if self.limiter is not None and (wait := self.limiter.acquire(principal.name)):
+            caller = f"key {principal.name!r}" if principal.actor.startswith("key:") else f"grants {principal.name!r}"
+            raise Forbidden(f"{caller} lacks the {scope!r} scope")
+        # A token matching several grants is limited by its first grant's bucket (names hold no comma).
+        if self.limiter is not None and (wait := self.limiter.acquire(principal.name.partition(",")[0])):
             raise RateLimited(f"key {principal.name!r} is over its rate limit", retry_after=max(1, math.ceil(wait)))
         return principal
 

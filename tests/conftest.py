@@ -24,7 +24,15 @@ from core.auth import hash_key, new_key
 from core.metrics import metrics
 from core.settings import Settings
 from core.tracing import tracing
-from devservers import ManagedServer, StatsdServer, start_dynoxide, start_kafka_mock, start_moto, start_tansu
+from devservers import (
+    LocalIssuer,
+    ManagedServer,
+    StatsdServer,
+    start_dynoxide,
+    start_kafka_mock,
+    start_moto,
+    start_tansu,
+)
 from main import create_app
 
 BACKENDS = ["sqlite", "dynamodb"]
@@ -350,6 +358,43 @@ def make_auth_client(make_client: Callable[..., TestClient], api_keys: dict[str,
 
     def factory(**overrides: object) -> TestClient:
         return make_client(auth_enabled=True, api_keys_file=str(tmp_path / "keys.json"), **overrides)
+
+    return factory
+
+
+GRANTS = [
+    {"name": "ranker", "match": {"sub": "system:serviceaccount:ml:ranker"}, "scopes": ["features:read"]},
+    {
+        "name": "pipelines",
+        "match": {"groups": "feature-writers"},
+        "scopes": ["features:read", "features:write"],
+        "sources": ["pipeline"],
+        "categories": ["user_features"],
+    },
+    {"name": "operators", "match": {"client_id": "ops-console", "scope": "admin"}, "scopes": ["admin"]},
+]
+
+
+@pytest.fixture
+def oidc_issuer() -> Iterator[LocalIssuer]:
+    """An identity provider of the test's own (discovery and JWKS over HTTP on 127.0.0.1)."""
+    issuer = LocalIssuer()
+    yield issuer
+    issuer.stop()
+
+
+@pytest.fixture
+def make_jwt_client(make_auth_client, oidc_issuer: LocalIssuer, tmp_path: Path):
+    """An app taking the issuer's tokens (grants `GRANTS`) beside the `api_keys`, with more settings overrides."""
+    (tmp_path / "grants.yaml").write_text(json.dumps(GRANTS))
+
+    def factory(**overrides: object) -> TestClient:
+        settings: dict[str, object] = {
+            "auth_jwt_issuer": oidc_issuer.url,
+            "auth_jwt_audience": oidc_issuer.audience,
+            "auth_jwt_grants_file": str(tmp_path / "grants.yaml"),
+        }
+        return make_auth_client(**(settings | overrides))
 
     return factory
 

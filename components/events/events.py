@@ -65,9 +65,10 @@ def feature_available_event(
     timestamp_epoch: float,
     traceparent: str | None = None,
     event_type: str = EVENT_TYPE,
+    actor: str | None = None,
 ) -> OutboxEvent:
     """The event announcing one category written (or, with `DELETED_EVENT_TYPE`, deleted), keyed per
-    entity so a partition keeps its order."""
+    entity so a partition keeps its order; `actor`: who wrote or deleted it (None while keys are off)."""
     event_id = new_event_id()
     payload = {
         "event_id": event_id,
@@ -79,6 +80,7 @@ def feature_available_event(
         "resource_name": category,
         "compute_id": compute_id or "",
         "features": list(features),
+        "actor": actor,
     }
     return OutboxEvent(event_id, f"{entity_type}:{entity_value}", payload, timestamp_epoch, traceparent=traceparent)
 

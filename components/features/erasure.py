@@ -4,7 +4,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from components.events.events import DELETED_EVENT_TYPE, OutboxEvent, feature_available_event
-from components.features.store.base import TOMBSTONE, Erasure
+from components.features.store.base import ERASED_BY, ERASURE_REQUEST_ID, TOMBSTONE, Erasure
+from core.request_context import request_id_var
 from core.settings import EntityType
 from core.timeutils import isoformat
 from core.tracing import tracing
@@ -18,10 +19,12 @@ def tombstones(
     event_time: datetime | None,
     now: datetime,
     tombstone_seconds: int,
+    actor: str | None = None,
 ) -> Erasure:
     """The deletion of `categories` (None: every category) at `now`, ordered by `event_time` (default:
     `now`). Each tombstone has no features, is marked `TOMBSTONE` and expires `tombstone_seconds` from
-    now; each event names the features the category held, sorted."""
+    now, and records who asked (`actor`) and the request that did it: an erasure is a privacy request
+    whose trail must outlive the data. Each event names the features the category held, sorted."""
     now_iso = isoformat(now)
     expires = now + timedelta(seconds=tombstone_seconds)
     event_time_iso = isoformat(event_time) if event_time is not None else now_iso
@@ -32,6 +35,9 @@ def tombstones(
         "ttl": None,
         "expires_at": isoformat(expires),
         "event_time": event_time_iso,
+        "written_by": actor,
+        ERASED_BY: actor,
+        ERASURE_REQUEST_ID: request_id_var.get(),
         TOMBSTONE: now_iso,
     }
 
@@ -48,6 +54,7 @@ def tombstones(
             timestamp_epoch=now.timestamp(),
             event_type=DELETED_EVENT_TYPE,
             traceparent=traceparent,
+            actor=actor,
         )
 
     return Erasure(categories, event_time_iso, metadata, expires.timestamp(), event)

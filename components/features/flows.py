@@ -187,6 +187,7 @@ class FeatureFlows:
                 "ttl": category_ttl,
                 "expires_at": isoformat(expires) if expires is not None else None,
                 "event_time": event_time_iso,
+                "written_by": provenance.actor,
             }
             event = feature_available_event(
                 entity_type=entity_type.name,
@@ -197,6 +198,7 @@ class FeatureFlows:
                 timestamp_iso=now_iso,
                 timestamp_epoch=now_epoch,
                 traceparent=traceparent,
+                actor=provenance.actor,
             )
             writes.append(
                 CategoryWrite(
@@ -258,12 +260,15 @@ class FeatureFlows:
         *,
         source: str | None,
         event_time: datetime | None,
+        actor: str | None = None,
     ) -> DeleteOutcome:
         """Replace the categories' data with tombstones kept for `tombstone_seconds`, each with a
-        `feature_deleted` event naming the features removed; then wake the relay."""
+        `feature_deleted` event naming the features removed and who asked (`actor`); then wake the relay."""
         with metrics.timer("delete", entity_type=entity_type.name):
             now = datetime.fromtimestamp(self.clock(), UTC)
-            erasure = tombstones(entity_type, entity_value, categories, source, event_time, now, self.tombstone_seconds)
+            erasure = tombstones(
+                entity_type, entity_value, categories, source, event_time, now, self.tombstone_seconds, actor
+            )
             deleted = await self.store.delete(entity_type, entity_value, erasure)
         if deleted:
             self.relay.notify()

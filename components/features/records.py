@@ -44,6 +44,8 @@ class Provenance:
     """Seconds; None for each category's default."""
     event_time: datetime | None
     """When the data was true; None for the write's own time."""
+    actor: str | None = None
+    """Who wrote, for the audit trail (`Principal.actor`); None while keys are off."""
 
 
 @dataclass(slots=True)

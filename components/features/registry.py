@@ -1,8 +1,9 @@
 """The feature registry: the categories the service accepts, and for each its features and their types,
 owner, entity types, default TTL, writers and mode.
 
-Declared in a YAML file (`FEATURE_REGISTRY_FILE`, format in docs/registry.md) and checked once at
-start-up: a bad file stops the service with a message naming the category, feature or field at fault.
+Declared in a YAML file (`FEATURE_REGISTRY_FILE`, format in docs/registry.md) and checked at start-up
+(a bad file stops the service with a message naming the category, feature or field at fault) and on each
+reload (components/config_reload.py: a bad file is refused and the registry in force stays).
 Without a file, `ALLOWED_CATEGORIES` and `CATEGORY_DEFAULT_TTL_SECONDS` build an open registry with no
 declared features, which accepts exactly what the service accepted before.
 

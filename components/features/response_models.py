@@ -22,6 +22,7 @@ METADATA_EXAMPLE: dict[str, JsonValue] = {
     "expires_at": None,
     "event_time": "2025-10-13T09:15:51.358632+00:00",
     "age_seconds": 3.25,
+    "written_by": "key:prediction-service",
 }
 FEATURE_BLOCK_EXAMPLE: dict[str, JsonValue] = {"data": {"age": 30, "income": 60000}, "metadata": METADATA_EXAMPLE}
 CATEGORY_ITEM_EXAMPLE: dict[str, JsonValue] = {"features": FEATURE_BLOCK_EXAMPLE}
@@ -59,6 +60,7 @@ EVENT_EXAMPLE: dict[str, JsonValue] = {
     "resource_name": "user_features",
     "compute_id": "compute-123",
     "features": ["age", "income"],
+    "actor": "key:prediction-service",
 }
 """Response examples, composed like the responses they illustrate."""
 
@@ -77,6 +79,12 @@ class FeatureMetadata(BaseModel):
     event_time: datetime | None = Field(None, examples=["2025-10-13T09:15:51.358632+00:00"])
     age_seconds: float | None = Field(
         None, description="Seconds from `event_time` to this read; null when unknown.", examples=[3.25]
+    )
+    written_by: str | None = Field(
+        None,
+        description="Who wrote the category: `key:<name>`, or `sub:<subject> client:<id>` for a token; null "
+        "when written without API keys or before the audit trail.",
+        examples=["key:prediction-service"],
     )
 
 

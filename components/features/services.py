@@ -44,6 +44,13 @@ class FeatureService:
         self.values = ValueChecker(settings.max_string_bytes, settings.max_json_depth)
         self._parsed_feature_list = lru_cache(maxsize=PARSED_FEATURE_LISTS)(self._parse_feature_list)
 
+    def use_registry(self, registry: Registry) -> None:
+        """A reloaded registry: later requests are judged by it (a request's checks run before its first
+        await, so each request sees one registry or the other, never a mix)."""
+        self.registry = registry
+        self.allowed_categories = registry.names
+        self._parsed_feature_list.cache_clear()  # its selections depend on the categories allowed
+
     def entity_type(self, name: str, loc: Sequence[str]) -> EntityType:
         entity_type = self.entity_types.get(name)
         if entity_type is None:
@@ -62,6 +69,8 @@ class FeatureService:
         entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
         self._check_category(category, ("path", "category"))
         annotate_request(entity_type=entity_type.name, categories=[category])
+        if self.settings.audit_reads:
+            annotate_request(entity_id=entity_value)
         found = await self.flows.read_category(entity_type, entity_value, category, max_age)
         if found is None:
             raise NotFound(f"no features in category {category!r} for {entity_type.name} {entity_value!r}")
@@ -109,6 +118,8 @@ class FeatureService:
         entity_type = self.entity_type(entity_type_name, ("body", "data", "entity_type"))
         selection = self.parse_feature_list(feature_list)
         annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted))
+        if self.settings.audit_reads:
+            annotate_request(entity_id=entity_value)
         return await self.flows.read_features(entity_type, entity_value, selection, max_age)
 
     async def read_batch(
@@ -126,6 +137,8 @@ class FeatureService:
             )
         selection = self.parse_feature_list(feature_list)
         annotate_request(entity_type=entity_type.name, categories=sorted(selection.wanted), entities=len(entity_values))
+        if self.settings.audit_reads:
+            annotate_request(entity_ids=list(entity_values))
         return await self.flows.read_batch(entity_type, entity_values, selection, max_age)
 
     def _check_write(self, entity_type: EntityType, entity: EntityInput) -> None:
@@ -230,13 +243,15 @@ class FeatureService:
             if denied:
                 raise Forbidden(f"key {writer.name!r} may not delete categories {denied}")
         annotate_request(entity_type=entity_type.name, categories=wanted)
-        source = writer.sources[0] if writer is not None else None
-        return await self.flows.delete(entity_type, entity_value, wanted or None, source=source, event_time=event_time)
+        source, actor = (writer.sources[0], writer.actor) if writer is not None else (None, None)
+        return await self.flows.delete(
+            entity_type, entity_value, wanted or None, source=source, event_time=event_time, actor=actor
+        )
 
     def _authorise_writer(self, entity: EntityInput, writer: Principal | None) -> EntityInput:
         """The entity to store, its source settled. Without keys, the self-declared source must be an
         allowed writer; with keys, the key decides (its first source when none is declared): a source it
-        does not own or a category it may not write is a 403."""
+        does not own or a category it may not write is a 403. The caller is recorded as the write's actor."""
         source, categories = entity.provenance.source, entity.categories
         if writer is None:
             if source is None:
@@ -255,10 +270,8 @@ class FeatureService:
         if denied:
             raise Forbidden(f"key {writer.name!r} may not write categories {denied}")
         self._check_registry_writers(source, categories)
-        if source == entity.provenance.source:
-            return entity
         provenance = entity.provenance
-        settled = Provenance(source, provenance.compute_id, provenance.ttl, provenance.event_time)
+        settled = Provenance(source, provenance.compute_id, provenance.ttl, provenance.event_time, writer.actor)
         return EntityInput(entity.entity_value, categories, settled, entity.loc, entity.ttl_loc)
 
     def _check_registry_writers(self, source: str, categories: Sequence[CategoryInput]) -> None:

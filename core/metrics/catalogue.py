@@ -189,6 +189,17 @@ CATEGORY_MAX_AGE = Instrument(
     unit="s",
     multiprocess_mode="max",
 )
+JWKS_REFRESH_FAILURES = Instrument(
+    "feature_store_auth_jwks_refresh_failures_total",
+    "counter",
+    "Failed fetches of the identity provider's signing keys (the cached keys stay in use).",
+)
+CONFIG_RELOAD_FAILURES = Instrument(
+    "feature_store_config_reload_failures_total",
+    "counter",
+    "Changed configuration files refused as invalid (the previous one stays in force).",
+    ("file",),
+)
 BUILD_INFO = Instrument(
     "feature_store_build_info", "gauge", "Always 1: the running version.", ("version",), multiprocess_mode="max"
 )
@@ -216,6 +227,8 @@ INSTRUMENTS = (
     OUTBOX_DEAD_LETTERS,
     READY,
     CATEGORY_MAX_AGE,
+    JWKS_REFRESH_FAILURES,
+    CONFIG_RELOAD_FAILURES,
     BUILD_INFO,
 )
 
@@ -243,6 +256,8 @@ ENTRIES: dict[str, Entry] = {
     "outbox.dead_letters": _tagged(OUTBOX_DEAD_LETTERS),
     "ready": _tagged(READY),
     "registry.max_age_seconds": _tagged(CATEGORY_MAX_AGE),
+    "auth.jwks_refresh_failed": _tagged(JWKS_REFRESH_FAILURES),
+    "config.reload_failed": _tagged(CONFIG_RELOAD_FAILURES),
 }
 """The names that map one to one; operations, store calls, their errors and event sinks follow rules below."""
 

@@ -8,6 +8,7 @@ from typing import Self
 from pydantic import model_validator
 
 from core.settings.base import Environment, EnvironmentSettings
+from core.settings.identity import IdentitySettings
 from core.settings.kafka import KafkaSettings
 from core.settings.limits import LimitsSettings
 from core.settings.observability import ObservabilitySettings
@@ -16,7 +17,13 @@ from core.settings.store import DYNAMODB_MAX_VALUE_DEPTH, StoreBackend, StoreSet
 
 
 class CheckedSettings(
-    ServerSettings, ObservabilitySettings, KafkaSettings, LimitsSettings, StoreSettings, EnvironmentSettings
+    IdentitySettings,
+    ServerSettings,
+    ObservabilitySettings,
+    KafkaSettings,
+    LimitsSettings,
+    StoreSettings,
+    EnvironmentSettings,
 ):
     """Every section, checked as a whole. pydantic takes fields and checks from the last base first: the
     environment's and the store's come first, each section's own checks run before these."""
@@ -63,8 +70,12 @@ class CheckedSettings(
                 f"ENVIRONMENT={self.environment.value} requires AUTH_ENABLED=true and API_KEYS_FILE "
                 "(create keys with `python -m core.auth new-key`; see docs/security.md)"
             )
-        if self.auth_enabled and not self.api_keys_file:
-            raise ValueError("AUTH_ENABLED=true requires API_KEYS_FILE, the file of hashed API keys")
+        if self.auth_enabled and not (self.api_keys_file or self.auth_jwt_issuer):
+            raise ValueError(
+                "AUTH_ENABLED=true requires API_KEYS_FILE (the file of hashed API keys) or AUTH_JWT_ISSUER"
+            )
+        if self.auth_jwt_issuer and not (self.auth_jwt_audience and self.auth_jwt_grants_file):
+            raise ValueError("AUTH_JWT_ISSUER requires AUTH_JWT_AUDIENCE and AUTH_JWT_GRANTS_FILE")
         return self
 
 

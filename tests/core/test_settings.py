@@ -60,6 +60,10 @@ def test_extra_entity_types(monkeypatch) -> None:
         {"MAX_JSON_DEPTH": "1000"},
         {"RATE_LIMIT_PER_SECOND": "-1"},
         {"OUTBOX_LEASE_SECONDS": "5", "KAFKA_MESSAGE_TIMEOUT_MS": "5000"},
+        {"AUTH_JWT_ALGORITHMS": "RS256,HS256"},
+        {"AUTH_JWT_ALGORITHMS": "none"},
+        {"AUTH_JWT_ISSUER": "https://login.example.com", "AUTH_JWT_GRANTS_FILE": "grants.yaml"},
+        {"AUTH_JWT_LEEWAY_SECONDS": "3600"},
     ],
 )
 def test_unsafe_or_inconsistent_settings_refused(monkeypatch, env: dict[str, str]) -> None:

@@ -81,7 +81,13 @@ def test_a_new_field_with_a_default_passes() -> None:
     assert problems((FIXTURES / "field_with_default.avsc").read_text(), HISTORY) == []
 
 
-def test_the_events_the_service_builds_decode_with_apache_avro_under_every_release() -> None:
+def reader_fields(schema: str) -> set[str]:
+    return {field["name"] for field in json.loads(schema)["fields"]}
+
+
+@pytest.mark.parametrize("actor", [None, "sub:system:serviceaccount:ml:ranker client:airflow"])
+def test_the_events_the_service_builds_decode_with_apache_avro_under_every_release(actor: str | None) -> None:
+    """Each release reads the fields it knows (a consumer on v1 skips the actor)."""
     event = feature_available_event(
         entity_type="account_id",
         entity_value="acct-9",
@@ -90,9 +96,28 @@ def test_the_events_the_service_builds_decode_with_apache_avro_under_every_relea
         compute_id="job-1",
         timestamp_iso="2026-01-01T00:00:00.000000+00:00",
         timestamp_epoch=0.0,
+        actor=actor,
     )
     current = SCHEMA_PATH.read_text()
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(current)), event.payload)
     for reader in [current, *(path.read_text() for path in HISTORY)]:
-        assert avro_decode(body.getvalue(), writer=current, reader=reader) == event.payload
+        known = {name: value for name, value in event.payload.items() if name in reader_fields(reader)}
+        assert avro_decode(body.getvalue(), writer=current, reader=reader) == known
+
+
+def test_events_written_before_the_actor_read_as_null() -> None:
+    v1 = (SCHEMA_PATH.parent / "history" / "feature_trigger.v1.avsc").read_text()
+    payload = feature_available_event(
+        entity_type="account_id",
+        entity_value="acct-9",
+        category="user_features",
+        features=["age"],
+        compute_id=None,
+        timestamp_iso="2026-01-01T00:00:00.000000+00:00",
+        timestamp_epoch=0.0,
+    ).payload
+    del payload["actor"]
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(v1)), payload)
+    assert avro_decode(body.getvalue(), writer=v1, reader=SCHEMA_PATH.read_text()) == payload | {"actor": None}

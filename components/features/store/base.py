@@ -66,6 +66,14 @@ TOMBSTONE = "deleted_at"
 that a write with an older `event_time` is skipped. Reads treat it as absent."""
 
 
+ERASED_BY = "erased_by"
+"""A tombstone's field: the actor who asked for the deletion."""
+ERASURE_REQUEST_ID = "request_id"
+"""A tombstone's field: the id of the request that deleted the category."""
+ERASURE_FIELDS = (TOMBSTONE, ERASED_BY, ERASURE_REQUEST_ID)
+"""What only a tombstone's metadata holds: a write that brings the data back drops them."""
+
+
 def is_tombstone(stored: StoredCategory) -> bool:
     return TOMBSTONE in stored.metadata
 

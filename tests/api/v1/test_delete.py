@@ -126,6 +126,7 @@ def test_deletions_are_announced_on_kafka(make_client, kafka_settings, kafka_bro
         "resource_name": "user_features",
         "compute_id": "",
         "features": ["age", "city"],
+        "actor": None,
     }
     assert by_category["credit_features"].event["features"] == ["score"]
 

@@ -33,8 +33,13 @@ SEED_SCHEMA: dict[str, Any] = {
 }
 
 
-def test_schema_file_is_the_seed_record() -> None:
-    assert json.loads(SCHEMA_PATH.read_text()) == SEED_SCHEMA
+def test_schema_file_is_the_seed_record_and_optional_fields_after_it() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    seed_fields = len(SEED_SCHEMA["fields"])
+    assert {**schema, "fields": schema["fields"][:seed_fields]} == SEED_SCHEMA
+    added = schema["fields"][seed_fields:]
+    assert [field["name"] for field in added] == ["actor"]
+    assert all(field["default"] is None and field["type"][0] == "null" for field in added)
 
 
 def test_builder_fills_every_field_and_fits_the_schema() -> None:
@@ -58,6 +63,7 @@ def test_builder_fills_every_field_and_fits_the_schema() -> None:
         "resource_name": "credit_features",
         "compute_id": "",
         "features": ["score", "limit"],
+        "actor": None,
     }
     assert validate(event.payload, load_event_schema().parsed, raise_errors=True)
 

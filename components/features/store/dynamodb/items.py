@@ -14,7 +14,7 @@ from typing import Any
 
 from components.events.events import OutboxEvent
 from components.events.outbox import DeadLetter
-from components.features.store.base import TOMBSTONE, CategoryWrite, StoredCategory, Wanted
+from components.features.store.base import ERASURE_FIELDS, CategoryWrite, StoredCategory, Wanted
 from core.dynamodb_client.attributes import decode_map
 from core.serialization import dumps, loads
 from core.settings import EntityType
@@ -108,14 +108,16 @@ def upsert(
     else:
         # A tombstone (a deleted category) has no created_at and is marked: the write that brings data
         # back starts the category afresh.
-        names |= {"#d": DATA, "#m": METADATA, "#ca": "created_at", "#t": TOMBSTONE}
+        names |= {"#d": DATA, "#m": METADATA, "#ca": "created_at"}
         values |= {":d": data, ":ca": {"S": now_iso}}
         assignments = ["#f.#d = :d", "#e = :e", "#f.#m.#ca = if_not_exists(#f.#m.#ca, :ca)"]
         for index, (field, value) in enumerate(metadata.items()):
             names[f"#m{index}"] = field
             values[f":m{index}"] = value
             assignments.append(f"#f.#m.#m{index} = :m{index}")
-        removals.append("#f.#m.#t")
+        for index, field in enumerate(ERASURE_FIELDS):
+            names[f"#t{index}"] = field
+            removals.append(f"#f.#m.#t{index}")
         condition = "attribute_exists(#k) AND (attribute_not_exists(#e) OR #e <= :e)"
     if write.expires_at_epoch is not None:
         values[":x"] = {"N": f"{write.expires_at_epoch:.6f}"}
