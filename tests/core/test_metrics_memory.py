@@ -1,5 +1,7 @@
 """The in-memory values of one worker are scraped exactly as prometheus-client's own instruments would be."""
 
+from typing import Any
+
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import generate_latest
@@ -13,7 +15,7 @@ SAMPLES = (0.0001, 0.0005, 0.0007, 0.003, 0.02, 0.4, 7.0, 12.0)
 """On bucket bounds, between them, and past the last one."""
 
 
-def reference(instrument: Instrument, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
+def reference(instrument: Instrument, registry: CollectorRegistry) -> Any:
     name, labels = instrument.name, instrument.labels
     if instrument.kind == "counter":
         return Counter(name.removesuffix("_total"), instrument.help, labels, registry=registry)
@@ -32,7 +34,8 @@ def test_the_exposition_matches_prometheus_clients(instrument: Instrument) -> No
     labels = [("/api/v1/health", "GET", "200"), ("/api/v1/items", "POST", "422")]
     for values in labels if instrument.labels else [()]:
         for sample in SAMPLES:
-            for target in (theirs.labels(*values) if values else theirs, ours.labels(*values)):
+            targets: tuple[Any, Any] = (theirs.labels(*values) if values else theirs, ours.labels(*values))
+            for target in targets:
                 if instrument.kind == "counter":
                     target.inc(sample)
                 elif instrument.kind == "histogram":
