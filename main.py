@@ -12,7 +12,7 @@ from fastapi.telemetry import TelemetryConfig
 from api.direct import log_request_handler
 from api.errors import register_error_handlers
 from api.openapi import install_openapi
-from api.v1 import admin, earlier, limits, registry, routes
+from api.v1 import admin, earlier, inspect, limits, registry, routes
 from api.v1.routes import BULK_WRITE_PATH
 from components.runtime import Runtime
 from core import VERSION
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # handler: tens of milliseconds), where these were built once, at import.
     for router in (
         routes.reads,
+        inspect.router,
         earlier.reads,
         registry.router,
         limits.router,
