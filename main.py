@@ -9,6 +9,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
+from api.console import console_routes
 from api.direct import log_request_handler
 from api.errors import register_error_handlers
 from api.openapi import install_openapi
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from api.metrics import metrics_route  # prometheus-client is imported only when it is used
 
         app.router.routes.append(metrics_route(settings.metrics_path, settings.metrics_require_key))
+    if settings.console_enabled:
+        app.router.routes.extend(console_routes())
     install_openapi(app, settings, runtime.registry.names)  # after the API's routes: the docs pages come last
     app.add_middleware(
         # Chosen once: with tracing off, requests pass through the plain middleware and create no span.
