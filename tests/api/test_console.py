@@ -209,7 +209,7 @@ def test_the_entity_page_shows_every_state_and_values_as_text(
 @pytest.mark.slow
 def test_a_lookup_is_made_with_the_keyboard_alone(browser: WebDriver, serve, registry_file: Path, backend) -> None:
     url, _ = serve(feature_registry_file=str(registry_file))
-    write(url, "user-2", {"user_features": {"age": 41}})
+    write(url, "o'brien 2", {"user_features": {"age": 41}})
     open_page(browser, url, "", lambda: browser.find_elements(By.CSS_SELECTOR, "#entity-type option"))
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     focused = browser.switch_to.active_element
@@ -220,9 +220,11 @@ def test_a_lookup_is_made_with_the_keyboard_alone(browser: WebDriver, serve, reg
         focused = browser.switch_to.active_element
     focused.send_keys("b", Keys.TAB)  # the first entity type starting with b: bright_uid
     assert browser.switch_to.active_element.get_attribute("id") == "entity-id"
-    browser.switch_to.active_element.send_keys("user-2", Keys.ENTER)
+    browser.switch_to.active_element.send_keys("o'brien 2", Keys.ENTER)
     wait(browser, lambda: states(browser).get("user_features") == "fresh")
-    assert browser.current_url.endswith("#entity?entity_type=bright_uid&id=user-2")
+    assert browser.current_url.endswith("#entity?entity_type=bright_uid&id=o%27brien+2")
+    curl = browser.find_element(By.ID, "snippet-curl").get_attribute("textContent") or ""
+    assert '"entity_value":"o\'\\\'\'brien 2"' in curl  # the id closes, escapes and reopens the shell's quotes
 
 
 @pytest.mark.slow
@@ -244,6 +246,7 @@ def test_with_api_keys_the_page_asks_for_one_and_says_what_it_may_do(
     wait(browser, lambda: "not valid (401)" in browser.find_element(By.ID, "key-error").text)
     browser.find_element(By.ID, "key-input").send_keys(api_keys["reader"], Keys.ENTER)
     wait(browser, lambda: states(browser).get("credit_features") == "stale")
+    assert sorted(states(browser).values()) == ["absent", "erased", "expired", "fresh", "stale"]
     assert browser.find_element(By.ID, "key-grants").text == "Key: may read features, no admin"
     assert browser.execute_script("return document.cookie") == ""
     assert browser.execute_script("return sessionStorage.length") == 1
