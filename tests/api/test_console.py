@@ -200,6 +200,8 @@ def test_the_entity_page_shows_every_state_and_values_as_text(
     curl = browser.find_element(By.ID, "snippet-curl").get_attribute("textContent") or ""
     assert "/api/v1/get/items" in curl and '"user-1"' in curl and "X-API-Key" not in curl
     no_alert_and_no_browser_errors(browser)
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(entry => entry.name)")
+    assert loaded and all(name.startswith(url) for name in loaded), loaded  # offline: nothing from elsewhere
     no_serious_accessibility_violation(browser, "entity")
 
     browser.refresh()  # the URL carries the lookup
