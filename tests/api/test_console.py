@@ -339,14 +339,29 @@ def test_the_pipeline_page_redrives_a_dead_letter_with_an_admin_key_only(
 
 
 @pytest.mark.slow
-def test_the_pipeline_page_without_keys_lists_and_redrives_all(browser: WebDriver, serve, backend) -> None:
+def test_the_pipeline_page_without_keys_pages_through_and_redrives_all(browser: WebDriver, serve, backend) -> None:
     url, _, sink = poisoned(serve)
-    write(url, "poison-2", {"user_features": {"age": 2}})
-    write(url, "poison-3", {"user_features": {"age": 3}})
-    wait(browser, lambda: len(httpx.get(f"{url}/api/v1/admin/dead-letters").json()["dead_letters"]) == 2)
-    open_page(browser, url, "#pipeline", lambda: len(dead_letter_rows(browser)) == 2)
+    entities = [
+        {"entity_value": f"poison-{number}", "feature_list": [{"category": "user_features", "features": {"age": 1}}]}
+        for number in range(21)
+    ]
+    body = {"meta": {"source": "prediction_service"}, "data": {"entity_type": "bright_uid", "entities": entities}}
+    assert httpx.post(f"{url}/api/v1/items/batch", json=body).status_code == 200
+
+    def dead_letters() -> int:
+        return len(httpx.get(f"{url}/api/v1/admin/dead-letters", params={"limit": 100}).json()["dead_letters"])
+
+    wait(browser, lambda: dead_letters() == 21)
+    open_page(browser, url, "#pipeline", lambda: len(dead_letter_rows(browser)) == 20)
     assert "Store\nready sqlite" in browser.find_element(By.ID, "readiness").text
+    first_page = dead_letter_rows(browser)
+    browser.find_element(By.XPATH, "//button[text()='Next page']").click()
+    wait(browser, lambda: len(dead_letter_rows(browser)) == 1)
+    assert dead_letter_rows(browser)[0] not in first_page
+    browser.find_element(By.XPATH, "//button[text()='Previous page']").click()
+    wait(browser, lambda: dead_letter_rows(browser) == first_page)
+
     sink.refusing = False
     browser.find_element(By.ID, "redrive-all").click()
-    wait(browser, lambda: browser.find_element(By.ID, "dead-status").text.startswith("Re-driven: 2"))
-    wait(browser, lambda: len(sink.delivered) == 2)
+    wait(browser, lambda: browser.find_element(By.ID, "dead-status").text.startswith("Re-driven: 21"))
+    wait(browser, lambda: len(sink.delivered) == 21)
