@@ -136,10 +136,11 @@ def open_page(browser: WebDriver, url: str, fragment: str, ready: Callable[[], A
 
 
 def states(browser: WebDriver) -> dict[str, str]:
-    sections = browser.find_elements(By.CSS_SELECTOR, "#entity-result section[data-category]")
-    return {
-        str(section.get_attribute("data-category")): str(section.get_attribute("data-state")) for section in sections
-    }
+    """Read in one script, so a page re-rendering meanwhile cannot leave a stale element."""
+    return browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#entity-result section[data-category]')]"
+        ".map(section => [section.dataset.category, section.dataset.state]))"
+    )
 
 
 def no_serious_accessibility_violation(browser: WebDriver, page: str) -> None:
@@ -299,10 +300,9 @@ def poisoned(serve, **overrides: Any) -> tuple[str, FastAPI, PoisonSink]:
 
 
 def dead_letter_rows(browser: WebDriver) -> list[str]:
-    return [
-        str(row.get_attribute("data-event-id"))
-        for row in browser.find_elements(By.CSS_SELECTOR, "#dead-letters tr[data-event-id]")
-    ]
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#dead-letters tr[data-event-id]')].map(row => row.dataset.eventId)"
+    )
 
 
 @pytest.mark.slow
