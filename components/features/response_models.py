@@ -45,6 +45,7 @@ REGISTRY_CATEGORY_EXAMPLE: dict[str, JsonValue] = {
     "owner": "profile-team",
     "entity_types": ["bright_uid"],
     "default_ttl_seconds": 86400,
+    "max_age_seconds": 3600,
     "writers": ["prediction_service"],
     "mode": "strict",
     "features": {"age": {"type": "int", "nullable": False, "description": "Age in years"}},
@@ -299,6 +300,10 @@ class RegistryCategory(BaseModel):
     owner: str | None = Field(examples=["profile-team"])
     entity_types: list[str] = Field(description="The entity types it may be written for.", examples=[["bright_uid"]])
     default_ttl_seconds: int | None = Field(examples=[86400])
+    max_age_seconds: int | None = Field(
+        description="Data older than this (by `event_time`) is stale: reported, not refused; null: no bound.",
+        examples=[3600],
+    )
     writers: list[str] | None = Field(
         description="The only sources that may write it; null: every writer otherwise allowed.",
         examples=[["prediction_service"]],
@@ -323,6 +328,49 @@ class RegistryResponse(BaseModel):
 
     entity_types: list[str] = Field(examples=[["account_id", "bright_uid"]])
     categories: dict[str, RegistryCategory]
+
+
+INSPECTED_EXAMPLE: dict[str, JsonValue] = {
+    "state": "fresh",
+    "max_age_seconds": 3600,
+    "data": {"age": 30, "income": 60000},
+    "metadata": METADATA_EXAMPLE,
+}
+
+
+class InspectedCategoryResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [INSPECTED_EXAMPLE]})
+
+    state: Literal["fresh", "stale", "expired", "erased", "absent"] = Field(
+        description="`fresh`: served to reads; `stale`: served, but older than the registry's `max_age_seconds`; "
+        "`expired`: past its TTL, not served; `erased`: deleted (a tombstone, not served); `absent`: never written "
+        "or forgotten."
+    )
+    max_age_seconds: int | None = Field(description="The registry's freshness bound for the category.")
+    data: dict[str, Any] | None = Field(description="The stored features, also when not served; null when none.")
+    metadata: dict[str, Any] | None = Field(
+        description="As a read returns it (with `age_seconds`); an erased category's has `deleted_at`."
+    )
+
+
+class InspectResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity_type": "bright_uid",
+                    "entity_value": "user-123",
+                    "categories": {"user_features": INSPECTED_EXAMPLE},
+                }
+            ]
+        }
+    )
+
+    entity_type: str = Field(examples=["bright_uid"])
+    entity_value: str = Field(examples=["user-123"])
+    categories: dict[str, InspectedCategoryResponse] = Field(
+        description="Every category the registry holds for the entity type, by name."
+    )
 
 
 class LimitsResponse(BaseModel):

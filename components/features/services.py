@@ -13,6 +13,7 @@ from components.features.records import (
     EntityFeatures,
     EntityInput,
     FeatureSelection,
+    InspectedCategory,
     Provenance,
     WriteOutcome,
 )
@@ -121,6 +122,17 @@ class FeatureService:
         if self.settings.audit_reads:
             annotate_request(entity_id=entity_value)
         return await self.flows.read_features(entity_type, entity_value, selection, max_age)
+
+    async def inspect(self, entity_type_name: str, entity_value: str) -> dict[str, InspectedCategory]:
+        """Every category the registry holds for the entity type, whatever its state."""
+        entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
+        max_ages = {
+            name: self.registry.max_age.get(name)
+            for name, category in sorted(self.registry.categories.items())
+            if category.entity_types is None or entity_type.name in category.entity_types
+        }
+        annotate_request(entity_type=entity_type.name, categories=sorted(max_ages))
+        return await self.flows.inspect(entity_type, entity_value, max_ages)
 
     async def read_batch(
         self,

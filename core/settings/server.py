@@ -10,6 +10,8 @@ class ServerSettings(EnvironmentSettings):
     app_name: str = "Feature Store API"
     docs_enabled: bool = True
     """Serve `/docs` and `/openapi.json`; production may switch them off."""
+    console_enabled: bool = True
+    """Serve `/console`, the web page that looks an entity up through the public API (which still checks keys)."""
     eager_init: bool = False
     threadpool_size: int = Field(50, gt=0)
     """Worker threads for calls that block: the embedded store's writes and large batch reads, Kafka's producer."""

@@ -4,23 +4,14 @@ and runs "Try it out"."""
 
 import json
 import re
-import shutil
-import threading
-import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
-from devservers import free_port
-from main import create_app
+from tests.api.conftest import wait
 
 pytestmark = pytest.mark.backends("sqlite")
 REDOC_BRANDING = "https://cdn.redoc.ly/redoc/logo-mini.svg"
@@ -43,48 +34,6 @@ def test_docs_assets_are_not_served_when_docs_are_off(make_client, backend) -> N
     client = make_client(docs_enabled=False)
     for path in ("/docs", "/redoc", "/docs/assets/swagger-ui-bundle.js"):
         assert client.get(path).status_code == 404, path
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[WebDriver]:
-    """One headless chromium for the session. It can resolve no host name but 127.0.0.1, so a page
-    that reached for a CDN would fail to load it."""
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and chromedriver, "chromium and chromedriver come from scripts/install_test_servers.sh"
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def served(make_settings, backend) -> Iterator[str]:
-    """The app under uvicorn on a free local port, for the browser to talk to."""
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(make_settings()), host="127.0.0.1", port=free_port(), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{server.config.port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def wait(driver: WebDriver, condition, timeout: float = 10):
-    return WebDriverWait(driver, timeout, poll_frequency=0.02).until(lambda _: condition())
 
 
 def try_it_out(driver: WebDriver, operation_id: str) -> tuple[str, str]:

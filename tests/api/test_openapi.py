@@ -14,6 +14,7 @@ from scripts.openapi import DOCUMENT_PATH, published_document, render
 
 OPERATION_IDS = {
     ("get", "/api/v1/get/item/{entity_value}/{category}"): "read_category",
+    ("get", "/api/v1/inspect/{entity_value}"): "inspect_entity",
     ("post", "/api/v1/get/items"): "read_features",
     ("post", "/api/v1/get/items/batch"): "read_batch",
     ("post", "/api/v1/items"): "write_features",
@@ -47,6 +48,8 @@ RESPONSE_MODELS = [
     response_models.LimitsResponse,
     response_models.DeadLettersResponse,
     response_models.RedriveResponse,
+    response_models.InspectResponse,
+    response_models.InspectedCategoryResponse,
     bulk_models.BatchWriteResponse,
     bulk_models.BatchWriteResult,
     bulk_models.EntityError,

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import main
-from api.v1 import admin, earlier, limits, registry
+from api.v1 import admin, earlier, inspect, limits, registry
 from api.v1.routes import probes, reads, writes
 from core.auth import hash_key, new_key
 from tests.conftest import AppClient
@@ -181,7 +181,17 @@ def test_invalid_requests(fuzz_client: tuple[AppClient, dict[str, str]], method:
 
 def test_every_route_is_fuzzed() -> None:
     routes: set[tuple[str, str]] = set()
-    for router in (reads, writes, probes, earlier.reads, earlier.writes, registry.router, limits.router, admin.router):
+    for router in (
+        reads,
+        writes,
+        probes,
+        inspect.router,
+        earlier.reads,
+        earlier.writes,
+        registry.router,
+        limits.router,
+        admin.router,
+    ):
         for route in router.routes:
             assert isinstance(route, APIRoute) and route.methods
             routes.update((method, route.path) for method in route.methods)

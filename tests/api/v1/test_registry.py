@@ -292,6 +292,7 @@ def test_the_registry_is_served_with_defaults_filled_in(client: AppClient) -> No
         "owner": "profile-team",
         "entity_types": ["bright_uid"],
         "default_ttl_seconds": 86400,
+        "max_age_seconds": 129600,
         "writers": ["prediction_service", "backfill"],
         "mode": "strict",
     }
@@ -303,6 +304,7 @@ def test_the_registry_is_served_with_defaults_filled_in(client: AppClient) -> No
         "owner": None,
         "entity_types": ["account_id", "bright_uid"],
         "default_ttl_seconds": None,
+        "max_age_seconds": None,
         "writers": None,
         "mode": "open",
         "features": {},

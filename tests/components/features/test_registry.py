@@ -212,6 +212,7 @@ def test_without_a_file_the_old_settings_build_an_open_untyped_registry() -> Non
                 "owner": None,
                 "entity_types": ["account_id", "bright_uid"],
                 "default_ttl_seconds": ttl,
+                "max_age_seconds": None,
                 "writers": None,
                 "mode": "open",
                 "features": {},
@@ -242,6 +243,7 @@ categories:
         "owner": "team-a",
         "entity_types": ["account_id", "bright_uid"],
         "default_ttl_seconds": 3600,
+        "max_age_seconds": None,
         "writers": ["job_a", "job_b"],
         "mode": "strict",
         "features": {
