@@ -24,7 +24,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=140,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return json.loads((output / "smoke.json").read_text()), completed.stdout, output
@@ -94,3 +94,16 @@ def test_bulk_writes_are_reported_per_entity_beside_single_writes(smoke: tuple[d
         assert row["speedup"] == round(row["bulk_entities_per_s"] / results[(row["versus"], backend)]["rps"], 2)
         assert row["met"] == (row["speedup"] >= row["bound"])
     assert "Bulk writes at full load" in printed
+
+
+def test_the_loader_is_measured_beside_the_bulk_endpoint(smoke: tuple[dict[str, Any], str, Path]) -> None:
+    """`feature-store load` of a generated Parquet file at two sizes: every entity written, its CPU and
+    peak RSS measured, and its rate put beside the bulk endpoint's from the same run."""
+    report, printed, _ = smoke
+    loader = report["loader"]
+    assert [run["entities"] for run in loader["runs"]] == list(report["profile"]["loader_entities"])
+    for run in loader["runs"]:
+        assert run["exit_status"] == 0 and run["written"] == run["entities"] and run["failed"] == 0, run
+        assert run["cpu_ms_per_entity"] > 0 and run["peak_rss_mb"] > 0, run
+    assert loader["bulk_entities_per_s"] > 0 and loader["throughput_ratio"] > 0
+    assert "`feature-store load` of a Parquet file" in printed
