@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time
 from types import ModuleType
 from typing import Any, Literal
 
-from feature_store_client._bulk import DEFAULT_BATCH_WRITE_ENTITIES, split_entities
+from feature_store_client._bulk import DEFAULT_BATCH_WRITE_ENTITIES, encoded_entity, split_entities
 from feature_store_client.models import EntityWriteResult, FrameProgress, FrameWriteResult, Limits, RowFailure
 
 Nulls = Literal["omit", "null"]
@@ -186,6 +186,8 @@ class Part:
     rows: list[int] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     failures: list[RowFailure] = field(default_factory=list)
+    encoded: list[str] = field(default_factory=list)
+    """The bodies' JSON text: encoded once, to measure and to send."""
 
 
 def _entity_text(value: Any) -> str | None:
@@ -273,7 +275,8 @@ def split_part(part: Part, limits: Limits) -> list[Part]:
     rows hold it, so a part's `end_row` is a safe place to resume from."""
     if not part.bodies:
         return [part]
-    groups = split_entities(part.bodies, limits)
+    encoded = [encoded_entity(body) for body in part.bodies]
+    groups = split_entities(part.bodies, limits, encoded)
     starts = [part.first_row] + [part.rows[group[0]] for group in groups[1:]]
     ends = [*starts[1:], part.end_row]
     parts = []
@@ -285,6 +288,7 @@ def split_part(part: Part, limits: Limits) -> list[Part]:
                 [part.rows[index] for index in group],
                 [part.bodies[index] for index in group],
                 [failure for failure in part.failures if start <= failure.row < end],
+                [encoded[index] for index in group],
             )
         )
     return parts

@@ -85,7 +85,12 @@ class AsyncFeatureStoreClient:
         while True:
             try:
                 response = await self._http.request(
-                    call.method, call.path, json=call.json, params=call.params, headers=headers
+                    call.method,
+                    call.path,
+                    json=call.json,
+                    content=call.content,
+                    params=call.params,
+                    headers=headers if call.content is None else {**headers, "Content-Type": "application/json"},
                 )
             except httpx.TransportError as exc:
                 await asyncio.sleep(attempts.failed(exc))
@@ -203,9 +208,14 @@ class AsyncFeatureStoreClient:
         return _core.batch_write_result(entity_type, [result for result in results if result is not None])
 
     async def _write_part(
-        self, bodies: Sequence[Mapping[str, Any]], entity_type: str, meta: Mapping[str, Any], request_id: str
+        self,
+        bodies: Sequence[Mapping[str, Any]],
+        entity_type: str,
+        meta: Mapping[str, Any],
+        request_id: str,
+        encoded: Sequence[str] | None = None,
     ) -> list[EntityWriteResult]:
-        part = _core.PartWrite(bodies, entity_type, meta)
+        part = _core.PartWrite(bodies, entity_type, meta, encoded)
         while (call := part.next_call()) is not None:
             try:
                 part.answered(await self._run(call, request_id))
@@ -250,7 +260,7 @@ class AsyncFeatureStoreClient:
         window: deque[tuple[_arrow.Part, asyncio.Task[list[EntityWriteResult]]]] = deque()
         try:
             for part in parts:
-                task = asyncio.ensure_future(self._write_part(part.bodies, entity_type, meta, request_id))
+                task = asyncio.ensure_future(self._write_part(part.bodies, entity_type, meta, request_id, part.encoded))
                 window.append((part, task))
                 if len(window) >= in_flight:
                     done, oldest = window.popleft()

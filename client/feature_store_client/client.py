@@ -84,7 +84,12 @@ class FeatureStoreClient:
         while True:
             try:
                 response = self._http.request(
-                    call.method, call.path, json=call.json, params=call.params, headers=headers
+                    call.method,
+                    call.path,
+                    json=call.json,
+                    content=call.content,
+                    params=call.params,
+                    headers=headers if call.content is None else {**headers, "Content-Type": "application/json"},
                 )
             except httpx.TransportError as exc:
                 time.sleep(attempts.failed(exc))
@@ -214,9 +219,14 @@ class FeatureStoreClient:
         return _core.batch_write_result(entity_type, [result for result in results if result is not None])
 
     def _write_part(
-        self, bodies: Sequence[Mapping[str, Any]], entity_type: str, meta: Mapping[str, Any], request_id: str
+        self,
+        bodies: Sequence[Mapping[str, Any]],
+        entity_type: str,
+        meta: Mapping[str, Any],
+        request_id: str,
+        encoded: Sequence[str] | None = None,
     ) -> list[EntityWriteResult]:
-        part = _core.PartWrite(bodies, entity_type, meta)
+        part = _core.PartWrite(bodies, entity_type, meta, encoded)
         while (call := part.next_call()) is not None:
             try:
                 part.answered(self._run(call, request_id))
@@ -273,7 +283,9 @@ class FeatureStoreClient:
         window: deque[tuple[_arrow.Part, Future[list[EntityWriteResult]]]] = deque()
         with ThreadPoolExecutor(max_workers=in_flight) as pool:
             for part in parts:
-                window.append((part, pool.submit(self._write_part, part.bodies, entity_type, meta, request_id)))
+                window.append(
+                    (part, pool.submit(self._write_part, part.bodies, entity_type, meta, request_id, part.encoded))
+                )
                 if len(window) >= in_flight:
                     done, future = window.popleft()
                     tally.add(done, future.result())

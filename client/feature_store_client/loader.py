@@ -16,7 +16,7 @@ from feature_store_client.client import FeatureStoreClient
 from feature_store_client.models import FrameProgress
 
 FORMATS = ("jsonl", "parquet", "csv")
-READ_ROWS = 65_536
+READ_ROWS = 10_000
 """Rows read from a file at a time; `write_dataframe` then converts a part's worth at a time."""
 STOP_CODES = frozenset({"timeout", "transport_error", "service_unavailable", "store_unavailable", "rate_limited"})
 """Failures that say nothing about the row: the load stops there (not checkpointed past), to be resumed."""
