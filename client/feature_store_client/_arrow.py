@@ -120,6 +120,17 @@ def converter(arrow_type: Any, decimals: Decimals) -> Callable[[Any], Any] | Non
     raise FrameError("unsupported_type", f"no JSON form for Arrow type {arrow_type}")
 
 
+def column_converter(column: Any, decimals: Decimals) -> Callable[[Any], Any] | None:
+    """The column's converter; none for a float column whose values are all finite (checked at once)."""
+    pa = require_arrow()
+    if pa.types.is_floating(column.type):
+        import pyarrow.compute as pc
+
+        if pc.all(pc.is_finite(column)).as_py() is not False:
+            return None
+    return converter(column.type, decimals)
+
+
 def _python_values(column: Any) -> list[Any]:
     """The column's values in Python; timestamps in microseconds, which Python's datetime holds."""
     pa = require_arrow()
@@ -223,7 +234,7 @@ def slice_rows(batch: Any, first_row: int, plan: ColumnPlan, options: FrameOptio
         features = []
         for feature, name in pairs:
             column = batch.column(names.index(name))
-            features.append((feature, name, _python_values(column), converter(column.type, options.decimals)))
+            features.append((feature, name, _python_values(column), column_converter(column, options.decimals)))
         columns.append((category, features))
     send_nulls = options.nulls == "null"
     part = Part(first_row, first_row + batch.num_rows)

@@ -10,7 +10,8 @@ import pytest
 
 from bench.scenarios import BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
 
-pytestmark = pytest.mark.slow  # the smoke run starts every server and load generator the benchmark uses
+# The smoke run starts every server and load generator the benchmark uses, and loads two Parquet files.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(200)]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=140,
+        timeout=180,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return json.loads((output / "smoke.json").read_text()), completed.stdout, output
