@@ -202,10 +202,13 @@ class Part:
 
 
 def _entity_text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool):
+    """The entity value as the API takes it: text, or an integer's digits (pandas holds integer ids with
+    gaps as floats: `10.0` is `10`); None when there is none."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if value is None or isinstance(value, bool) or not isinstance(value, int | str):
         return None
-    text = str(value) if isinstance(value, int | str) else None
-    return text or None
+    return str(value) or None
 
 
 def _time_text(value: Any) -> str | None:
@@ -242,7 +245,9 @@ def slice_rows(batch: Any, first_row: int, plan: ColumnPlan, options: FrameOptio
         row = first_row + index
         entity_value = _entity_text(entity)
         if entity_value is None:
-            part.failures.append(RowFailure(row=row, error="missing_entity", detail=f"{plan.entity_column} is empty"))
+            part.failures.append(
+                RowFailure(row=row, error="missing_entity", detail=f"{plan.entity_column} holds no text or integer")
+            )
             continue
         feature_list = []
         try:

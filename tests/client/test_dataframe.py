@@ -208,3 +208,10 @@ def test_over_a_socket(start_service, registry_file: Path) -> None:
         )
         assert (result.rows, result.written, result.failed) == (1200, 1200, 0)
         assert store.read_category("u1199", "typed").data == expected(1199)
+
+
+def test_integer_ids_held_as_floats_by_pandas_are_written_as_integers(store: FeatureStoreClient) -> None:
+    frame = pd.DataFrame({"user_id": [1.0, None, 3.0], "typed:count": [1, 2, 3]})
+    result = store.write_dataframe(frame, entity_column="user_id", source=WRITER)
+    assert [(failure.row, failure.error) for failure in result.failures] == [(1, "missing_entity")]
+    assert store.read_category("3", "typed").data == {"count": 3}
