@@ -1,6 +1,7 @@
 """`feature-store`: the client's command line. `--url`/`--api-key` or FEATURE_STORE_URL /
 FEATURE_STORE_API_KEY; answers as JSON (default) or a table; exit status 0 on success, 1 on an error
-answer, a service that is not ready or a `load` with any failed entity, 2 on a usage error."""
+answer, a service that is not ready or a `load` with any failed entity, 2 on a usage error, 130 when a
+`load` is interrupted (continue it with `--resume`)."""
 
 import argparse
 import json
