@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import auth_cost, metrics_cost
+from bench import auth_cost, file_load, metrics_cost
 from bench.scenarios import BULK_SPEEDUP_BOUND, BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
 
 
@@ -55,6 +55,8 @@ class Report:
     """The single-category read's CPU per request with each metric exporter and with metrics off."""
     auth_cost: dict = field(default_factory=dict)
     """The single-category read's CPU per request with an API key and with a JWT."""
+    loader: dict = field(default_factory=dict)
+    """`feature-store load` of a Parquet file into the embedded store, beside the bulk endpoint's figure."""
 
 
 def cpu_ratios(results: list[Result]) -> list[dict[str, Any]]:
@@ -161,6 +163,16 @@ def evaluate_targets(report: Report) -> list[dict]:
             auth_cost.JWT_BOUND,
             False,
         )
+    if report.loader.get("throughput_ratio") is not None:
+        target(
+            "loader entities/s / bulk_500x5 entities/s (sqlite)",
+            report.loader["throughput_ratio"],
+            file_load.THROUGHPUT_BOUND,
+            True,
+        )
+    if report.loader:
+        target("loader peak RSS, larger file / smaller", report.loader["rss_growth"], file_load.RSS_GROWTH_BOUND, False)
+        target("loader peak RSS MB", report.loader["peak_rss_mb"], file_load.RSS_BOUND_MB, False)
     return targets
 
 
@@ -224,6 +236,20 @@ def print_report(report: Report, bare: Result) -> None:
         metrics_cost.print_table(report.metrics_cost)
     if report.auth_cost:
         auth_cost.print_table(report.auth_cost)
+    if report.loader:
+        print("\n`feature-store load` of a Parquet file (entities x 5 categories x 20), embedded store:")
+        print(
+            f"{'entities':>10}{'seconds':>9}{'entities/s':>12}{'CLI CPU ms/entity':>19}{'peak RSS MB':>13}{'failed':>8}"
+        )
+        for run in report.loader["runs"]:
+            print(
+                f"{run['entities']:>10}{run['seconds']:>9.1f}{run['entities_per_s']:>12.0f}"
+                f"{run['cpu_ms_per_entity']:>19.4f}{run['peak_rss_mb']:>13.1f}{run['failed']:>8}"
+            )
+        print(
+            f"bulk_500x5 endpoint: {report.loader['bulk_entities_per_s']} entities/s; loader / bulk: "
+            f"{report.loader['throughput_ratio']}; peak RSS larger / smaller: {report.loader['rss_growth']}"
+        )
     print()
     for backend, cold in report.cold_start.items():
         print(f"cold start ({backend}): {cold}")

@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import auth_cost, metrics_cost  # noqa: E402
+from bench import auth_cost, file_load, metrics_cost  # noqa: E402
 from bench.cpu import CpuClock, cpu_seconds, per_request_ms, pinned, service_core  # noqa: E402
 from bench.load import run_hey, run_wrk  # noqa: E402
 from bench.profiles import print_summary, record_during, summarise  # noqa: E402
@@ -65,6 +65,8 @@ class Profile:
     small, so one ends within its runs and names no more entities than it seeded)."""
     metrics_rounds: int
     """Rounds of the metrics' cost comparison: each loads every exporter variant once."""
+    loader_entities: tuple[int, int]
+    """The Parquet files `feature-store load` writes into the embedded store: its memory at both sizes."""
 
 
 FULL = Profile(
@@ -78,6 +80,7 @@ FULL = Profile(
     relay_quiet_s=1.5,
     bulk_divisor=1,
     metrics_rounds=3,
+    loader_entities=(200_000, 2_000_000),
 )
 SMOKE = Profile(
     entities=100,
@@ -90,6 +93,7 @@ SMOKE = Profile(
     relay_quiet_s=0.5,
     bulk_divisor=10,
     metrics_rounds=1,
+    loader_entities=(200, 2_000),
 )
 
 
@@ -325,6 +329,17 @@ def measure_auth_cost(env: dict[str, str], profile: Profile, work: Path, core: i
     return auth_cost.compare(start, cpu_ms_per_request, profile.metrics_rounds, work)
 
 
+def measure_loader(env: dict[str, str], profile: Profile, work: Path, core: int | None) -> dict:
+    """`feature-store load` of generated Parquet files, each into a fresh embedded store."""
+
+    def start(name: str) -> tuple[str, Callable[[], None]]:
+        service = Service(SERVICE_APP, {**env, "SQLITE_PATH": str(work / f"{name}.db")}, work, name, core)
+        service.wait_ready()
+        return service.url, service.stop
+
+    return file_load.measure(start, list(profile.loader_entities), work)
+
+
 def dynamodb_added_latency(service: Service, env: dict[str, str], profile: Profile, work: Path) -> dict:
     """Our read's p50 over HTTP (one connection, one at a time) minus a raw boto3 GetItem loop's p50."""
     code = f"from bench.seed import raw_get_item_p50; print(raw_get_item_p50({profile.sequential_requests}, {profile.entities}))"
@@ -445,11 +460,20 @@ def main() -> int:
                 env = {**common, "STORE_BACKEND": "sqlite", "SQLITE_PATH": str(directory / "bench.db")}
                 report.metrics_cost = measure_metrics_cost(env, profile, directory, core)
                 report.auth_cost = measure_auth_cost(env, profile, directory, core)
+            if "sqlite" in backends and not chosen:
+                directory = work / "loader"
+                directory.mkdir()
+                report.loader = measure_loader({**common, "STORE_BACKEND": "sqlite"}, profile, directory, core)
         finally:
             for server in servers:
                 server.stop()
     report.cpu_ratios = cpu_ratios(report.results)
     report.bulk_writes = bulk_speedups(report.results)
+    if report.loader:
+        bulk = next(
+            (row for row in report.bulk_writes if row["scenario"] == "bulk_500x5" and row["backend"] == "sqlite"), None
+        )
+        report.loader |= file_load.compare(report.loader, bulk["bulk_entities_per_s"] if bulk else None)
     if not args.smoke and not chosen:
         report.targets = evaluate_targets(report)
     print_report(report, bare)

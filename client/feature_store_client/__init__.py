@@ -1,6 +1,7 @@
 """Typed Python client of the Feature Store API: `FeatureStoreClient` (blocking) and
 `AsyncFeatureStoreClient` (asyncio), with the same methods."""
 
+from feature_store_client._arrow import FrameError
 from feature_store_client._core import RetryPolicy
 from feature_store_client._version import __version__
 from feature_store_client.aio import AsyncFeatureStoreClient
@@ -32,10 +33,13 @@ from feature_store_client.models import (
     EntityWriteError,
     EntityWriteResult,
     FeaturesResult,
+    FrameProgress,
+    FrameWriteResult,
     Limits,
     Readiness,
     Registry,
     RegistryCategory,
+    RowFailure,
     WriteResult,
 )
 
@@ -54,6 +58,9 @@ __all__ = [
     "FeatureStoreClient",
     "FeatureStoreError",
     "FeaturesResult",
+    "FrameError",
+    "FrameProgress",
+    "FrameWriteResult",
     "Forbidden",
     "Limits",
     "NotFound",
@@ -64,6 +71,7 @@ __all__ = [
     "RegistryCategory",
     "RetryPolicy",
     "RetryableError",
+    "RowFailure",
     "ServerError",
     "ServiceUnavailable",
     "StoreUnavailable",

@@ -41,6 +41,8 @@ class Call(Generic[T]):
     path: str
     parse: Callable[[httpx.Response], T]
     json: Any = None
+    content: bytes | None = None
+    """A JSON body already encoded (sent instead of `json`)."""
     params: Mapping[str, Any] | None = None
     read: bool = True
     """A read may be sent again after a connection error or timeout; a write may not."""

@@ -2,6 +2,8 @@
 Same methods, arguments and results as `FeatureStoreClient`, awaited."""
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -9,7 +11,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from feature_store_client import _core
+from feature_store_client import _arrow, _core
 from feature_store_client._core import DEFAULT_CONCURRENCY, DEFAULT_ENTITY_TYPE, DEFAULT_TIMEOUT, Call, RetryPolicy
 from feature_store_client.errors import FeatureStoreError
 from feature_store_client.models import (
@@ -20,6 +22,8 @@ from feature_store_client.models import (
     EntityWrite,
     EntityWriteResult,
     FeaturesResult,
+    FrameProgress,
+    FrameWriteResult,
     Limits,
     Readiness,
     Registry,
@@ -81,7 +85,12 @@ class AsyncFeatureStoreClient:
         while True:
             try:
                 response = await self._http.request(
-                    call.method, call.path, json=call.json, params=call.params, headers=headers
+                    call.method,
+                    call.path,
+                    json=call.json,
+                    content=call.content,
+                    params=call.params,
+                    headers=headers if call.content is None else {**headers, "Content-Type": "application/json"},
                 )
             except httpx.TransportError as exc:
                 await asyncio.sleep(attempts.failed(exc))
@@ -186,14 +195,10 @@ class AsyncFeatureStoreClient:
         results: list[EntityWriteResult | None] = [None] * len(bodies)
 
         async def write_part(indices: list[int]) -> None:
-            part = _core.PartWrite([bodies[index] for index in indices], entity_type, meta)
             async with gate:
-                while (call := part.next_call()) is not None:
-                    try:
-                        part.answered(await self._run(call, request_id))
-                    except FeatureStoreError as exc:
-                        part.refused(exc)
-            part_results = part.results()
+                part_results = await self._write_part(
+                    [bodies[index] for index in indices], entity_type, meta, request_id
+                )
             for index, result in zip(indices, part_results, strict=True):
                 results[index] = result
             if on_part is not None:
@@ -201,6 +206,74 @@ class AsyncFeatureStoreClient:
 
         await asyncio.gather(*(write_part(indices) for indices in parts))
         return _core.batch_write_result(entity_type, [result for result in results if result is not None])
+
+    async def _write_part(
+        self,
+        bodies: Sequence[Mapping[str, Any]],
+        entity_type: str,
+        meta: Mapping[str, Any],
+        request_id: str,
+        encoded: Sequence[str] | None = None,
+    ) -> list[EntityWriteResult]:
+        part = _core.PartWrite(bodies, entity_type, meta, encoded)
+        while (call := part.next_call()) is not None:
+            try:
+                part.answered(await self._run(call, request_id))
+            except FeatureStoreError as exc:
+                part.refused(exc)
+        return part.results()
+
+    async def write_dataframe(
+        self,
+        frame: Any,
+        *,
+        entity_column: str,
+        categories: Mapping[str, Sequence[str] | Mapping[str, str]] | None = None,
+        event_time_column: str | None = None,
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        source: str | None = None,
+        compute_id: str | None = None,
+        ttl: int | None = None,
+        event_time: datetime | str | None = None,
+        nulls: _arrow.Nulls = "omit",
+        decimals: _arrow.Decimals = "float",
+        concurrency: int | None = None,
+        skip_rows: int = 0,
+        keep_failures: bool = True,
+        on_progress: Callable[[FrameProgress], None] | None = None,
+        request_id: str | None = None,
+    ) -> FrameWriteResult:
+        """As `FeatureStoreClient.write_dataframe`; the rows are converted on the event loop between sends."""
+        started = time.monotonic()
+        request_id = request_id or _core.new_request_id()
+        meta = _core.write_meta(source, compute_id, ttl, event_time)
+        options = _arrow.FrameOptions(nulls, decimals)
+        in_flight = max(1, concurrency or self.max_concurrency)
+        parts = _arrow.frame_parts(
+            frame,
+            lambda names: _arrow.ColumnPlan.of(names, entity_column, categories, event_time_column),
+            await self.limits(),
+            options,
+            skip_rows,
+        )
+        tally = _arrow.FrameTally(entity_type, skip_rows, on_progress, keep_failures)
+        window: deque[tuple[_arrow.Part, asyncio.Task[list[EntityWriteResult]]]] = deque()
+        try:
+            for part in parts:
+                task = asyncio.ensure_future(self._write_part(part.bodies, entity_type, meta, request_id, part.encoded))
+                window.append((part, task))
+                if len(window) >= in_flight:
+                    done, oldest = window.popleft()
+                    tally.add(done, await oldest)
+                else:
+                    await asyncio.sleep(0)
+            while window:
+                done, oldest = window.popleft()
+                tally.add(done, await oldest)
+        finally:
+            for _, task in window:
+                task.cancel()
+        return tally.result(time.monotonic() - started)
 
     async def delete(
         self,

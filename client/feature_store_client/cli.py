@@ -1,6 +1,7 @@
 """`feature-store`: the client's command line. `--url`/`--api-key` or FEATURE_STORE_URL /
 FEATURE_STORE_API_KEY; answers as JSON (default) or a table; exit status 0 on success, 1 on an error
-answer, a service that is not ready or a `load` with any failed entity, 2 on a usage error."""
+answer, a service that is not ready or a `load` with any failed entity, 2 on a usage error, 130 when a
+`load` is interrupted (continue it with `--resume`)."""
 
 import argparse
 import json
@@ -12,7 +13,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel
 
-from feature_store_client import _core
+from feature_store_client import _core, loader
 from feature_store_client._core import DEFAULT_ENTITY_TYPE, DEFAULT_TIMEOUT
 from feature_store_client._version import __version__
 from feature_store_client.client import FeatureStoreClient
@@ -81,15 +82,37 @@ def parser() -> argparse.ArgumentParser:
 
     load = commands.add_parser(
         "load",
-        help="bulk write from a JSON Lines file",
-        description="Each line one entity: "
+        help="bulk write from a Parquet, CSV or JSON Lines file",
+        description="Parquet (a file or a directory of them) and CSV (a header row): one row one entity, its "
+        "value in --entity-column, features in columns named CATEGORY:FEATURE (or mapped with --category), "
+        "read by record batches and resumable with --resume. JSON Lines: each line one entity: "
         '{"entity_value": "u1", "categories": {"user_features": {"age": 30}}, "meta": {"event_time": "..."}} '
         '(or "feature_list" as the API takes it; "meta" optional, overriding the shared options). Written '
-        "through POST /api/v1/items/batch in parts of the service's published maximum. Lines that are not "
-        "such JSON, and entities the service refuses, are reported with their line numbers in the failures "
+        "through POST /api/v1/items/batch in parts of the service's published maximum. Rows or lines that "
+        "cannot be sent, and entities the service refuses, are reported with their numbers in the failures "
         "file; the summary goes to standard output; exit status 1 when anything failed.",
     )
-    load.add_argument("path", metavar="PATH", help="JSON Lines file ('-': standard input)")
+    load.add_argument(
+        "path",
+        metavar="PATH",
+        help="a .parquet/.csv/.jsonl file, a directory of .parquet files, or '-' (JSON Lines on standard input)",
+    )
+    load.add_argument("--format", choices=loader.FORMATS, help="default: from the extension")
+    load.add_argument("--entity-column", default="entity_value", help="Parquet/CSV: the entity value's column")
+    load.add_argument("--event-time-column", help="Parquet/CSV: each row's event time")
+    load.add_argument(
+        "--category",
+        action="append",
+        metavar="CATEGORY=COLUMN[,COLUMN]",
+        help="Parquet/CSV: a category's columns (repeatable); default: columns named CATEGORY:FEATURE",
+    )
+    load.add_argument("--column-types", metavar="NAME=TYPE[,...]", help="CSV: column types instead of inference")
+    load.add_argument("--nulls", choices=["omit", "null"], default="omit", help="Parquet/CSV: null values")
+    load.add_argument("--decimals", choices=["float", "string"], default="float", help="Parquet/CSV: decimals")
+    load.add_argument("--concurrency", type=int, help="Parquet/CSV: parts in flight")
+    load.add_argument(
+        "--resume", action="store_true", help="Parquet/CSV: continue from PATH.checkpoint.json after an interruption"
+    )
     load.add_argument("--source")
     load.add_argument("--compute-id")
     load.add_argument("--ttl", type=int)
@@ -213,6 +236,14 @@ def parse_line(number: int, text: str) -> tuple[dict[str, Any] | None, dict[str,
 
 
 def load(args: argparse.Namespace, client: FeatureStoreClient, stdin: TextIO) -> tuple[dict[str, Any], int]:
+    fmt = loader.input_format(args.path, args.format)
+    if fmt != "jsonl":
+        try:
+            return loader.load_file(args, client, fmt)
+        except (ImportError, ValueError, OSError) as exc:
+            raise ValueError(" ".join(str(exc).split())) from exc  # the reason on one line
+    if args.resume:
+        raise ValueError("--resume reads Parquet or CSV; a JSON Lines load starts over")
     if args.path == "-":
         lines = stdin.read().splitlines()
     else:

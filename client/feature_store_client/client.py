@@ -2,15 +2,16 @@
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 
-from feature_store_client import _core
+from feature_store_client import _arrow, _core
 from feature_store_client._core import DEFAULT_CONCURRENCY, DEFAULT_ENTITY_TYPE, DEFAULT_TIMEOUT, Call, RetryPolicy
 from feature_store_client.errors import FeatureStoreError
 from feature_store_client.models import (
@@ -21,6 +22,8 @@ from feature_store_client.models import (
     EntityWrite,
     EntityWriteResult,
     FeaturesResult,
+    FrameProgress,
+    FrameWriteResult,
     Limits,
     Readiness,
     Registry,
@@ -81,7 +84,12 @@ class FeatureStoreClient:
         while True:
             try:
                 response = self._http.request(
-                    call.method, call.path, json=call.json, params=call.params, headers=headers
+                    call.method,
+                    call.path,
+                    json=call.json,
+                    content=call.content,
+                    params=call.params,
+                    headers=headers if call.content is None else {**headers, "Content-Type": "application/json"},
                 )
             except httpx.TransportError as exc:
                 time.sleep(attempts.failed(exc))
@@ -197,13 +205,7 @@ class FeatureStoreClient:
         parts = _core.split_entities(bodies, self.limits())
 
         def write_part(indices: list[int]) -> list[EntityWriteResult]:
-            part = _core.PartWrite([bodies[index] for index in indices], entity_type, meta)
-            while (call := part.next_call()) is not None:
-                try:
-                    part.answered(self._run(call, request_id))
-                except FeatureStoreError as exc:
-                    part.refused(exc)
-            return part.results()
+            return self._write_part([bodies[index] for index in indices], entity_type, meta, request_id)
 
         results: list[EntityWriteResult | None] = [None] * len(bodies)
         with ThreadPoolExecutor(max_workers=min(len(parts), self.max_concurrency)) as pool:
@@ -215,6 +217,82 @@ class FeatureStoreClient:
                 if on_part is not None:
                     on_part(len(part_results), sum(not result.ok for result in part_results))
         return _core.batch_write_result(entity_type, [result for result in results if result is not None])
+
+    def _write_part(
+        self,
+        bodies: Sequence[Mapping[str, Any]],
+        entity_type: str,
+        meta: Mapping[str, Any],
+        request_id: str,
+        encoded: Sequence[str] | None = None,
+    ) -> list[EntityWriteResult]:
+        part = _core.PartWrite(bodies, entity_type, meta, encoded)
+        while (call := part.next_call()) is not None:
+            try:
+                part.answered(self._run(call, request_id))
+            except FeatureStoreError as exc:
+                part.refused(exc)
+        return part.results()
+
+    def write_dataframe(
+        self,
+        frame: Any,
+        *,
+        entity_column: str,
+        categories: Mapping[str, Sequence[str] | Mapping[str, str]] | None = None,
+        event_time_column: str | None = None,
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        source: str | None = None,
+        compute_id: str | None = None,
+        ttl: int | None = None,
+        event_time: datetime | str | None = None,
+        nulls: _arrow.Nulls = "omit",
+        decimals: _arrow.Decimals = "float",
+        concurrency: int | None = None,
+        skip_rows: int = 0,
+        keep_failures: bool = True,
+        on_progress: Callable[[FrameProgress], None] | None = None,
+        request_id: str | None = None,
+    ) -> FrameWriteResult:
+        """Writes a frame's rows, one entity each, through the bulk endpoint: a pandas DataFrame, a pyarrow
+        Table, RecordBatch or RecordBatchReader, or an iterator of them (needs the `[arrow]` extra).
+
+        `categories` maps each category to its columns (`{"user_features": ["age", "city"]}`, or
+        `{feature: column}`); without it every other column is named `category:feature`. Rows go in parts
+        of the service's `max_batch_write_entities`, `concurrency` parts in flight (default
+        `max_concurrency`), answered in input order to `on_progress`; a slice of one part is held at a
+        time, so memory stays bounded. A row that cannot be sent (a NaN, no entity value) or that the
+        service refuses fails alone, with its row number, and the load goes on. `nulls` omits null
+        values or sends them as null; `decimals` sends decimals as float or string. `skip_rows` resumes
+        after rows already answered. `keep_failures=False` leaves the failed rows out of the result (see
+        them in `on_progress`). FrameError (a ValueError) before anything is sent for a frame that cannot
+        be loaded: a missing column, a column not named by the convention, a type with no JSON form."""
+        started = time.monotonic()
+        request_id = request_id or _core.new_request_id()
+        meta = _core.write_meta(source, compute_id, ttl, event_time)
+        options = _arrow.FrameOptions(nulls, decimals)
+        in_flight = max(1, concurrency or self.max_concurrency)
+        parts = _arrow.frame_parts(
+            frame,
+            lambda names: _arrow.ColumnPlan.of(names, entity_column, categories, event_time_column),
+            self.limits(),
+            options,
+            skip_rows,
+        )
+        tally = _arrow.FrameTally(entity_type, skip_rows, on_progress, keep_failures)
+        window: deque[tuple[_arrow.Part, Future[list[EntityWriteResult]]]] = deque()
+        with ThreadPoolExecutor(max_workers=in_flight) as pool:
+            for part in parts:
+                window.append(
+                    (part, pool.submit(self._write_part, part.bodies, entity_type, meta, request_id, part.encoded))
+                )
+                if len(window) >= in_flight:
+                    done, future = window.popleft()
+                    tally.add(done, future.result())
+            while window:
+                done, future = window.popleft()
+                tally.add(done, future.result())
+        return tally.result(time.monotonic() - started)
 
     def delete(
         self,

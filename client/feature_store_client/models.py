@@ -144,6 +144,39 @@ class BatchWriteResult(_Model):
         return [result for result in self.results if result.error is not None]
 
 
+class RowFailure(_Model):
+    """One row of `write_dataframe` that was not written: its position in the input (0-based, across all
+    its batches), its entity value when it had one, the error code and its detail."""
+
+    row: int
+    entity_value: str | None = None
+    error: str
+    detail: Any = None
+
+
+class FrameWriteResult(_Model):
+    """`write_dataframe`: rows read (after `skip_rows`), rows written and failed, each failed row, and the
+    seconds the load took. `written` + `failed` = `rows`."""
+
+    entity_type: str
+    rows: int
+    written: int
+    failed: int
+    failures: list[RowFailure]
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True)
+class FrameProgress:
+    """Passed to `on_progress` after each part is answered, in input order: every row before `rows_done`
+    is answered (so a resumed load may start there); `failures` are this part's."""
+
+    rows_done: int
+    written: int
+    failed: int
+    failures: list[RowFailure]
+
+
 class DeleteResult(_Model):
     entity_value: str
     entity_type: str

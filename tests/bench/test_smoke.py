@@ -10,8 +10,8 @@ import pytest
 
 from bench.scenarios import BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
 
-# The smoke run starts every server and load generator the benchmark uses, more than the default timeout allows.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+# The smoke run starts every server and load generator the benchmark uses, and loads two Parquet files.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(330)]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,  # every scenario on both backends, then the metrics and JWT cost comparisons (5 services)
+        timeout=300,  # every scenario on both backends, the metrics and JWT cost comparisons, two file loads
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return json.loads((output / "smoke.json").read_text()), completed.stdout, output
@@ -106,3 +106,16 @@ def test_jwt_cost_beside_api_keys(smoke: tuple[dict[str, Any], str, Path]) -> No
     assert all(value > 0 for value in cost["cpu_ms_per_request"].values())
     assert cost["met"] == (cost["jwt_to_api_key"] <= cost["bound"])
     assert "JWT callers' cost" in printed
+
+
+def test_the_loader_is_measured_beside_the_bulk_endpoint(smoke: tuple[dict[str, Any], str, Path]) -> None:
+    """`feature-store load` of a generated Parquet file at two sizes: every entity written, its CPU and
+    peak RSS measured, and its rate put beside the bulk endpoint's from the same run."""
+    report, printed, _ = smoke
+    loader = report["loader"]
+    assert [run["entities"] for run in loader["runs"]] == list(report["profile"]["loader_entities"])
+    for run in loader["runs"]:
+        assert run["exit_status"] == 0 and run["written"] == run["entities"] and run["failed"] == 0, run
+        assert run["cpu_ms_per_entity"] > 0 and run["peak_rss_mb"] > 0, run
+    assert loader["bulk_entities_per_s"] > 0 and loader["throughput_ratio"] > 0
+    assert "`feature-store load` of a Parquet file" in printed
