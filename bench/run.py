@@ -91,7 +91,7 @@ SMOKE = Profile(
     idle_s=0.5,
     relay_timeout_s=20,
     relay_quiet_s=0.5,
-    bulk_divisor=10,
+    bulk_divisor=25,
     metrics_rounds=1,
     loader_entities=(200, 2_000),
 )
