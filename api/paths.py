@@ -2,9 +2,10 @@
 
 The server hands Starlette the path already percent-decoded, so an `entity_value` of `a/b`, sent as
 `a%2Fb`, becomes two segments that no route matches (404), and bytes that are not UTF-8 (`h%FFy`)
-become U+FFFD, silently another id. A route whose raw path holds a `%` is matched here instead: the raw
-path is split on its literal slashes, each segment decoded on its own, so every value a write accepts
-can be read and erased by path. A parameter whose bytes are not valid UTF-8 matches, and is refused as
+become U+FFFD, silently another id. A request whose raw path holds a `%` is matched here instead: the
+raw path is split on its literal slashes, each segment decoded on its own (an escaped `/` never separates
+segments, in a parameter or in the route's own text), so every value a write accepts can be read and
+erased by path. A parameter whose bytes are not valid UTF-8 matches, and is refused as
 a 422 `validation_error` before the endpoint runs (`invalid_parameters`).
 """
 
