@@ -20,6 +20,7 @@ from core import VERSION
 from core.logging import configure_logging
 from core.metrics import exporters_for, metrics
 from core.settings import Settings
+from core.startup_errors import exit_on_configuration_error
 from core.tracing import DEFAULT_SERVICE_NAME, tracing
 from middlewares.cors import cors_for
 from middlewares.request import RequestMiddleware
@@ -131,4 +132,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-app = create_app()
+with exit_on_configuration_error():  # `uvicorn main:app` and each worker process import it
+    app = create_app()

@@ -6,9 +6,15 @@ import uvicorn
 
 from core.http_server import server_options
 from core.settings import Settings
+from core.startup_errors import exit_on_configuration_error
 
 
 def main() -> None:
+    with exit_on_configuration_error():
+        serve()
+
+
+def serve() -> None:
     settings = Settings()
     if "prometheus" in settings.metrics_exporters and settings.web_concurrency > 1:
         # Before any worker starts (and imports prometheus-client): their shared directory, emptied.

@@ -40,9 +40,11 @@ from pydantic_core import from_json
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from api.direct import direct_handler
+from api.paths import INVALID_PARAMETERS, PathTemplate, invalid_parameters, raw_route_path
 from api.responses import errors, with_request_id
 
 MAX_REPORTED = 20
@@ -163,7 +165,28 @@ class StrictQueryRoute(APIRoute):
         responses = {**errors(422), **(kwargs.get("responses") or {})}
         kwargs["responses"] = with_request_id(responses, kwargs.get("status_code") or 200)
         super().__init__(path, endpoint, **kwargs)
+        self.template = PathTemplate.of(self.path)
         ROUTES.append(weakref.ref(self))
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """A path with percent-escapes is matched on its raw segments (`api.paths`), so `a%2Fb` is one
+        parameter `a/b`; any other path as Starlette matches it."""
+        raw_path = raw_route_path(scope) if self.template is not None and scope["type"] == "http" else None
+        if raw_path is None or self.template is None:
+            return super().matches(scope)
+        found = self.template.match(raw_path)
+        if found is None:
+            return Match.NONE, {}
+        values, invalid = found
+        child_scope = {
+            "endpoint": self.endpoint,
+            "path_params": {**scope.get("path_params", {}), **values},
+            "route": self,
+            INVALID_PARAMETERS: invalid,
+        }
+        if self.methods and scope["method"] not in self.methods:
+            return Match.PARTIAL, child_scope
+        return Match.FULL, child_scope
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A method this path does not serve is a 405 whose `Allow` lists every method the path serves, as
@@ -189,6 +212,8 @@ class StrictQueryRoute(APIRoute):
         takes_body = self.body_field is not None
 
         async def checked(request: Request) -> Response:
+            if request.scope.get(INVALID_PARAMETERS):
+                raise RequestValidationError(invalid_parameters(request.scope))
             if request.scope["query_string"]:
                 request = check_query(request, names)
             if takes_body:

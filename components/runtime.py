@@ -4,6 +4,7 @@ built once and shared by every request; also what the probes and warm-up report 
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from components.features.registry import Registry
 from components.features.services import FeatureService
 from components.features.store import create_store
 from core.auth import Authenticator
-from core.exceptions import FeatureStoreError
+from core.exceptions import ConfigurationError, FeatureStoreError
 from core.grants import Grants
 from core.settings import Settings, StoreBackend
 from core.tokens import TokenVerifier, token_verifier
@@ -50,6 +51,17 @@ def configured_tables(settings: Settings) -> list[str]:
     return [str(settings.sqlite_path)]
 
 
+def authenticator(settings: Settings, categories: Iterable[str], grant_names: Iterable[str] = ()) -> Authenticator:
+    """The API-key check; a problem of the keys file is a configuration error naming API_KEYS_FILE."""
+    try:
+        return Authenticator.from_settings(settings, categories, grant_names)
+    except ValueError as exc:
+        message = str(exc)
+        if not message.startswith("API_KEYS_FILE"):
+            message = f"API_KEYS_FILE {settings.api_keys_file}: {message}"
+        raise ConfigurationError(message) from None
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -59,9 +71,7 @@ class Runtime:
         if settings.auth_enabled and settings.auth_jwt_issuer:
             self.tokens = token_verifier(settings, self.registry.names)
         grant_names = self.tokens.grants.names if self.tokens else ()
-        self.auth = (
-            Authenticator.from_settings(settings, self.registry.names, grant_names) if settings.auth_enabled else None
-        )
+        self.auth = authenticator(settings, self.registry.names, grant_names) if settings.auth_enabled else None
         self.store = create_store(settings)
         self.event_schema = load_event_schema()
         self.sink = create_sink(settings, self.event_schema)

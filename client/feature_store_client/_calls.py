@@ -70,6 +70,13 @@ def _compact(values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def path_segment(value: str) -> str:
+    """`value` as one path segment: every reserved character percent-encoded (`/` too), and a value of dots
+    alone (`.`, `..`) as `%2E`s, which HTTP libraries would otherwise resolve as a relative path."""
+    segment = quote(value, safe="")
+    return segment.replace(".", "%2E") if segment.strip(".") == "" else segment
+
+
 def time_text(value: datetime | str | None) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -82,7 +89,7 @@ def read_category_call(
         value = body.pop(entity_type, entity_value)
         return CategoryResult(entity_type=entity_type, entity_value=value, **body)
 
-    path = f"{API}/get/item/{quote(entity_value, safe='')}/{quote(category, safe='')}"
+    path = f"{API}/get/item/{path_segment(entity_value)}/{path_segment(category)}"
     params = _compact({"entity_type": entity_type, "max_age_seconds": max_age_seconds})
     return Call("GET", path, parse, params=params)
 
@@ -165,7 +172,7 @@ def registry_call() -> Call[Registry]:
 
 
 def registry_category_call(category: str) -> Call[RegistryCategory]:
-    return Call("GET", f"{API}/registry/{quote(category, safe='')}", model_parser(RegistryCategory))
+    return Call("GET", f"{API}/registry/{path_segment(category)}", model_parser(RegistryCategory))
 
 
 def limits_call() -> Call[Limits]:
@@ -203,5 +210,5 @@ def delete_call(
         params["category"] = list(categories)
     if event_time is not None:
         params["event_time"] = time_text(event_time)
-    path = f"{API}/items/{quote(entity_value, safe='')}"
+    path = f"{API}/items/{path_segment(entity_value)}"
     return Call("DELETE", path, model_parser(DeleteResult), params=params, read=False)

@@ -95,11 +95,38 @@ def check_producer_config(settings: Settings) -> None:
     config = producer_config(settings)
     config.pop("bootstrap.servers")
     config.pop("oauth_cb", None)  # the token is fetched on first use, not at start-up
+    reason = _refusal(config)
+    if reason is None:
+        return
+    redact = redactor(settings)
+    # Each property the user wrote judged on its own, so the line names it as written (librdkafka names an
+    # alias by its own name: `linger.ms` as `queue.buffering.max.ms`).
+    written = settings.kafka_producer_config
+    base = {name: value for name, value in config.items() if name not in written}
+    problems = []
+    for name, value in written.items():
+        refused = _refusal({**base, name: value})
+        if refused is not None:
+            refused = QUOTED_PROPERTY.sub(f'configuration property "{name}"', refused)
+            problems.append(
+                f"KAFKA_PRODUCER_CONFIG: property {name!r} = {value!r} refused by librdkafka: {refused}; "
+                "accepted properties and values: librdkafka's CONFIGURATION.md"
+            )
+    if not problems:
+        problems = [f"Kafka producer configuration (KAFKA_* settings) refused by librdkafka: {reason}"]
+    raise ConfigurationError("\n".join(redact(problem) for problem in problems))
+
+
+QUOTED_PROPERTY = re.compile(r'configuration property "[^"]+"')
+
+
+def _refusal(config: dict[str, Any]) -> str | None:
+    """librdkafka's words refusing `config`, None when it accepts it (no connection is made)."""
     try:
         Producer({**config, "log_level": 0})
     except (KafkaException, ValueError, TypeError) as exc:
-        reason = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
-        raise ConfigurationError(f"Kafka producer configuration refused: {redactor(settings)(reason)}") from None
+        return exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
+    return None
 
 
 def registry_config(settings: Settings) -> dict[str, Any]:

@@ -122,10 +122,12 @@ class FeatureController:
                 CategoryInput(item.category, item.features, (*loc, "feature_list", position))
                 for position, item in enumerate(entity.feature_list)
             ]
-            ttl_loc = (
-                (*loc, "meta", "ttl") if own is not None and "ttl" in own.model_fields_set else ("body", "meta", "ttl")
+            own_fields = own.model_fields_set if own is not None else set()
+            ttl_loc = (*loc, "meta", "ttl") if "ttl" in own_fields else ("body", "meta", "ttl")
+            event_time_loc = (
+                (*loc, "meta", "event_time") if "event_time" in own_fields else ("body", "meta", "event_time")
             )
-            entities.append(EntityInput(entity.entity_value, categories, provenance, loc, ttl_loc))
+            entities.append(EntityInput(entity.entity_value, categories, provenance, loc, ttl_loc, event_time_loc))
         outcomes = await self.service.write_batch(data.entity_type, entities, writer)
         results: list[dict[str, Any]] = []
         failed = 0
@@ -200,7 +202,8 @@ class FeatureController:
             for index, (category, features) in enumerate(categories.items())
         ]
         try:
-            return await self._write(entity_type, EntityInput(entity_value, feature_list, provenance), writer)
+            entity = EntityInput(entity_value, feature_list, provenance, event_time_loc=("query", "event_time"))
+            return await self._write(entity_type, entity, writer)
         except SourceRequired:
             raise Forbidden(
                 "name the writer with the `source` query parameter (`?source=<writer>`); it must be an allowed writer"

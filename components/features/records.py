@@ -69,6 +69,8 @@ class EntityInput:
     """Where the entity sits in the body."""
     ttl_loc: tuple[str | int, ...] = ("body", "meta", "ttl")
     """Where its ttl came from: its own `meta`, or the request's."""
+    event_time_loc: tuple[str | int, ...] = ("body", "meta", "event_time")
+    """Where its event_time came from: its own `meta`, the request's, or the query string."""
 
 
 @dataclass(frozen=True, slots=True)

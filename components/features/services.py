@@ -1,7 +1,7 @@
 """Rules beyond pydantic's types: entity types, the category whitelist, writers, feature lists, limits."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from types import MappingProxyType
 
@@ -24,6 +24,7 @@ from core.auth import Principal
 from core.exceptions import FeatureStoreError, Forbidden, InvalidRequest, NotFound, SourceRequired
 from core.request_context import annotate_request
 from core.settings import EntityType, Settings
+from core.timeutils import utcnow
 
 PARSED_FEATURE_LISTS = 1024
 """Feature lists kept parsed: a model sends the same list with every request."""
@@ -186,6 +187,22 @@ class FeatureService:
         ttl = entity.provenance.ttl
         if ttl is not None and ttl > self.settings.max_ttl_seconds:
             raise InvalidRequest(f"ttl may be at most {self.settings.max_ttl_seconds} seconds", entity.ttl_loc)
+        self._check_event_time(entity.provenance.event_time, entity.event_time_loc)
+
+    def _check_event_time(self, event_time: datetime | None, loc: tuple[str | int, ...]) -> None:
+        """An event_time far ahead would have every later write of its categories skipped (a deletion's, for
+        as long as its tombstone lives): at most MAX_EVENT_TIME_AHEAD_SECONDS ahead of this server's clock."""
+        if event_time is None:
+            return
+        limit = self.settings.max_event_time_ahead_seconds
+        aware = event_time if event_time.tzinfo is not None else event_time.replace(tzinfo=UTC)  # naive = UTC
+        ahead = (aware - utcnow()).total_seconds()
+        if ahead > limit:
+            raise InvalidRequest(
+                f"event_time is {ahead:.0f} seconds ahead of the server's clock; the limit is {limit} seconds "
+                "(MAX_EVENT_TIME_AHEAD_SECONDS)",
+                loc,
+            )
 
     async def write(self, entity_type_name: str, entity: EntityInput, writer: Principal | None) -> WriteOutcome:
         """Validate the whole request first (422), then the writer (403), then commit.
@@ -243,6 +260,7 @@ class FeatureService:
         """Each category named must be allowed (422) and, with API keys, one the key may write (403);
         none named means every category, which only a key that may write every category may delete."""
         entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
+        self._check_event_time(event_time, ("query", "event_time"))
         wanted = list(dict.fromkeys(categories))
         for category in wanted:
             self._check_category(category, ("query", "category"))

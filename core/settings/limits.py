@@ -27,6 +27,9 @@ class LimitsSettings(BaseModel):
     delete_tombstone_seconds: int = Field(7 * 24 * 3600, gt=0)
     """How long a deleted category is remembered, so a write with an older `event_time` cannot bring
     its data back."""
+    max_event_time_ahead_seconds: int = Field(300, gt=0)
+    """How far ahead of the server's clock a write's or a deletion's `event_time` may be: one far in the
+    future would make every later write of its categories skipped."""
 
     rate_limit_per_second: float = Field(0.0, ge=0)
     """Requests a second each API key may make on average, per process; 0 = no limit."""

@@ -70,11 +70,17 @@ def test_every_method_round_trips(store_client: FeatureStoreClient) -> None:
     assert refused.value.errors and refused.value.status_code == 422
 
 
+RESERVED_VALUES = ["a b?c#d%e&é", "a/b", "/", "100%", "%2F", "q?x", "h#1", "sp ace", "ünï/码", "😀", ".", "..", "./.."]
+
+
 @pytest.mark.backends("sqlite")
-def test_an_entity_value_with_reserved_characters_round_trips(store_client: FeatureStoreClient) -> None:
-    value = "a b?c#d%e&é"
-    store_client.write(value, {"user_features": {"age": 1}}, source=WRITER)
-    assert store_client.read_category(value, "user_features").entity_value == value
+def test_an_entity_value_with_reserved_characters_is_read_and_erased_by_path(store_client: FeatureStoreClient) -> None:
+    for value in RESERVED_VALUES:
+        store_client.write(value, {"user_features": {"age": 1}}, source=WRITER)
+        assert store_client.read_category(value, "user_features").entity_value == value, value
+        assert store_client.delete(value).categories_deleted == ["user_features"], value
+        with pytest.raises(NotFound):
+            store_client.read_category(value, "user_features")
 
 
 def test_the_async_client_does_the_same(client: AppClient) -> None:

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from core.exceptions import ConfigurationError
 from core.settings import Settings
 
 # Storage-agnostic: the embedded store serves these as well as any backend would.
@@ -188,7 +189,7 @@ def test_app_refuses_to_start_with_an_unusable_keys_file(make_settings, tmp_path
     from main import create_app
 
     (tmp_path / "keys.json").write_text("[]")
-    with pytest.raises(ValueError, match="holds no keys"):
+    with pytest.raises(ConfigurationError, match="^API_KEYS_FILE .* holds no keys"):
         create_app(make_settings(auth_enabled=True, api_keys_file=str(tmp_path / "keys.json")))
 
 

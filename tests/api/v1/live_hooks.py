@@ -8,11 +8,11 @@ from typing import Any
 import schemathesis
 from schemathesis.openapi.checks import RejectedPositiveData
 
-from tests.api.v1.live_refusals import refused_only_for_a_repeated_category
+from tests.api.v1.live_refusals import refused_only_by_rules_no_schema_states
 
 
 @schemathesis.hook
 def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
     if isinstance(failure, RejectedPositiveData):
-        return not refused_only_for_a_repeated_category(response.status_code, response.content)
+        return not refused_only_by_rules_no_schema_states(response.status_code, response.content)
     return True

@@ -2,16 +2,19 @@
 
 `POST /api/v1/items` refuses a write naming one category twice in `feature_list` (which of the two
 would hold?); JSON Schema's `uniqueItems` compares whole items, not one property of them, so the
-document cannot say it. A schema-valid write refused for that reason alone is not a disagreement;
-any other refusal, or that one together with another, still fails the run.
+document cannot say it. Nor can it say that an `event_time` may be at most MAX_EVENT_TIME_AHEAD_SECONDS
+ahead of the server's clock. A schema-valid request refused for those reasons alone is not a disagreement;
+any other refusal, or one of those together with another, still fails the run.
 """
 
 import json
 
 REPEATED_CATEGORY = "appears more than once"
+EVENT_TIME_AHEAD = "MAX_EVENT_TIME_AHEAD_SECONDS"
+RULES = (REPEATED_CATEGORY, EVENT_TIME_AHEAD)
 
 
-def refused_only_for_a_repeated_category(status_code: int, content: bytes) -> bool:
+def refused_only_by_rules_no_schema_states(status_code: int, content: bytes) -> bool:
     if status_code != 422:
         return False
     try:
@@ -21,5 +24,7 @@ def refused_only_for_a_repeated_category(status_code: int, content: bytes) -> bo
     return (
         isinstance(detail, list)
         and bool(detail)
-        and all(isinstance(error, dict) and REPEATED_CATEGORY in str(error.get("msg", "")) for error in detail)
+        and all(
+            isinstance(error, dict) and any(rule in str(error.get("msg", "")) for rule in RULES) for error in detail
+        )
     )

@@ -209,15 +209,15 @@ def test_earlier_write_replaces_each_category_atomically(client: TestClient, wri
 
 def test_earlier_write_meta_comes_from_the_query(client: TestClient) -> None:
     response = earlier_write(
-        client, "user-123", {"user_features": {"a": 1}}, compute_id="job-7", ttl=60, event_time="2030-01-01T00:00:00Z"
+        client, "user-123", {"user_features": {"a": 1}}, compute_id="job-7", ttl=60, event_time="2025-01-01T00:00:00Z"
     )
     assert response.status_code == 200, response.text
     metadata = client.get("/api/v1/get/item/user-123/user_features").json()["features"]["metadata"]
     assert metadata["compute_id"] == "job-7"
     assert metadata["ttl"] == 60
     assert metadata["expires_at"] is not None
-    assert metadata["event_time"].startswith("2030-01-01T00:00:00")
-    older = earlier_write(client, "user-123", {"user_features": {"a": 2}}, event_time="2029-01-01T00:00:00+00:00")
+    assert metadata["event_time"].startswith("2025-01-01T00:00:00")
+    older = earlier_write(client, "user-123", {"user_features": {"a": 2}}, event_time="2024-01-01T00:00:00+00:00")
     assert older.json()["categories_updated"] == []
     assert older.json()["categories_skipped"] == ["user_features"]
     assert client.get("/api/v1/get/item/user-123/user_features").json()["features"]["data"] == {"a": 1}

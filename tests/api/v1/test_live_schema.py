@@ -18,7 +18,7 @@ import yaml
 
 from core.auth import hash_key, new_key
 from devservers import ROOT, ServiceProcess
-from tests.api.v1.live_refusals import refused_only_for_a_repeated_category
+from tests.api.v1.live_refusals import refused_only_by_rules_no_schema_states
 
 pytestmark = [pytest.mark.slow]
 
@@ -94,13 +94,17 @@ def test_schemathesis_finds_no_disagreement_over_http(tmp_path: Path, keys: str)
     assert "No issues found" in run.stdout, report
 
 
-def test_only_a_repeated_category_is_let_through() -> None:
+def test_only_the_rules_no_schema_states_are_let_through() -> None:
     repeated = b'{"detail":[{"type":"value_error","loc":["body","data","feature_list",1,"category"],'
     repeated += b'"msg":"category \'user_features\' appears more than once"}],"error":"validation_error"}'
-    assert refused_only_for_a_repeated_category(422, repeated)
+    assert refused_only_by_rules_no_schema_states(422, repeated)
     other = b'{"detail":[{"type":"missing","loc":["body","data"],"msg":"Field required"}]}'
-    assert not refused_only_for_a_repeated_category(422, other)
+    assert not refused_only_by_rules_no_schema_states(422, other)
     both = b'{"detail":[{"msg":"category \'a\' appears more than once"},{"msg":"Field required"}]}'
-    assert not refused_only_for_a_repeated_category(422, both)
-    assert not refused_only_for_a_repeated_category(403, repeated)
-    assert not refused_only_for_a_repeated_category(422, b"not json")
+    assert not refused_only_by_rules_no_schema_states(422, both)
+    assert not refused_only_by_rules_no_schema_states(403, repeated)
+    assert not refused_only_by_rules_no_schema_states(422, b"not json")
+    ahead = (
+        b'{"detail":[{"loc":["query","event_time"],"msg":"the limit is 300 seconds (MAX_EVENT_TIME_AHEAD_SECONDS)"}]}'
+    )
+    assert refused_only_by_rules_no_schema_states(422, ahead)

@@ -271,7 +271,9 @@ def test_bad_registries_refuse_to_start(make_settings, tmp_path: Path, api_keys:
     only_users = tmp_path / "users.yaml"
     only_users.write_text("categories:\n  user_features: {}\n")
     keys = {"auth_enabled": True, "api_keys_file": str(tmp_path / "keys.json")}
-    with pytest.raises(ValueError, match=r"names categories not allowed .*\['credit_features'\]"):
+    with pytest.raises(
+        ConfigurationError, match=r"^API_KEYS_FILE .*names categories not allowed .*\['credit_features'\]"
+    ):
         create_app(make_settings(feature_registry_file=str(only_users), **keys))
 
 

@@ -216,18 +216,28 @@ def test_the_registry_client_gets_credentials_and_ca_as_settings(make_settings: 
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"kafka_producer_config": '{"linger.milliseconds": 5}'}, 'No such configuration property: "linger.milliseconds"'),
-        ({"kafka_producer_config": '{"batch.num.messages": "many"}'}, 'Invalid value for configuration property "batch.num.messages"'),
-        ({"kafka_security_protocol": "SSL", "kafka_ssl_ca_location": "/nonexistent/ca.pem"}, "ssl.ca.location failed"),
+        ({"kafka_producer_config": '{"linger.milliseconds": 5}'}, "KAFKA_PRODUCER_CONFIG: property 'linger.milliseconds' = 5 refused by librdkafka: No such configuration property: \"linger.milliseconds\""),
+        ({"kafka_producer_config": '{"batch.num.messages": "many"}'}, "KAFKA_PRODUCER_CONFIG: property 'batch.num.messages' = 'many' refused by librdkafka: Invalid value for configuration property \"batch.num.messages\""),
+        ({"kafka_producer_config": '{"linger.ms": "x"}'}, "KAFKA_PRODUCER_CONFIG: property 'linger.ms' = 'x' refused by librdkafka: Invalid value for configuration property \"linger.ms\""),
+        ({"kafka_security_protocol": "SSL", "kafka_ssl_ca_location": "/nonexistent/ca.pem"}, "(KAFKA_* settings) refused by librdkafka"),
     ],
 )  # fmt: skip
 def test_what_librdkafka_refuses_stops_the_start(
     make_settings: SettingsFactory, values: dict[str, object], expected: str
 ) -> None:
+    """A pass-through property is named as the user wrote it (librdkafka names `linger.ms` by its alias)."""
     settings = make_settings(**KAFKA, **values)
     with pytest.raises(ConfigurationError) as caught:
         create_app(settings)
-    assert "Kafka producer configuration refused" in caught.value.message and expected in caught.value.message
+    assert expected in caught.value.message and "queue.buffering.max.ms" not in caught.value.message
+
+
+def test_each_refused_pass_through_property_is_a_line_of_its_own(make_settings: SettingsFactory) -> None:
+    settings = make_settings(**KAFKA, kafka_producer_config='{"linger.ms": "x", "bogus.prop": 1, "batch.size": 100}')
+    with pytest.raises(ConfigurationError) as caught:
+        check_producer_config(settings)
+    lines = caught.value.message.splitlines()
+    assert [line.split("'")[1] for line in lines] == ["linger.ms", "bogus.prop"]
 
 
 def test_a_valid_configuration_passes_the_start_up_check(make_settings: SettingsFactory) -> None:

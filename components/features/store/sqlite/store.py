@@ -1,4 +1,4 @@
-"""Embedded online store: one SQLite file in WAL mode, a connection per thread.
+"""Embedded online store: one SQLite file in WAL mode, a connection per thread (`connections.py`).
 
 Scheduling is decided here. A single entity's read runs on the event loop: from the OS page cache
 it takes tens of microseconds, less than a hand-off to a worker thread. Its connection waits for no
@@ -40,6 +40,7 @@ from components.features.store.base import (
     chunks,
 )
 from components.features.store.sqlite.commit import GroupCommit, rollback
+from components.features.store.sqlite.connections import ConnectionPool
 from components.features.store.sqlite.outbox import SCHEMA as OUTBOX_SCHEMA
 from components.features.store.sqlite.outbox import SQLiteOutbox
 from components.features.store.sqlite.write import PendingWrite, outcome
@@ -78,6 +79,8 @@ MIN_FREE_BYTES = 1 << 20
 can need new pages in the log and the database file, and the probe's own write may fit in log
 space SQLite reuses."""
 FULL_RETRY_AFTER = 30
+MAX_IDLE_CONNECTIONS = 4
+"""Connections of ended worker threads kept for the next ones; the others are closed."""
 """Seconds a client is told to wait after a write refused for a full disk: freeing space takes an operator."""
 
 
@@ -130,9 +133,8 @@ class SQLiteStore:
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
-        self._local = threading.local()
-        self._inline = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._workers = ConnectionPool(lambda: self._connect(self.synchronous), MAX_IDLE_CONNECTIONS)
+        self._loop = ConnectionPool(lambda: self._connect(self.synchronous, busy_timeout_ms=0), max_idle=0)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._outbox: sqlite3.Connection | None = None
@@ -153,26 +155,24 @@ class SQLiteStore:
         except BaseException:
             connection.close()
             raise
-        with self._lock:
-            self._connections.append(connection)
         return connection
+
+    @property
+    def _connections(self) -> list[sqlite3.Connection]:
+        """Every open connection: the worker threads', the event loop's and the relay's."""
+        outbox = [self._outbox] if self._outbox is not None else []
+        return [*self._workers.connections, *self._loop.connections, *outbox]
 
     @property
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection, for work that may wait (worker threads)."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            self._create_schema()
-            connection = self._local.connection = self._connect(self.synchronous)
-        return connection
+        self._create_schema()
+        return self._workers.thread_connection()
 
     def _loop_connection(self) -> sqlite3.Connection | None:
         """The event loop thread's connection, which never waits for a lock; None until the schema is
         ready (creating it may wait: the caller goes to a worker thread instead)."""
-        connection = getattr(self._inline, "connection", None)
-        if connection is None and self._schema_ready:
-            connection = self._inline.connection = self._connect(self.synchronous, busy_timeout_ms=0)
-        return connection
+        return self._loop.thread_connection() if self._schema_ready else None
 
     async def _run_inline(self, call: Callable[[sqlite3.Connection], R]) -> R:
         """`call(connection)` on the event loop, or in a worker thread when it would have to wait (opening
@@ -241,11 +241,17 @@ class SQLiteStore:
         return [f"opened embedded store {self.path}"]
 
     async def check(self) -> None:
-        """A read, then the write probe: one attempt each (the caller bounds the time)."""
+        """A read on a new connection (so a process that can open no more, out of file descriptors, is not
+        ready), then the write probe: one attempt each (the caller bounds the time)."""
 
         def check() -> None:
             with self._translate_errors():
-                self._connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                self._create_schema()
+                connection = self._connect(self.synchronous)
+                try:
+                    connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                finally:
+                    connection.close()
             self._probe_write()
 
         await _in_thread(check)
@@ -373,10 +379,9 @@ class SQLiteStore:
         await _in_thread(self._close)
 
     def _close(self) -> None:
+        self._workers.close()
+        self._loop.close()
         with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-        self._local = threading.local()
-        self._inline = threading.local()
-        self._outbox = None
+            if self._outbox is not None:
+                self._outbox.close()
+            self._outbox = None
