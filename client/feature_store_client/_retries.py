@@ -40,9 +40,6 @@ class RetryPolicy:
         return wait * (1 + self.jitter * self.rand())
 
 
-NO_RETRY = RetryPolicy(attempts=1)
-
-
 class Attempts:
     """The retry state of one call: after each answer or failure, the seconds to wait before sending
     again, or the exception to raise."""
