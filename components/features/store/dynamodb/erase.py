@@ -15,10 +15,20 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from components.events.events import set_version
 from components.features.store.base import TOMBSTONE, Erasure, chunks
 from components.features.store.dynamodb import items
 from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, translate_error, translated
-from components.features.store.dynamodb.items import CATEGORY, DATA, EVENT_TIME, EXPIRES_AT, FEATURES, METADATA
+from components.features.store.dynamodb.items import (
+    CATEGORY,
+    DATA,
+    EVENT_TIME,
+    EXPIRES_AT,
+    FEATURES,
+    LAST_EVENT,
+    METADATA,
+    VERSION,
+)
 from components.features.store.dynamodb.outbox import backoff
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError
 from core.dynamodb_client.attributes import encode_map
@@ -80,19 +90,34 @@ def _to_replace(item: dict[str, Any], erasure: Erasure) -> bool:
 
 
 def _tombstone(
-    entity_type: EntityType, entity_value: str, category: str, old: dict[str, Any], erasure: Erasure
+    entity_type: EntityType,
+    entity_value: str,
+    category: str,
+    old: dict[str, Any],
+    erasure: Erasure,
+    last_event: str | None,
 ) -> dict:
+    """The tombstone replacing `old`, one version on; `last_event`: its event's id, or the old item's when
+    there is none."""
+    version, _ = items.stored_version(old)
+    metadata = {**encode_map(erasure.metadata), VERSION: {"N": str(version + 1)}}
     item = {
         **items.key(entity_type, entity_value, category),
-        FEATURES: {"M": {DATA: {"M": {}}, METADATA: {"M": encode_map(erasure.metadata)}}},
+        FEATURES: {"M": {DATA: {"M": {}}, METADATA: {"M": metadata}}},
         EVENT_TIME: {"S": erasure.event_time},
         EXPIRES_AT: {"N": f"{erasure.expires_at_epoch:.6f}"},
     }
-    # Still the item that was read: same event_time and the same write (updated_at).
-    updated_at = old.get(FEATURES, {}).get("M", {}).get(METADATA, {}).get("M", {}).get("updated_at")
+    if last_event is not None:
+        item[LAST_EVENT] = {"S": last_event}
+    # Still the item that was read: same event_time, the same write (updated_at) and version.
+    stored = old.get(FEATURES, {}).get("M", {}).get(METADATA, {}).get("M", {})
     values: dict[str, Any] = {}
     conditions = []
-    for path, value, name in (("#e", old.get(EVENT_TIME), ":e0"), ("#f.#m.#u", updated_at, ":u0")):
+    for path, value, name in (
+        ("#e", old.get(EVENT_TIME), ":e0"),
+        ("#f.#m.#u", stored.get("updated_at"), ":u0"),
+        ("#f.#m.#v", stored.get(VERSION), ":v0"),
+    ):
         if value is None:
             conditions.append(f"attribute_not_exists({path})")
         else:
@@ -103,10 +128,41 @@ def _tombstone(
             "TableName": entity_type.table,
             "Item": item,
             "ConditionExpression": " AND ".join(conditions),
-            "ExpressionAttributeNames": {"#e": EVENT_TIME, "#f": FEATURES, "#m": METADATA, "#u": "updated_at"},
+            "ExpressionAttributeNames": {
+                "#e": EVENT_TIME,
+                "#f": FEATURES,
+                "#m": METADATA,
+                "#u": "updated_at",
+                "#v": VERSION,
+            },
             **({"ExpressionAttributeValues": values} if values else {}),
         }
     }
+
+
+def _actions(
+    entity_type: EntityType,
+    entity_value: str,
+    chunk: Sequence[tuple[str, dict[str, Any]]],
+    erasure: Erasure,
+    outbox_table: str,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The tombstones of `chunk` and the events of those that held data; the categories those are."""
+    tombstones: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    erased = []
+    for category, old in chunk:
+        version, previous = items.stored_version(old)
+        last_event = previous
+        if _holds_data(old):
+            names = list(old.get(FEATURES, {}).get("M", {}).get(DATA, {}).get("M", {}))
+            event = erasure.event(category, names)
+            set_version(event, version + 1)
+            events.append({"Put": {"TableName": outbox_table, "Item": items.outbox_item(event, previous)}})
+            erased.append(category)
+            last_event = event.event_id
+        tombstones.append(_tombstone(entity_type, entity_value, category, old, erasure, last_event))
+    return tombstones + events, erased
 
 
 async def erase(
@@ -125,16 +181,11 @@ async def erase(
         ]
         try:
             for chunk in chunks(targets, CATEGORIES_PER_TRANSACTION):
-                actions = [_tombstone(entity_type, entity_value, category, old, erasure) for category, old in chunk]
-                erased = [(category, old) for category, old in chunk if _holds_data(old)]
-                for category, old in erased:
-                    names = list(old.get(FEATURES, {}).get("M", {}).get(DATA, {}).get("M", {}))
-                    event = erasure.event(category, names)
-                    actions.append({"Put": {"TableName": outbox_table, "Item": items.outbox_item(event)}})
+                actions, erased = _actions(entity_type, entity_value, chunk, erasure, outbox_table)
                 with metrics.timer("dynamodb.erase", entity_type=entity_type.name):
                     await client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
                 done.update(category for category, _ in chunk)
-                deleted.update(category for category, _ in erased)
+                deleted.update(erased)
             return [category for category in order if category in deleted]
         except DynamoDBServiceError as exc:
             if exc.code != TRANSACTION_CANCELLED:

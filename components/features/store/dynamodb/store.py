@@ -31,7 +31,7 @@ from components.features.store.dynamodb.errors import (
 from components.features.store.dynamodb.items import CATEGORY
 from components.features.store.dynamodb.outbox import DynamoDBOutbox, backoff, bounded
 from components.features.store.dynamodb.tables import create_tables
-from components.features.store.dynamodb.transactions import MAX_TRANSACTION_ACTIONS, EntityCommit, commit
+from components.features.store.dynamodb.transactions import MAX_TRANSACTION_ACTIONS, EntityCommit, Known, commit
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, get_client_async
 from core.dynamodb_client.retries import THROTTLING, failure_kind
 from core.exceptions import FeatureStoreError, StoreUnavailable
@@ -58,6 +58,7 @@ class DynamoDBStore:
         self._client: DynamoDBClient | None = None
         self._ready = False
         self.writable = True
+        self._known: Known = {}
 
     @property
     def client(self) -> DynamoDBClient:
@@ -211,10 +212,10 @@ class DynamoDBStore:
     async def write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:
-        entity = EntityCommit(entity_type, entity_value, writes, now_iso)
+        entity = EntityCommit(entity_type, entity_value, writes, now_iso, self._known)
         try:
             client = self._client or await self._connected()
-            skipped = await commit(client, entity, self.outbox.table)
+            skipped = await commit(client, entity, self.outbox.table, self._known)
         except StoreUnavailable as exc:
             self._failed_write(exc)
             raise
@@ -243,6 +244,8 @@ class DynamoDBStore:
 
     async def delete(self, entity_type: EntityType, entity_value: str, erasure: Erasure) -> list[str]:
         client = self._client or await self._connected()
+        for category in erasure.categories or ():
+            self._known.pop((entity_type.table, entity_value, category), None)
         return await erase(client, entity_type, entity_value, erasure, self.outbox.table)
 
     # --- outbox ---

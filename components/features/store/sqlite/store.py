@@ -41,6 +41,7 @@ from components.features.store.base import (
 )
 from components.features.store.sqlite.commit import GroupCommit, rollback
 from components.features.store.sqlite.connections import ConnectionPool
+from components.features.store.sqlite.outbox import ORDER_INDEX as OUTBOX_ORDER_INDEX
 from components.features.store.sqlite.outbox import SCHEMA as OUTBOX_SCHEMA
 from components.features.store.sqlite.outbox import SQLiteOutbox
 from components.features.store.sqlite.write import PendingWrite, outcome
@@ -61,11 +62,16 @@ CREATE TABLE IF NOT EXISTS features (
     metadata BLOB NOT NULL,
     event_time TEXT NOT NULL,
     expires_at REAL,
+    version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity_type, entity_value, category)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
-ADDED_COLUMNS = {"outbox": {"traceparent": "TEXT"}}
+ADDED_COLUMNS = {
+    "features": {"version": "INTEGER NOT NULL DEFAULT 0"},
+    "outbox": {"traceparent": "TEXT", "stream": "TEXT NOT NULL DEFAULT ''", "version": "INTEGER NOT NULL DEFAULT 0"},
+    "dead_letters": {"stream": "TEXT NOT NULL DEFAULT ''", "version": "INTEGER NOT NULL DEFAULT 0"},
+}
 """Columns added since a table's first version: files created before them gain them at start-up."""
 
 SQLITE_MAX_VARIABLES = 900
@@ -235,6 +241,7 @@ class SQLiteStore:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.executescript(SCHEMA + OUTBOX_SCHEMA)
                 _add_columns(connection)
+                connection.execute(OUTBOX_ORDER_INDEX)
             finally:
                 connection.close()
             self._schema_ready = True

@@ -32,10 +32,11 @@ async def test_item_layout_is_the_designed_one(store: DynamoDBStore, dynamo: Dyn
             TableName=user.table, Key={"bright_uid": {"S": "user-1"}, "category": {"S": "user_features"}}
         )
     )["Item"]
-    assert set(item) == {"bright_uid", "category", "features", "event_time", "expires_at"}
+    assert set(item) == {"bright_uid", "category", "features", "event_time", "expires_at", "last_event"}
     assert item["features"]["M"]["data"] == {"M": {"age": {"N": "30"}}}
     metadata = item["features"]["M"]["metadata"]["M"]
     assert metadata["created_at"] == {"S": NOW}
+    assert metadata["version"] == {"N": "1"}
     assert metadata["source"] == {"S": "prediction_service"}
     assert metadata["ttl"] == {"NULL": True}
     assert float(item["expires_at"]["N"]) == 1_900_000_000.25
@@ -296,7 +297,7 @@ async def test_conflicting_transactions_are_retried(
 
     calls = spy(monkeypatch, dynamo, "transact_write_items", conflict_once)
     assert await store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW) == []
-    assert len(calls) == 3, "a conflict, then the update form on a missing item, then the create form"
+    assert len(calls) == 2, "a conflict, then the create form again"
     assert (await store.read(user, "user-1", {"user_features": None}))["user_features"].data == {"a": 1}
 
 
