@@ -18,7 +18,7 @@ from typing import Any
 from components.events.events import set_version
 from components.features.store.base import TOMBSTONE, Erasure, chunks
 from components.features.store.dynamodb import items
-from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, translate_error, translated
+from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, translated, write_error
 from components.features.store.dynamodb.items import (
     CATEGORY,
     DATA,
@@ -37,8 +37,9 @@ from core.metrics import metrics
 from core.settings import EntityType
 
 MAX_ERASE_ATTEMPTS = 8
-CATEGORIES_PER_TRANSACTION = 50
-"""A transaction holds at most 100 actions: one put per category plus one outbox put."""
+CATEGORIES_PER_TRANSACTION = 49
+"""A transaction holds at most 100 actions: one put per category plus one outbox put, and an `Idempotency-Key`'s
+record."""
 
 
 async def _stored(
@@ -171,6 +172,7 @@ async def erase(
     """The categories deleted, in the order asked (by category when all)."""
     done: set[str] = set()
     deleted: set[str] = set()
+    record = erasure.idempotency
     for attempt in range(MAX_ERASE_ATTEMPTS):
         stored = await _stored(client, entity_type, entity_value, erasure.categories)
         order = erasure.categories if erasure.categories is not None else sorted(stored)
@@ -179,19 +181,32 @@ async def erase(
             for category in order
             if category not in done and _to_replace(stored.get(category, {}), erasure)
         ]
+        # With nothing to delete, a key's record still goes: it answers a request sent again as it was answered.
+        batches = list(chunks(targets, CATEGORIES_PER_TRANSACTION)) or ([[]] if record is not None else [])
         try:
-            for chunk in chunks(targets, CATEGORIES_PER_TRANSACTION):
+            for chunk in batches:
                 actions, erased = _actions(entity_type, entity_value, chunk, erasure, outbox_table)
+                if record is not None:
+                    # With the first transaction: the whole outcome is known from the read.
+                    holding = deleted | {category for category, old in targets if _holds_data(old)}
+                    result = [category for category in order if category in holding]
+                    actions.append(items.idempotency_put(outbox_table, record, result, erasure.metadata["updated_at"]))
                 with metrics.timer("dynamodb.erase", entity_type=entity_type.name):
                     await client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
+                record = None
                 done.update(category for category, _ in chunk)
                 deleted.update(erased)
             return [category for category in order if category in deleted]
         except DynamoDBServiceError as exc:
             if exc.code != TRANSACTION_CANCELLED:
-                raise translate_error(exc, "TransactWriteItems") from exc
+                raise write_error(exc, "TransactWriteItems") from exc
+            reason = exc.cancellation_reasons[-1] if record is not None and exc.cancellation_reasons else {}
+            if record is not None and reason.get("Code") == "ConditionalCheckFailed" and "Item" in reason:
+                record.replayed = items.recalled(record, reason["Item"])
+                replayed: list[str] = record.replayed["result"]
+                return replayed
             # A category changed since it was read (a racing write), or a conflict: read again.
             await asyncio.sleep(backoff(attempt))
         except DynamoDBError as exc:
-            raise translate_error(exc, "TransactWriteItems") from exc
+            raise write_error(exc, "TransactWriteItems") from exc
     raise StoreUnavailable("the deletion kept conflicting with concurrent writes to the same items", retry_after=1)

@@ -9,13 +9,15 @@ holds `features.data` and `features.metadata` maps, plus `event_time` (the order
 not its spelling, so an integral float (`1.0`) reads back as `1`.
 """
 
+import time
 import zlib
 from typing import Any
 
 from components.events.events import OutboxEvent
 from components.events.outbox import DeadLetter
-from components.features.store.base import ERASURE_FIELDS, CategoryWrite, StoredCategory, Wanted
+from components.features.store.base import ERASURE_FIELDS, CategoryWrite, Idempotency, StoredCategory, Wanted, outcome
 from core.dynamodb_client.attributes import decode_map
+from core.exceptions import IDEMPOTENCY_CONFLICT, IdempotencyConflict
 from core.serialization import dumps, loads
 from core.settings import EntityType
 
@@ -182,6 +184,39 @@ def outbox_item(event: OutboxEvent, previous: str | None = None) -> dict[str, An
     if previous is not None:
         item[PREVIOUS] = {"S": previous}
     return item
+
+
+IDEMPOTENCY_PREFIX = "idempotency#"
+"""An `Idempotency` record's key in the outbox table, where no event id starts so: the record has no `shard`, so
+the due-time index (and so the relay) never sees it, and it expires through the table's TTL attribute."""
+
+
+def idempotency_put(outbox_table: str, record: Idempotency, result: list[str], timestamp: str) -> dict[str, Any]:
+    """The record as a transaction's put, refused while an unexpired record holds the key: the cancellation
+    then returns the stored one."""
+    return {
+        "Put": {
+            "TableName": outbox_table,
+            "Item": {
+                "event_id": {"S": IDEMPOTENCY_PREFIX + record.key},
+                "fingerprint": {"S": record.fingerprint},
+                "outcome": {"S": dumps(outcome(result, timestamp)).decode()},
+                EXPIRES_AT: {"N": f"{record.expires_at_epoch:.6f}"},
+            },
+            "ConditionExpression": "attribute_not_exists(#i) OR #x <= :now",
+            "ExpressionAttributeNames": {"#i": "event_id", "#x": EXPIRES_AT},
+            "ExpressionAttributeValues": {":now": {"N": f"{time.time():.6f}"}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def recalled(record: Idempotency, item: dict[str, Any]) -> dict[str, Any]:
+    """The first outcome a stored record holds; raise `IdempotencyConflict` when it was another request's."""
+    if item.get("fingerprint", {}).get("S") != record.fingerprint:
+        raise IdempotencyConflict(IDEMPOTENCY_CONFLICT)
+    stored: dict[str, Any] = loads(item["outcome"]["S"])
+    return stored
 
 
 def outbox_shard(event_id: str) -> str:

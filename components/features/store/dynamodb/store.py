@@ -19,6 +19,7 @@ from components.features.store.base import (
     CategoryWrite,
     EntityWrite,
     Erasure,
+    Idempotency,
     StoredCategory,
     Wanted,
     chunks,
@@ -34,7 +35,7 @@ from components.features.store.dynamodb.tables import create_tables
 from components.features.store.dynamodb.transactions import MAX_TRANSACTION_ACTIONS, EntityCommit, Known, commit
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, get_client_async
 from core.dynamodb_client.retries import THROTTLING, failure_kind
-from core.exceptions import FeatureStoreError, StoreUnavailable
+from core.exceptions import FeatureStoreError, OutcomeUnknown, StoreUnavailable
 from core.metrics import metrics
 from core.settings import EntityType, Settings
 
@@ -45,8 +46,9 @@ PROBE_KEY = "readiness-probe"
 
 class DynamoDBStore:
     name = "dynamodb"
-    max_categories_per_write = MAX_TRANSACTION_ACTIONS // 2
-    """A transaction holds at most 100 actions: one update per category plus one outbox put."""
+    max_categories_per_write = (MAX_TRANSACTION_ACTIONS - 1) // 2
+    """A transaction holds at most 100 actions: one update per category plus one outbox put, and the record of
+    an `Idempotency-Key`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -210,13 +212,18 @@ class DynamoDBStore:
     # --- writes ---
 
     async def write(
-        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        writes: Sequence[CategoryWrite],
+        now_iso: str,
+        idempotency: Idempotency | None = None,
     ) -> list[str]:
-        entity = EntityCommit(entity_type, entity_value, writes, now_iso, self._known)
+        entity = EntityCommit(entity_type, entity_value, writes, now_iso, self._known, idempotency)
         try:
             client = self._client or await self._connected()
             skipped = await commit(client, entity, self.outbox.table, self._known)
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, OutcomeUnknown) as exc:
             self._failed_write(exc)
             raise
         self.writable = True
@@ -229,13 +236,13 @@ class DynamoDBStore:
 
         async def one(entity: EntityWrite) -> list[str] | FeatureStoreError:
             try:
-                return await self.write(entity_type, entity.entity_value, entity.writes, now_iso)
+                return await self.write(entity_type, entity.entity_value, entity.writes, now_iso, entity.idempotency)
             except FeatureStoreError as exc:
                 return exc
 
         return await bounded(self.write_concurrency, one, entities)
 
-    def _failed_write(self, exc: StoreUnavailable) -> None:
+    def _failed_write(self, exc: StoreUnavailable | OutcomeUnknown) -> None:
         """DynamoDB unreachable, failing or its tables gone: not writable until a write or the probe
         passes. Throttling and conflicts are load, which every replica shares: no reason to stop one."""
         cause = exc.__cause__

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from components.events.events import set_version
-from components.features.store.base import CategoryWrite
+from components.features.store.base import CategoryWrite, Idempotency
 from components.features.store.dynamodb import items
-from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, cancellation, translate_error
+from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, cancellation, write_error
 from components.features.store.dynamodb.items import CREATE, EVENT_TIME, UPDATE
 from components.features.store.dynamodb.outbox import backoff
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError
@@ -64,6 +64,7 @@ class EntityCommit:
         "pending",
         "skipped",
         "raced",
+        "idempotency",
     )
 
     def __init__(
@@ -73,6 +74,7 @@ class EntityCommit:
         writes: Sequence[CategoryWrite],
         now_iso: str,
         known: Known | None = None,
+        idempotency: Idempotency | None = None,
     ) -> None:
         """Raise `PayloadTooLarge`, before anything is sent, for an item over DynamoDB's 400 KB or an
         entity over a transaction's 4 MB."""
@@ -93,6 +95,7 @@ class EntityCommit:
         self.skipped: set[str] = set()
         self.raced = False
         """A category's stored version moved between two attempts: a concurrent writer, worth a pause."""
+        self.idempotency = idempotency
 
     def _check_size(self) -> None:
         """Count the entity's bytes as DynamoDB does: an estimate first, exact when the estimate is near a limit."""
@@ -139,10 +142,17 @@ class EntityCommit:
                 )
             )
             events.append({"Put": {"TableName": outbox_table, "Item": items.outbox_item(write.event, previous)}})
-        return actions + events
+        actions += events
+        if self.idempotency is not None:
+            actions.append(
+                items.idempotency_put(outbox_table, self.idempotency, self.skipped_categories(), self.now_iso)
+            )
+        return actions
 
     def remember(self, known: Known) -> None:
         """Keep the written categories' versions for this entity's next write."""
+        if self.idempotency is not None and self.idempotency.replayed is not None:
+            return
         if len(known) >= MAX_KNOWN:
             known.clear()
         table = self.entity_type.table
@@ -160,6 +170,13 @@ class EntityCommit:
         self.raced = False
         conflicted = False
         retry = []
+        if self.idempotency is not None:
+            reason = reasons[2 * len(self.pending)] if len(reasons) > 2 * len(self.pending) else {}
+            if reason.get("Code") == "ConditionalCheckFailed" and "Item" in reason:
+                self.idempotency.replayed = items.recalled(self.idempotency, reason["Item"])
+                self.pending = []
+                return False
+            reasons = reasons[: 2 * len(self.pending)]
         for index, write in enumerate(self.pending):
             reason = reasons[index] if index < len(reasons) else {}
             code = reason.get("Code") or "None"
@@ -206,14 +223,14 @@ async def commit(client: DynamoDBClient, entity: EntityCommit, outbox_table: str
     """Write one entity; return its skipped categories."""
     stalled = 0
     for attempt in range(MAX_WRITE_ROUNDS):
-        if not entity.pending:
+        if not entity.pending and (entity.idempotency is None or entity.idempotency.replayed is not None):
             break
         try:
             await _transact(client, entity.actions(outbox_table), entity.entity_type)
             break
         except DynamoDBServiceError as exc:
             if exc.code != TRANSACTION_CANCELLED:
-                raise translate_error(exc, "TransactWriteItems") from exc
+                raise write_error(exc, "TransactWriteItems") from exc
             conflicted = entity.cancelled(exc.cancellation_reasons)
             if not entity.raced:
                 stalled += 1
@@ -222,7 +239,7 @@ async def commit(client: DynamoDBClient, entity: EntityCommit, outbox_table: str
             if conflicted or entity.raced:
                 await asyncio.sleep(backoff(min(attempt, 5)))
         except DynamoDBError as exc:
-            raise translate_error(exc, "TransactWriteItems") from exc
+            raise write_error(exc, "TransactWriteItems") from exc
     else:
         raise StoreUnavailable(KEEPS_CONFLICTING, retry_after=1)
     entity.remember(known)

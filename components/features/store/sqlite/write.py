@@ -4,13 +4,16 @@ A deletion's part is `erase.py`."""
 
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from components.events.events import OutboxEvent, ordering_key, set_version
-from components.features.store.base import CategoryWrite, Erasure
-from core.exceptions import FeatureStoreError
-from core.serialization import dumps
+from components.features.store.base import CategoryWrite, Erasure, Idempotency
+from components.features.store.base import outcome as idempotent_outcome
+from core.exceptions import IDEMPOTENCY_CONFLICT, FeatureStoreError, IdempotencyConflict
+from core.serialization import dumps, loads
 
 logger = logging.getLogger("feature_store.sqlite")
 
@@ -47,6 +50,24 @@ def put_event(connection: sqlite3.Connection, event: OutboxEvent, version: int) 
     )
 
 
+IDEMPOTENCY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    outcome BLOB NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
+"""
+RECALL = "SELECT fingerprint, outcome FROM idempotency WHERE key = ? AND expires_at > ?"
+REMEMBER = "INSERT OR REPLACE INTO idempotency (key, fingerprint, outcome, expires_at) VALUES (?, ?, ?, ?)"
+FORGET_EXPIRED = (
+    "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE expires_at <= ? ORDER BY expires_at "
+    "LIMIT 2)"
+)
+"""Two expired records go with each one stored, so the table holds about a TTL's worth of keys."""
+
+
 @dataclass(slots=True)
 class PendingWrite:
     """One request's write, waiting in the group-commit queue."""
@@ -55,8 +76,10 @@ class PendingWrite:
     entity_value: str
     writes: Sequence[CategoryWrite]
     now_iso: str
+    """The time the change is stamped with (a deletion's too)."""
     erasure: Erasure | None = None
     """Set for a deletion (then `writes` is empty and `skipped` lists the categories deleted)."""
+    idempotency: Idempotency | None = None
     skipped: list[str] = field(default_factory=list)
     error: BaseException | None = None
     done: bool = False
@@ -90,6 +113,26 @@ def apply_writes(connection: sqlite3.Connection, pending: PendingWrite) -> list[
         )
         put_event(connection, write.event, version)
     return skipped
+
+
+def recall(connection: sqlite3.Connection, record: Idempotency) -> dict[str, Any] | None:
+    """The first outcome of a request stored under `record.key` (None: not used yet, or expired); raise
+    `IdempotencyConflict` when it was used for another request."""
+    row = connection.execute(RECALL, (record.key, time.time())).fetchone()
+    if row is None:
+        return None
+    if row[0] != record.fingerprint:
+        raise IdempotencyConflict(IDEMPOTENCY_CONFLICT)
+    stored: dict[str, Any] = loads(row[1])
+    return stored
+
+
+def remember(connection: sqlite3.Connection, record: Idempotency, result: list[str], timestamp: str) -> None:
+    connection.execute(FORGET_EXPIRED, (time.time(),))
+    connection.execute(
+        REMEMBER,
+        (record.key, record.fingerprint, dumps(idempotent_outcome(result, timestamp)), record.expires_at_epoch),
+    )
 
 
 def outcome(pending: PendingWrite) -> list[str] | FeatureStoreError:
