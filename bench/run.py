@@ -182,6 +182,7 @@ def at_full_load(
         profile.connections,
         work,
         authorization=authorization,
+        idempotency_keys=scenario.idempotency_keys,
     )
 
 
@@ -275,6 +276,8 @@ def measure_backend(
                 **maximum,
             )
         )
+        if scenario.idempotency_keys:
+            continue  # hey sends one request again and again: under one key, all but the first are replays
         rate = maximum["rps"] / 2
         at_rate = partial(
             run_hey,
