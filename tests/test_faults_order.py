@@ -1,6 +1,7 @@
-"""Concurrent writers and deleters on the same few entities, against the service as deployed: the events a
-consumer reads from the topic come in version order per category (no inversion), and a consumer that applies
-them by version ends up with exactly what the store holds. On both stores."""
+"""Concurrent writers and deleters on the same few entities, against the service as deployed, through a short
+broker outage (so the relay retries batches while later versions are written): the events a consumer reads
+from the topic come in version order per category (no inversion), and a consumer that applies them by version
+ends up with exactly what the store holds. On both stores."""
 
 import random
 import threading
@@ -128,7 +129,21 @@ def test_concurrent_writes_and_deletions_publish_in_version_order(
     served: tuple[ServiceProcess, str], kafka_mock: KafkaBroker, report
 ) -> None:
     service, topic = served
-    answers = race(service, clients=12, seconds=6)
+
+    def broker_outage() -> None:
+        """Kafka stopped for two seconds mid-run: batches fail and are retried after a backoff, while later
+        versions of their categories are written meanwhile."""
+        time.sleep(2)
+        kafka_mock.server.pause()
+        try:
+            time.sleep(2)
+        finally:
+            kafka_mock.server.resume()
+
+    outage = threading.Thread(target=broker_outage)
+    outage.start()
+    answers = race(service, clients=12, seconds=7)
+    outage.join()
     assert set(answers) == {200}, answers
     wait_until(lambda: pending(service) == 0, 30, "the relay did not drain the outbox")
     events = topic_events(kafka_mock.bootstrap, topic)
