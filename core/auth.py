@@ -76,6 +76,8 @@ class Principal:
     """None: every allowed category."""
     actor: str = ""
     """Who is acting, as the audit trail records it: `key:<name>`, or a token's `sub:<subject> client:<id>`."""
+    kind: Literal["api_key", "jwt"] = "api_key"
+    """How the caller proved who it is."""
 
     def may_write(self, category: str) -> bool:
         return self.categories is None or category in self.categories
@@ -152,7 +154,7 @@ class Authenticator:
             )
         return cls(entries, settings.allowed_categories if allowed_categories is None else allowed_categories, limiter)
 
-    def authenticate(self, presented: str | None, scope: str) -> Principal:
+    def authenticate(self, presented: str | None, scope: str | None) -> Principal:
         if not presented or len(presented) > MAX_KEY_CHARS:
             raise Unauthorized("an API key is required: send it as X-API-Key or Authorization: Bearer")
         principal = self._by_digest.get(hash_key(presented))
@@ -160,9 +162,10 @@ class Authenticator:
             raise Unauthorized("the API key is not valid")
         return self.authorise(principal, scope)
 
-    def authorise(self, principal: Principal, scope: str) -> Principal:
-        """The scope and the rate of a known caller (a key's, or a token's through its grants)."""
-        if scope not in principal.scopes:
+    def authorise(self, principal: Principal, scope: str | None) -> Principal:
+        """The scope and the rate of a known caller (a key's, or a token's through its grants); `scope` None:
+        any known caller (e.g. asking what it may do)."""
+        if scope is not None and scope not in principal.scopes:
             caller = f"key {principal.name!r}" if principal.actor.startswith("key:") else f"grants {principal.name!r}"
             raise Forbidden(f"{caller} lacks the {scope!r} scope")
         # A token matching several grants is limited by its first grant's bucket (names hold no comma).
