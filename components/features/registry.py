@@ -255,7 +255,9 @@ class RegistryViolation(InvalidRequest):
 
 
 class Registry:
-    def __init__(self, specs: Mapping[str, CategorySpec], entity_types: Iterable[str]) -> None:
+    def __init__(self, specs: Mapping[str, CategorySpec], entity_types: Iterable[str], is_open: bool = False) -> None:
+        """`is_open`: built from `ALLOWED_CATEGORIES`, without a file: no category is declared per entity type."""
+        self.is_open = is_open
         self.entity_types = tuple(sorted(entity_types))
         self.categories = {name: self._category(name, spec) for name, spec in specs.items()}
         self.names = frozenset(self.categories)
@@ -321,7 +323,7 @@ class Registry:
                 raise ConfigurationError(f"FEATURE_REGISTRY_FILE {settings.feature_registry_file}: {exc}") from None
         ttl = settings.category_default_ttl_seconds
         specs = {name: CategorySpec(default_ttl_seconds=ttl.get(name)) for name in settings.allowed_categories}
-        return cls(specs, settings.entity_types)
+        return cls(specs, settings.entity_types, is_open=True)
 
     def report_max_ages(self) -> None:
         """Export each declared `max_age_seconds`, so an alert rule compares served ages with it without

@@ -360,6 +360,7 @@ class InspectResponse(BaseModel):
                 {
                     "entity_type": "bright_uid",
                     "entity_value": "user-123",
+                    "listed": "registry",
                     "categories": {"user_features": INSPECTED_EXAMPLE},
                 }
             ]
@@ -368,9 +369,12 @@ class InspectResponse(BaseModel):
 
     entity_type: str = Field(examples=["bright_uid"])
     entity_value: str = Field(examples=["user-123"])
-    categories: dict[str, InspectedCategoryResponse] = Field(
-        description="Every category the registry holds for the entity type, by name."
+    listed: Literal["registry", "store"] = Field(
+        description="`registry`: the categories are every one the registry file declares for the entity type, "
+        "absent ones included; `store`: without a registry file (an open registry), every category stored for "
+        "the entity, expired data and tombstones included."
     )
+    categories: dict[str, InspectedCategoryResponse] = Field(description="The categories `listed` names, by name.")
 
 
 class LimitsResponse(BaseModel):

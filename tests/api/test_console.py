@@ -210,6 +210,18 @@ def test_the_entity_page_shows_every_state_and_values_as_text(
 
 
 @pytest.mark.slow
+def test_without_a_registry_file_the_entity_page_shows_the_stored_categories(
+    browser: WebDriver, serve, backend
+) -> None:
+    url, _ = serve()
+    write(url, "user-2", {"credit_features": {"credit_score": 700}})
+    open_page(browser, url, "#entity?entity_type=bright_uid&id=user-2", lambda: states(browser))
+    assert states(browser) == {"credit_features": "fresh"}, "not every category of ALLOWED_CATEGORIES"
+    status = browser.find_element(By.ID, "entity-status").text
+    assert "1 category stored (no registry file), 1 fresh" in status
+
+
+@pytest.mark.slow
 def test_a_lookup_is_made_with_the_keyboard_alone(browser: WebDriver, serve, registry_file: Path, backend) -> None:
     url, _ = serve(feature_registry_file=str(registry_file))
     write(url, "o'brien 2", {"user_features": {"age": 41}})
