@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
 
 from core.exceptions import Forbidden, RateLimited, Unauthorized
+from core.file_lines import at_line
 from core.ratelimit import RateLimiter
 from core.settings import Settings, split_csv
 
@@ -91,30 +92,50 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def _describe(exc: ValidationError) -> str:
-    """Field errors without the offending input: a misplaced key or digest must not reach the log."""
+def _describe(exc: ValidationError, text: str) -> str:
+    """Field errors with their line, without the offending input: a misplaced key or digest must not reach
+    the log."""
     return "; ".join(
-        f"entry {'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors(include_input=False)
+        f"{at_line(text, error['loc'])}entry {'.'.join(map(str, error['loc']))}: {error['msg']}"
+        for error in exc.errors(include_input=False)
     )
 
 
-def load_entries(path: str | Path) -> list[KeyEntry]:
-    """Read and check `API_KEYS_FILE`; any problem is a ValueError naming the file and what is wrong."""
+def load_entries(path: str | Path, allowed_categories: Iterable[str] | None = None) -> list[KeyEntry]:
+    """Read and check `API_KEYS_FILE` (and, when given, that every category it names is allowed); any problem
+    is a ValueError naming the file, the line and what is wrong."""
     path = Path(path)
+    text = ""
     try:
         text = path.read_text(encoding="utf-8")
         raw = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
         entries = _ENTRIES.validate_python(raw)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        reason = _describe(exc) if isinstance(exc, ValidationError) else exc
+        reason = _describe(exc, text) if isinstance(exc, ValidationError) else exc
         raise ValueError(f"API_KEYS_FILE {path}: cannot load keys: {reason}") from None
     if not entries:
         raise ValueError(f"API_KEYS_FILE {path} holds no keys")
     for attribute in ("name", "sha256"):
         values = [getattr(entry, attribute) for entry in entries]
-        if len(set(values)) != len(values):
-            raise ValueError(f"API_KEYS_FILE {path}: two keys share a {attribute}")
+        repeated = next((index for index, value in enumerate(values) if value in values[:index]), None)
+        if repeated is not None:
+            where = at_line(text, (repeated, attribute))
+            raise ValueError(f"API_KEYS_FILE {path}: {where}entry {repeated}: two keys share a {attribute}")
+    if allowed_categories is not None:
+        for index, entry in enumerate(entries):
+            if problem := _unknown_categories(entry, frozenset(allowed_categories)):
+                raise ValueError(f"API_KEYS_FILE {path}: {at_line(text, (index, 'categories'))}{problem}")
     return entries
+
+
+def _unknown_categories(entry: KeyEntry, allowed: frozenset[str]) -> str | None:
+    unknown = set(entry.categories) - allowed - {ANY_CATEGORY}
+    if not unknown:
+        return None
+    return (
+        f"key {entry.name!r} names categories not allowed (ALLOWED_CATEGORIES or the feature registry): "
+        f"{sorted(unknown)}"
+    )
 
 
 class Authenticator:
@@ -126,12 +147,8 @@ class Authenticator:
         allowed = frozenset(allowed_categories)
         self._by_digest: dict[str, Principal] = {}
         for entry in entries:
-            unknown = set(entry.categories) - allowed - {ANY_CATEGORY}
-            if unknown:
-                raise ValueError(
-                    f"key {entry.name!r} names categories not allowed (ALLOWED_CATEGORIES or the feature registry): "
-                    f"{sorted(unknown)}"
-                )
+            if problem := _unknown_categories(entry, allowed):
+                raise ValueError(problem)
             categories = None if ANY_CATEGORY in entry.categories else frozenset(entry.categories)
             self._by_digest[entry.sha256] = Principal(
                 entry.name, frozenset(entry.scopes), tuple(entry.sources), categories, f"key:{entry.name}"
@@ -144,7 +161,8 @@ class Authenticator:
     ) -> "Authenticator":
         """`allowed_categories`: the categories keys may name; ALLOWED_CATEGORIES when not given.
         `grant_names`: the JWT grants, rate-limited like keys. Without API_KEYS_FILE only tokens get in."""
-        entries = load_entries(settings.api_keys_file) if settings.api_keys_file else []
+        allowed = settings.allowed_categories if allowed_categories is None else allowed_categories
+        entries = load_entries(settings.api_keys_file, allowed) if settings.api_keys_file else []
         limiter = None
         if settings.rate_limit_per_second > 0:
             limiter = RateLimiter(
@@ -152,7 +170,7 @@ class Authenticator:
                 settings.rate_limit_per_second,
                 settings.rate_limit_burst,
             )
-        return cls(entries, settings.allowed_categories if allowed_categories is None else allowed_categories, limiter)
+        return cls(entries, allowed, limiter)
 
     def authenticate(self, presented: str | None, scope: str | None) -> Principal:
         if not presented or len(presented) > MAX_KEY_CHARS:
