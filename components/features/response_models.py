@@ -394,6 +394,7 @@ class LimitsResponse(BaseModel):
                     "max_entity_value_bytes": 1024,
                     "max_batch_write_entities": 500,
                     "max_batch_write_body_bytes": 16_777_216,
+                    "max_event_time_ahead_seconds": 300,
                 }
             ]
         }
@@ -414,6 +415,10 @@ class LimitsResponse(BaseModel):
     max_batch_write_entities: int = Field(description="Most entities in one bulk write.", examples=[500])
     max_batch_write_body_bytes: int = Field(
         description="Largest bulk write request body, in bytes.", examples=[16_777_216]
+    )
+    max_event_time_ahead_seconds: int = Field(
+        description="How far ahead of the service's clock a write's or a deletion's `event_time` may be, in seconds.",
+        examples=[300],
     )
 
 
