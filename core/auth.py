@@ -116,14 +116,16 @@ def load_entries(path: str | Path, allowed_categories: Iterable[str] | None = No
     if not entries:
         raise ValueError(f"API_KEYS_FILE {path} holds no keys")
     for attribute in ("name", "sha256"):
-        values = [getattr(entry, attribute) for entry in entries]
-        repeated = next((index for index, value in enumerate(values) if value in values[:index]), None)
-        if repeated is not None:
-            where = at_line(text, (repeated, attribute))
-            raise ValueError(f"API_KEYS_FILE {path}: {where}entry {repeated}: two keys share a {attribute}")
-    if allowed_categories is not None:
+        seen: set[str] = set()
         for index, entry in enumerate(entries):
-            if problem := _unknown_categories(entry, frozenset(allowed_categories)):
+            if (value := getattr(entry, attribute)) in seen:
+                where = at_line(text, (index, attribute))
+                raise ValueError(f"API_KEYS_FILE {path}: {where}entry {index}: two keys share a {attribute}")
+            seen.add(value)
+    if allowed_categories is not None:
+        allowed = frozenset(allowed_categories)
+        for index, entry in enumerate(entries):
+            if problem := _unknown_categories(entry, allowed):
                 raise ValueError(f"API_KEYS_FILE {path}: {at_line(text, (index, 'categories'))}{problem}")
     return entries
 
@@ -184,7 +186,7 @@ class Authenticator:
         """The scope and the rate of a known caller (a key's, or a token's through its grants); `scope` None:
         any known caller (e.g. asking what it may do)."""
         if scope is not None and scope not in principal.scopes:
-            caller = f"key {principal.name!r}" if principal.actor.startswith("key:") else f"grants {principal.name!r}"
+            caller = f"key {principal.name!r}" if principal.kind == "api_key" else f"grants {principal.name!r}"
             raise Forbidden(f"{caller} lacks the {scope!r} scope")
         # A token matching several grants is limited by its first grant's bucket (names hold no comma).
         if self.limiter is not None and (wait := self.limiter.acquire(principal.name.partition(",")[0])):
