@@ -48,7 +48,8 @@ class FeatureController:
             }
             for category, found in inspected.items()
         }
-        body = {"entity_type": entity_type, "entity_value": entity_value, "categories": categories}
+        listed = "store" if self.service.registry.is_open else "registry"
+        body = {"entity_type": entity_type, "entity_value": entity_value, "listed": listed, "categories": categories}
         return JSONBytesResponse(dumps(body))
 
     async def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:

@@ -133,11 +133,16 @@ class FeatureFlows:
         return None
 
     async def inspect(
-        self, entity_type: EntityType, entity_value: str, max_ages: Mapping[str, int | None]
+        self, entity_type: EntityType, entity_value: str, max_ages: Mapping[str, int | None] | None
     ) -> dict[str, InspectedCategory]:
-        """Every category of `max_ages` (each with the registry's freshness bound) in its state. No operation
-        metric: a person's lookup, not a model's read, so it stays out of the read latencies."""
-        stored = await self.store.read(entity_type, entity_value, dict.fromkeys(max_ages)) if max_ages else {}
+        """Every category of `max_ages` (each with the registry's freshness bound) in its state; None: every
+        category stored for the entity, with no bound. No operation metric: a person's lookup, not a model's
+        read, so it stays out of the read latencies."""
+        if max_ages is None:
+            stored = await self.store.read_entity(entity_type, entity_value)
+            max_ages = dict.fromkeys(sorted(stored))
+        else:
+            stored = await self.store.read(entity_type, entity_value, dict.fromkeys(max_ages)) if max_ages else {}
         now = self.clock()
         return {category: _inspected(stored.get(category), now, max_age) for category, max_age in max_ages.items()}
 

@@ -129,6 +129,10 @@ class OnlineStore(OutboxStore, DeadLetterStore, Protocol):
     async def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead:
         """Every wanted category of each entity; duplicates are read once."""
 
+    async def read_entity(self, entity_type: EntityType, entity_value: str) -> dict[str, StoredCategory]:
+        """Every category stored for the entity, whatever it holds (expired data and tombstones too): what an
+        open registry, which declares no categories per entity type, shows a person inspecting it."""
+
     async def write(
         self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
     ) -> list[str]:

@@ -295,6 +295,16 @@ class SQLiteStore:
             rows = await self._run_inline(lambda connection: connection.execute(query, parameters).fetchall())
         return {row[0]: _stored(row) for row in rows}
 
+    async def read_entity(self, entity_type: EntityType, entity_value: str) -> dict[str, StoredCategory]:
+        query = (
+            "SELECT category, data, created_at, metadata, expires_at FROM features "
+            "WHERE entity_type = ? AND entity_value = ?"
+        )
+        parameters = (entity_type.name, entity_value)
+        with metrics.timer("sqlite.read_entity", entity_type=entity_type.name), self._translate_errors():
+            rows = await self._run_inline(lambda connection: connection.execute(query, parameters).fetchall())
+        return {row[0]: _stored(row) for row in rows}
+
     async def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead:
         values = list(dict.fromkeys(entity_values))
         with metrics.timer("sqlite.read_batch", entity_type=entity_type.name), self._translate_errors():
