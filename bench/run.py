@@ -8,8 +8,8 @@ logging (JSON lines at INFO). Throughput, latency and the service's CPU time per
 at fixed concurrency; latency at a fixed request rate (half the measured maximum) from hey. CPU per
 request is the figure to compare on a shared machine, where throughput swings between runs. The
 DynamoDB backend runs against a local Dynoxide (its CPU is reported separately) and the Kafka relay
-against a local Tansu broker, both started here. The full run ends with py-spy profiles of the
-DynamoDB-backed service under the `--profile` scenarios.
+against a local Tansu broker, both started here. Each backend's run ends with py-spy profiles of the
+service under the `--profile` scenarios.
 """
 
 import argparse
@@ -375,7 +375,7 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         default=None,
-        help="scenarios to profile with py-spy on DynamoDB, comma-separated (full run: read_single,read_batch_50; "
+        help="scenarios to profile with py-spy on each backend, comma-separated (full run: read_single,read_batch_50; "
         "smoke: none; '' for none)",
     )
     args = parser.parse_args()
@@ -441,7 +441,7 @@ def main() -> int:
                 service = measure_backend(backend, env, report, profile, bare.rps, directory, core, store_pid, chosen)
                 if backend == "dynamodb":
                     report.dynamodb_added_latency = dynamodb_added_latency(service, env, profile, directory)
-                    record_profiles(service, backend, profiled, report, profile, args.output, directory)
+                record_profiles(service, backend, profiled, report, profile, args.output, directory)
                 service.stop()
 
             if args.smoke:
