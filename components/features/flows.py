@@ -74,10 +74,15 @@ def _project(
             items[category] = found
         else:
             data = found.data
-            present = data.keys() & names
-            items[category] = StoredCategory({name: data[name] for name in present}, found.metadata)
-            if len(present) < len(names):
-                missing_features.extend(f"{category}:{name}" for name in names - present)
+            if len(data) <= len(names) and names.issuperset(data):
+                items[category] = found  # every stored feature named: served whole, as stored
+                served = len(data)
+            else:
+                picked = {name: data[name] for name in names if name in data}
+                items[category] = StoredCategory(picked, found.metadata)
+                served = len(picked)
+            if served < len(names):
+                missing_features.extend(f"{category}:{name}" for name in names if name not in data)
     unavailable.sort()
     missing_features.sort()
     return EntityFeatures(items, unavailable, missing_features)
