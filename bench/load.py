@@ -82,5 +82,6 @@ def run_open_loop(
         "p99_ms": summary["p99_ms"],
         "p999_ms": summary["p999_ms"],
         "errors": summary["errors"],
+        "statuses": summary["statuses"],
         "send_lag_p99_ms": summary["send_lag_p99_ms"],
     }

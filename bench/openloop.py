@@ -20,7 +20,7 @@ import asyncio
 import json
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,7 +34,7 @@ INITIAL_CONNECTIONS = 8
 class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection, one request at a time; answers must carry Content-Length."""
 
-    def __init__(self, on_done: Callable[["Connection", bool], None]) -> None:
+    def __init__(self, on_done: Callable[["Connection", int | None], None]) -> None:
         self.on_done = on_done
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -64,17 +64,17 @@ class Connection(asyncio.Protocol):
         if len(self.buffer) < end:
             return
         del self.buffer[:end]
-        status = int(status_line.split(b" ", 2)[1])
-        self._finish(ok=200 <= status < 300)
+        self._finish(int(status_line.split(b" ", 2)[1]))
 
-    def _finish(self, ok: bool) -> None:
+    def _finish(self, status: int | None) -> None:
+        """`status`: the answer's, None when the connection ended without one."""
         self.busy = False
-        self.on_done(self, ok)
+        self.on_done(self, status)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.busy:
-            self._finish(ok=False)
+            self._finish(None)
 
 
 async def run(url: str, requests: list[bytes], rate: float, seconds: float) -> dict:
@@ -86,15 +86,13 @@ async def run(url: str, requests: list[bytes], rate: float, seconds: float) -> d
     queued: deque[float] = deque()
     latencies: list[float] = []
     send_lags: list[float] = []
-    errors = 0
+    statuses: Counter[str] = Counter()
     sent = 0
-    total = int(rate * seconds)
+    total = max(1, int(rate * seconds))
 
-    def done(connection: Connection, ok: bool) -> None:
-        nonlocal errors
+    def done(connection: Connection, status: int | None) -> None:
         latencies.append(loop.time() - connection.due)
-        if not ok:
-            errors += 1
+        statuses[str(status) if status is not None else "no answer"] += 1
         if connection.closed:
             return
         if queued:
@@ -158,7 +156,8 @@ async def run(url: str, requests: list[bytes], rate: float, seconds: float) -> d
         "p99_ms": percentile(latencies, 0.99),
         "p999_ms": percentile(latencies, 0.999),
         "max_ms": round(latencies[-1] * 1000, 3) if latencies else 0.0,
-        "errors": errors + missing,
+        "errors": sum(count for status, count in statuses.items() if not status.startswith("2")) + missing,
+        "statuses": dict(statuses) | ({"unanswered": missing} if missing else {}),
         "connections": connections_opened,
         "send_lag_p99_ms": percentile(send_lags, 0.99),
     }
@@ -190,6 +189,8 @@ def main() -> int:
     parser.add_argument("--body-file", type=Path)
     parser.add_argument("--entities", type=int, default=1)
     args = parser.parse_args()
+    if args.rate <= 0 or args.seconds <= 0:
+        parser.error("--rate and --seconds must be positive")
     body = args.body_file.read_text() if args.body_file else None
     requests = build_requests(args.url, args.method, args.path, body, args.entities)
     try:

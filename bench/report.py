@@ -34,6 +34,9 @@ class Result:
     target_rps: float | None = None
     p999_ms: float | None = None
     """`rate` runs: the 99.9th percentile."""
+    statuses: dict[str, int] | None = None
+    """`rate` runs: answers by status ("no answer": the connection ended first; "unanswered": still none at
+    the end). At a constant rate a stalled service refuses the excess (503 `overloaded`) instead of queueing it."""
     send_lag_p99_ms: float | None = None
     """`rate` runs: how late the generator sent its requests (p99): its own share of the latencies."""
     ratio_to_bare: float | None = None

@@ -279,7 +279,7 @@ def measure_backend(
                 **maximum,
             )
         )
-        rate = maximum["rps"] * RATE_SHARE
+        rate = max(maximum["rps"] * RATE_SHARE, 2 / profile.rate_duration_s)  # a few requests, however slow
         at_rate = partial(
             run_open_loop,
             service.url,
