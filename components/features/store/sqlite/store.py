@@ -118,8 +118,10 @@ def _add_columns(connection: sqlite3.Connection) -> None:
 
 
 def _stored(row: tuple) -> StoredCategory:
+    """The features stay JSON until something needs their values (a projection): a whole category is served
+    as stored."""
     _, data, created_at, metadata, expires_at = row
-    return StoredCategory(loads(data), {"created_at": created_at, **loads(metadata)}, expires_at)
+    return StoredCategory(None, {"created_at": created_at, **loads(metadata)}, expires_at, data_json=data)
 
 
 async def _in_thread(call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
