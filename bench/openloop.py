@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import uvloop
+
 from bench.load import fill
 
 MAX_CONNECTIONS = 256
@@ -193,14 +195,8 @@ def main() -> int:
         parser.error("--rate and --seconds must be positive")
     body = args.body_file.read_text() if args.body_file else None
     requests = build_requests(args.url, args.method, args.path, body, args.entities)
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        runner = asyncio.run
     started = time.perf_counter()
-    result = runner(run(args.url, requests, args.rate, args.seconds))
+    result = uvloop.run(run(args.url, requests, args.rate, args.seconds))
     result["wall_s"] = round(time.perf_counter() - started, 3)
     json.dump(result, sys.stdout)
     print()

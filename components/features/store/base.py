@@ -60,13 +60,17 @@ class StoredCategory:
     @property
     def data(self) -> dict[str, Any]:
         if self._data is None:
-            self._data = loads(self._json)  # type: ignore[arg-type]  # one of the two is always set
+            assert self._json is not None  # one of the two is always set
+            self._data = loads(self._json)
         return self._data
 
     @property
     def response_data(self) -> Any:
         """The features ready for `core.serialization.dumps`: the stored JSON itself while undecoded."""
-        return self._data if self._data is not None else RawJSON(self._json)
+        if self._data is not None:
+            return self._data
+        assert self._json is not None
+        return RawJSON(self._json)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StoredCategory):
