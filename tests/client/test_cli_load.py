@@ -19,7 +19,7 @@ from tests.client.test_dataframe import REGISTRY, expected, typed_table
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-pytestmark = pytest.mark.backends("sqlite")
+pytestmark = pytest.mark.backends("sqlite")  # argument checks; the loads that write name both backends
 
 
 @pytest.fixture
@@ -41,6 +41,7 @@ def stored(url: str, count: int) -> list[dict[str, Any]]:
     return [result.values.get("typed", {}) for result in answer.results]
 
 
+@pytest.mark.backends("sqlite", "dynamodb")
 def test_a_parquet_file_and_a_directory_round_trip_every_type(url: str, capsys, tmp_path: Path) -> None:
     table = typed_table(25).rename_columns(["entity_value", *typed_table(1).column_names[1:]])
     pq.write_table(table, tmp_path / "features.parquet", row_group_size=7)
@@ -57,6 +58,7 @@ def test_a_parquet_file_and_a_directory_round_trip_every_type(url: str, capsys, 
     assert status == 0 and summary is not None and summary["written"] == 25
 
 
+@pytest.mark.backends("sqlite", "dynamodb")
 def test_a_csv_file_with_a_category_mapping_and_column_types(url: str, capsys, tmp_path: Path) -> None:
     path = tmp_path / "scores.csv"
     path.write_text("user,count,score,when,level\n007,1,0.5,2026-01-02T00:00:00Z,3\nu1,2,nan,,4\n,3,1.5,,5\n")
@@ -160,6 +162,7 @@ class Recorder:
             monkeypatch.setattr(loader.Checkpoint, "save", save)
 
 
+@pytest.mark.backends("sqlite", "dynamodb")
 @pytest.mark.parametrize("how", ["interrupt", "connection"])
 def test_an_interrupted_load_resumes_and_writes_every_row_once(
     url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str

@@ -19,7 +19,7 @@ from tests.conftest import AppClient
 pa = pytest.importorskip("pyarrow")
 pd = pytest.importorskip("pandas")
 
-pytestmark = pytest.mark.backends("sqlite")
+pytestmark = pytest.mark.backends("sqlite", "dynamodb")
 
 REGISTRY = """
 categories:
@@ -200,6 +200,7 @@ def test_the_async_client_writes_frames(make_client: Callable[..., AppClient], r
     asyncio.run(scenario())
 
 
+@pytest.mark.backends("sqlite")  # 1,200 rows over a socket: the store is covered in-process above
 def test_over_a_socket(start_service, registry_file: Path) -> None:
     server = start_service(FEATURE_REGISTRY_FILE=str(registry_file))
     with FeatureStoreClient(server.url) as store:
