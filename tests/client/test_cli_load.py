@@ -4,16 +4,14 @@ without sending again what was answered."""
 
 import io
 import json
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from feature_store_client import FeatureStoreClient, loader
+from feature_store_client import FeatureStoreClient
 from feature_store_client.cli import main
-from tests.client.conftest import WRITER
+from tests.client.conftest import WRITER, Recorder
 from tests.client.test_dataframe import REGISTRY, expected, typed_table
 
 pa = pytest.importorskip("pyarrow")
@@ -132,34 +130,6 @@ def test_a_missing_or_unreadable_file_exits_2(url: str, capsys, tmp_path: Path) 
     assert status == 2 and len(err.strip().splitlines()) == 1
     status, _, err = run(capsys, "--url", url, "load", str(tmp_path / "data.xlsx"))
     assert status == 2 and "--format" in err
-
-
-class Recorder:
-    """Records the entity values each part sends, and stops the load after some parts."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, stop_after: int | None, how: str) -> None:
-        self.sent: list[str] = []
-        self.parts = 0
-        original = FeatureStoreClient._write_part
-
-        def write_part(client: FeatureStoreClient, bodies: Sequence[Mapping[str, Any]], *args: Any) -> Any:
-            self.parts += 1
-            if stop_after is not None and self.parts > stop_after and how == "connection":
-                raise_on_send = httpx.ConnectError("connection refused")
-                monkeypatch.setattr(client._http, "request", lambda *a, **k: (_ for _ in ()).throw(raise_on_send))
-            self.sent += [body["entity_value"] for body in bodies]
-            return original(client, bodies, *args)
-
-        monkeypatch.setattr(FeatureStoreClient, "_write_part", write_part)
-        if how == "interrupt":
-            saved = loader.Checkpoint.save
-
-            def save(checkpoint: loader.Checkpoint) -> None:
-                saved(checkpoint)
-                if stop_after is not None and self.parts >= stop_after:
-                    raise KeyboardInterrupt
-
-            monkeypatch.setattr(loader.Checkpoint, "save", save)
 
 
 @pytest.mark.backends("sqlite", "dynamodb")
