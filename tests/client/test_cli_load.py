@@ -93,6 +93,25 @@ def test_a_csv_file_with_a_category_mapping_and_column_types(url: str, capsys, t
     assert written.data == {"count": 1, "score": 0.5} and written.metadata.event_time is not None
 
 
+def test_every_type_a_csv_file_holds_round_trips(url: str, capsys, tmp_path: Path) -> None:
+    path = tmp_path / "typed.csv"
+    path.write_text(
+        "entity_value,typed:count,typed:score,typed:flag,typed:name,typed:day,typed:seen_at,typed:maybe\n"
+        "u0,1,0.5,true,007,2026-01-01,2026-01-02T03:04:05.600000Z,\n"
+        'u1,2,1.5,false,"with, comma",2026-01-02,2026-01-02T04:04:05.600+01:00,7\n'
+    )
+    status, summary, err = run(
+        capsys, "--url", url, "load", str(path), "--column-types", "typed:name=string", "--source", WRITER
+    )
+    assert status == 0, err
+    assert summary is not None and (summary["rows"], summary["written"]) == (2, 2)
+    common = {"day": "2026-01-01", "seen_at": "2026-01-02T03:04:05.600000+00:00"}
+    assert stored(url, 2) == [
+        {"count": 1, "score": 0.5, "flag": True, "name": "007", **common},
+        {"count": 2, "score": 1.5, "flag": False, "name": "with, comma", **common, "day": "2026-01-02", "maybe": 7},
+    ]
+
+
 def test_rows_refused_by_the_registry_are_reported_and_the_load_goes_on(url: str, capsys, tmp_path: Path) -> None:
     counts = [None if i == 12 else i for i in range(30)]
     table = pa.table({"entity_value": [f"u{i}" for i in range(30)], "typed:count": pa.array(counts, pa.int64())})
