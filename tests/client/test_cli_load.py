@@ -4,11 +4,17 @@ without sending again what was answered."""
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devservers import ROOT
 from feature_store_client import FeatureStoreClient
 from feature_store_client.cli import main
 from tests.client.conftest import WRITER, Recorder
@@ -176,6 +182,43 @@ def test_an_interrupted_load_resumes_and_writes_every_row_once(
     assert sorted(answered + second.sent) == sorted(f"u{i}" for i in range(45)), "each row sent once"
     assert stored(url, 45) == [expected(i) for i in range(45)]
     assert not (tmp_path / "features.parquet.checkpoint.json").exists()
+
+
+def test_a_load_killed_mid_way_resumes_from_its_checkpoint(url: str, capsys, tmp_path: Path) -> None:
+    """A crash (SIGKILL) leaves the last checkpoint written whole; the checkpoint may live apart from the input."""
+    rows = 5000
+    path = tmp_path / "features.parquet"
+    pq.write_table(pa.table({"entity_value": [f"u{i}" for i in range(rows)], "typed:count": range(rows)}), path)
+    (tmp_path / "state").mkdir()
+    checkpoint = tmp_path / "state" / "nightly.json"
+    command = [
+        "--url",
+        url,
+        "load",
+        str(path),
+        "--source",
+        WRITER,
+        "--concurrency",
+        "1",
+        "--checkpoint",
+        str(checkpoint),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "client")}
+    process = subprocess.Popen([sys.executable, "-m", "feature_store_client", *command], env=env)
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    assert process.wait() == -signal.SIGKILL, "the load ended before it could be killed"
+    assert 0 < json.loads(checkpoint.read_text())["rows_done"] < rows
+
+    status, summary, err = run(capsys, *command, "--resume")
+    assert status == 0, err
+    assert summary is not None and (summary["rows"], summary["written"], summary["failed"]) == (rows, rows, 0)
+    assert 0 < summary["resumed_from_row"] < rows and not checkpoint.exists()
+    with FeatureStoreClient(url) as store:
+        answer = store.read_batch([f"u{i}" for i in range(rows)], ["typed:count"])
+    assert [result.values["typed"]["count"] for result in answer.results] == list(range(rows))
 
 
 def test_a_checkpoint_of_another_input_is_refused(url: str, capsys, tmp_path: Path) -> None:

@@ -134,7 +134,22 @@ def test_an_interrupted_load_from_standard_input_resumes_on_the_same_input(
     assert not checkpoint.exists()
 
 
-def test_a_checkpoint_of_another_version_of_the_file_is_refused(url: str, capsys, tmp_path: Path) -> None:
+def test_json_lines_load_without_the_arrow_extra(url: str, tmp_path: Path) -> None:
+    path = tmp_path / "entities.jsonl"
+    path.write_text("".join(entity_line(i) + "\n" for i in range(25)))
+    blocked = "import sys; sys.modules['pyarrow'] = sys.modules['pandas'] = None; "
+    load = "from feature_store_client.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["--url", url, "load", str(path), "--source", WRITER]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "client")}
+    done = subprocess.run([sys.executable, "-c", blocked + load, *argv], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["written"] == 25
+    assert stored(url, 25) == [{"count": i, "name": f"name-{i}"} for i in range(25)]
+
+
+def test_a_missing_file_or_a_checkpoint_of_another_version_exits_2(url: str, capsys, tmp_path: Path) -> None:
+    status, _, err = run(capsys, "--url", url, "load", str(tmp_path / "nothing.jsonl"))
+    assert status == 2 and "nothing.jsonl" in err and len(err.strip().splitlines()) == 1
     path = tmp_path / "entities.jsonl"
     path.write_text(entity_line(0) + "\n")
     Path(f"{path}.checkpoint.json").write_text(json.dumps({"input": [], "rows_done": 1, "written": 1, "failed": 0}))
