@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bench import peak_rss
 from devservers import ROOT
 from feature_store_client import FeatureStoreClient
 from feature_store_client.cli import main
@@ -163,27 +164,13 @@ RSS_GROWTH_MB = 30
 reading the file whole, as loads once did, added 78 MB for these 17 MB of lines."""
 
 
-PEAK_RSS = """
-import atexit, runpy, sys
-
-def peak():
-    status = open("/proc/self/status").read().splitlines()
-    sys.stderr.write(next(line for line in status if line.startswith("VmHWM:")) + "\\n")
-
-atexit.register(peak)
-sys.argv[0] = "feature-store"
-runpy.run_module("feature_store_client", run_name="__main__")
-"""
-"""The command line, saying its peak RSS as it exits. Its own VmHWM, not wait4's ru_maxrss: that one keeps
-the high-water mark from before the exec, so it would be pytest's RSS at the fork."""
-
-
 def run_measured(argv: list[str]) -> tuple[int, str, float]:
-    """The command line in a process of its own: its exit status, what it printed and its peak RSS in MB."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "client")}
-    done = subprocess.run([sys.executable, "-c", PEAK_RSS, *argv], env=env, capture_output=True, text=True, timeout=500)
-    peak_kb = int(done.stderr.splitlines()[-1].split()[1])
-    return done.returncode, done.stdout, peak_kb / 1024
+    """The command line in a process of its own, as the benchmark runs it: its exit status, what it printed
+    and its own peak RSS in MB (`bench.peak_rss`: wait4's would be pytest's RSS at the fork)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "client"), str(ROOT)])}
+    command = [sys.executable, "-m", "bench.peak_rss", "feature_store_client", *argv]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=500)
+    return done.returncode, done.stdout, peak_rss.peak_rss_mb(done.stderr)
 
 
 @pytest.mark.slow
