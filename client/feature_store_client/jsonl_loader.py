@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from feature_store_client import _core
-from feature_store_client._bulk import encoded_entity, part_limits
+from feature_store_client._bulk import encoded_entity, encoded_size, part_limits
 from feature_store_client.client import FeatureStoreClient
 from feature_store_client.loader import STOP_CODES, Checkpoint, LoadStopped, RateProgress
 from feature_store_client.models import EntityWriteResult, Limits
@@ -69,6 +69,10 @@ def parse_line(number: int, raw: bytes) -> tuple[dict[str, Any], str] | dict[str
         return {"line": number, "entity_value": value, "error": "invalid_number", "detail": str(exc)}
 
 
+def hexdigest(digest: Any) -> str | None:
+    return None if digest is None else str(digest.hexdigest())
+
+
 def line_parts(lines: Iterable[bytes], limits: Limits, start: Position, digest: Any) -> Iterator[LinePart]:
     """The input's lines after `start`, in parts of at most the bulk-write maximum of lines whose entities
     stay under its body limit. `digest` (a hashlib object, or None) takes every byte read."""
@@ -78,9 +82,9 @@ def line_parts(lines: Iterable[bytes], limits: Limits, start: Position, digest: 
     for raw in lines:
         if raw.strip():
             parsed = parse_line(line + 1, raw)
-            size = len(parsed[1]) + 2 if isinstance(parsed, tuple) else 0
+            size = encoded_size(parsed[1]) + 2 if isinstance(parsed, tuple) else 0
             if part.lines >= most or (size and part.bodies and part.size + size > budget):
-                part.end = Position(line, offset, digest and digest.hexdigest())
+                part.end = Position(line, offset, hexdigest(digest))
                 yield part
                 part = LinePart()
             if isinstance(parsed, tuple):
@@ -94,7 +98,7 @@ def line_parts(lines: Iterable[bytes], limits: Limits, start: Position, digest: 
         line, offset = line + 1, offset + len(raw)
         if digest is not None:
             digest.update(raw)
-    part.end = Position(line, offset, digest and digest.hexdigest())
+    part.end = Position(line, offset, hexdigest(digest))
     if part.lines:
         yield part
 
