@@ -58,8 +58,9 @@ def test_a_parquet_file_and_a_directory_round_trip_every_type(url: str, capsys, 
     (tmp_path / "parts").mkdir()
     pq.write_table(table.slice(0, 10), tmp_path / "parts" / "part-0.parquet")
     pq.write_table(table.slice(10), tmp_path / "parts" / "part-1.parquet")
-    status, summary, _ = run(capsys, "--url", url, "load", str(tmp_path / "parts"), "--source", WRITER, "--progress")
+    status, summary, err = run(capsys, "--url", url, "load", str(tmp_path / "parts"), "--source", WRITER, "--progress")
     assert status == 0 and summary is not None and summary["written"] == 25
+    assert "25/25 rows, 0 failed" in err and "rows/s, ETA" in err, "the total from Parquet's metadata"
 
 
 @pytest.mark.backends("sqlite", "dynamodb")
