@@ -158,11 +158,10 @@ def test_a_missing_or_unreadable_file_exits_2(url: str, capsys, tmp_path: Path) 
     assert status == 2 and "--format" in err
 
 
-@pytest.mark.backends("sqlite", "dynamodb")
-@pytest.mark.parametrize("how", ["interrupt", "connection"])
-def test_an_interrupted_load_resumes_and_writes_every_row_once(
-    url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+def resume_after_interruption(
+    url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
+    """Stopped after two parts, by Ctrl-C (`interrupt`) or a lost connection, then resumed."""
     table = typed_table(45).rename_columns(["entity_value", *typed_table(1).column_names[1:]])
     path = tmp_path / "features.parquet"
     pq.write_table(table, path, row_group_size=20)
@@ -183,6 +182,20 @@ def test_an_interrupted_load_resumes_and_writes_every_row_once(
     assert sorted(answered + second.sent) == sorted(f"u{i}" for i in range(45)), "each row sent once"
     assert stored(url, 45) == [expected(i) for i in range(45)]
     assert not (tmp_path / "features.parquet.checkpoint.json").exists()
+
+
+@pytest.mark.backends("sqlite", "dynamodb")
+def test_a_load_stopped_by_ctrl_c_resumes_and_writes_every_row_once(
+    url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resume_after_interruption(url, capsys, tmp_path, monkeypatch, "interrupt")
+
+
+def test_a_load_that_lost_its_connection_resumes_and_writes_every_row_once(
+    url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's side is the same as after Ctrl-C: the embedded store only."""
+    resume_after_interruption(url, capsys, tmp_path, monkeypatch, "connection")
 
 
 def test_a_load_killed_mid_way_resumes_from_its_checkpoint(url: str, capsys, tmp_path: Path) -> None:

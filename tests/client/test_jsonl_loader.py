@@ -81,11 +81,10 @@ def test_lines_that_cannot_be_sent_or_are_refused_fail_alone(url: str, capsys, t
     assert stored(url, 2) == [{"count": 0, "name": "name-0"}, {"count": 1, "name": "name-1"}]
 
 
-@pytest.mark.backends("sqlite", "dynamodb")
-@pytest.mark.parametrize("how", ["interrupt", "connection"])
-def test_an_interrupted_file_load_resumes_and_writes_every_line_once(
-    url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+def resume_after_interruption(
+    url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
+    """Stopped after two parts, by Ctrl-C (`interrupt`) or a lost connection, then resumed."""
     path = tmp_path / "entities.jsonl"
     path.write_text(lines_with_gaps(45))
     command = ["--url", url, "--timeout", "2", "load", str(path), "--source", WRITER, "--concurrency", "1"]
@@ -107,6 +106,20 @@ def test_an_interrupted_file_load_resumes_and_writes_every_line_once(
     assert [json.loads(line)["line"] for line in Path(summary["failures_file"]).read_text().splitlines()] == [36]
     assert stored(url, 45) == [{"count": i, "name": f"name-{i}"} for i in range(45)]
     assert not Path(f"{path}.checkpoint.json").exists()
+
+
+@pytest.mark.backends("sqlite", "dynamodb")
+def test_a_file_load_stopped_by_ctrl_c_resumes_and_writes_every_line_once(
+    url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resume_after_interruption(url, capsys, tmp_path, monkeypatch, "interrupt")
+
+
+def test_a_file_load_that_lost_its_connection_resumes_and_writes_every_line_once(
+    url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's side is the same as after Ctrl-C: the embedded store only."""
+    resume_after_interruption(url, capsys, tmp_path, monkeypatch, "connection")
 
 
 def test_an_interrupted_load_from_standard_input_resumes_on_the_same_input(
