@@ -13,7 +13,7 @@ from api.console import console_routes
 from api.direct import log_request_handler
 from api.errors import register_error_handlers
 from api.openapi import install_openapi
-from api.v1 import admin, earlier, inspect, limits, registry, routes
+from api.v1 import access, admin, earlier, inspect, limits, registry, routes
 from api.v1.routes import BULK_WRITE_PATH
 from components.runtime import Runtime
 from core import VERSION
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         earlier.reads,
         registry.router,
         limits.router,
+        access.router,
         routes.writes,
         earlier.writes,
         routes.probes,

@@ -24,12 +24,13 @@ def presented_key(headers: Headers) -> str | None:
 
 
 class ApiKeyAccess(SecurityBase):
-    """Requires a key with `scope` when AUTH_ENABLED; does nothing otherwise (returns None).
+    """Requires a key with `scope` (None: any valid key or token) when AUTH_ENABLED; does nothing otherwise
+    (returns None).
 
     A SecurityBase so OpenAPI documents the scheme and Swagger UI offers "Authorize".
     """
 
-    def __init__(self, scope: str) -> None:
+    def __init__(self, scope: str | None) -> None:
         self.scope = scope
         self.scheme_name = "ApiKey"
         self.model = APIKey(
@@ -57,6 +58,8 @@ class ApiKeyAccess(SecurityBase):
 
 
 require_read = ApiKeyAccess(SCOPE_READ)
+require_caller = ApiKeyAccess(None)
+"""Any known caller, whatever its scopes: `/access`, where a caller learns what it may do."""
 require_admin = ApiKeyAccess(SCOPE_ADMIN)
 """/warmup: an operator action, so neither readers nor writers may trigger it; EAGER_INIT needs no key."""
 Writer = Annotated[Principal | None, Depends(ApiKeyAccess(SCOPE_WRITE))]

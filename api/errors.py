@@ -9,11 +9,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from api.auth import presented_key
+from api.runtime import runtime_of
 from core.error_envelope import error_code, error_response, exception_response
-from core.exceptions import MAX_LOC_CHARS, FeatureStoreError, InvalidRequest
+from core.exceptions import MAX_LOC_CHARS, FeatureStoreError, InvalidRequest, Unauthorized
 from core.serialization import JSONBytesResponse
+from core.tokens import InvalidToken
 
 logger = logging.getLogger("feature_store.errors")
+REALM = "feature-store"
 
 
 def _field_errors(errors: Any) -> list[dict[str, Any]]:
@@ -43,10 +47,25 @@ def _unparsable_body(cause: BaseException) -> str | None:
     return None
 
 
-async def _feature_store_error(_request: Request, exc: FeatureStoreError) -> JSONBytesResponse:
+def authentication_challenge(request: Request, exc: Unauthorized) -> str:
+    """The `WWW-Authenticate` of a 401. With JWT callers on, RFC 6750's Bearer challenge: no error code when
+    no credential came, else `invalid_token` with the refusal's reason code (an API key sent as a bearer token
+    is one). Without them, the API-key scheme, naming its header."""
+    if runtime_of(request).tokens is None:
+        return f'ApiKey realm="{REALM}", header="X-API-Key"'
+    if presented_key(request.headers) is None:
+        return f'Bearer realm="{REALM}"'
+    reason = exc.reason if isinstance(exc, InvalidToken) else "invalid_api_key"
+    return f'Bearer realm="{REALM}", error="invalid_token", error_description="{reason}"'
+
+
+async def _feature_store_error(request: Request, exc: FeatureStoreError) -> JSONBytesResponse:
     if exc.status_code >= 500:
         logger.error("request failed: %s", exc.message, extra={"error": exc.error})
-    return exception_response(exc)
+    response = exception_response(exc)
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = authentication_challenge(request, exc)
+    return response
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONBytesResponse:

@@ -2,15 +2,15 @@
 
 A plain Starlette route, outside /api/v1 and the OpenAPI document; the request middleware neither logs
 nor counts it (a scrape every few seconds would drown the access log and the request metrics). It needs no
-API key unless METRICS_REQUIRE_KEY=true, and then one with the `admin` scope.
+credential unless METRICS_REQUIRE_KEY=true, and then an API key or a JWT bearer token with the `admin` scope,
+checked as on any admin route.
 """
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.auth import presented_key
-from core.auth import SCOPE_ADMIN
+from api.auth import require_admin
 from core.metrics import metrics
 from core.metrics.prometheus import Prometheus
 
@@ -21,7 +21,7 @@ def metrics_route(path: str, require_key: bool) -> Route:
 
     async def scrape(request: Request) -> Response:
         if require_key:
-            request.app.state.runtime.auth.authenticate(presented_key(request.headers), SCOPE_ADMIN)
+            await require_admin(request)
         body, content_type = exporter.exposition(request.headers.get("accept", ""))
         return Response(body, headers={"content-type": content_type})
 

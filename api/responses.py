@@ -26,13 +26,27 @@ RETRY_AFTER_HEADER: dict[str, Any] = {
     "schema": {"type": "integer"},
 }
 
+WWW_AUTHENTICATE_HEADER: dict[str, Any] = {
+    "description": 'How to authenticate: `Bearer realm="feature-store"` when JWT callers are on (with '
+    '`error="invalid_token"` and the reason code as `error_description` when a credential was refused, '
+    'RFC 6750), else `ApiKey realm="feature-store", header="X-API-Key"`.',
+    "required": True,
+    "schema": {"type": "string"},
+}
+
+
+def _headers(code: int) -> dict[str, Any]:
+    if code in RETRYABLE_STATUSES:
+        return {"Retry-After": RETRY_AFTER_HEADER}
+    if code == 401:
+        return {"WWW-Authenticate": WWW_AUTHENTICATE_HEADER}
+    return {}
+
 
 def errors(*codes: int) -> Responses:
-    """Each status as an `ErrorResponse`; 429 and 503 with `Retry-After`."""
+    """Each status as an `ErrorResponse`; 429 and 503 with `Retry-After`, 401 with `WWW-Authenticate`."""
     return {
-        code: {"model": ErrorResponse, "headers": {"Retry-After": RETRY_AFTER_HEADER}}
-        if code in RETRYABLE_STATUSES
-        else {"model": ErrorResponse}
+        code: {"model": ErrorResponse, "headers": headers} if (headers := _headers(code)) else {"model": ErrorResponse}
         for code in codes
     }
 

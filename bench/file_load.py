@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import peak_rss
 from bench.scenarios import CATEGORIES, FEATURES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,14 +41,15 @@ def write_parquet(path: Path, entities: int) -> None:
 
 
 def run_cli(url: str, path: Path, work: Path) -> dict[str, Any]:
-    """One load by the command line: its summary, wall time, CPU time and peak RSS (from wait4)."""
-    output = work / f"{path.stem}.summary.json"
-    command = [sys.executable, "-m", "feature_store_client", "--url", url, "--timeout", "60", "load", str(path)]
-    command += ["--source", "prediction_service", "--compute-id", "bench-load", "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "client")}
+    """One load by the command line: its summary, wall time, CPU time (from wait4) and peak RSS (its own,
+    `bench.peak_rss`: wait4's would hold this process's RSS at the fork)."""
+    output, errors = work / f"{path.stem}.summary.json", work / f"{path.stem}.stderr.txt"
+    command = [sys.executable, "-m", "bench.peak_rss", "feature_store_client", "--url", url, "--timeout", "60"]
+    command += ["load", str(path), "--source", "prediction_service", "--compute-id", "bench-load", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "client"), str(ROOT)])}
     started = time.perf_counter()
-    with output.open("wb") as out:
-        process = subprocess.Popen(command, cwd=work, env=env, stdout=out)
+    with output.open("wb") as out, errors.open("wb") as err:
+        process = subprocess.Popen(command, cwd=work, env=env, stdout=out, stderr=err)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -58,7 +60,7 @@ def run_cli(url: str, path: Path, work: Path) -> dict[str, Any]:
         "failed": summary["failed"],
         "seconds": round(seconds, 2),
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss.peak_rss_mb(errors.read_text()), 1),
     }
 
 

@@ -1,21 +1,21 @@
-"""Load generators: wrk at a fixed number of connections, hey at a fixed request rate.
+"""Load generators: wrk at a fixed number of connections, `bench/openloop.py` at a fixed request rate.
 
 Each returns the requests the service served (`requests`), how long those still in flight when the
 generator stopped may take to finish (`settle_s`), throughput, latency percentiles and errors.
 
 A request template holds `{id}` where an entity goes; each occurrence gets its own seeded entity
-(consecutive ones from a random start with wrk, from `bench-1` with hey), so a batch of N entity
+(consecutive ones from a random start with wrk, from `bench-1` at a fixed rate), so a batch of N entity
 values reads N distinct entities whenever at least N are seeded.
 """
 
-import csv
-import io
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
-WRK_SCRIPT = Path(__file__).resolve().parent / "wrk.lua"
+ROOT = Path(__file__).resolve().parent.parent
+WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
 
 
 def run_wrk(
@@ -55,39 +55,36 @@ def run_wrk(
     }
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-def fill(template: str, entities: int) -> str:
-    """The template with its `{id}`s replaced by `bench-1`, `bench-2`, ... (wrapping at `entities`)."""
+def fill(template: str, entities: int, first: int = 0) -> str:
+    """The template with its `{id}`s replaced by consecutive seeded entities from `bench-{first + 1}`
+    (wrapping at `entities`)."""
     parts = template.split("{id}")
-    ids = [f"bench-{(index + 1) % entities}" for index in range(len(parts) - 1)]
+    ids = [f"bench-{(first + index + 1) % entities}" for index in range(len(parts) - 1)]
     return "".join(part + value for part, value in zip(parts, [*ids, ""], strict=True))
 
 
-def run_hey(
+def run_open_loop(
     url: str, method: str, path: str, body: str | None, entities: int, rate: float, seconds: float, work: Path
 ) -> dict:
-    """A fixed request rate (hey paces each of its workers); every request is the same one."""
-    workers = max(1, min(8, int(rate // 50) or 1))
-    command = ["hey", "-z", f"{seconds}s", "-c", str(workers), "-q", f"{rate / workers:.2f}", "-o", "csv", "-m", method]
+    """A constant request rate, latency counted from when each request was due (`bench/openloop.py`)."""
+    command = [sys.executable, "-m", "bench.openloop", url, method, path, "--rate", f"{rate:.2f}"]
+    command += ["--seconds", str(seconds), "--entities", str(entities)]
     if body is not None:
         body_file = work / "rate-body.json"
-        body_file.write_text(fill(body, entities))
-        command += ["-T", "application/json", "-D", str(body_file)]
-    command.append(url + fill(path, entities))
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rows = list(csv.DictReader(io.StringIO(output)))
-    latencies = [float(row["response-time"]) * 1000 for row in rows]
-    elapsed = max(float(row["offset"]) for row in rows) if rows else seconds
+        body_file.write_text(body)
+        command += ["--body-file", str(body_file)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    summary = json.loads(output.strip().splitlines()[-1])
     return {
-        "requests": len(rows),  # hey waits for its requests in flight before it reports
+        "requests": summary["requests"],  # the generator waits for its requests in flight before it reports
         "settle_s": 0.0,
-        "rps": len(rows) / max(elapsed, 1e-9),
-        "p50_ms": percentile(latencies, 0.50),
-        "p95_ms": percentile(latencies, 0.95),
-        "p99_ms": percentile(latencies, 0.99),
-        "errors": sum(1 for row in rows if row["status-code"] != "200"),
+        "rps": summary["rps"],
+        "p50_ms": summary["p50_ms"],
+        "p95_ms": summary["p95_ms"],
+        "p99_ms": summary["p99_ms"],
+        "p999_ms": summary["p999_ms"],
+        "errors": summary["errors"],
+        "statuses": summary["statuses"],
+        "send_lag_p99_ms": summary["send_lag_p99_ms"],
     }

@@ -5,11 +5,12 @@
 
 Each server runs as its own process: 1 uvicorn worker pinned to one core with `taskset`, production
 logging (JSON lines at INFO). Throughput, latency and the service's CPU time per request come from wrk
-at fixed concurrency; latency at a fixed request rate (half the measured maximum) from hey. CPU per
+at fixed concurrency; tail latency at a constant request rate (70% of the measured maximum) from an
+open-loop generator (`bench/openloop.py`), each latency counted from when its request was due. CPU per
 request is the figure to compare on a shared machine, where throughput swings between runs. The
 DynamoDB backend runs against a local Dynoxide (its CPU is reported separately) and the Kafka relay
-against a local Tansu broker, both started here. The full run ends with py-spy profiles of the
-DynamoDB-backed service under the `--profile` scenarios.
+against a local Tansu broker, both started here. Each backend's run ends with py-spy profiles of the
+service under the `--profile` scenarios.
 """
 
 import argparse
@@ -35,13 +36,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench import auth_cost, file_load, metrics_cost  # noqa: E402
 from bench.cpu import CpuClock, cpu_seconds, per_request_ms, pinned, service_core  # noqa: E402
-from bench.load import run_hey, run_wrk  # noqa: E402
+from bench.load import run_open_loop, run_wrk  # noqa: E402
 from bench.profiles import print_summary, record_during, summarise  # noqa: E402
 from bench.report import Report, Result, bulk_speedups, cpu_ratios, draw_chart, evaluate_targets, print_report  # noqa: E402
 from bench.scenarios import SCENARIOS, Scenario, bulk_scenario  # noqa: E402
 from devservers import free_port, start_dynoxide, start_tansu  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+RATE_SHARE = 0.7
+"""Tail latency is measured at this share of each scenario's measured maximum throughput: loaded, with
+headroom, as a service is run."""
 
 
 @dataclass
@@ -50,7 +54,7 @@ class Profile:
     duration_s: int
     """Each wrk run (whole seconds)."""
     rate_duration_s: float
-    """Each fixed-rate hey run."""
+    """Each constant-rate run."""
     connections: int
     sequential_requests: int
     idle_s: float
@@ -277,10 +281,10 @@ def measure_backend(
             )
         )
         if scenario.idempotency_keys:
-            continue  # hey sends one request again and again: under one key, all but the first are replays
-        rate = maximum["rps"] / 2
+            continue  # the generator repeats one request: under one key, all but the first would be replays
+        rate = max(maximum["rps"] * RATE_SHARE, 2 / profile.rate_duration_s)  # a few requests, however slow
         at_rate = partial(
-            run_hey,
+            run_open_loop,
             service.url,
             scenario.method,
             scenario.path,
@@ -378,7 +382,7 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         default=None,
-        help="scenarios to profile with py-spy on DynamoDB, comma-separated (full run: read_single,read_batch_50; "
+        help="scenarios to profile with py-spy on each backend, comma-separated (full run: read_single,read_batch_50; "
         "smoke: none; '' for none)",
     )
     args = parser.parse_args()
@@ -390,7 +394,7 @@ def main() -> int:
     unknown = set(profiled) - set(SCENARIOS) | set(chosen) - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenarios to profile: {sorted(unknown)}")
-    for tool in ("wrk", "hey"):
+    for tool in ("wrk",):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed: run scripts/install_test_servers.sh")
     core = service_core()
@@ -444,7 +448,7 @@ def main() -> int:
                 service = measure_backend(backend, env, report, profile, bare.rps, directory, core, store_pid, chosen)
                 if backend == "dynamodb":
                     report.dynamodb_added_latency = dynamodb_added_latency(service, env, profile, directory)
-                    record_profiles(service, backend, profiled, report, profile, args.output, directory)
+                record_profiles(service, backend, profiled, report, profile, args.output, directory)
                 service.stop()
 
             if args.smoke:

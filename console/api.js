@@ -61,14 +61,21 @@ export async function call(path, { method = "GET", body, headers = {}, key = sto
   return { status: response.status, headers: response.headers, body: parsed };
 }
 
-/** What the key (or no key) may do here: probed with harmless reads, since a key's grants are not published. */
-export async function probeAccess() {
-  const open = await call("registry", { key: "", accept: [401, 403] });
-  if (open.status === 200) return { auth: false, read: true, admin: true };
+/** What the key (or no key) may do here, as the service says it (`GET /api/v1/access`). */
+export async function fetchAccess() {
   const key = storedKey();
-  if (!key) return { auth: true, key: false, read: false, admin: false };
-  const read = await call("registry", { accept: [401, 403] });
-  if (read.status === 401) return { auth: true, key: true, valid: false, read: false, admin: false };
-  const admin = await call("admin/dead-letters?limit=1", { accept: [401, 403] });
-  return { auth: true, key: true, valid: true, read: read.status === 200, admin: admin.status === 200 };
+  const answer = await call("access", { accept: [401, 403] });
+  if (answer.status === 401) return { auth: true, key: Boolean(key), valid: false, read: false, write: false, admin: false };
+  if (answer.status === 403) return { auth: true, key: true, valid: true, read: false, write: false, admin: false, grants: null };
+  const grants = answer.body;
+  const scopes = new Set(grants.scopes);
+  return {
+    auth: grants.auth_enabled,
+    key: Boolean(key),
+    valid: true,
+    read: scopes.has("features:read"),
+    write: scopes.has("features:write"),
+    admin: scopes.has("admin"),
+    grants,
+  };
 }

@@ -1,7 +1,7 @@
 // The console's entry: who may do what, the key form, and the page the URL's fragment names
 // (#entity?entity_type=…&id=…, #registry, #pipeline), so every view can be linked and reloaded.
 
-import { ApiError, keepKey, probeAccess } from "./api.js";
+import { ApiError, fetchAccess, keepKey } from "./api.js";
 import { el, replace } from "./dom.js";
 import { entityHash, entityParams, lookUp, showEntityTypes } from "./entity.js";
 import { showPipeline } from "./pipeline.js";
@@ -29,13 +29,26 @@ function showAccess() {
     replace(area, "An API key is needed.");
     return;
   }
-  const may = [access.read ? "read features" : "not read features", access.admin ? "admin" : "no admin"];
   replace(
     area,
-    el("span", { id: "key-grants" }, `Key: may ${may.join(", ")}`),
+    el("span", { id: "key-grants" }, describeGrants(access)),
     " ",
     el("button", { type: "button", class: "link", id: "forget-key", onclick: forgetKey }, "Forget key"),
   );
+}
+
+/** What the key may do, in one line: `Key writer: may read features; write user_features as backfill; no admin`. */
+function describeGrants(access) {
+  const grants = access.grants;
+  if (!grants) return "Token: valid, but no grant applies to it (403).";
+  const who = `${grants.kind === "jwt" ? "Token" : "Key"} ${grants.name}`;
+  let write = "not write";
+  if (access.write) {
+    const categories = grants.categories === null ? "every category" : grants.categories.join(", ") || "no category";
+    write = `write ${categories}${grants.sources.length ? ` as ${grants.sources.join(", ")}` : ""}`;
+  }
+  const may = [access.read ? "read features" : "not read features", write, access.admin ? "admin" : "no admin"];
+  return `${who}: may ${may.join("; ")}`;
 }
 
 async function forgetKey() {
@@ -46,10 +59,10 @@ async function forgetKey() {
 
 async function refreshAccess() {
   try {
-    access = await probeAccess();
+    access = await fetchAccess();
   } catch (error) {
     replace(document.getElementById("access"), error instanceof ApiError ? error.message : String(error));
-    access = { auth: true, key: false, read: false, admin: false };
+    access = { auth: true, key: false, valid: false, read: false, write: false, admin: false };
   }
   showAccess();
   await route();

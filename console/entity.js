@@ -1,5 +1,6 @@
-// The entity page: every category the registry knows for the entity type, in its state, with its features
-// and metadata, and the same read as curl and Python.
+// The entity page: every category the registry knows for the entity type (without a registry file, every
+// category stored for the entity), in its state, with its features and metadata, and the same read as curl
+// and Python.
 
 import { ApiError, SERVICE_URL, call } from "./api.js";
 import { duration, el, renderValue, replace, setStatus } from "./dom.js";
@@ -60,7 +61,9 @@ export async function lookUp(registry, withKey) {
   const counts = {};
   for (const [, found] of categories) counts[found.state] = (counts[found.state] || 0) + 1;
   const summary = Object.keys(STATES).filter((state) => counts[state]).map((state) => `${counts[state]} ${state}`);
-  setStatus(status, `${entityType} ${entityId}: ${categories.length} categories, ${summary.join(", ") || "none"} (${elapsed} ms).`);
+  const listed = answer.listed === "store" ? "stored (no registry file)" : "in the registry";
+  const found = categories.length ? summary.join(", ") : "nothing is stored for this entity";
+  setStatus(status, `${entityType} ${entityId}: ${categories.length} ${categories.length === 1 ? "category" : "categories"} ${listed}, ${found} (${elapsed} ms).`);
   replace(
     result,
     snippets(entityType, entityId, categories.map(([name]) => name), withKey),

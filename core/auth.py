@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
 
 from core.exceptions import Forbidden, RateLimited, Unauthorized
+from core.file_lines import at_line
 from core.ratelimit import RateLimiter
 from core.settings import Settings, split_csv
 
@@ -76,6 +77,8 @@ class Principal:
     """None: every allowed category."""
     actor: str = ""
     """Who is acting, as the audit trail records it: `key:<name>`, or a token's `sub:<subject> client:<id>`."""
+    kind: Literal["api_key", "jwt"] = "api_key"
+    """How the caller proved who it is."""
 
     def may_write(self, category: str) -> bool:
         return self.categories is None or category in self.categories
@@ -89,30 +92,52 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def _describe(exc: ValidationError) -> str:
-    """Field errors without the offending input: a misplaced key or digest must not reach the log."""
+def _describe(exc: ValidationError, text: str) -> str:
+    """Field errors with their line, without the offending input: a misplaced key or digest must not reach
+    the log."""
     return "; ".join(
-        f"entry {'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors(include_input=False)
+        f"{at_line(text, error['loc'])}entry {'.'.join(map(str, error['loc']))}: {error['msg']}"
+        for error in exc.errors(include_input=False)
     )
 
 
-def load_entries(path: str | Path) -> list[KeyEntry]:
-    """Read and check `API_KEYS_FILE`; any problem is a ValueError naming the file and what is wrong."""
+def load_entries(path: str | Path, allowed_categories: Iterable[str] | None = None) -> list[KeyEntry]:
+    """Read and check `API_KEYS_FILE` (and, when given, that every category it names is allowed); any problem
+    is a ValueError naming the file, the line and what is wrong."""
     path = Path(path)
+    text = ""
     try:
         text = path.read_text(encoding="utf-8")
         raw = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
         entries = _ENTRIES.validate_python(raw)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        reason = _describe(exc) if isinstance(exc, ValidationError) else exc
+        reason = _describe(exc, text) if isinstance(exc, ValidationError) else exc
         raise ValueError(f"API_KEYS_FILE {path}: cannot load keys: {reason}") from None
     if not entries:
         raise ValueError(f"API_KEYS_FILE {path} holds no keys")
     for attribute in ("name", "sha256"):
-        values = [getattr(entry, attribute) for entry in entries]
-        if len(set(values)) != len(values):
-            raise ValueError(f"API_KEYS_FILE {path}: two keys share a {attribute}")
+        seen: set[str] = set()
+        for index, entry in enumerate(entries):
+            if (value := getattr(entry, attribute)) in seen:
+                where = at_line(text, (index, attribute))
+                raise ValueError(f"API_KEYS_FILE {path}: {where}entry {index}: two keys share a {attribute}")
+            seen.add(value)
+    if allowed_categories is not None:
+        allowed = frozenset(allowed_categories)
+        for index, entry in enumerate(entries):
+            if problem := _unknown_categories(entry, allowed):
+                raise ValueError(f"API_KEYS_FILE {path}: {at_line(text, (index, 'categories'))}{problem}")
     return entries
+
+
+def _unknown_categories(entry: KeyEntry, allowed: frozenset[str]) -> str | None:
+    unknown = set(entry.categories) - allowed - {ANY_CATEGORY}
+    if not unknown:
+        return None
+    return (
+        f"key {entry.name!r} names categories not allowed (ALLOWED_CATEGORIES or the feature registry): "
+        f"{sorted(unknown)}"
+    )
 
 
 class Authenticator:
@@ -124,12 +149,8 @@ class Authenticator:
         allowed = frozenset(allowed_categories)
         self._by_digest: dict[str, Principal] = {}
         for entry in entries:
-            unknown = set(entry.categories) - allowed - {ANY_CATEGORY}
-            if unknown:
-                raise ValueError(
-                    f"key {entry.name!r} names categories not allowed (ALLOWED_CATEGORIES or the feature registry): "
-                    f"{sorted(unknown)}"
-                )
+            if problem := _unknown_categories(entry, allowed):
+                raise ValueError(problem)
             categories = None if ANY_CATEGORY in entry.categories else frozenset(entry.categories)
             self._by_digest[entry.sha256] = Principal(
                 entry.name, frozenset(entry.scopes), tuple(entry.sources), categories, f"key:{entry.name}"
@@ -142,7 +163,8 @@ class Authenticator:
     ) -> "Authenticator":
         """`allowed_categories`: the categories keys may name; ALLOWED_CATEGORIES when not given.
         `grant_names`: the JWT grants, rate-limited like keys. Without API_KEYS_FILE only tokens get in."""
-        entries = load_entries(settings.api_keys_file) if settings.api_keys_file else []
+        allowed = settings.allowed_categories if allowed_categories is None else allowed_categories
+        entries = load_entries(settings.api_keys_file, allowed) if settings.api_keys_file else []
         limiter = None
         if settings.rate_limit_per_second > 0:
             limiter = RateLimiter(
@@ -150,9 +172,9 @@ class Authenticator:
                 settings.rate_limit_per_second,
                 settings.rate_limit_burst,
             )
-        return cls(entries, settings.allowed_categories if allowed_categories is None else allowed_categories, limiter)
+        return cls(entries, allowed, limiter)
 
-    def authenticate(self, presented: str | None, scope: str) -> Principal:
+    def authenticate(self, presented: str | None, scope: str | None) -> Principal:
         if not presented or len(presented) > MAX_KEY_CHARS:
             raise Unauthorized("an API key is required: send it as X-API-Key or Authorization: Bearer")
         principal = self._by_digest.get(hash_key(presented))
@@ -160,10 +182,11 @@ class Authenticator:
             raise Unauthorized("the API key is not valid")
         return self.authorise(principal, scope)
 
-    def authorise(self, principal: Principal, scope: str) -> Principal:
-        """The scope and the rate of a known caller (a key's, or a token's through its grants)."""
-        if scope not in principal.scopes:
-            caller = f"key {principal.name!r}" if principal.actor.startswith("key:") else f"grants {principal.name!r}"
+    def authorise(self, principal: Principal, scope: str | None) -> Principal:
+        """The scope and the rate of a known caller (a key's, or a token's through its grants); `scope` None:
+        any known caller (e.g. asking what it may do)."""
+        if scope is not None and scope not in principal.scopes:
+            caller = f"key {principal.name!r}" if principal.kind == "api_key" else f"grants {principal.name!r}"
             raise Forbidden(f"{caller} lacks the {scope!r} scope")
         # A token matching several grants is limited by its first grant's bucket (names hold no comma).
         if self.limiter is not None and (wait := self.limiter.acquire(principal.name.partition(",")[0])):

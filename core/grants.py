@@ -112,5 +112,10 @@ class Grants:
                 categories = None if ANY_CATEGORY in entry.categories else categories | set(entry.categories)
         name = ",".join(entry.name for entry in matching)
         return Principal(
-            name, frozenset(scopes), tuple(sources), None if categories is None else frozenset(categories), actor
+            name,
+            frozenset(scopes),
+            tuple(sources),
+            None if categories is None else frozenset(categories),
+            actor,
+            kind="jwt",
         )

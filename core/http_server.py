@@ -23,7 +23,6 @@ import asyncio
 import functools
 import logging
 import uuid
-import weakref
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -33,6 +32,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from core.exceptions import BadRequest, FeatureStoreError, HeadersTooLarge, Overloaded, RequestTimeout, UriTooLong
 from core.metrics import metrics
+from core.pauses import EventLoopLag
 from core.serialization import dumps
 from core.settings import Settings
 
@@ -69,38 +69,6 @@ class ConnectionLimits:
     @property
     def max_head_bytes(self) -> int:
         return self.max_url_bytes + self.max_header_bytes + HEAD_SLACK_BYTES
-
-
-class EventLoopLag:
-    """How late the event loop runs a timer due every `interval` seconds: how long a request arriving now
-    waits before any of its code runs. One per event loop (a worker process has one)."""
-
-    interval = 0.01
-    _of_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, EventLoopLag]" = weakref.WeakKeyDictionary()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.last_seconds = 0.0
-        self._schedule()
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> "EventLoopLag":
-        if loop not in cls._of_loop:
-            cls._of_loop[loop] = cls(loop)
-        return cls._of_loop[loop]
-
-    def _schedule(self) -> None:
-        self.due = self.loop.time() + self.interval
-        self.loop.call_at(self.due, self._tick)
-
-    def _tick(self) -> None:
-        self.last_seconds = self.loop.time() - self.due
-        self._schedule()
-
-    @property
-    def seconds(self) -> float:
-        """The lag the last timer found, or the current one's if it is already later than that."""
-        return max(self.last_seconds, self.loop.time() - self.due)
 
 
 class _Refused(Exception):

@@ -10,6 +10,8 @@ MAX_INT = 2**64 - 1
 
 dumps = orjson.dumps
 loads = orjson.loads
+RawJSON = orjson.Fragment
+"""JSON already encoded, which `dumps` writes as it is."""
 
 
 class JSONBytesResponse(Response):

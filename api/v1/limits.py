@@ -30,6 +30,7 @@ def limits_of(settings: Settings) -> dict[str, int]:
         "max_entity_value_bytes": MAX_ENTITY_VALUE_BYTES,
         "max_batch_write_entities": settings.max_batch_write_entities,
         "max_batch_write_body_bytes": settings.max_batch_write_body_bytes,
+        "max_event_time_ahead_seconds": settings.max_event_time_ahead_seconds,
     }
 
 

@@ -84,19 +84,29 @@ def encoded_entity(body: Mapping[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def encoded_size(text: str) -> int:
+    """The bytes JSON text takes as sent: UTF-8, where a character outside ASCII takes two to four."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def part_limits(limits: Limits) -> tuple[int, int]:
+    """The most entities of one bulk-write part, and the bytes their JSON text may take in it."""
+    most = limits.max_batch_write_entities or DEFAULT_BATCH_WRITE_ENTITIES
+    return most, max((limits.max_batch_write_body_bytes or limits.max_body_bytes) - BATCH_BODY_OVERHEAD, 1)
+
+
 def split_entities(
     bodies: Sequence[Mapping[str, Any]], limits: Limits, encoded: Sequence[str] | None = None
 ) -> list[list[int]]:
     """Indices of `bodies` in parts of at most the service's bulk-write maximum of entities, whose bodies
     stay under its bulk-write body limit, in order. An entity too large on its own goes alone (and the
     service answers it 413). `encoded`: the bodies' JSON text, when already made."""
-    most = limits.max_batch_write_entities or DEFAULT_BATCH_WRITE_ENTITIES
-    budget = max((limits.max_batch_write_body_bytes or limits.max_body_bytes) - BATCH_BODY_OVERHEAD, 1)
+    most, budget = part_limits(limits)
     parts: list[list[int]] = []
     current: list[int] = []
     size = 0
     for index, body in enumerate(bodies):
-        body_size = (len(json.dumps(body, default=str)) if encoded is None else len(encoded[index])) + 2
+        body_size = (len(json.dumps(body, default=str)) if encoded is None else encoded_size(encoded[index])) + 2
         if current and (len(current) >= most or size + body_size > budget):
             parts.append(current)
             current, size = [], 0

@@ -8,12 +8,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import BaseModel
 
-from feature_store_client import _core, loader
+from feature_store_client import jsonl_loader, loader
 from feature_store_client._core import DEFAULT_ENTITY_TYPE, DEFAULT_TIMEOUT
 from feature_store_client._version import __version__
 from feature_store_client.client import FeatureStoreClient
@@ -85,10 +84,11 @@ def parser() -> argparse.ArgumentParser:
         help="bulk write from a Parquet, CSV or JSON Lines file",
         description="Parquet (a file or a directory of them) and CSV (a header row): one row one entity, its "
         "value in --entity-column, features in columns named CATEGORY:FEATURE (or mapped with --category), "
-        "read by record batches and resumable with --resume. JSON Lines: each line one entity: "
+        "read by record batches. JSON Lines: each line one entity: "
         '{"entity_value": "u1", "categories": {"user_features": {"age": 30}}, "meta": {"event_time": "..."}} '
-        '(or "feature_list" as the API takes it; "meta" optional, overriding the shared options). Written '
-        "through POST /api/v1/items/batch in parts of the service's published maximum. Rows or lines that "
+        '(or "feature_list" as the API takes it; "meta" optional, overriding the shared options), read a '
+        "part at a time. Written through POST /api/v1/items/batch in parts of the service's published "
+        "maximum, several in flight; every format is resumable with --resume. Rows or lines that "
         "cannot be sent, and entities the service refuses, are reported with their numbers in the failures "
         "file; the summary goes to standard output; exit status 1 when anything failed.",
     )
@@ -109,9 +109,16 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--column-types", metavar="NAME=TYPE[,...]", help="CSV: column types instead of inference")
     load.add_argument("--nulls", choices=["omit", "null"], default="omit", help="Parquet/CSV: null values")
     load.add_argument("--decimals", choices=["float", "string"], default="float", help="Parquet/CSV: decimals")
-    load.add_argument("--concurrency", type=int, help="Parquet/CSV: parts in flight")
+    load.add_argument("--concurrency", type=int, help="parts in flight")
     load.add_argument(
-        "--resume", action="store_true", help="Parquet/CSV: continue from PATH.checkpoint.json after an interruption"
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint after an interruption (standard input: send the same input again)",
+    )
+    load.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help=f"where the checkpoint is kept (default: PATH.checkpoint.json; {jsonl_loader.STDIN_CHECKPOINT} for '-')",
     )
     load.add_argument("--source")
     load.add_argument("--compute-id")
@@ -120,7 +127,8 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--failures",
         metavar="PATH",
-        help="where failed lines are written, as JSON Lines (default: PATH.failures.jsonl)",
+        help=f"where failed lines are written, as JSON Lines (default: PATH.failures.jsonl; "
+        f"{jsonl_loader.STDIN_FAILURES} for '-')",
     )
     load.add_argument(
         "--progress",
@@ -190,116 +198,14 @@ def write_categories(args: argparse.Namespace, stdin: TextIO) -> dict[str, dict[
     return categories
 
 
-class Progress:
-    """A one-line progress bar on a terminal: lines done (answered, or found invalid) of the total, and how
-    many failed."""
-
-    WIDTH = 30
-
-    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
-        self.total = total
-        self.stream = stream
-        self.enabled = enabled and total > 0
-        self.done = 0
-        self.failed = 0
-
-    def update(self, done: int, failed: int) -> None:
-        self.done += done
-        self.failed += failed
-        if self.enabled:
-            filled = self.WIDTH * self.done // self.total
-            bar = "#" * filled + "." * (self.WIDTH - filled)
-            self.stream.write(f"\r[{bar}] {self.done}/{self.total} lines, {self.failed} failed")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-LOAD_WINDOW_PARTS = 16
-"""Parts of the service's bulk-write maximum read, parsed and sent at a time, so a large file is never held parsed."""
-
-
-def parse_line(number: int, text: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(the entity as sent, None), or (None, the failure to report) for a line that is not one."""
-    try:
-        entity = json.loads(text)
-    except ValueError as exc:
-        return None, {"line": number, "error": "invalid_json", "detail": str(exc)}
-    try:
-        return _core.entity_body(entity), None
-    except ValueError as exc:
-        value = entity.get("entity_value") if isinstance(entity, dict) else None
-        return None, {"line": number, "entity_value": value, "error": "invalid_entity", "detail": str(exc)}
-
-
 def load(args: argparse.Namespace, client: FeatureStoreClient, stdin: TextIO) -> tuple[dict[str, Any], int]:
     fmt = loader.input_format(args.path, args.format)
-    if fmt != "jsonl":
-        try:
-            return loader.load_file(args, client, fmt)
-        except (ImportError, ValueError, OSError) as exc:
-            raise ValueError(" ".join(str(exc).split())) from exc  # the reason on one line
-    if args.resume:
-        raise ValueError("--resume reads Parquet or CSV; a JSON Lines load starts over")
-    if args.path == "-":
-        lines = stdin.read().splitlines()
-    else:
-        lines = Path(args.path).read_text(encoding="utf-8").splitlines()
-    numbered = [(number, text) for number, text in enumerate(lines, 1) if text.strip()]
-    failures_path = Path(
-        args.failures or ("load-failures.jsonl" if args.path == "-" else f"{args.path}.failures.jsonl")
-    )
-    limits = client.limits()
-    window = LOAD_WINDOW_PARTS * (limits.max_batch_write_entities or _core.DEFAULT_BATCH_WRITE_ENTITIES)
-    progress = Progress(len(numbered), sys.stderr, sys.stderr.isatty() if args.progress is None else args.progress)
-    failures: list[dict[str, Any]] = []
-    written = failed = invalid = 0
-    for start in range(0, len(numbered), window):
-        batch = numbered[start : start + window]
-        entities: list[tuple[int, dict[str, Any]]] = []
-        for number, text in batch:
-            body, failure = parse_line(number, text)
-            if body is not None:
-                entities.append((number, body))
-            elif failure is not None:
-                failures.append(failure)
-        invalid += len(batch) - len(entities)
-        progress.update(len(batch) - len(entities), len(batch) - len(entities))
-        if not entities:
-            continue
-        answer = client.write_batch(
-            [body for _, body in entities],
-            args.entity_type,
-            source=args.source,
-            compute_id=args.compute_id,
-            ttl=args.ttl,
-            event_time=args.event_time,
-            on_part=progress.update,
-            request_id=args.request_id,
-        )
-        written += answer.written
-        failed += answer.failed
-        for (number, _), result in zip(entities, answer.results, strict=True):
-            if result.error is not None:
-                failures.append({"line": number, "entity_value": result.entity_value, **result.error.model_dump()})
-    progress.close()
-    failures.sort(key=lambda failure: failure["line"])
-    if failures:
-        with failures_path.open("w", encoding="utf-8") as file:
-            file.writelines(json.dumps(failure, ensure_ascii=False) + "\n" for failure in failures)
-    elif failures_path.exists():
-        failures_path.unlink()  # a previous run's failures would read as this run's
-    summary = {
-        "lines": len(numbered),
-        "written": written,
-        "failed": failed,
-        "invalid_lines": invalid,
-        "failures_file": str(failures_path) if failures else None,
-    }
-    return summary, 1 if failures else 0
+    try:
+        if fmt == "jsonl":
+            return jsonl_loader.load_lines(args, client, stdin)
+        return loader.load_file(args, client, fmt)
+    except (ImportError, ValueError, OSError) as exc:
+        raise ValueError(" ".join(str(exc).split())) from exc  # the reason on one line
 
 
 def run(args: argparse.Namespace, client: FeatureStoreClient, stdin: TextIO) -> tuple[Any, int]:

@@ -1,6 +1,7 @@
 """`feature-store load` of Parquet and CSV files: read by record batches (memory stays bounded whatever the
 file's size), written with `write_dataframe`, and resumable: after each part answered in order, a
-checkpoint beside the input records how many rows are done, so `--resume` continues from there."""
+checkpoint beside the input records how many rows are done, so `--resume` continues from there. The
+checkpoint, the progress bar and the codes that stop a load serve JSON Lines loads too (`jsonl_loader`)."""
 
 import argparse
 import json
@@ -108,12 +109,20 @@ def fingerprint(path: str) -> list[list[Any]]:
 
 
 class Checkpoint:
-    """`PATH.checkpoint.json`: the rows done so far, their counts, and the input they were read from."""
+    """A load's checkpoint file (`PATH.checkpoint.json` by default): the rows done so far, their counts,
+    what the input's format adds (`extra`: JSON Lines' line, byte offset and invalid lines), and the input
+    they were read from."""
 
-    def __init__(self, input_path: str) -> None:
-        self.path = Path(f"{input_path.rstrip('/')}.checkpoint.json")
-        self.input = fingerprint(input_path)
+    def __init__(self, path: Path, input_identity: Any) -> None:
+        self.path = path
+        self.input = input_identity
         self.rows_done = self.written = self.failed = 0
+        self.extra: dict[str, Any] = {}
+
+    @classmethod
+    def beside(cls, input_path: str, path: str | None) -> "Checkpoint":
+        """The checkpoint of a file or directory: at `path`, or beside it."""
+        return cls(Path(path or f"{input_path.rstrip('/')}.checkpoint.json"), fingerprint(input_path))
 
     def resume(self) -> None:
         if not self.path.exists():
@@ -122,9 +131,12 @@ class Checkpoint:
         if saved.get("input") != self.input:
             raise ValueError(f"{self.path} was written for another version of the input; delete it to start over")
         self.rows_done, self.written, self.failed = saved["rows_done"], saved["written"], saved["failed"]
+        self.extra = saved.get("extra", {})
 
     def save(self) -> None:
         state = {"input": self.input, "rows_done": self.rows_done, "written": self.written, "failed": self.failed}
+        if self.extra:
+            state["extra"] = self.extra
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state), encoding="utf-8")
         os.replace(temporary, self.path)
@@ -134,15 +146,17 @@ class Checkpoint:
 
 
 class RateProgress:
-    """A one-line progress bar on a terminal: rows done (of the total when known), rows/s and the ETA."""
+    """A one-line progress bar on a terminal: rows (or lines) done, of the total when known, their rate and
+    the ETA."""
 
     WIDTH = 30
 
-    def __init__(self, total: int | None, first_row: int, stream: TextIO, enabled: bool) -> None:
+    def __init__(self, total: int | None, first_row: int, stream: TextIO, enabled: bool, unit: str = "rows") -> None:
         self.total = total
         self.first_row = first_row
         self.stream = stream
         self.enabled = enabled
+        self.unit = unit
         self.started = time.monotonic()
 
     def update(self, rows_done: int, failed: int) -> None:
@@ -150,12 +164,13 @@ class RateProgress:
             return
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = (rows_done - self.first_row) / elapsed
-        line = f"{rows_done} rows, {failed} failed, {rate:,.0f} rows/s"
+        unit = self.unit
+        line = f"{rows_done} {unit}, {failed} failed, {rate:,.0f} {unit}/s"
         if self.total:
             filled = self.WIDTH * min(rows_done, self.total) // self.total
             eta = (self.total - rows_done) / rate if rate else 0
-            line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {rows_done}/{self.total} rows, {failed} failed, "
-            line += f"{rate:,.0f} rows/s, ETA {eta:,.0f}s"
+            line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {rows_done}/{self.total} {unit}, {failed} failed, "
+            line += f"{rate:,.0f} {unit}/s, ETA {eta:,.0f}s"
         self.stream.write(f"\r{line}")
         self.stream.flush()
 
@@ -185,7 +200,7 @@ def load_file(args: argparse.Namespace, client: FeatureStoreClient, fmt: str) ->
         raise ValueError(f"{fmt} is read from a file, not standard input")
     categories = category_columns(args.category)
     batches, total = open_input(args.path, fmt, args.column_types, args.entity_column)
-    checkpoint = Checkpoint(args.path)
+    checkpoint = Checkpoint.beside(args.path, args.checkpoint)
     if args.resume:
         checkpoint.resume()
     resumed_from = checkpoint.rows_done

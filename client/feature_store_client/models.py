@@ -235,3 +235,5 @@ class Limits(_Model):
     """Most entities in one bulk write; None from a service that does not publish it."""
     max_batch_write_body_bytes: int | None = None
     """Largest bulk-write body; None from a service that does not publish it (`max_body_bytes` then holds)."""
+    max_event_time_ahead_seconds: int | None = None
+    """How far ahead of the service's clock an `event_time` may be; None from a service that does not publish it."""

@@ -20,7 +20,7 @@ from core.serialization import JSONBytesResponse, dumps
 
 def _items(result: EntityFeatures) -> dict[str, Any]:
     return {
-        category: {"features": {"data": stored.data, "metadata": stored.metadata}}
+        category: {"features": {"data": stored.response_data, "metadata": stored.metadata}}
         for category, stored in result.items.items()
     }
 
@@ -33,7 +33,7 @@ class FeatureController:
         self, entity_value: str, category: str, entity_type: str, max_age_seconds: float | None = None
     ) -> JSONBytesResponse:
         stored = await self.service.read_category(entity_type, entity_value, category, max_age_seconds)
-        features = {"data": stored.data, "metadata": stored.metadata}
+        features = {"data": stored.response_data, "metadata": stored.metadata}
         body = {entity_type: entity_value, "category": category, "features": features}
         return JSONBytesResponse(dumps(body))
 
@@ -43,12 +43,13 @@ class FeatureController:
             category: {
                 "state": found.state,
                 "max_age_seconds": found.max_age_seconds,
-                "data": found.stored.data if found.stored is not None else None,
+                "data": found.stored.response_data if found.stored is not None else None,
                 "metadata": found.stored.metadata if found.stored is not None else None,
             }
             for category, found in inspected.items()
         }
-        body = {"entity_type": entity_type, "entity_value": entity_value, "categories": categories}
+        listed = "store" if self.service.registry.is_open else "registry"
+        body = {"entity_type": entity_type, "entity_value": entity_value, "listed": listed, "categories": categories}
         return JSONBytesResponse(dumps(body))
 
     async def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:

@@ -3,6 +3,8 @@
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
 from components.events.events import feature_available_event
 from components.events.outbox import OutboxRelay
@@ -17,6 +19,7 @@ from components.features.records import (
     WriteOutcome,
 )
 from components.features.store.base import (
+    TOMBSTONE,
     CategoryWrite,
     EntityWrite,
     Idempotency,
@@ -32,49 +35,67 @@ from core.timeutils import isoformat
 from core.tracing import tracing
 
 
-def _age_seconds(stored: StoredCategory, now: float) -> float | None:
+@lru_cache(maxsize=4096)
+def _epoch(timestamp: str) -> float:
+    """An ISO 8601 time as epoch seconds. Cached: the categories of one write, and every entity of a bulk
+    write, carry the same time."""
+    return datetime.fromisoformat(timestamp).timestamp()
+
+
+def _age_seconds(metadata: Mapping[str, Any], now: float) -> float | None:
     """Seconds since the data's `event_time` (the write time when none was given); None if unknown."""
-    event_time = stored.metadata.get("event_time") or stored.metadata.get("updated_at")
+    event_time = metadata.get("event_time") or metadata.get("updated_at")
     try:
-        return now - datetime.fromisoformat(event_time).timestamp() if isinstance(event_time, str) else None
+        return now - _epoch(event_time) if type(event_time) is str else None
     except ValueError:
         return None
 
 
 def _served(stored: StoredCategory | None, now: float, max_age: float | None = None) -> StoredCategory | None:
-    """The category as read, its metadata with `age_seconds`; None when absent, deleted, expired, or
+    """The category as read, `age_seconds` added to its metadata; None when absent, deleted, expired, or
     older than the read allows (`max_age_seconds`)."""
-    if stored is None or is_tombstone(stored):
+    if stored is None:
         return None
-    if stored.expires_at_epoch is not None and now >= stored.expires_at_epoch:
+    metadata = stored.metadata
+    if TOMBSTONE in metadata:
         return None
-    age = _age_seconds(stored, now)
+    expires = stored.expires_at_epoch
+    if expires is not None and now >= expires:
+        return None
+    age = _age_seconds(metadata, now)
     if max_age is not None and (age is None or age > max_age):
         return None
-    metadata = {**stored.metadata, "age_seconds": round(age, 6) if age is not None else None}
-    return StoredCategory(stored.data, metadata, stored.expires_at_epoch)
+    metadata["age_seconds"] = round(age, 6) if age is not None else None
+    return stored
 
 
 def _project(
     stored: Mapping[str, StoredCategory], selection: FeatureSelection, now: float, max_age: float | None = None
 ) -> EntityFeatures:
-    result = EntityFeatures()
-    unavailable = set(selection.not_whitelisted)
+    """What a read serves of one entity: whole categories as stored, named features picked out of theirs."""
+    items: dict[str, StoredCategory] = {}
+    unavailable = list(selection.not_whitelisted)
     missing_features: list[str] = []
     for category, names in selection.wanted.items():
         found = _served(stored.get(category), now, max_age)
         if found is None:
-            unavailable.add(category)
-            continue
-        if names is None:
-            result.items[category] = found
-            continue
-        data = found.data
-        result.items[category] = StoredCategory({name: data[name] for name in names if name in data}, found.metadata)
-        missing_features.extend(f"{category}:{name}" for name in names if name not in data)
-    result.unavailable_categories = sorted(unavailable)
-    result.unavailable_features = sorted(missing_features)
-    return result
+            unavailable.append(category)
+        elif names is None:
+            items[category] = found
+        else:
+            data = found.data
+            if len(data) <= len(names) and names.issuperset(data):
+                items[category] = found  # every stored feature named: served whole, as stored
+                served = len(data)
+            else:
+                picked = {name: data[name] for name in names if name in data}
+                items[category] = StoredCategory(picked, found.metadata)
+                served = len(picked)
+            if served < len(names):
+                missing_features.extend(f"{category}:{name}" for name in names if name not in data)
+    unavailable.sort()
+    missing_features.sort()
+    return EntityFeatures(items, unavailable, missing_features)
 
 
 def _report_ages(entity_type: str, results: Sequence[EntityFeatures]) -> None:
@@ -93,15 +114,15 @@ def _inspected(stored: StoredCategory | None, now: float, max_age: int | None) -
     """The state a person debugging a read wants: why a category is or is not served, and what it holds."""
     if stored is None:
         return InspectedCategory("absent", None, max_age)
-    age = _age_seconds(stored, now)
-    shown = StoredCategory(stored.data, {**stored.metadata, "age_seconds": round(age, 6) if age is not None else None})
+    age = _age_seconds(stored.metadata, now)
+    stored.metadata["age_seconds"] = round(age, 6) if age is not None else None
     if is_tombstone(stored):
-        return InspectedCategory("erased", shown, max_age)
+        return InspectedCategory("erased", stored, max_age)
     if stored.expires_at_epoch is not None and now >= stored.expires_at_epoch:
-        return InspectedCategory("expired", shown, max_age)
+        return InspectedCategory("expired", stored, max_age)
     if max_age is not None and (age is None or age > max_age):
-        return InspectedCategory("stale", shown, max_age)
-    return InspectedCategory("fresh", shown, max_age)
+        return InspectedCategory("stale", stored, max_age)
+    return InspectedCategory("fresh", stored, max_age)
 
 
 class FeatureFlows:
@@ -137,11 +158,16 @@ class FeatureFlows:
         return None
 
     async def inspect(
-        self, entity_type: EntityType, entity_value: str, max_ages: Mapping[str, int | None]
+        self, entity_type: EntityType, entity_value: str, max_ages: Mapping[str, int | None] | None
     ) -> dict[str, InspectedCategory]:
-        """Every category of `max_ages` (each with the registry's freshness bound) in its state. No operation
-        metric: a person's lookup, not a model's read, so it stays out of the read latencies."""
-        stored = await self.store.read(entity_type, entity_value, dict.fromkeys(max_ages)) if max_ages else {}
+        """Every category of `max_ages` (each with the registry's freshness bound) in its state; None: every
+        category stored for the entity, with no bound. No operation metric: a person's lookup, not a model's
+        read, so it stays out of the read latencies."""
+        if max_ages is None:
+            stored = await self.store.read_entity(entity_type, entity_value)
+            max_ages = dict.fromkeys(sorted(stored))
+        else:
+            stored = await self.store.read(entity_type, entity_value, dict.fromkeys(max_ages)) if max_ages else {}
         now = self.clock()
         return {category: _inspected(stored.get(category), now, max_age) for category, max_age in max_ages.items()}
 

@@ -5,7 +5,6 @@ without importing each other.
 """
 
 import re
-import unicodedata
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 """Category and feature names: letters, digits, `_`, `.`, `-`; 1 to 128 characters."""
@@ -29,6 +28,11 @@ MAX_META_TEXT = 256
 """`source` and `compute_id`."""
 
 
+_UNSAFE_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Unicode's control characters (category Cc) and surrogates (Cs): one regular expression search, where a
+walk asking `unicodedata` of every character took a fifth of a 50-entity batch read's validation."""
+
+
 def has_unsafe_characters(text: str) -> bool:
     """Control characters and lone surrogates cannot be stored or logged safely."""
-    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
+    return _UNSAFE_CHARACTER.search(text) is not None

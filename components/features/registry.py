@@ -15,6 +15,7 @@ accepted for a `float`. The discovery documents (`GET /api/v1/registry`) are ren
 
 import difflib
 import hashlib
+import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from pydantic import (
 
 from components.features.names import NAME_PATTERN
 from core.exceptions import ConfigurationError, InvalidRequest
+from core.file_lines import at_line
 from core.metrics import metrics
 from core.serialization import dumps
 from core.settings import Settings
@@ -168,21 +170,36 @@ def _where(loc: Sequence[int | str]) -> str:
     return ", ".join(parts) or "the file"
 
 
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(f"{_where(error['loc'])}: {error['msg']}" for error in exc.errors(include_input=False))
+def _describe(exc: ValidationError, text: str) -> str:
+    return "; ".join(
+        f"{at_line(text, error['loc'])}{_where(error['loc'])}: {error['msg']}"
+        for error in exc.errors(include_input=False)
+    )
 
 
-def parse_registry_file(path: str | Path) -> RegistryFile:
-    """Read and check the file's shape; ConfigurationError naming the file and what is wrong."""
+class FieldProblem(ConfigurationError):
+    """A value of the file that its shape allows but the service refuses; `loc` points at it (for the line)."""
+
+    def __init__(self, message: str, loc: Sequence[str]) -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+
+
+def parse_registry_file(path: str | Path) -> tuple[RegistryFile, str]:
+    """Read and check the file's shape; ConfigurationError naming the file, the line and what is wrong.
+    Returns the text too, so that later checks name their line."""
     path = Path(path)
+    text = ""
     try:
-        with path.open(encoding="utf-8") as stream:
-            raw = yaml.load(stream, Loader=_UniqueKeyLoader)
+        text = path.read_text(encoding="utf-8")
+        stream = io.StringIO(text)
+        stream.name = str(path)  # YAML's own errors name the file and line
+        raw = yaml.load(stream, Loader=_UniqueKeyLoader)
         if raw is None:
             raise ValueError("the file is empty; it needs `categories:`")
-        return RegistryFile.model_validate(raw)
+        return RegistryFile.model_validate(raw), text
     except ValidationError as exc:
-        raise ConfigurationError(f"FEATURE_REGISTRY_FILE {path}: {_describe(exc)}") from None
+        raise ConfigurationError(f"FEATURE_REGISTRY_FILE {path}: {_describe(exc, text)}") from None
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"FEATURE_REGISTRY_FILE {path}: {exc}") from None
 
@@ -255,7 +272,9 @@ class RegistryViolation(InvalidRequest):
 
 
 class Registry:
-    def __init__(self, specs: Mapping[str, CategorySpec], entity_types: Iterable[str]) -> None:
+    def __init__(self, specs: Mapping[str, CategorySpec], entity_types: Iterable[str], is_open: bool = False) -> None:
+        """`is_open`: built from `ALLOWED_CATEGORIES`, without a file: no category is declared per entity type."""
+        self.is_open = is_open
         self.entity_types = tuple(sorted(entity_types))
         self.categories = {name: self._category(name, spec) for name, spec in specs.items()}
         self.names = frozenset(self.categories)
@@ -270,9 +289,10 @@ class Registry:
     def _category(self, name: str, spec: CategorySpec) -> Category:
         unknown = sorted(set(spec.entity_types or ()) - set(self.entity_types))
         if unknown:
-            raise ConfigurationError(
+            raise FieldProblem(
                 f"category {name!r}, field 'entity_types': unknown entity types {unknown}; "
-                f"configured: {list(self.entity_types)}"
+                f"configured: {list(self.entity_types)}",
+                ("categories", name, "entity_types"),
             )
         features = {
             feature: DeclaredFeature(declared.type, declared.nullable, type_checker(declared.type))
@@ -308,20 +328,25 @@ class Registry:
     def from_settings(cls, settings: Settings) -> "Registry":
         """The file's registry when `FEATURE_REGISTRY_FILE` is set, else the open one of `ALLOWED_CATEGORIES`."""
         if settings.feature_registry_file:
-            specs: Mapping[str, CategorySpec] = parse_registry_file(settings.feature_registry_file).categories
-            for name, spec in specs.items():
-                if spec.default_ttl_seconds is not None and spec.default_ttl_seconds > settings.max_ttl_seconds:
-                    raise ConfigurationError(
-                        f"FEATURE_REGISTRY_FILE {settings.feature_registry_file}: category {name!r}, field "
-                        f"'default_ttl_seconds': at most MAX_TTL_SECONDS ({settings.max_ttl_seconds})"
-                    )
+            parsed, text = parse_registry_file(settings.feature_registry_file)
+            specs: Mapping[str, CategorySpec] = parsed.categories
             try:
+                for name, spec in specs.items():
+                    if spec.default_ttl_seconds is not None and spec.default_ttl_seconds > settings.max_ttl_seconds:
+                        raise FieldProblem(
+                            f"category {name!r}, field 'default_ttl_seconds': at most MAX_TTL_SECONDS "
+                            f"({settings.max_ttl_seconds})",
+                            ("categories", name, "default_ttl_seconds"),
+                        )
                 return cls(specs, settings.entity_types)
-            except ConfigurationError as exc:
-                raise ConfigurationError(f"FEATURE_REGISTRY_FILE {settings.feature_registry_file}: {exc}") from None
+            except FieldProblem as exc:
+                where = at_line(text, exc.loc)
+                raise ConfigurationError(
+                    f"FEATURE_REGISTRY_FILE {settings.feature_registry_file}: {where}{exc}"
+                ) from None
         ttl = settings.category_default_ttl_seconds
         specs = {name: CategorySpec(default_ttl_seconds=ttl.get(name)) for name in settings.allowed_categories}
-        return cls(specs, settings.entity_types)
+        return cls(specs, settings.entity_types, is_open=True)
 
     def report_max_ages(self) -> None:
         """Export each declared `max_age_seconds`, so an alert rule compares served ages with it without

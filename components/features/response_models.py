@@ -368,6 +368,7 @@ class InspectResponse(BaseModel):
                 {
                     "entity_type": "bright_uid",
                     "entity_value": "user-123",
+                    "listed": "registry",
                     "categories": {"user_features": INSPECTED_EXAMPLE},
                 }
             ]
@@ -376,9 +377,12 @@ class InspectResponse(BaseModel):
 
     entity_type: str = Field(examples=["bright_uid"])
     entity_value: str = Field(examples=["user-123"])
-    categories: dict[str, InspectedCategoryResponse] = Field(
-        description="Every category the registry holds for the entity type, by name."
+    listed: Literal["registry", "store"] = Field(
+        description="`registry`: the categories are every one the registry file declares for the entity type, "
+        "absent ones included; `store`: without a registry file (an open registry), every category stored for "
+        "the entity, expired data and tombstones included."
     )
+    categories: dict[str, InspectedCategoryResponse] = Field(description="The categories `listed` names, by name.")
 
 
 class LimitsResponse(BaseModel):
@@ -398,6 +402,7 @@ class LimitsResponse(BaseModel):
                     "max_entity_value_bytes": 1024,
                     "max_batch_write_entities": 500,
                     "max_batch_write_body_bytes": 16_777_216,
+                    "max_event_time_ahead_seconds": 300,
                 }
             ]
         }
@@ -418,6 +423,10 @@ class LimitsResponse(BaseModel):
     max_batch_write_entities: int = Field(description="Most entities in one bulk write.", examples=[500])
     max_batch_write_body_bytes: int = Field(
         description="Largest bulk write request body, in bytes.", examples=[16_777_216]
+    )
+    max_event_time_ahead_seconds: int = Field(
+        description="How far ahead of the service's clock a write's or a deletion's `event_time` may be, in seconds.",
+        examples=[300],
     )
 
 

@@ -125,9 +125,13 @@ class FeatureService:
         return await self.flows.read_features(entity_type, entity_value, selection, max_age)
 
     async def inspect(self, entity_type_name: str, entity_value: str) -> dict[str, InspectedCategory]:
-        """Every category the registry holds for the entity type, whatever its state."""
+        """Every category the registry holds for the entity type, whatever its state; with an open registry,
+        which declares none per entity type, every category the store holds for the entity."""
         entity_type = self.entity_type(entity_type_name, ("query", "entity_type"))
-        max_ages = {
+        if self.registry.is_open:
+            annotate_request(entity_type=entity_type.name)
+            return await self.flows.inspect(entity_type, entity_value, None)
+        max_ages: dict[str, int | None] = {
             name: self.registry.max_age.get(name)
             for name, category in sorted(self.registry.categories.items())
             if category.entity_types is None or entity_type.name in category.entity_types

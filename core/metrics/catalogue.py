@@ -200,6 +200,24 @@ CONFIG_RELOAD_FAILURES = Instrument(
     "Changed configuration files refused as invalid (the previous one stays in force).",
     ("file",),
 )
+PAUSES = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+"""A pause of the whole process, in seconds: a young collection takes tens of microseconds."""
+EVENT_LOOP_LAG = Instrument(
+    "feature_store_event_loop_lag_seconds",
+    "histogram",
+    "How late the event loop ran a timer: the worst of each tenth of a second (the wait before a new request runs).",
+    (),
+    PAUSES,
+    "s",
+)
+GC_PAUSE = Instrument(
+    "feature_store_gc_pause_seconds",
+    "histogram",
+    "Garbage collection pauses, by generation: no request runs meanwhile.",
+    ("generation",),
+    PAUSES,
+    "s",
+)
 BUILD_INFO = Instrument(
     "feature_store_build_info", "gauge", "Always 1: the running version.", ("version",), multiprocess_mode="max"
 )
@@ -229,6 +247,8 @@ INSTRUMENTS = (
     CATEGORY_MAX_AGE,
     JWKS_REFRESH_FAILURES,
     CONFIG_RELOAD_FAILURES,
+    EVENT_LOOP_LAG,
+    GC_PAUSE,
     BUILD_INFO,
 )
 
@@ -258,6 +278,8 @@ ENTRIES: dict[str, Entry] = {
     "registry.max_age_seconds": _tagged(CATEGORY_MAX_AGE),
     "auth.jwks_refresh_failed": _tagged(JWKS_REFRESH_FAILURES),
     "config.reload_failed": _tagged(CONFIG_RELOAD_FAILURES),
+    "event_loop.lag_seconds": _tagged(EVENT_LOOP_LAG),
+    "gc.pause_seconds": _tagged(GC_PAUSE),
 }
 """The names that map one to one; operations, store calls, their errors and event sinks follow rules below."""
 

@@ -210,6 +210,18 @@ def test_the_entity_page_shows_every_state_and_values_as_text(
 
 
 @pytest.mark.slow
+def test_without_a_registry_file_the_entity_page_shows_the_stored_categories(
+    browser: WebDriver, serve, backend
+) -> None:
+    url, _ = serve()
+    write(url, "user-2", {"credit_features": {"credit_score": 700}})
+    open_page(browser, url, "#entity?entity_type=bright_uid&id=user-2", lambda: states(browser))
+    assert states(browser) == {"credit_features": "fresh"}, "not every category of ALLOWED_CATEGORIES"
+    status = browser.find_element(By.ID, "entity-status").text
+    assert "1 category stored (no registry file), 1 fresh" in status
+
+
+@pytest.mark.slow
 def test_a_lookup_is_made_with_the_keyboard_alone(browser: WebDriver, serve, registry_file: Path, backend) -> None:
     url, _ = serve(feature_registry_file=str(registry_file))
     write(url, "o'brien 2", {"user_features": {"age": 41}})
@@ -247,14 +259,16 @@ def test_with_api_keys_the_page_asks_for_one_and_says_what_it_may_do(
 
     browser.find_element(By.ID, "key-input").send_keys("fs_not-a-key", Keys.ENTER)
     wait(browser, lambda: "not valid (401)" in browser.find_element(By.ID, "key-error").text)
-    browser.find_element(By.ID, "key-input").send_keys(api_keys["reader"], Keys.ENTER)
+    browser.find_element(By.ID, "key-input").send_keys(api_keys["writer"], Keys.ENTER)
     wait(browser, lambda: states(browser).get("credit_features") == "stale")
     assert sorted(states(browser).values()) == ["absent", "erased", "expired", "fresh", "stale"]
-    assert browser.find_element(By.ID, "key-grants").text == "Key: may read features, no admin"
+    assert browser.find_element(By.ID, "key-grants").text == (
+        "Key writer: may read features; write credit_features, user_features as prediction_service, backfill; no admin"
+    )
     assert browser.execute_script("return document.cookie") == ""
     assert browser.execute_script("return sessionStorage.length") == 1
     curl = browser.find_element(By.ID, "snippet-curl").get_attribute("textContent") or ""
-    assert '"X-API-Key: $FEATURE_STORE_API_KEY"' in curl and api_keys["reader"] not in curl
+    assert '"X-API-Key: $FEATURE_STORE_API_KEY"' in curl and api_keys["writer"] not in curl
 
     browser.find_element(By.ID, "forget-key").click()  # an admin-only key: reads are refused, as such
     wait(browser, key_form)
@@ -262,7 +276,7 @@ def test_with_api_keys_the_page_asks_for_one_and_says_what_it_may_do(
     status = browser.find_element(By.ID, "entity-status")
     wait(browser, lambda: "Forbidden (403)" in status.text)
     assert "not found" not in status.text.lower()
-    assert browser.find_element(By.ID, "key-grants").text == "Key: may not read features, admin"
+    assert browser.find_element(By.ID, "key-grants").text == "Key operator: may not read features; not write; admin"
 
 
 @pytest.mark.slow
@@ -320,6 +334,7 @@ def test_the_pipeline_page_redrives_a_dead_letter_with_an_admin_key_only(
     wait(browser, lambda: browser.find_element(By.ID, "key-form").is_displayed())
     browser.find_element(By.ID, "key-input").send_keys(api_keys["reader"], Keys.ENTER)
     wait(browser, lambda: "needs a key with the admin scope" in browser.find_element(By.ID, "dead-status").text)
+    assert browser.find_element(By.ID, "key-grants").text == "Key reader: may read features; not write; no admin"
     assert "Dead letters\n1" in browser.find_element(By.ID, "readiness").text
     assert not browser.find_elements(By.CSS_SELECTOR, "#dead-letters button")
 

@@ -25,6 +25,7 @@ OPERATION_IDS = {
     ("get", "/api/v1/registry"): "registry",
     ("get", "/api/v1/registry/{category}"): "registry_category",
     ("get", "/api/v1/limits"): "limits",
+    ("get", "/api/v1/access"): "access",
     ("get", "/api/v1/health"): "health",
     ("get", "/api/v1/live"): "live",
     ("get", "/api/v1/ready"): "ready",

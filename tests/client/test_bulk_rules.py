@@ -16,6 +16,7 @@ from feature_store_client import (
     FeatureStoreClient,
     RetryPolicy,
 )
+from feature_store_client._bulk import encoded_entity
 from feature_store_client._core import entity_body, split_entities
 from feature_store_client.models import Limits
 
@@ -129,6 +130,14 @@ def test_split_at_the_published_maxima() -> None:
     size = len(json.dumps(bodies[0])) + 2
     by_bytes = Limits(**LIMITS, max_batch_write_entities=500, max_batch_write_body_bytes=4096 + 2 * size)
     assert split_entities(bodies, by_bytes) == [[0, 1], [2, 3], [4]]
+
+
+def test_split_counts_the_bytes_of_text_outside_ascii() -> None:
+    bodies = [entity_body({"entity_value": f"u{i}", "categories": {"c": {"name": "é" * 1000}}}) for i in range(4)]
+    encoded = [encoded_entity(body) for body in bodies]
+    size = len(encoded[0].encode()) + 2
+    limits = Limits(**LIMITS, max_batch_write_entities=500, max_batch_write_body_bytes=4096 + 2 * size)
+    assert split_entities(bodies, limits, encoded) == [[0, 1], [2, 3]], "2,000 bytes a name, not 1,000"
 
 
 def test_parts_answered_in_the_order_given() -> None:

@@ -135,11 +135,13 @@ def test_load_reports_invalid_lines_and_refused_entities_by_line(url: str, capsy
     assert status == 1, err
     summary = json.loads(out)
     failures_file = tmp_path / "entities.jsonl.failures.jsonl"
+    assert summary.pop("elapsed_seconds") > 0 and summary.pop("lines_per_second") > 0
     assert summary == {
         "lines": 8,
         "written": 3,
         "failed": 2,
         "invalid_lines": 3,
+        "resumed_after_line": 0,
         "failures_file": str(failures_file),
     }
     failures = [json.loads(line) for line in failures_file.read_text().splitlines()]

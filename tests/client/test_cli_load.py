@@ -4,22 +4,26 @@ without sending again what was answered."""
 
 import io
 import json
-from collections.abc import Mapping, Sequence
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from feature_store_client import FeatureStoreClient, loader
+from devservers import ROOT
+from feature_store_client import FeatureStoreClient
 from feature_store_client.cli import main
-from tests.client.conftest import WRITER
+from tests.client.conftest import WRITER, Recorder
 from tests.client.test_dataframe import REGISTRY, expected, typed_table
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-pytestmark = pytest.mark.backends("sqlite")
+pytestmark = pytest.mark.backends("sqlite")  # argument checks; the loads that write name both backends
 
 
 @pytest.fixture
@@ -41,6 +45,7 @@ def stored(url: str, count: int) -> list[dict[str, Any]]:
     return [result.values.get("typed", {}) for result in answer.results]
 
 
+@pytest.mark.backends("sqlite", "dynamodb")
 def test_a_parquet_file_and_a_directory_round_trip_every_type(url: str, capsys, tmp_path: Path) -> None:
     table = typed_table(25).rename_columns(["entity_value", *typed_table(1).column_names[1:]])
     pq.write_table(table, tmp_path / "features.parquet", row_group_size=7)
@@ -53,10 +58,12 @@ def test_a_parquet_file_and_a_directory_round_trip_every_type(url: str, capsys, 
     (tmp_path / "parts").mkdir()
     pq.write_table(table.slice(0, 10), tmp_path / "parts" / "part-0.parquet")
     pq.write_table(table.slice(10), tmp_path / "parts" / "part-1.parquet")
-    status, summary, _ = run(capsys, "--url", url, "load", str(tmp_path / "parts"), "--source", WRITER, "--progress")
+    status, summary, err = run(capsys, "--url", url, "load", str(tmp_path / "parts"), "--source", WRITER, "--progress")
     assert status == 0 and summary is not None and summary["written"] == 25
+    assert "25/25 rows, 0 failed" in err and "rows/s, ETA" in err, "the total from Parquet's metadata"
 
 
+@pytest.mark.backends("sqlite", "dynamodb")
 def test_a_csv_file_with_a_category_mapping_and_column_types(url: str, capsys, tmp_path: Path) -> None:
     path = tmp_path / "scores.csv"
     path.write_text("user,count,score,when,level\n007,1,0.5,2026-01-02T00:00:00Z,3\nu1,2,nan,,4\n,3,1.5,,5\n")
@@ -91,6 +98,25 @@ def test_a_csv_file_with_a_category_mapping_and_column_types(url: str, capsys, t
     with FeatureStoreClient(url) as store:
         written = store.read_category("007", "typed")
     assert written.data == {"count": 1, "score": 0.5} and written.metadata.event_time is not None
+
+
+def test_every_type_a_csv_file_holds_round_trips(url: str, capsys, tmp_path: Path) -> None:
+    path = tmp_path / "typed.csv"
+    path.write_text(
+        "entity_value,typed:count,typed:score,typed:flag,typed:name,typed:day,typed:seen_at,typed:maybe\n"
+        "u0,1,0.5,true,007,2026-01-01,2026-01-02T03:04:05.600000Z,\n"
+        'u1,2,1.5,false,"with, comma",2026-01-02,2026-01-02T04:04:05.600+01:00,7\n'
+    )
+    status, summary, err = run(
+        capsys, "--url", url, "load", str(path), "--column-types", "typed:name=string", "--source", WRITER
+    )
+    assert status == 0, err
+    assert summary is not None and (summary["rows"], summary["written"]) == (2, 2)
+    common = {"day": "2026-01-01", "seen_at": "2026-01-02T03:04:05.600000+00:00"}
+    assert stored(url, 2) == [
+        {"count": 1, "score": 0.5, "flag": True, "name": "007", **common},
+        {"count": 2, "score": 1.5, "flag": False, "name": "with, comma", **common, "day": "2026-01-02", "maybe": 7},
+    ]
 
 
 def test_rows_refused_by_the_registry_are_reported_and_the_load_goes_on(url: str, capsys, tmp_path: Path) -> None:
@@ -132,38 +158,10 @@ def test_a_missing_or_unreadable_file_exits_2(url: str, capsys, tmp_path: Path) 
     assert status == 2 and "--format" in err
 
 
-class Recorder:
-    """Records the entity values each part sends, and stops the load after some parts."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, stop_after: int | None, how: str) -> None:
-        self.sent: list[str] = []
-        self.parts = 0
-        original = FeatureStoreClient._write_part
-
-        def write_part(client: FeatureStoreClient, bodies: Sequence[Mapping[str, Any]], *args: Any) -> Any:
-            self.parts += 1
-            if stop_after is not None and self.parts > stop_after and how == "connection":
-                raise_on_send = httpx.ConnectError("connection refused")
-                monkeypatch.setattr(client._http, "request", lambda *a, **k: (_ for _ in ()).throw(raise_on_send))
-            self.sent += [body["entity_value"] for body in bodies]
-            return original(client, bodies, *args)
-
-        monkeypatch.setattr(FeatureStoreClient, "_write_part", write_part)
-        if how == "interrupt":
-            saved = loader.Checkpoint.save
-
-            def save(checkpoint: loader.Checkpoint) -> None:
-                saved(checkpoint)
-                if stop_after is not None and self.parts >= stop_after:
-                    raise KeyboardInterrupt
-
-            monkeypatch.setattr(loader.Checkpoint, "save", save)
-
-
-@pytest.mark.parametrize("how", ["interrupt", "connection"])
-def test_an_interrupted_load_resumes_and_writes_every_row_once(
-    url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+def resume_after_interruption(
+    url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
+    """Stopped after two parts, by Ctrl-C (`interrupt`) or a lost connection, then resumed."""
     table = typed_table(45).rename_columns(["entity_value", *typed_table(1).column_names[1:]])
     path = tmp_path / "features.parquet"
     pq.write_table(table, path, row_group_size=20)
@@ -184,6 +182,57 @@ def test_an_interrupted_load_resumes_and_writes_every_row_once(
     assert sorted(answered + second.sent) == sorted(f"u{i}" for i in range(45)), "each row sent once"
     assert stored(url, 45) == [expected(i) for i in range(45)]
     assert not (tmp_path / "features.parquet.checkpoint.json").exists()
+
+
+@pytest.mark.backends("sqlite", "dynamodb")
+def test_a_load_stopped_by_ctrl_c_resumes_and_writes_every_row_once(
+    url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resume_after_interruption(url, capsys, tmp_path, monkeypatch, "interrupt")
+
+
+def test_a_load_that_lost_its_connection_resumes_and_writes_every_row_once(
+    url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's side is the same as after Ctrl-C: the embedded store only."""
+    resume_after_interruption(url, capsys, tmp_path, monkeypatch, "connection")
+
+
+def test_a_load_killed_mid_way_resumes_from_its_checkpoint(url: str, capsys, tmp_path: Path) -> None:
+    """A crash (SIGKILL) leaves the last checkpoint written whole; the checkpoint may live apart from the input."""
+    rows = 5000
+    path = tmp_path / "features.parquet"
+    pq.write_table(pa.table({"entity_value": [f"u{i}" for i in range(rows)], "typed:count": range(rows)}), path)
+    (tmp_path / "state").mkdir()
+    checkpoint = tmp_path / "state" / "nightly.json"
+    command = [
+        "--url",
+        url,
+        "load",
+        str(path),
+        "--source",
+        WRITER,
+        "--concurrency",
+        "1",
+        "--checkpoint",
+        str(checkpoint),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "client")}
+    process = subprocess.Popen([sys.executable, "-m", "feature_store_client", *command], env=env)
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    assert process.wait() == -signal.SIGKILL, "the load ended before it could be killed"
+    assert 0 < json.loads(checkpoint.read_text())["rows_done"] < rows
+
+    status, summary, err = run(capsys, *command, "--resume")
+    assert status == 0, err
+    assert summary is not None and (summary["rows"], summary["written"], summary["failed"]) == (rows, rows, 0)
+    assert 0 < summary["resumed_from_row"] < rows and not checkpoint.exists()
+    with FeatureStoreClient(url) as store:
+        answer = store.read_batch([f"u{i}" for i in range(rows)], ["typed:count"])
+    assert [result.values["typed"]["count"] for result in answer.results] == list(range(rows))
 
 
 def test_a_checkpoint_of_another_input_is_refused(url: str, capsys, tmp_path: Path) -> None:

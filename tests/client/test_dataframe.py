@@ -2,9 +2,10 @@
 cannot be sent or that the service refuses fails alone, with its row number and code."""
 
 import asyncio
+import base64
 import math
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -19,7 +20,7 @@ from tests.conftest import AppClient
 pa = pytest.importorskip("pyarrow")
 pd = pytest.importorskip("pandas")
 
-pytestmark = pytest.mark.backends("sqlite")
+pytestmark = pytest.mark.backends("sqlite", "dynamodb")
 
 REGISTRY = """
 categories:
@@ -37,6 +38,12 @@ categories:
       ids: {type: "list<int>"}
       profile: {type: map}
       maybe: {type: int, nullable: true}
+      blob: {type: string}
+      wait: {type: float}
+      clock: {type: string}
+      naive: {type: string}
+      counts: {type: map}
+      tier: {type: string}
   other:
     features:
       level: {type: int}
@@ -72,6 +79,12 @@ def typed_table(rows: int = 4) -> Any:
             "typed:ids": [[i, i + 1] for i in range(rows)],
             "typed:profile": [{"tier": "gold", "visits": i} for i in range(rows)],
             "typed:maybe": pa.array([None if i % 2 else i for i in range(rows)], pa.int64()),
+            "typed:blob": pa.array([bytes([i % 256, 255]) for i in range(rows)], pa.binary()),
+            "typed:wait": pa.array([timedelta(seconds=i, milliseconds=500) for i in range(rows)], pa.duration("ns")),
+            "typed:clock": pa.array([time(9, 30, i % 60) for i in range(rows)], pa.time64("us")),
+            "typed:naive": pa.array([datetime(2026, 1, 2, 3, 4, 5)] * rows, pa.timestamp("ms")),
+            "typed:counts": pa.array([[("a", i), ("b", 2)] for i in range(rows)], pa.map_(pa.string(), pa.int64())),
+            "typed:tier": pa.array(["gold" if i % 2 else "silver" for i in range(rows)]).dictionary_encode(),
             "other:level": pa.array(range(rows), pa.int32()),
         }
     )
@@ -88,6 +101,12 @@ def expected(i: int) -> dict[str, object]:
         "price": 12.5,
         "ids": [i, i + 1],
         "profile": {"tier": "gold", "visits": i},
+        "blob": base64.b64encode(bytes([i % 256, 255])).decode(),
+        "wait": i + 0.5,
+        "clock": f"09:30:{i % 60:02d}",
+        "naive": "2026-01-02T03:04:05+00:00",
+        "counts": {"a": i, "b": 2},
+        "tier": "gold" if i % 2 else "silver",
     }
     if i % 2 == 0:
         values["maybe"] = i
@@ -200,6 +219,7 @@ def test_the_async_client_writes_frames(make_client: Callable[..., AppClient], r
     asyncio.run(scenario())
 
 
+@pytest.mark.backends("sqlite")  # 1,200 rows over a socket: the store is covered in-process above
 def test_over_a_socket(start_service, registry_file: Path) -> None:
     server = start_service(FEATURE_REGISTRY_FILE=str(registry_file))
     with FeatureStoreClient(server.url) as store:

@@ -94,24 +94,41 @@ def test_a_swapped_keys_file_is_used_without_a_restart(
 
 
 @pytest.mark.parametrize(
-    "invalid",
+    ("invalid", "named"),
     [
-        "[not json",
-        json.dumps([{"name": "reader", "sha256": "abc", "scopes": ["features:read"]}]),
-        json.dumps(
-            [{"name": "w", "sha256": "a" * 64, "scopes": ["features:write"], "sources": ["s"], "categories": ["x"]}]
+        ("[not json", "line 1 column 2"),
+        (json.dumps([{"name": "reader", "sha256": "abc", "scopes": ["features:read"]}], indent=2), "line 4, entry 0"),
+        (
+            json.dumps(
+                [
+                    {
+                        "name": "w",
+                        "sha256": "a" * 64,
+                        "scopes": ["features:write"],
+                        "sources": ["s"],
+                        "categories": ["x"],
+                    }
+                ],
+                indent=2,
+            ),
+            "line 11, key 'w' names categories not allowed",
         ),
-        "[]",
+        (
+            json.dumps([{"name": "r", "sha256": hash_key(key), "scopes": ["features:read"]} for key in "ab"], indent=2),
+            "line 10, entry 1: two keys share a name",
+        ),
+        ("[]", "holds no keys"),
     ],
 )
 def test_an_invalid_keys_file_is_kept_out(
-    client: AppClient, mounted: MountedConfig, keys: dict[str, str], invalid: str, caplog
+    client: AppClient, mounted: MountedConfig, keys: dict[str, str], invalid: str, named: str, caplog
 ) -> None:
     fingerprint = configuration(client)["API_KEYS_FILE"]["fingerprint"]
     mounted.update({"keys.json": invalid})
     wait_for(lambda: configuration(client)["API_KEYS_FILE"]["last_reload"] == "refused")
     state = configuration(client)["API_KEYS_FILE"]
     assert state["fingerprint"] == fingerprint and "API_KEYS_FILE" in state["error"]
+    assert named in state["error"], "the refusal names the line"
     assert client.get(ITEM, headers=reader(keys["old"])).status_code == 404
     refusals = [record for record in caplog.records if record.name == "feature_store.config"]
     assert refusals and refusals[-1].file == "API_KEYS_FILE" and "keys.json" in refusals[-1].path
@@ -136,6 +153,23 @@ def test_a_registry_change_applies_to_writes_reads_and_discovery(make_client, tm
     assert configuration(client)["FEATURE_REGISTRY_FILE"]["fingerprint"] == client.get("/api/v1/registry").headers[
         "etag"
     ].strip('"')
+
+
+def test_an_invalid_registry_is_kept_out_naming_the_line(make_client, tmp_path: Path) -> None:
+    mounted = MountedConfig(tmp_path / "config", {"registry.yaml": REGISTRY})
+    client = make_client(feature_registry_file=mounted.path("registry.yaml"), config_reload_seconds=0.05)
+    etag = client.get("/api/v1/registry").headers["etag"]
+    mounted.update({"registry.yaml": REGISTRY + "  new_features:\n    features:\n      age: {type: integer}\n"})
+    wait_for(lambda: configuration(client)["FEATURE_REGISTRY_FILE"]["last_reload"] == "refused")
+    error = configuration(client)["FEATURE_REGISTRY_FILE"]["error"]
+    assert "line 7, category 'new_features', feature 'age', field 'type'" in error
+    mounted.update({"registry.yaml": REGISTRY + "  new_features: {entity_types: [merchant]}\n"})
+    wait_for(lambda: "merchant" in configuration(client)["FEATURE_REGISTRY_FILE"]["error"])
+    assert (
+        "line 5, category 'new_features', field 'entity_types'"
+        in configuration(client)["FEATURE_REGISTRY_FILE"]["error"]
+    )
+    assert client.get("/api/v1/registry").headers["etag"] == etag
 
 
 def test_a_registry_that_drops_a_category_a_key_names_is_refused(
@@ -183,12 +217,19 @@ def test_sighup_reloads_every_file(make_client, mounted: MountedConfig, keys: di
     assert client.get(ITEM, headers=reader(keys["new"])).status_code == 404
 
 
-@pytest.mark.parametrize(("workers", "trigger"), [("1", "SIGHUP"), ("2", "watch")])
+def workers_of(pid: int) -> set[int]:
+    """The supervisor's worker processes (multiprocessing's resource tracker is a child too)."""
+    children = map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    return {child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()}
+
+
+@pytest.mark.parametrize(("workers", "trigger"), [("1", "SIGHUP"), ("2", "SIGHUP"), ("2", "watch")])
 def test_every_worker_of_a_real_server_reloads(
     tmp_path: Path, mounted: MountedConfig, keys: dict[str, str], workers: str, trigger: str
 ) -> None:
-    """One process catches SIGHUP itself (with several, uvicorn's supervisor takes SIGHUP to replace its
-    workers); with several workers each one watches the files and reloads on its own."""
+    """One process catches SIGHUP itself; with several, the supervisor passes SIGHUP on to each worker, which
+    reloads in place (uvicorn's own supervisor would replace them). Without a signal each worker watches the
+    files and reloads on its own."""
     env = {
         "STORE_BACKEND": "sqlite",
         "SQLITE_PATH": str(tmp_path / "features.db"),
@@ -201,6 +242,10 @@ def test_every_worker_of_a_real_server_reloads(
     server = ServiceProcess(env, tmp_path)
     try:
         assert httpx.get(server.url + ITEM, headers=reader(keys["old"])).status_code == 404
+        started: set[int] = set()
+        if workers != "1":
+            wait_for(lambda: len(workers_of(server.process.pid)) == int(workers), timeout=20)
+            started = workers_of(server.process.pid)
         mounted.update({"keys.json": keys_file(reader=keys["new"])})
         if trigger == "SIGHUP":
             server.process.send_signal(signal.SIGHUP)
@@ -210,5 +255,7 @@ def test_every_worker_of_a_real_server_reloads(
 
         wait_for(every_worker_takes_the_new_key, timeout=20)
         assert server.process.poll() is None
+        if workers != "1":
+            assert workers_of(server.process.pid) == started, "the workers reloaded in place, none was replaced"
     finally:
         server.kill()

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.exceptions import StoreThrottled
 from core.metrics import metrics
 from core.metrics.prometheus import Prometheus
+from devservers import LocalIssuer
 from tests.factories import write_body
 
 pytestmark = pytest.mark.backends("sqlite")
@@ -126,6 +127,20 @@ def test_a_required_key_needs_the_admin_scope(make_auth_client, api_keys: dict[s
     answered = client.get("/metrics", headers={"Authorization": f"Bearer {api_keys['operator']}"})
     assert answered.status_code == 200
     assert "feature_store_build_info" in answered.text
+
+
+def test_a_required_key_may_be_a_token_with_the_admin_grant(make_jwt_client, oidc_issuer: LocalIssuer) -> None:
+    client = make_jwt_client(**PROMETHEUS, metrics_require_key=True)
+    operator = oidc_issuer.token(sub="prometheus", client_id="ops-console", scope="admin")
+    answered = client.get("/metrics", headers={"Authorization": f"Bearer {operator}"})
+    assert answered.status_code == 200, answered.text
+    assert "feature_store_build_info" in answered.text
+    reader = client.get("/metrics", headers={"Authorization": f"Bearer {oidc_issuer.token()}"})
+    assert reader.status_code == 403, "the ranker grant reads features, no admin"
+    expired = oidc_issuer.token(sub="prometheus", client_id="ops-console", scope="admin", exp=1)
+    refused = client.get("/metrics", headers={"Authorization": f"Bearer {expired}"})
+    assert refused.status_code == 401
+    assert 'error_description="token_expired"' in refused.headers["www-authenticate"]
 
 
 def test_statsd_and_prometheus_together(make_client, statsd) -> None:

@@ -47,7 +47,7 @@ def test_a_key_naming_an_unknown_category_names_the_keys_file(tmp_path: Path) ->
     done = serve(tmp_path, AUTH_ENABLED="true", API_KEYS_FILE=str(keys))
     assert done.returncode == EXIT_CODE
     [line] = done.stderr.splitlines()
-    assert line.startswith(f"configuration error: API_KEYS_FILE {keys}: key 'job' names categories not allowed")
+    assert line.startswith(f"configuration error: API_KEYS_FILE {keys}: line 1, key 'job' names categories not allowed")
     assert "made_up" in line and "Traceback" not in done.stderr
 
 

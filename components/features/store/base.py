@@ -23,20 +23,68 @@ from typing import Any, Protocol, TypeVar
 from components.events.events import OutboxEvent
 from components.events.outbox import DeadLetterStore, OutboxStore
 from core.exceptions import FeatureStoreError
+from core.serialization import RawJSON, loads
 from core.settings import EntityType
 
 Wanted = Mapping[str, frozenset[str] | None]
 """Categories to read, each with the feature names wanted (None: every feature)."""
 
 
-@dataclass(frozen=True, slots=True)
 class StoredCategory:
-    """One category of one entity as stored: its features and their metadata."""
+    """One category of one entity as stored: its features and their metadata.
 
-    data: dict[str, Any]
-    metadata: dict[str, Any]
-    """created_at, updated_at, source, compute_id, ttl, expires_at, event_time."""
-    expires_at_epoch: float | None = None
+    A store that keeps a category's features as JSON may hand that JSON over undecoded (`data_json`):
+    `data` decodes it on first use, and a whole category is served as it is (`response_data`), which
+    spares a decode and an encode of every value of it. A read's records are its caller's: the flows
+    add to `metadata` in place instead of copying it.
+    """
+
+    __slots__ = ("_data", "_json", "metadata", "expires_at_epoch")
+
+    def __init__(
+        self,
+        data: dict[str, Any] | None,
+        metadata: dict[str, Any],
+        expires_at_epoch: float | None = None,
+        *,
+        data_json: bytes | str | None = None,
+    ) -> None:
+        if data is None and data_json is None:
+            raise ValueError("a stored category needs its data, decoded or as JSON")
+        self._data = data
+        self._json = data_json
+        self.metadata = metadata
+        """created_at, updated_at, source, compute_id, ttl, expires_at, event_time, written_by."""
+        self.expires_at_epoch = expires_at_epoch
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self._json is not None  # one of the two is always set
+            self._data = loads(self._json)
+        return self._data
+
+    @property
+    def response_data(self) -> Any:
+        """The features ready for `core.serialization.dumps`: the stored JSON itself while undecoded."""
+        if self._data is not None:
+            return self._data
+        assert self._json is not None
+        return RawJSON(self._json)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StoredCategory):
+            return NotImplemented
+        return (self.data, self.metadata, self.expires_at_epoch) == (
+            other.data,
+            other.metadata,
+            other.expires_at_epoch,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: metadata is added to in place
+
+    def __repr__(self) -> str:
+        return f"StoredCategory(data={self.data!r}, metadata={self.metadata!r}, expires_at_epoch={self.expires_at_epoch!r})"
 
 
 @dataclass(slots=True)
@@ -149,6 +197,10 @@ class OnlineStore(OutboxStore, DeadLetterStore, Protocol):
 
     async def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead:
         """Every wanted category of each entity; duplicates are read once."""
+
+    async def read_entity(self, entity_type: EntityType, entity_value: str) -> dict[str, StoredCategory]:
+        """Every category stored for the entity, whatever it holds (expired data and tombstones too): what an
+        open registry, which declares no categories per entity type, shows a person inspecting it."""
 
     async def write(
         self,

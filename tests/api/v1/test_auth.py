@@ -45,6 +45,7 @@ def test_missing_or_unknown_key_is_401(client: TestClient, api_keys: dict[str, s
     ):
         assert response.status_code == 401, response.text
         assert response.json()["error"] == "unauthorized"
+        assert response.headers["www-authenticate"] == 'ApiKey realm="feature-store", header="X-API-Key"'
     assert stored_source(client, api_keys) is None
 
 

@@ -37,7 +37,10 @@ def refusal(client: AppClient, token: str) -> str:
     body = response.json()
     assert body["error"] == "unauthorized"
     assert "Traceback" not in response.text
-    return body["detail"].partition(":")[0]
+    reason = body["detail"].partition(":")[0]
+    challenge = f'Bearer realm="feature-store", error="invalid_token", error_description="{reason}"'
+    assert response.headers["www-authenticate"] == challenge, "RFC 6750's challenge, with the reason code"
+    return reason
 
 
 def test_a_granted_token_reads(client: AppClient, oidc_issuer: LocalIssuer) -> None:
@@ -46,6 +49,16 @@ def test_a_granted_token_reads(client: AppClient, oidc_issuer: LocalIssuer) -> N
 
 def test_api_keys_still_work_beside_tokens(client: AppClient, api_keys: dict[str, str]) -> None:
     assert client.get(ITEM, headers={"X-API-Key": api_keys["reader"]}).status_code == 404
+
+
+def test_a_401_challenges_for_a_bearer_token(client: AppClient) -> None:
+    """No credential: the challenge carries no error code (RFC 6750, 3.1); a wrong API key is an invalid token."""
+    missing = client.get(ITEM)
+    assert (missing.status_code, missing.headers["www-authenticate"]) == (401, 'Bearer realm="feature-store"')
+    wrong = client.get(ITEM, headers={"X-API-Key": "fs_not-a-key"})
+    assert wrong.status_code == 401
+    expected = 'Bearer realm="feature-store", error="invalid_token", error_description="invalid_api_key"'
+    assert wrong.headers["www-authenticate"] == expected
 
 
 @pytest.mark.parametrize(

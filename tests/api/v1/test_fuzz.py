@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import main
-from api.v1 import admin, earlier, inspect, limits, registry
+from api.v1 import access, admin, earlier, inspect, limits, registry
 from api.v1.routes import probes, reads, writes
 from core.auth import hash_key, new_key
 from tests.conftest import AppClient
@@ -190,6 +190,7 @@ def test_every_route_is_fuzzed() -> None:
         earlier.writes,
         registry.router,
         limits.router,
+        access.router,
         admin.router,
     ):
         for route in router.routes:

@@ -71,6 +71,27 @@ def test_an_unknown_entity_has_every_category_absent(client: AppClient) -> None:
     }
 
 
+def test_without_a_registry_file_the_categories_are_those_stored(make_client) -> None:
+    client = make_client()
+    assert client.get("/api/v1/inspect/u1").json() == {
+        "entity_type": "bright_uid",
+        "entity_value": "u1",
+        "listed": "store",
+        "categories": {},
+    }
+    write(client, {"user_features": {"age": 30}, "credit_features": {"credit_score": 700}})
+    assert client.delete("/api/v1/items/u1", params={"category": "credit_features"}).status_code == 200
+    categories = inspect(client)
+    assert sorted(categories) == ["credit_features", "user_features"], "stored categories only, not every allowed one"
+    assert (categories["user_features"]["state"], categories["credit_features"]["state"]) == ("fresh", "erased")
+    assert categories["user_features"]["max_age_seconds"] is None
+    assert inspect(client, "account_id") == {}
+
+
+def test_with_a_registry_file_the_categories_are_those_declared(client: AppClient) -> None:
+    assert client.get("/api/v1/inspect/u1").json()["listed"] == "registry"
+
+
 def test_an_unknown_entity_type_is_refused(client: AppClient) -> None:
     response = client.get("/api/v1/inspect/u1", params={"entity_type": "nope"})
     assert response.status_code == 422

@@ -17,6 +17,11 @@ def test_the_limits_are_the_settings(make_client) -> None:
     assert (limits["max_batch_write_entities"], limits["max_batch_write_body_bytes"]) == (500, 500 * 32 * 1024)
 
 
+def test_the_event_time_bound_is_published(make_client) -> None:
+    client: AppClient = make_client(max_event_time_ahead_seconds=60)
+    assert client.get("/api/v1/limits").json()["max_event_time_ahead_seconds"] == 60
+
+
 def test_a_batch_over_the_published_maximum_is_refused(make_client) -> None:
     client: AppClient = make_client(max_batch_entities=2)
     maximum = client.get("/api/v1/limits").json()["max_batch_entities"]

@@ -92,6 +92,16 @@ def test_missing_features_of_present_category(client: TestClient, write) -> None
     assert body["unavailable_features"] == ["user_features:alpha", "user_features:zeta"]
 
 
+def test_named_features_picked_out_and_missing_ones_reported(client: TestClient, write) -> None:
+    write(categories={"user_features": {"age": 30, "city": "SF", "score": 0.5}})
+    body = get_items(client, "user-123", "user_features:age", "user_features:zeta", "user_features:score").json()
+    assert body["items"]["user_features"]["features"]["data"] == {"age": 30, "score": 0.5}
+    assert body["unavailable_features"] == ["user_features:zeta"]
+    every = get_items(client, "user-123", "user_features:age", "user_features:city", "user_features:score").json()
+    assert every["items"]["user_features"]["features"]["data"] == {"age": 30, "city": "SF", "score": 0.5}
+    assert every["unavailable_features"] == []
+
+
 def test_wildcard_wins_over_named_features(client: TestClient, write) -> None:
     write(categories={"user_features": {"age": 30, "city": "SF"}})
     body = get_items(client, "user-123", "user_features:age", "user_features:*").json()

@@ -331,8 +331,23 @@ def test_a_bad_file_refuses_to_start_naming_the_fault(tmp_path: Path, text: str,
 
 
 def test_a_default_ttl_over_the_limit_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="category 'a', field 'default_ttl_seconds': at most MAX_TTL_SECONDS"):
-        registry_of(tmp_path, "categories:\n  a: {default_ttl_seconds: 100}\n", max_ttl_seconds=99)
+    with pytest.raises(
+        ConfigurationError, match="line 3, category 'a', field 'default_ttl_seconds': at most MAX_TTL_SECONDS"
+    ):
+        registry_of(tmp_path, "categories:\n  b: {}\n  a: {default_ttl_seconds: 100}\n", max_ttl_seconds=99)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("categories:\n  a: {}\n  b:\n    features:\n      age: {type: integer}\n", 5),
+        ("categories:\n  a: {}\n  b:\n    owner: x\n    entity_types: [merchant]\n", 5),
+        ("categories:\n  a: {}\n  b: {mode: loose}\n", 3),
+    ],
+)
+def test_a_refusal_names_the_line(tmp_path: Path, text: str, line: int) -> None:
+    with pytest.raises(ConfigurationError, match=f"registry.yaml: line {line}, category 'b', "):
+        registry_of(tmp_path, text)
 
 
 def test_a_missing_file_is_refused(tmp_path: Path) -> None:

@@ -176,6 +176,25 @@ class DynamoDBStore:
             found |= {item[CATEGORY]["S"]: items.stored(item) for item in fetched}
         return found
 
+    async def read_entity(self, entity_type: EntityType, entity_value: str) -> dict[str, StoredCategory]:
+        """One Query of the entity's partition, page after page."""
+        client = self._client or await self._connected()
+        request: dict[str, Any] = {
+            "TableName": entity_type.table,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": entity_type.key_attribute},
+            "ExpressionAttributeValues": {":v": {"S": entity_value}},
+            "ConsistentRead": self.consistent,
+        }
+        found: dict[str, StoredCategory] = {}
+        with metrics.timer("dynamodb.query_entity", entity_type=entity_type.name), translated("Query"):
+            while True:
+                answer = await client.query(**request)
+                found |= {item[CATEGORY]["S"]: items.stored(item) for item in answer.get("Items", [])}
+                if "LastEvaluatedKey" not in answer:
+                    return found
+                request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
     async def read_batch(self, entity_type: EntityType, entity_values: Sequence[str], wanted: Wanted) -> BatchRead:
         """Every wanted category of every entity in 100-key chunks, fetched concurrently; an entity whose
         keys are still unfetched at the deadline is reported failed instead of failing the rest."""

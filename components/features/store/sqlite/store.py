@@ -125,8 +125,10 @@ def _add_columns(connection: sqlite3.Connection) -> None:
 
 
 def _stored(row: tuple) -> StoredCategory:
+    """The features stay JSON until something needs their values (a projection): a whole category is served
+    as stored."""
     _, data, created_at, metadata, expires_at = row
-    return StoredCategory(loads(data), {"created_at": created_at, **loads(metadata)}, expires_at)
+    return StoredCategory(None, {"created_at": created_at, **loads(metadata)}, expires_at, data_json=data)
 
 
 async def _in_thread(call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
@@ -300,6 +302,16 @@ class SQLiteStore:
         )
         parameters = (entity_type.name, entity_value, *categories)
         with metrics.timer("sqlite.read", entity_type=entity_type.name), self._translate_errors():
+            rows = await self._run_inline(lambda connection: connection.execute(query, parameters).fetchall())
+        return {row[0]: _stored(row) for row in rows}
+
+    async def read_entity(self, entity_type: EntityType, entity_value: str) -> dict[str, StoredCategory]:
+        query = (
+            "SELECT category, data, created_at, metadata, expires_at FROM features "
+            "WHERE entity_type = ? AND entity_value = ?"
+        )
+        parameters = (entity_type.name, entity_value)
+        with metrics.timer("sqlite.read_entity", entity_type=entity_type.name), self._translate_errors():
             rows = await self._run_inline(lambda connection: connection.execute(query, parameters).fetchall())
         return {row[0]: _stored(row) for row in rows}
 

@@ -69,6 +69,20 @@ async def test_read_returns_only_requested_categories(store: OnlineStore, user) 
     assert found["credit_features"].data == {"score": 700}
 
 
+async def test_read_entity_returns_every_stored_category(store: OnlineStore, settings: Settings, user) -> None:
+    await store.write(
+        user, "user-1", [make_write("user_features", {"a": 1}), make_write("credit_features", {"score": 700})], NOW
+    )
+    await store.write(user, "user-10", [make_write("trans_features", {"b": 2})], NOW)
+    await store.write(settings.entity_types["account_id"], "user-1", [make_write("trans_features", {"c": 3})], NOW)
+    await store.delete(user, "user-1", make_erasure("credit_features"))
+    found = await store.read_entity(user, "user-1")
+    assert sorted(found) == ["credit_features", "user_features"]
+    assert found["user_features"].data == {"a": 1}
+    assert found["credit_features"].metadata[TOMBSTONE] == LATER, "a tombstone is listed too"
+    assert await store.read_entity(user, "nobody") == {}
+
+
 async def test_entity_types_are_separate(store: OnlineStore, settings: Settings, user) -> None:
     await store.write(user, "same-id", [make_write("user_features", {"a": 1})], NOW)
     assert await store.read(settings.entity_types["account_id"], "same-id", {"user_features": None}) == {}
@@ -301,6 +315,7 @@ async def test_an_unreachable_store_is_unavailable_for_every_call(unreachable: S
     calls = [
         store.check(),
         store.read(user, "user-1", {"user_features": None}),
+        store.read_entity(user, "user-1"),
         store.read_batch(user, ["user-1", "user-2"], {"user_features": None, "credit_features": None}),
         store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW),
         store.delete(user, "user-1", make_erasure()),
