@@ -28,10 +28,13 @@ def run_wrk(
     connections: int,
     work: Path,
     authorization: str = "",
+    idempotency_keys: bool = False,
 ) -> dict:
-    """`authorization`: an `Authorization` header every request sends (none when empty)."""
+    """`authorization`: an `Authorization` header every request sends (none when empty); `idempotency_keys`:
+    each request sends an `Idempotency-Key` of its own."""
     env = {**os.environ, "BENCH_METHOD": method, "BENCH_PATH": path, "BENCH_ENTITIES": str(entities)}
     env["BENCH_AUTHORIZATION"] = authorization
+    env["BENCH_IDEMPOTENCY_KEYS"] = "1" if idempotency_keys else ""
     if body is not None:
         body_file = work / "body.json"
         body_file.write_text(body)

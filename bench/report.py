@@ -5,7 +5,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import auth_cost, file_load, metrics_cost
-from bench.scenarios import BULK_SPEEDUP_BOUND, BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS, TAIL_LATENCY_BOUNDS_MS
+from bench.scenarios import (
+    BULK_SPEEDUP_BOUND,
+    BULK_VERSUS,
+    CPU_RATIO_BOUNDS,
+    KEYED_CPU_BOUND,
+    KEYED_VERSUS,
+    SCENARIOS,
+    TAIL_LATENCY_BOUNDS_MS,
+)
 
 
 @dataclass
@@ -149,6 +157,17 @@ def evaluate_targets(report: Report) -> list[dict]:
         )
     target("read_multi throughput / bare (sqlite)", by_key[("read_multi", sqlite, "max")].ratio_to_bare, 0.50, True)
     target("write_1x20 throughput / bare (sqlite)", by_key[("write_1x20", sqlite, "max")].ratio_to_bare, 0.40, True)
+    for keyed, plain in KEYED_VERSUS.items():
+        for backend in ("sqlite", "dynamodb"):
+            with_key, without = by_key.get((keyed, backend, "max")), by_key.get((plain, backend, "max"))
+            if with_key is None or without is None or not without.cpu_ms_per_request:
+                continue
+            ratio = (
+                None
+                if with_key.cpu_ms_per_request is None
+                else with_key.cpu_ms_per_request / without.cpu_ms_per_request
+            )
+            target(f"{plain} CPU/request, with Idempotency-Key / without ({backend})", ratio, KEYED_CPU_BOUND, False)
     for row in report.bulk_writes:
         target(f"{row['scenario']} entities/s / {row['versus']} ({row['backend']})", row["speedup"], row["bound"], True)
     for backend, cold in report.cold_start.items():

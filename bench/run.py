@@ -186,6 +186,7 @@ def at_full_load(
         profile.connections,
         work,
         authorization=authorization,
+        idempotency_keys=scenario.idempotency_keys,
     )
 
 
@@ -279,6 +280,8 @@ def measure_backend(
                 **maximum,
             )
         )
+        if scenario.idempotency_keys:
+            continue  # the generator repeats one request: under one key, all but the first would be replays
         rate = max(maximum["rps"] * RATE_SHARE, 2 / profile.rate_duration_s)  # a few requests, however slow
         at_rate = partial(
             run_open_loop,

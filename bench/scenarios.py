@@ -60,6 +60,8 @@ class Scenario:
     """Events a request leaves in the outbox (one per category written)."""
     entities: int = 1
     """Entities a request writes or reads."""
+    idempotency_keys: bool = False
+    """Each request sends an `Idempotency-Key` of its own (a new request, never a replay)."""
 
 
 BULK_ENTITIES = 100
@@ -80,6 +82,7 @@ SCENARIOS = {
     "read_batch_50x5": Scenario("POST", "/api/v1/get/items/batch", batch_read_body(50, EVERY_CATEGORY_WHOLE)),
     "read_batch_500": Scenario("POST", "/api/v1/get/items/batch", batch_read_body(500, ONE_CATEGORY_NAMED)),
     "write_1x20": Scenario("POST", "/api/v1/items", write_body(CATEGORIES[:1]), events=1),
+    "write_1x20_keyed": Scenario("POST", "/api/v1/items", write_body(CATEGORIES[:1]), events=1, idempotency_keys=True),
     "write_5x20": Scenario("POST", "/api/v1/items", write_body(CATEGORIES), events=5),
     "bulk_100x5": bulk_scenario(BULK_ENTITIES),
     "bulk_500x5": bulk_scenario(CLIENT_BATCH_ENTITIES),
@@ -91,6 +94,11 @@ CPU_RATIO_BOUNDS = {"read_single": 2.5, "read_multi": 2.0, "read_batch_50": 2.5,
 
 TAIL_LATENCY_BOUNDS_MS = {"read_single": 2.0, "read_multi": 4.0, "read_batch_50": 15.0, "write_1x20": 20.0}
 """Targets on the embedded store: p99 at 70% of the scenario's maximum throughput, a constant rate."""
+
+KEYED_VERSUS = {"write_1x20_keyed": "write_1x20"}
+"""A scenario sending `Idempotency-Key`s -> the same writes without."""
+KEYED_CPU_BOUND = 1.15
+"""Target: a write with an `Idempotency-Key` costs the service at most this many times the CPU of one without."""
 
 BULK_VERSUS = {"bulk_100x5": "write_5x20", "bulk_500x5": "write_5x20"}
 """A bulk write scenario -> the single-entity write of the same entities it is compared with."""
@@ -105,6 +113,7 @@ LABELS = {
     "read_batch_50x5": "batch read 50 entities x 5 categories (`cat:*`)",
     "read_batch_500": "batch read 500 entities x 20 features",
     "write_1x20": "write 1 category x 20",
+    "write_1x20_keyed": "write 1 category x 20, with an Idempotency-Key",
     "write_5x20": "write 5 categories x 20",
     "bulk_100x5": "bulk write 100 entities x 5 categories x 20",
     "bulk_500x5": "bulk write 500 entities x 5 categories x 20 (the client's batch)",

@@ -17,8 +17,13 @@ if authorization and authorization ~= "" then
   headers["Authorization"] = authorization
 end
 
+local idempotency_keys = os.getenv("BENCH_IDEMPOTENCY_KEYS") == "1"
+local key_prefix = ""
+local key_count = 0
+
 init = function(args)
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
+  key_prefix = string.format("bench-%08x-", math.random(0, 0x7fffffff))
 end
 
 request = function()
@@ -32,6 +37,10 @@ request = function()
   local body = nil
   if body_template then
     body = body_template:gsub("{id}", id)
+  end
+  if idempotency_keys then
+    key_count = key_count + 1
+    headers["Idempotency-Key"] = key_prefix .. key_count
   end
   return wrk.format(method, path, headers, body)
 end

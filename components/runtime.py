@@ -86,7 +86,11 @@ class Runtime:
             max_attempts=settings.outbox_max_attempts,
         )
         self.flows = FeatureFlows(
-            self.store, self.relay, self.registry.default_ttl, tombstone_seconds=settings.delete_tombstone_seconds
+            self.store,
+            self.relay,
+            self.registry.default_ttl,
+            tombstone_seconds=settings.delete_tombstone_seconds,
+            idempotency_seconds=settings.idempotency_ttl_seconds,
         )
         self.service = FeatureService(
             settings, self.flows, self.registry, store_max_categories_per_write=self.store.max_categories_per_write

@@ -142,6 +142,24 @@ class StoreUnavailable(ServiceUnavailable):
     error = "store_unavailable"
 
 
+class OutcomeUnknown(ServiceUnavailable):
+    """The store did not answer in time, even to the same transaction sent again: the change may or may not
+    have been applied. Unlike `StoreUnavailable` (nothing written), retrying with the same
+    `Idempotency-Key` is the way to learn the outcome without applying anything twice."""
+
+    error = "outcome_unknown"
+
+
+IDEMPOTENCY_CONFLICT = "this Idempotency-Key was used for another request: use a new key for a new request"
+
+
+class IdempotencyConflict(FeatureStoreError):
+    """An `Idempotency-Key` used before (within IDEMPOTENCY_TTL_SECONDS) for a different request."""
+
+    status_code = 409
+    error = "idempotency_conflict"
+
+
 class StoreThrottled(StoreUnavailable):
     """The store refuses for throttling (DynamoDB's capacity); the same answer as any unavailable store,
     a class of its own so that metrics name it (`error="StoreThrottled"`)."""
@@ -158,9 +176,11 @@ ERROR_CODES = (
     "configuration_error",
     "forbidden",
     "headers_too_large",
+    "idempotency_conflict",
     "internal_error",
     "method_not_allowed",
     "not_found",
+    "outcome_unknown",
     "overloaded",
     "payload_too_large",
     "rate_limited",

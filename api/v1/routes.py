@@ -16,6 +16,8 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import StringConstraints
 
 from api.auth import Writer, require_admin, require_read
+from api.idempotency import OPENAPI as IDEMPOTENCY_OPENAPI
+from api.idempotency import idempotent
 from api.responses import errors
 from api.routing import StrictQueryRoute
 from api.runtime import runtime_of
@@ -109,13 +111,15 @@ async def read_batch(request: Request, body: GetBatchRequest) -> JSONBytesRespon
     "/items",
     operation_id="write_features",
     response_model=WriteResponse,
-    responses=errors(401, 403, 413, 415, 422, 429, 503),
+    responses=errors(401, 403, 409, 413, 415, 422, 429, 503),
     summary="Write features of one entity",
+    openapi_extra=IDEMPOTENCY_OPENAPI,
 )
 async def write_features(request: Request, body: Annotated[WriteRequest, Body()], writer: Writer) -> JSONBytesResponse:
     """Replaces the data of each category given, atomically across categories, and announces each
     category written with a `feature_available` event. With API keys on, the key must have
     `features:write` and decides the source and the categories it may write."""
+    await idempotent(request)
     return await runtime_of(request).controller.write(body, writer)
 
 
@@ -129,6 +133,7 @@ BULK_WRITE_PATH = "/api/v1/items/batch"
     response_model=BatchWriteResponse,
     responses=errors(401, 403, 413, 415, 422, 429),
     summary="Write features of many entities",
+    openapi_extra=IDEMPOTENCY_OPENAPI,
 )
 async def write_batch(
     request: Request, body: Annotated[BatchWriteRequest, Body()], writer: Writer
@@ -137,6 +142,7 @@ async def write_batch(
     An entity refused (a category not allowed, a type the registry refuses, a writer not allowed) or
     that the store failed to write gets an `error` and nothing written; the others are written. A
     malformed request, or more entities than `MAX_BATCH_WRITE_ENTITIES`, is a 422 and writes nothing."""
+    await idempotent(request)
     return await runtime_of(request).controller.write_batch(body, writer)
 
 
@@ -144,8 +150,9 @@ async def write_batch(
     "/items/{entity_value}",
     operation_id="delete_features",
     response_model=DeleteResponse,
-    responses=errors(401, 403, 422, 429, 503),
+    responses=errors(401, 403, 409, 422, 429, 503),
     summary="Delete categories of one entity",
+    openapi_extra=IDEMPOTENCY_OPENAPI,
 )
 async def delete_features(
     request: Request,
@@ -168,6 +175,7 @@ async def delete_features(
     features removed, and remembers each deletion for `DELETE_TOMBSTONE_SECONDS`. Deleting what is not
     there answers 200 with an empty `categories_deleted`. Needs `features:write` with API keys on, and
     a key may delete only the categories it may write (every category: only a key granted `*`)."""
+    await idempotent(request)
     return await runtime_of(request).controller.delete(entity_value, entity_type, category, writer, event_time)
 
 

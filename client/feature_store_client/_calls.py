@@ -45,12 +45,18 @@ class Call(Generic[T]):
     """A JSON body already encoded (sent instead of `json`)."""
     params: Mapping[str, Any] | None = None
     read: bool = True
-    """A read may be sent again after a connection error or timeout; a write may not."""
+    """False for a write: it is sent with an `Idempotency-Key` (`write_headers`), the same on every retry, so
+    like a read it may be sent again after a connection error or timeout without being applied twice."""
     accept: frozenset[int] = field(default_factory=lambda: frozenset({200}))
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+def write_headers(headers: Mapping[str, str], call: Call[Any]) -> Mapping[str, str]:
+    """`headers` and, for a write, an `Idempotency-Key` of its own, which its retries send again."""
+    return headers if call.read else {**headers, "Idempotency-Key": str(uuid.uuid4())}
 
 
 def request_headers(api_key: str | None, request_id: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from feature_store_client._calls import (
     request_headers,
     split_batch,
     write_call,
+    write_headers,
     write_meta,
 )
 from feature_store_client._retries import Attempts, RetryPolicy
@@ -58,5 +59,6 @@ __all__ = [
     "split_batch",
     "split_entities",
     "write_call",
+    "write_headers",
     "write_meta",
 ]

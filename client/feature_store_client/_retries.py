@@ -17,8 +17,8 @@ class RetryPolicy:
     """When to send a call again.
 
     429 and 503 are retried for every call, after the `Retry-After` the service sent (else after a
-    backoff); connection errors and timeouts only for reads, since a write may have been applied
-    without its answer arriving. A call stops after `attempts` sends, or sooner when the next wait
+    backoff); connection errors and timeouts too: a write is sent with an `Idempotency-Key`, the same on
+    each retry, so one applied without its answer arriving answers its first result. A call stops after `attempts` sends, or sooner when the next wait
     would take the total waited past `budget_seconds`.
 
     Every wait is stretched by a random share of up to `jitter` of itself (never shortened), so that
@@ -67,8 +67,6 @@ class Attempts:
         self.sent += 1
         kind = Timeout if isinstance(exc, httpx.TimeoutException) else TransportError
         error = kind(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, request_id=self.request_id)
-        if not self.call.read:
-            raise error from exc
         return self._wait_or_raise(self.policy.backoff(self.sent), error, exc)
 
     def _wait_or_raise(self, wait: float, error: FeatureStoreError, cause: BaseException | None = None) -> float:

@@ -79,7 +79,7 @@ class FeatureStoreClient:
 
     def _run(self, call: Call[T], request_id: str | None) -> T:
         request_id = request_id or _core.new_request_id()
-        headers = _core.request_headers(self.api_key, request_id)
+        headers = _core.write_headers(_core.request_headers(self.api_key, request_id), call)
         attempts = _core.Attempts(self.retry, call, request_id)
         while True:
             try:

@@ -68,7 +68,8 @@ def feature_available_event(
     actor: str | None = None,
 ) -> OutboxEvent:
     """The event announcing one category written (or, with `DELETED_EVENT_TYPE`, deleted), keyed per
-    entity so a partition keeps its order; `actor`: who wrote or deleted it (None while keys are off)."""
+    entity so a partition keeps its order; `actor`: who wrote or deleted it (None while keys are off).
+    Its `version` is the store's to set, in the transaction that applies the change (`set_version`)."""
     event_id = new_event_id()
     payload = {
         "event_id": event_id,
@@ -81,8 +82,19 @@ def feature_available_event(
         "compute_id": compute_id or "",
         "features": list(features),
         "actor": actor,
+        "version": None,
     }
     return OutboxEvent(event_id, f"{entity_type}:{entity_value}", payload, timestamp_epoch, traceparent=traceparent)
+
+
+def set_version(event: OutboxEvent, version: int) -> None:
+    """The category's version after the change the event announces."""
+    event.payload["version"] = version
+
+
+def ordering_key(event: OutboxEvent) -> str:
+    """What the relay keeps in version order: one entity's category."""
+    return f"{event.key}/{event.payload['resource_name']}"
 
 
 @dataclass(frozen=True, slots=True)

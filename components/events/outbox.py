@@ -304,7 +304,7 @@ class OutboxRelay:
                 logger.exception("outbox relay failed while draining")
                 return relayed
             relayed += claimed
-            if claimed < self.batch_size:
+            if claimed == 0:
                 return relayed
         logger.warning("outbox flush time is up; events still pending stay in the outbox for the next relay")
         return relayed
@@ -334,7 +334,9 @@ class OutboxRelay:
             if self._stopping:
                 return
             try:
-                while await self.relay_once() == self.batch_size and not self._stopping:
+                # Until a claim finds nothing: one that found fewer than a batch may have left events behind
+                # an earlier version of their category, due as soon as it is published.
+                while await self.relay_once() > 0 and not self._stopping:
                     pass
                 failures = 0
             except Exception:

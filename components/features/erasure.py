@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from components.events.events import DELETED_EVENT_TYPE, OutboxEvent, feature_available_event
-from components.features.store.base import ERASED_BY, ERASURE_REQUEST_ID, TOMBSTONE, Erasure
+from components.features.store.base import ERASED_BY, ERASURE_REQUEST_ID, TOMBSTONE, Erasure, Idempotency
 from core.request_context import request_id_var
 from core.settings import EntityType
 from core.timeutils import isoformat
@@ -20,6 +20,7 @@ def tombstones(
     now: datetime,
     tombstone_seconds: int,
     actor: str | None = None,
+    idempotency: Idempotency | None = None,
 ) -> Erasure:
     """The deletion of `categories` (None: every category) at `now`, ordered by `event_time` (default:
     `now`). Each tombstone has no features, is marked `TOMBSTONE` and expires `tombstone_seconds` from
@@ -57,4 +58,4 @@ def tombstones(
             actor=actor,
         )
 
-    return Erasure(categories, event_time_iso, metadata, expires.timestamp(), event)
+    return Erasure(categories, event_time_iso, metadata, expires.timestamp(), event, idempotency)

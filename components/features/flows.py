@@ -22,12 +22,14 @@ from components.features.store.base import (
     TOMBSTONE,
     CategoryWrite,
     EntityWrite,
+    Idempotency,
     OnlineStore,
     StoredCategory,
     is_tombstone,
 )
 from core.exceptions import FeatureStoreError
 from core.metrics import metrics
+from core.request_context import idempotency_var
 from core.settings import EntityType
 from core.timeutils import isoformat
 from core.tracing import tracing
@@ -131,11 +133,13 @@ class FeatureFlows:
         default_ttl: Mapping[str, int],
         clock: Callable[[], float] = time.time,
         tombstone_seconds: int = 7 * 24 * 3600,
+        idempotency_seconds: int = 24 * 3600,
     ) -> None:
         """`clock` (epoch seconds) stamps writes and decides freshness; tests move it. `tombstone_seconds`:
-        how long a deleted category is remembered."""
+        how long a deleted category is remembered; `idempotency_seconds`, an `Idempotency-Key`."""
         self.clock = clock
         self.tombstone_seconds = tombstone_seconds
+        self.idempotency_seconds = idempotency_seconds
         self.store = store
         self.relay = relay
         self.default_ttl = default_ttl
@@ -263,13 +267,28 @@ class FeatureFlows:
             )
         return writes
 
+    def _idempotency(self, actor: str | None, entity_value: str | None = None) -> Idempotency | None:
+        """The request's `Idempotency-Key` as the store keeps it: one caller's keys never meet another's, and
+        each entity of a bulk write has its own record (it commits on its own)."""
+        given = idempotency_var.get()
+        if given is None:
+            return None
+        key, fingerprint = given
+        scoped = f"{actor or ''} {key}" if entity_value is None else f"{actor or ''} {key} {entity_value}"
+        # The real clock, as the stores' expiry (DynamoDB's TTL) reads it, not the one tests move.
+        return Idempotency(scoped, fingerprint, time.time() + self.idempotency_seconds)
+
     async def write(self, entity_type: EntityType, entity: EntityInput) -> WriteOutcome:
-        """Stamp metadata, build one event per category and commit them all atomically; then wake the relay."""
+        """Stamp metadata, build one event per category and commit them all atomically; then wake the relay.
+        A request repeated under its `Idempotency-Key` answers its first outcome."""
         with metrics.timer("write.multi_category", entity_type=entity_type.name):
             now = datetime.fromtimestamp(self.clock(), UTC)
             now_iso = isoformat(now)
             writes = self._category_writes(entity_type, entity, now, now_iso)
-            skipped = await self.store.write(entity_type, entity.entity_value, writes, now_iso)
+            record = self._idempotency(entity.provenance.actor)
+            skipped = await self.store.write(entity_type, entity.entity_value, writes, now_iso, record)
+        if record is not None and record.replayed is not None:
+            return _outcome(entity.categories, record.replayed["result"], record.replayed["timestamp"])
         if len(skipped) < len(writes):
             self.relay.notify()
             self._observe_lag(entity_type, entity.provenance.event_time, now)
@@ -284,13 +303,17 @@ class FeatureFlows:
             now = datetime.fromtimestamp(self.clock(), UTC)
             now_iso = isoformat(now)
             writes = [
-                EntityWrite(entity.entity_value, self._category_writes(entity_type, entity, now, now_iso))
+                EntityWrite(
+                    entity.entity_value,
+                    self._category_writes(entity_type, entity, now, now_iso),
+                    self._idempotency(entity.provenance.actor, entity.entity_value),
+                )
                 for entity in entities
             ]
             results = await self.store.write_many(entity_type, writes, now_iso) if writes else []
         outcomes: list[WriteOutcome | FeatureStoreError] = [
-            result if isinstance(result, FeatureStoreError) else _outcome(entity.categories, result, now_iso)
-            for entity, result in zip(entities, results, strict=True)
+            result if isinstance(result, FeatureStoreError) else _replayed_or(entity, write, result, now_iso)
+            for entity, write, result in zip(entities, writes, results, strict=True)
         ]
         if any(isinstance(outcome, WriteOutcome) and outcome.categories_updated for outcome in outcomes):
             self.relay.notify()
@@ -318,13 +341,32 @@ class FeatureFlows:
         with metrics.timer("delete", entity_type=entity_type.name):
             now = datetime.fromtimestamp(self.clock(), UTC)
             erasure = tombstones(
-                entity_type, entity_value, categories, source, event_time, now, self.tombstone_seconds, actor
+                entity_type,
+                entity_value,
+                categories,
+                source,
+                event_time,
+                now,
+                self.tombstone_seconds,
+                actor,
+                self._idempotency(actor),
             )
             deleted = await self.store.delete(entity_type, entity_value, erasure)
+        replayed = erasure.idempotency.replayed if erasure.idempotency is not None else None
+        if replayed is not None:
+            return DeleteOutcome(replayed["result"], replayed["timestamp"])
         if deleted:
             self.relay.notify()
             metrics.incr("delete.categories", len(deleted), entity_type=entity_type.name)
         return DeleteOutcome(deleted, isoformat(now))
+
+
+def _replayed_or(entity: EntityInput, write: EntityWrite, skipped: list[str], now_iso: str) -> WriteOutcome:
+    """A bulk entity's outcome: its first one when its `Idempotency-Key` was used before."""
+    replayed = write.idempotency.replayed if write.idempotency is not None else None
+    if replayed is not None:
+        return _outcome(entity.categories, replayed["result"], replayed["timestamp"])
+    return _outcome(entity.categories, skipped, now_iso)
 
 
 def _outcome(categories: Sequence[CategoryInput], skipped: list[str], timestamp: str) -> WriteOutcome:

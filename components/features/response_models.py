@@ -23,6 +23,7 @@ METADATA_EXAMPLE: dict[str, JsonValue] = {
     "event_time": "2025-10-13T09:15:51.358632+00:00",
     "age_seconds": 3.25,
     "written_by": "key:prediction-service",
+    "version": 7,
 }
 FEATURE_BLOCK_EXAMPLE: dict[str, JsonValue] = {"data": {"age": 30, "income": 60000}, "metadata": METADATA_EXAMPLE}
 CATEGORY_ITEM_EXAMPLE: dict[str, JsonValue] = {"features": FEATURE_BLOCK_EXAMPLE}
@@ -62,6 +63,7 @@ EVENT_EXAMPLE: dict[str, JsonValue] = {
     "compute_id": "compute-123",
     "features": ["age", "income"],
     "actor": "key:prediction-service",
+    "version": 7,
 }
 """Response examples, composed like the responses they illustrate."""
 
@@ -86,6 +88,12 @@ class FeatureMetadata(BaseModel):
         description="Who wrote the category: `key:<name>`, or `sub:<subject> client:<id>` for a token; null "
         "when written without API keys or before the audit trail.",
         examples=["key:prediction-service"],
+    )
+    version: int | None = Field(
+        None,
+        description="The category's version: one more with every change the store applies to it (write, "
+        "erasure); events carry it. Null for a category not changed since versions were introduced.",
+        examples=[7],
     )
 
 

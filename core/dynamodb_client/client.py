@@ -177,6 +177,7 @@ class DynamoDBClient:
             raise InvalidParameters(f"invalid parameters for {operation}: {exc}") from exc
         policy = self.retry_policy
         attempt, spent = 1, 0
+        reached = False
         while True:
             if policy.limiter is not None:
                 await policy.before_send()
@@ -184,9 +185,11 @@ class DynamoDBClient:
                 answer = await self._attempt(operation, body)
             except DynamoDBError as error:
                 policy.answered(failure_kind(error) == THROTTLING)
+                reached |= _may_have_reached(error)
                 last = max_attempts is not None and attempt >= max_attempts
                 decision = None if last else policy.retry(operation, attempt, error)
                 if decision is None:
+                    error.maybe_applied = reached
                     raise
                 delay, spent = decision
                 await asyncio.sleep(delay)
@@ -211,9 +214,13 @@ class DynamoDBClient:
                 status = response.status
                 headers = response.headers
         except TimeoutError as exc:
-            raise DynamoDBTimeout(f"DynamoDB did not answer {operation} in time ({type(exc).__name__})") from exc
+            sent = not isinstance(exc, aiohttp.ConnectionTimeoutError)
+            message = f"DynamoDB did not answer {operation} in time ({type(exc).__name__})"
+            raise DynamoDBTimeout(message, sent=sent) from exc
         except aiohttp.ClientError as exc:
-            raise DynamoDBUnreachable(f"DynamoDB unreachable for {operation}: {type(exc).__name__}: {exc}") from exc
+            sent = not isinstance(exc, aiohttp.ClientConnectorError)
+            message = f"DynamoDB unreachable for {operation}: {type(exc).__name__}: {exc}"
+            raise DynamoDBUnreachable(message, sent=sent) from exc
         checksum = headers.get("x-amz-crc32")
         if checksum is not None and checksum.isdigit() and zlib.crc32(raw) != int(checksum):
             raise ChecksumMismatch(f"DynamoDB's answer to {operation} does not match its CRC32 checksum")
@@ -300,3 +307,10 @@ async def get_client_async(settings: Settings) -> DynamoDBClient:
     if client is None:
         client = await asyncio.to_thread(get_client, settings)
     return client
+
+
+def _may_have_reached(error: DynamoDBError) -> bool:
+    """Whether DynamoDB may have received (and applied) the attempt that ended with `error`."""
+    if isinstance(error, DynamoDBUnreachable):
+        return error.sent
+    return isinstance(error, DynamoDBServiceError) and error.status >= 500

@@ -43,6 +43,10 @@ TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 class DynamoDBError(Exception):
     """Base of everything the DynamoDB client raises."""
 
+    maybe_applied = False
+    """Set on the error a call ends with when one of its attempts may have reached DynamoDB without an answer
+    (a timeout or a broken connection once the request was sent, a 5xx): a write may have been applied."""
+
 
 class DynamoDBServiceError(DynamoDBError):
     """DynamoDB answered a call with an error."""
@@ -101,6 +105,11 @@ class InvalidParameters(DynamoDBError):
 
 class DynamoDBUnreachable(DynamoDBError):
     """No answer: the connection could not be made or broke, or the answer could not be read."""
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
+        """False when no connection was made: the request never left."""
 
 
 class DynamoDBTimeout(DynamoDBUnreachable):

@@ -25,6 +25,8 @@ class LimitsSettings(BaseModel):
     """Deepest nesting of lists and objects inside one feature value (orjson stores at most 254 levels)."""
     max_ttl_seconds: int = Field(10 * 365 * 24 * 3600, gt=0)
     delete_tombstone_seconds: int = Field(7 * 24 * 3600, gt=0)
+    idempotency_ttl_seconds: int = Field(24 * 3600, gt=0)
+    """How long a write's `Idempotency-Key` answers its first result again."""
     """How long a deleted category is remembered, so a write with an older `event_time` cannot bring
     its data back."""
     max_event_time_ahead_seconds: int = Field(300, gt=0)

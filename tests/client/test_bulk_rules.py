@@ -170,11 +170,18 @@ def test_entities_the_service_cannot_read_fail_alone_and_the_rest_is_sent_again(
     assert error.detail[0]["loc"] == ["body", "data", "entities", 1, "feature_list"]
 
 
-def test_a_part_without_an_answer_fails_its_entities_and_is_not_sent_again() -> None:
+def test_a_part_without_an_answer_is_sent_again_under_its_key_then_fails_its_entities() -> None:
     service = Service({**LIMITS, "max_batch_write_entities": 2}, drop=frozenset({"u3"}))
     with client_of(service) as client:
         result = client.write_batch(entities("u1", "u2", "u3", "u4"))
-    assert service.batches.count(["u3", "u4"]) == 1, "a write may have been applied: never resent"
+        attempts = client.retry.attempts
+    assert service.batches.count(["u3", "u4"]) == attempts, "sent again: its key keeps it from applying twice"
+    keys = {
+        request.headers["Idempotency-Key"]
+        for request in service.requests
+        if request.url.path == "/api/v1/items/batch" and b'"u3"' in request.content
+    }
+    assert len(keys) == 1, "the same key on every retry of the part"
     assert [entity.error.error if entity.error else None for entity in result.results] == [
         None,
         None,

@@ -67,6 +67,8 @@ class SilentServer(socketserver.ThreadingTCPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), SilentHandler)
         self.requests = 0
+        self.keys: list[str] = []
+        """The `Idempotency-Key` of each request that had one."""
         self.closed = threading.Event()
 
 
@@ -82,6 +84,10 @@ class SilentHandler(socketserver.BaseRequestHandler):
                 return
             data += chunk
         self.server.requests += 1
+        for line in data.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"idempotency-key":
+                self.server.keys.append(value.strip().decode())
         self.server.closed.wait(5)
 
 
@@ -96,13 +102,18 @@ def silent_server() -> Iterator[SilentServer]:
     server.server_close()
 
 
-def test_a_write_is_never_retried_after_a_timeout(silent_server: SilentServer) -> None:
+def test_a_write_is_retried_after_a_timeout_under_one_idempotency_key(silent_server: SilentServer) -> None:
+    """The key makes the retry safe: a first attempt applied without its answer arriving is not applied again."""
     url = f"http://127.0.0.1:{silent_server.server_address[1]}"
     with FeatureStoreClient(url, timeout=0.3, retry=FAST) as store:
         with pytest.raises(Timeout) as failed:
             store.write("user-1", {"user_features": {"age": 3}}, source=WRITER, request_id="write-1")
+        with pytest.raises(Timeout):
+            store.write("user-1", {"user_features": {"age": 4}}, source=WRITER)
     assert failed.value.request_id == "write-1"
-    assert silent_server.requests == 1
+    assert silent_server.requests == 2 * FAST.attempts
+    first, second = silent_server.keys[: FAST.attempts], silent_server.keys[FAST.attempts :]
+    assert len(set(first)) == 1 and len(set(second)) == 1 and first[0] != second[0], "a key per write"
 
 
 def test_a_read_is_retried_after_a_timeout(silent_server: SilentServer) -> None:

@@ -121,3 +121,20 @@ def test_events_written_before_the_actor_read_as_null() -> None:
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(v1)), payload)
     assert avro_decode(body.getvalue(), writer=v1, reader=SCHEMA_PATH.read_text()) == payload | {"actor": None}
+
+
+def test_events_written_before_the_version_read_as_null() -> None:
+    v2 = (SCHEMA_PATH.parent / "history" / "feature_trigger.v2.avsc").read_text()
+    payload = feature_available_event(
+        entity_type="account_id",
+        entity_value="acct-9",
+        category="user_features",
+        features=["age"],
+        compute_id=None,
+        timestamp_iso="2026-01-01T00:00:00.000000+00:00",
+        timestamp_epoch=0.0,
+    ).payload
+    del payload["version"]
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(v2)), payload)
+    assert avro_decode(body.getvalue(), writer=v2, reader=SCHEMA_PATH.read_text()) == payload | {"version": None}

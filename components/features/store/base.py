@@ -88,6 +88,25 @@ class StoredCategory:
 
 
 @dataclass(slots=True)
+class Idempotency:
+    """A write's `Idempotency-Key`, stored with the change in its transaction: the same key with the same
+    fingerprint answers the first outcome instead of applying anything; with another, `IdempotencyConflict`."""
+
+    key: str
+    fingerprint: str
+    expires_at_epoch: float
+    replayed: dict[str, Any] | None = None
+    """Set by the store when the key was used before for the same request: its outcome (`outcome`), applied
+    then; nothing was applied now."""
+
+
+def outcome(result: list[str], timestamp: str) -> dict[str, Any]:
+    """What an `Idempotency` record keeps of a change: the store's result (skipped or deleted categories) and
+    the time the change was stamped with."""
+    return {"result": result, "timestamp": timestamp}
+
+
+@dataclass(slots=True)
 class CategoryWrite:
     """A whole-category replacement and the event announcing it, committed together."""
 
@@ -107,6 +126,7 @@ class EntityWrite:
 
     entity_value: str
     writes: Sequence[CategoryWrite]
+    idempotency: Idempotency | None = None
 
 
 TOMBSTONE = "deleted_at"
@@ -140,6 +160,7 @@ class Erasure:
     """When the tombstone is forgotten."""
     event: Callable[[str, list[str]], OutboxEvent]
     """The event announcing one category deleted, from the category and the feature names it held."""
+    idempotency: Idempotency | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +203,16 @@ class OnlineStore(OutboxStore, DeadLetterStore, Protocol):
         open registry, which declares no categories per entity type, shows a person inspecting it."""
 
     async def write(
-        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        writes: Sequence[CategoryWrite],
+        now_iso: str,
+        idempotency: Idempotency | None = None,
     ) -> list[str]:
-        """Commit every write whose event_time is not older than the stored one, with its event,
-        atomically; `now_iso` becomes created_at of new categories. Return the skipped categories."""
+        """Commit every write whose event_time is not older than the stored one, with its event (and
+        `idempotency`'s record), atomically; `now_iso` becomes created_at of new categories. Return the
+        skipped categories (for a replay, `idempotency.replayed` holds the first outcome)."""
 
     async def write_many(
         self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str

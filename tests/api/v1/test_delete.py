@@ -127,6 +127,7 @@ def test_deletions_are_announced_on_kafka(make_client, kafka_settings, kafka_bro
         "compute_id": "",
         "features": ["age", "city"],
         "actor": None,
+        "version": 2,
     }
     assert by_category["credit_features"].event["features"] == ["score"]
 

@@ -97,6 +97,7 @@ def test_written_events_arrive_in_wire_format_with_every_field(
             "compute_id": "job-7",
             "features": features,
             "actor": None,
+            "version": 1,
         }
     account = by_category["d0_unauth_features"]
     assert account.key == "account_id:acct-9"

@@ -15,10 +15,20 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from components.events.events import set_version
 from components.features.store.base import TOMBSTONE, Erasure, chunks
 from components.features.store.dynamodb import items
-from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, translate_error, translated
-from components.features.store.dynamodb.items import CATEGORY, DATA, EVENT_TIME, EXPIRES_AT, FEATURES, METADATA
+from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, translated, write_error
+from components.features.store.dynamodb.items import (
+    CATEGORY,
+    DATA,
+    EVENT_TIME,
+    EXPIRES_AT,
+    FEATURES,
+    LAST_EVENT,
+    METADATA,
+    VERSION,
+)
 from components.features.store.dynamodb.outbox import backoff
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError
 from core.dynamodb_client.attributes import encode_map
@@ -27,8 +37,9 @@ from core.metrics import metrics
 from core.settings import EntityType
 
 MAX_ERASE_ATTEMPTS = 8
-CATEGORIES_PER_TRANSACTION = 50
-"""A transaction holds at most 100 actions: one put per category plus one outbox put."""
+CATEGORIES_PER_TRANSACTION = 49
+"""A transaction holds at most 100 actions: one put per category plus one outbox put, and an `Idempotency-Key`'s
+record."""
 
 
 async def _stored(
@@ -80,19 +91,34 @@ def _to_replace(item: dict[str, Any], erasure: Erasure) -> bool:
 
 
 def _tombstone(
-    entity_type: EntityType, entity_value: str, category: str, old: dict[str, Any], erasure: Erasure
+    entity_type: EntityType,
+    entity_value: str,
+    category: str,
+    old: dict[str, Any],
+    erasure: Erasure,
+    last_event: str | None,
 ) -> dict:
+    """The tombstone replacing `old`, one version on; `last_event`: its event's id, or the old item's when
+    there is none."""
+    version, _ = items.stored_version(old)
+    metadata = {**encode_map(erasure.metadata), VERSION: {"N": str(version + 1)}}
     item = {
         **items.key(entity_type, entity_value, category),
-        FEATURES: {"M": {DATA: {"M": {}}, METADATA: {"M": encode_map(erasure.metadata)}}},
+        FEATURES: {"M": {DATA: {"M": {}}, METADATA: {"M": metadata}}},
         EVENT_TIME: {"S": erasure.event_time},
         EXPIRES_AT: {"N": f"{erasure.expires_at_epoch:.6f}"},
     }
-    # Still the item that was read: same event_time and the same write (updated_at).
-    updated_at = old.get(FEATURES, {}).get("M", {}).get(METADATA, {}).get("M", {}).get("updated_at")
+    if last_event is not None:
+        item[LAST_EVENT] = {"S": last_event}
+    # Still the item that was read: same event_time, the same write (updated_at) and version.
+    stored = old.get(FEATURES, {}).get("M", {}).get(METADATA, {}).get("M", {})
     values: dict[str, Any] = {}
     conditions = []
-    for path, value, name in (("#e", old.get(EVENT_TIME), ":e0"), ("#f.#m.#u", updated_at, ":u0")):
+    for path, value, name in (
+        ("#e", old.get(EVENT_TIME), ":e0"),
+        ("#f.#m.#u", stored.get("updated_at"), ":u0"),
+        ("#f.#m.#v", stored.get(VERSION), ":v0"),
+    ):
         if value is None:
             conditions.append(f"attribute_not_exists({path})")
         else:
@@ -103,10 +129,41 @@ def _tombstone(
             "TableName": entity_type.table,
             "Item": item,
             "ConditionExpression": " AND ".join(conditions),
-            "ExpressionAttributeNames": {"#e": EVENT_TIME, "#f": FEATURES, "#m": METADATA, "#u": "updated_at"},
+            "ExpressionAttributeNames": {
+                "#e": EVENT_TIME,
+                "#f": FEATURES,
+                "#m": METADATA,
+                "#u": "updated_at",
+                "#v": VERSION,
+            },
             **({"ExpressionAttributeValues": values} if values else {}),
         }
     }
+
+
+def _actions(
+    entity_type: EntityType,
+    entity_value: str,
+    chunk: Sequence[tuple[str, dict[str, Any]]],
+    erasure: Erasure,
+    outbox_table: str,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The tombstones of `chunk` and the events of those that held data; the categories those are."""
+    tombstones: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    erased = []
+    for category, old in chunk:
+        version, previous = items.stored_version(old)
+        last_event = previous
+        if _holds_data(old):
+            names = list(old.get(FEATURES, {}).get("M", {}).get(DATA, {}).get("M", {}))
+            event = erasure.event(category, names)
+            set_version(event, version + 1)
+            events.append({"Put": {"TableName": outbox_table, "Item": items.outbox_item(event, previous)}})
+            erased.append(category)
+            last_event = event.event_id
+        tombstones.append(_tombstone(entity_type, entity_value, category, old, erasure, last_event))
+    return tombstones + events, erased
 
 
 async def erase(
@@ -115,6 +172,7 @@ async def erase(
     """The categories deleted, in the order asked (by category when all)."""
     done: set[str] = set()
     deleted: set[str] = set()
+    record = erasure.idempotency
     for attempt in range(MAX_ERASE_ATTEMPTS):
         stored = await _stored(client, entity_type, entity_value, erasure.categories)
         order = erasure.categories if erasure.categories is not None else sorted(stored)
@@ -123,24 +181,32 @@ async def erase(
             for category in order
             if category not in done and _to_replace(stored.get(category, {}), erasure)
         ]
+        # With nothing to delete, a key's record still goes: it answers a request sent again as it was answered.
+        batches = list(chunks(targets, CATEGORIES_PER_TRANSACTION)) or ([[]] if record is not None else [])
         try:
-            for chunk in chunks(targets, CATEGORIES_PER_TRANSACTION):
-                actions = [_tombstone(entity_type, entity_value, category, old, erasure) for category, old in chunk]
-                erased = [(category, old) for category, old in chunk if _holds_data(old)]
-                for category, old in erased:
-                    names = list(old.get(FEATURES, {}).get("M", {}).get(DATA, {}).get("M", {}))
-                    event = erasure.event(category, names)
-                    actions.append({"Put": {"TableName": outbox_table, "Item": items.outbox_item(event)}})
+            for chunk in batches:
+                actions, erased = _actions(entity_type, entity_value, chunk, erasure, outbox_table)
+                if record is not None:
+                    # With the first transaction: the whole outcome is known from the read.
+                    holding = deleted | {category for category, old in targets if _holds_data(old)}
+                    result = [category for category in order if category in holding]
+                    actions.append(items.idempotency_put(outbox_table, record, result, erasure.metadata["updated_at"]))
                 with metrics.timer("dynamodb.erase", entity_type=entity_type.name):
                     await client.transact_write_items(TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
+                record = None
                 done.update(category for category, _ in chunk)
-                deleted.update(category for category, _ in erased)
+                deleted.update(erased)
             return [category for category in order if category in deleted]
         except DynamoDBServiceError as exc:
             if exc.code != TRANSACTION_CANCELLED:
-                raise translate_error(exc, "TransactWriteItems") from exc
+                raise write_error(exc, "TransactWriteItems") from exc
+            reason = exc.cancellation_reasons[-1] if record is not None and exc.cancellation_reasons else {}
+            if record is not None and reason.get("Code") == "ConditionalCheckFailed" and "Item" in reason:
+                record.replayed = items.recalled(record, reason["Item"])
+                replayed: list[str] = record.replayed["result"]
+                return replayed
             # A category changed since it was read (a racing write), or a conflict: read again.
             await asyncio.sleep(backoff(attempt))
         except DynamoDBError as exc:
-            raise translate_error(exc, "TransactWriteItems") from exc
+            raise write_error(exc, "TransactWriteItems") from exc
     raise StoreUnavailable("the deletion kept conflicting with concurrent writes to the same items", retry_after=1)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from core.dynamodb_client import DynamoDBError, DynamoDBServiceError, InvalidParameters
-from core.exceptions import FeatureStoreError, PayloadTooLarge, StoreThrottled, StoreUnavailable
+from core.exceptions import FeatureStoreError, OutcomeUnknown, PayloadTooLarge, StoreThrottled, StoreUnavailable
 
 logger = logging.getLogger("feature_store.dynamodb")
 
@@ -42,6 +42,22 @@ def translate_error(exc: DynamoDBError, action: str) -> FeatureStoreError:
     if isinstance(exc, InvalidParameters):
         return FeatureStoreError("invalid DynamoDB request")
     return StoreUnavailable("DynamoDB is unreachable", retry_after=2)
+
+
+OUTCOME_UNKNOWN = (
+    "DynamoDB did not answer in time, even to the same transaction sent again: the write may or may not "
+    "have been applied; send it again with the same Idempotency-Key to learn which"
+)
+
+
+def write_error(exc: DynamoDBError, action: str) -> FeatureStoreError:
+    """A transaction's failure: `OutcomeUnknown` when an attempt may have reached DynamoDB unanswered (the
+    client sent them all with one `ClientRequestToken`, so DynamoDB applied it at most once, but nothing says
+    whether it did); otherwise as `translate_error`, which for an outage means nothing was written."""
+    if exc.maybe_applied:
+        logger.warning("DynamoDB %s outcome unknown: %s", action, exc)
+        return OutcomeUnknown(OUTCOME_UNKNOWN, retry_after=2)
+    return translate_error(exc, action)
 
 
 @contextmanager

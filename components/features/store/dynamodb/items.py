@@ -9,13 +9,15 @@ holds `features.data` and `features.metadata` maps, plus `event_time` (the order
 not its spelling, so an integral float (`1.0`) reads back as `1`.
 """
 
+import time
 import zlib
 from typing import Any
 
 from components.events.events import OutboxEvent
 from components.events.outbox import DeadLetter
-from components.features.store.base import ERASURE_FIELDS, CategoryWrite, StoredCategory, Wanted
+from components.features.store.base import ERASURE_FIELDS, CategoryWrite, Idempotency, StoredCategory, Wanted, outcome
 from core.dynamodb_client.attributes import decode_map
+from core.exceptions import IDEMPOTENCY_CONFLICT, IdempotencyConflict
 from core.serialization import dumps, loads
 from core.settings import EntityType
 
@@ -26,6 +28,12 @@ METADATA = "metadata"
 EVENT_TIME = "event_time"
 EXPIRES_AT = "expires_at"
 """Epoch seconds; the table's TTL attribute, so DynamoDB deletes expired items (within days)."""
+VERSION = "version"
+"""The metadata field holding the category's version (so reads return it as they are)."""
+LAST_EVENT = "last_event"
+"""The id of the event of the category's latest change that had one: the next event's `PREVIOUS`."""
+PREVIOUS = "previous"
+"""An outbox item's predecessor: the event of the same category's change before it, published first."""
 
 MAX_ITEM_BYTES = 400 * 1024
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
@@ -92,18 +100,22 @@ def upsert(
     metadata: dict[str, Any],
     mode: str,
     now_iso: str,
+    version: int,
 ) -> dict[str, Any]:
-    """One category's write as a transaction action. For an existing item (UPDATE) it sets
-    `features.data` and each metadata field, so `created_at` stays; for a new item (CREATE) the whole
-    `features` map with `created_at`. Each is conditional (exists / does not exist, and the stored
-    `event_time` is not newer), so a cancelled transaction says per category which form to retry
-    and which categories are stale."""
-    names = {"#k": entity_type.key_attribute, "#f": FEATURES, "#e": EVENT_TIME, "#x": EXPIRES_AT}
-    values: dict[str, Any] = {":e": {"S": write.event_time}}
+    """One category's write as a transaction action, making the category's `version` (one more than
+    the stored one) and recording its event as the category's last. For an existing item (UPDATE) it
+    sets `features.data` and each metadata field, so `created_at` stays; for a new item (CREATE) the
+    whole `features` map with `created_at`. Each is conditional (exists with the version before /
+    does not exist, and the stored `event_time` is not newer), so a cancelled transaction says per
+    category which form and version to retry with and which categories are stale."""
+    names = {"#k": entity_type.key_attribute, "#f": FEATURES, "#e": EVENT_TIME, "#x": EXPIRES_AT, "#le": LAST_EVENT}
+    version_value = {"N": str(version)}
+    values: dict[str, Any] = {":e": {"S": write.event_time}, ":le": {"S": write.event.event_id}}
     removals: list[str] = []
     if mode == CREATE:
-        values[":f"] = {"M": {DATA: data, METADATA: {"M": {"created_at": {"S": now_iso}, **metadata}}}}
-        assignments = ["#f = :f", "#e = :e"]
+        stamped = {"created_at": {"S": now_iso}, **metadata, VERSION: version_value}
+        values[":f"] = {"M": {DATA: data, METADATA: {"M": stamped}}}
+        assignments = ["#f = :f", "#e = :e", "#le = :le"]
         condition = "attribute_not_exists(#k)"
     else:
         # A tombstone (a deleted category) has no created_at and is marked: the write that brings data
@@ -118,7 +130,15 @@ def upsert(
         for index, field in enumerate(ERASURE_FIELDS):
             names[f"#t{index}"] = field
             removals.append(f"#f.#m.#t{index}")
-        condition = "attribute_exists(#k) AND (attribute_not_exists(#e) OR #e <= :e)"
+        names["#v"] = VERSION
+        values[":v"] = version_value
+        assignments += ["#f.#m.#v = :v", "#le = :le"]
+        if version > 1:
+            values[":v0"] = {"N": str(version - 1)}
+            version_check = "#f.#m.#v = :v0"
+        else:
+            version_check = "attribute_not_exists(#f.#m.#v)"
+        condition = f"attribute_exists(#k) AND {version_check} AND (attribute_not_exists(#e) OR #e <= :e)"
     if write.expires_at_epoch is not None:
         values[":x"] = {"N": f"{write.expires_at_epoch:.6f}"}
         assignments.append("#x = :x")
@@ -140,7 +160,15 @@ def upsert(
     }
 
 
-def outbox_item(event: OutboxEvent) -> dict[str, Any]:
+def stored_version(item: dict[str, Any]) -> tuple[int, str | None]:
+    """A stored item's version (0 before versions) and its `LAST_EVENT`."""
+    metadata = item.get(FEATURES, {}).get("M", {}).get(METADATA, {}).get("M", {})
+    version = metadata.get(VERSION)
+    last = item.get(LAST_EVENT)
+    return (int(version["N"]) if version else 0), (last["S"] if last else None)
+
+
+def outbox_item(event: OutboxEvent, previous: str | None = None) -> dict[str, Any]:
     item = {
         "event_id": {"S": event.event_id},
         "event_key": {"S": event.key},
@@ -153,7 +181,42 @@ def outbox_item(event: OutboxEvent) -> dict[str, Any]:
     }
     if event.traceparent:
         item["traceparent"] = {"S": event.traceparent}
+    if previous is not None:
+        item[PREVIOUS] = {"S": previous}
     return item
+
+
+IDEMPOTENCY_PREFIX = "idempotency#"
+"""An `Idempotency` record's key in the outbox table, where no event id starts so: the record has no `shard`, so
+the due-time index (and so the relay) never sees it, and it expires through the table's TTL attribute."""
+
+
+def idempotency_put(outbox_table: str, record: Idempotency, result: list[str], timestamp: str) -> dict[str, Any]:
+    """The record as a transaction's put, refused while an unexpired record holds the key: the cancellation
+    then returns the stored one."""
+    return {
+        "Put": {
+            "TableName": outbox_table,
+            "Item": {
+                "event_id": {"S": IDEMPOTENCY_PREFIX + record.key},
+                "fingerprint": {"S": record.fingerprint},
+                "outcome": {"S": dumps(outcome(result, timestamp)).decode()},
+                EXPIRES_AT: {"N": f"{record.expires_at_epoch:.6f}"},
+            },
+            "ConditionExpression": "attribute_not_exists(#i) OR #x <= :now",
+            "ExpressionAttributeNames": {"#i": "event_id", "#x": EXPIRES_AT},
+            "ExpressionAttributeValues": {":now": {"N": f"{time.time():.6f}"}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def recalled(record: Idempotency, item: dict[str, Any]) -> dict[str, Any]:
+    """The first outcome a stored record holds; raise `IdempotencyConflict` when it was another request's."""
+    if item.get("fingerprint", {}).get("S") != record.fingerprint:
+        raise IdempotencyConflict(IDEMPOTENCY_CONFLICT)
+    stored: dict[str, Any] = loads(item["outcome"]["S"])
+    return stored
 
 
 def outbox_shard(event_id: str) -> str:

@@ -16,6 +16,7 @@ from components.features.store.dynamodb.items import (
     DEAD_SHARD,
     OUTBOX_INDEX,
     OUTBOX_SHARDS,
+    PREVIOUS,
     REASON,
     dead_letter,
     outbox_event,
@@ -59,6 +60,26 @@ async def bounded(concurrency: int, call: Callable[[T], Awaitable[R]], items: Se
     return list(await asyncio.gather(*(one(item) for item in items)))
 
 
+def _version(event: OutboxEvent) -> int:
+    version: int = event.payload.get("version") or 0
+    return version
+
+
+def _publishable(claimed: Sequence[tuple[OutboxEvent, str | None]], waiting: set[str]) -> set[str]:
+    """The ids of the claimed events that may be published now: those whose predecessor is no longer waiting,
+    and those whose predecessor is itself publishable in this batch (it is published first: a category's
+    backlog goes in one batch, in order, rather than one relay round per event)."""
+    ready: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for event, previous in claimed:
+            if event.event_id not in ready and (previous not in waiting or previous in ready):
+                ready.add(event.event_id)
+                grew = True
+    return ready
+
+
 class DynamoDBOutbox:
     def __init__(self, table: str, deadline_seconds: float, concurrency: int) -> None:
         self.table = table
@@ -99,7 +120,9 @@ class DynamoDBOutbox:
             )
         candidates = sorted(candidate for shard in shards for candidate in shard)
 
-        async def claim(event_id: str) -> OutboxEvent | None:
+        until = {"N": f"{now + lease_seconds:.6f}"}
+
+        async def claim(event_id: str) -> tuple[OutboxEvent, str | None] | None:
             try:
                 with metrics.timer("dynamodb.outbox_claim"):
                     answer = await client.update_item(
@@ -108,7 +131,7 @@ class DynamoDBOutbox:
                         UpdateExpression="SET #l = :until",
                         ConditionExpression="attribute_exists(#i) AND #d <= :now AND #l <= :now",
                         ExpressionAttributeNames={"#i": "event_id", "#d": "due_at", "#l": "lease_until"},
-                        ExpressionAttributeValues={":now": now_value, ":until": {"N": f"{now + lease_seconds:.6f}"}},
+                        ExpressionAttributeValues={":now": now_value, ":until": until},
                         ReturnValues="ALL_NEW",
                     )
             except DynamoDBServiceError as exc:
@@ -117,10 +140,52 @@ class DynamoDBOutbox:
                 raise translate_error(exc, "outbox claim") from exc
             except DynamoDBError as exc:
                 raise translate_error(exc, "outbox claim") from exc
-            return outbox_event(answer["Attributes"])
+            item = answer["Attributes"]
+            return outbox_event(item), item[PREVIOUS]["S"] if PREVIOUS in item else None
 
-        claimed = await bounded(self.concurrency, claim, [event_id for _, event_id in candidates[:limit]])
-        return [event for event in claimed if event is not None]
+        leased = await bounded(self.concurrency, claim, [event_id for _, event_id in candidates[:limit]])
+        claimed = [lease for lease in leased if lease is not None]
+        waiting = await self._pending(client, [previous for _, previous in claimed if previous is not None])
+        ready = _publishable(claimed, waiting)
+        behind = [event.event_id for event, _ in claimed if event.event_id not in ready]
+        if behind:
+            await self.retry_events(client, behind, 0.0, count_attempt=False)
+        # Stable: each category's events in version order, wherever they were claimed.
+        return sorted((event for event, _ in claimed if event.event_id in ready), key=_version)
+
+    async def _pending(self, client: DynamoDBClient, event_ids: Sequence[str]) -> set[str]:
+        """Which of `event_ids` are still in the outbox and not dead letters, read consistently. An event
+        whose predecessor (the same category's event before it) is one waits for it: the relay publishes
+        each category's events in version order. Ids the read could not settle by the deadline count as
+        pending (the event waits for the next claim)."""
+        pending: set[str] = set()
+        deadline = time.monotonic() + self.deadline_seconds
+        for chunk in chunks(list(dict.fromkeys(event_ids)), MAX_BATCH_KEYS):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [{"event_id": {"S": event_id}} for event_id in chunk],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "#i, #s",
+                    "ExpressionAttributeNames": {"#i": "event_id", "#s": "shard"},
+                }
+            }
+            attempt = 0
+            while request:
+                with metrics.timer("dynamodb.outbox_order_read"), translated("outbox BatchGetItem"):
+                    answer = await client.batch_get_item(RequestItems=request)
+                pending.update(
+                    item["event_id"]["S"]
+                    for item in answer.get("Responses", {}).get(self.table, [])
+                    if item.get("shard", {}).get("S") != DEAD_SHARD
+                )
+                request = answer.get("UnprocessedKeys") or {}
+                if request and time.monotonic() > deadline:
+                    pending.update(key["event_id"]["S"] for key in request[self.table]["Keys"])
+                    break
+                if request:
+                    await asyncio.sleep(backoff(attempt))
+                    attempt += 1
+        return pending
 
     async def delete_events(self, client: DynamoDBClient, event_ids: Sequence[str]) -> None:
         deadline = time.monotonic() + self.deadline_seconds

@@ -19,6 +19,7 @@ from components.features.store.base import (
     CategoryWrite,
     EntityWrite,
     Erasure,
+    Idempotency,
     StoredCategory,
     Wanted,
     chunks,
@@ -31,10 +32,10 @@ from components.features.store.dynamodb.errors import (
 from components.features.store.dynamodb.items import CATEGORY
 from components.features.store.dynamodb.outbox import DynamoDBOutbox, backoff, bounded
 from components.features.store.dynamodb.tables import create_tables
-from components.features.store.dynamodb.transactions import MAX_TRANSACTION_ACTIONS, EntityCommit, commit
+from components.features.store.dynamodb.transactions import MAX_TRANSACTION_ACTIONS, EntityCommit, Known, commit
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, get_client_async
 from core.dynamodb_client.retries import THROTTLING, failure_kind
-from core.exceptions import FeatureStoreError, StoreUnavailable
+from core.exceptions import FeatureStoreError, OutcomeUnknown, StoreUnavailable
 from core.metrics import metrics
 from core.settings import EntityType, Settings
 
@@ -45,8 +46,9 @@ PROBE_KEY = "readiness-probe"
 
 class DynamoDBStore:
     name = "dynamodb"
-    max_categories_per_write = MAX_TRANSACTION_ACTIONS // 2
-    """A transaction holds at most 100 actions: one update per category plus one outbox put."""
+    max_categories_per_write = (MAX_TRANSACTION_ACTIONS - 1) // 2
+    """A transaction holds at most 100 actions: one update per category plus one outbox put, and the record of
+    an `Idempotency-Key`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -58,6 +60,7 @@ class DynamoDBStore:
         self._client: DynamoDBClient | None = None
         self._ready = False
         self.writable = True
+        self._known: Known = {}
 
     @property
     def client(self) -> DynamoDBClient:
@@ -228,13 +231,18 @@ class DynamoDBStore:
     # --- writes ---
 
     async def write(
-        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        writes: Sequence[CategoryWrite],
+        now_iso: str,
+        idempotency: Idempotency | None = None,
     ) -> list[str]:
-        entity = EntityCommit(entity_type, entity_value, writes, now_iso)
+        entity = EntityCommit(entity_type, entity_value, writes, now_iso, self._known, idempotency)
         try:
             client = self._client or await self._connected()
-            skipped = await commit(client, entity, self.outbox.table)
-        except StoreUnavailable as exc:
+            skipped = await commit(client, entity, self.outbox.table, self._known)
+        except (StoreUnavailable, OutcomeUnknown) as exc:
             self._failed_write(exc)
             raise
         self.writable = True
@@ -247,13 +255,13 @@ class DynamoDBStore:
 
         async def one(entity: EntityWrite) -> list[str] | FeatureStoreError:
             try:
-                return await self.write(entity_type, entity.entity_value, entity.writes, now_iso)
+                return await self.write(entity_type, entity.entity_value, entity.writes, now_iso, entity.idempotency)
             except FeatureStoreError as exc:
                 return exc
 
         return await bounded(self.write_concurrency, one, entities)
 
-    def _failed_write(self, exc: StoreUnavailable) -> None:
+    def _failed_write(self, exc: StoreUnavailable | OutcomeUnknown) -> None:
         """DynamoDB unreachable, failing or its tables gone: not writable until a write or the probe
         passes. Throttling and conflicts are load, which every replica shares: no reason to stop one."""
         cause = exc.__cause__
@@ -262,6 +270,8 @@ class DynamoDBStore:
 
     async def delete(self, entity_type: EntityType, entity_value: str, erasure: Erasure) -> list[str]:
         client = self._client or await self._connected()
+        for category in erasure.categories or ():
+            self._known.pop((entity_type.table, entity_value, category), None)
         return await erase(client, entity_type, entity_value, erasure, self.outbox.table)
 
     # --- outbox ---

@@ -86,4 +86,7 @@ async def create_tables(client: DynamoDBClient, settings: Settings) -> list[str]
             GlobalSecondaryIndexes=[due_index],
         ):
             actions.append(f"created table {settings.dynamodb_table_outbox}")
+        # The records of `Idempotency-Key`s expire through it; events have no `expires_at`.
+        if await _enable_ttl(client, settings.dynamodb_table_outbox):
+            actions.append(f"enabled TTL on {settings.dynamodb_table_outbox}.{EXPIRES_AT}")
     return actions

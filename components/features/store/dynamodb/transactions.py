@@ -19,9 +19,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from components.features.store.base import CategoryWrite
+from components.events.events import set_version
+from components.features.store.base import CategoryWrite, Idempotency
 from components.features.store.dynamodb import items
-from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, cancellation, translate_error
+from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, cancellation, write_error
 from components.features.store.dynamodb.items import CREATE, EVENT_TIME, UPDATE
 from components.features.store.dynamodb.outbox import backoff
 from core.dynamodb_client import DynamoDBClient, DynamoDBError, DynamoDBServiceError
@@ -34,17 +35,46 @@ from core.tracing import tracing
 MAX_TRANSACTION_ACTIONS = 100
 MAX_WRITE_ATTEMPTS = 8
 """Transactions a write may send that learn nothing new (conflicts with concurrent writes)."""
+MAX_WRITE_ROUNDS = 64
+"""Transactions a write may send at all: each one past `MAX_WRITE_ATTEMPTS` lost a race to a concurrent writer of
+the same category, which committed a version meanwhile (so the writers as a whole made progress)."""
 KEEPS_CONFLICTING = "the write kept conflicting with concurrent writes to the same items"
+
+
+Known = dict[tuple[str, str, str], tuple[int, str | None]]
+"""(table, entity value, category) -> the category's version and last event id as this process last wrote
+them: the guess a write starts from. A wrong guess (another replica wrote since) costs one cancelled
+transaction, which returns the stored item and so the right values."""
+MAX_KNOWN = 100_000
 
 
 class EntityCommit:
     """One entity's categories on their way through the transaction protocol: what is still to write,
-    in which update form, and which categories turned out stale (skipped)."""
+    in which update form over which stored version (and last event), and which categories turned out
+    stale (skipped)."""
 
-    __slots__ = ("entity_type", "entity_value", "writes", "now_iso", "encoded", "modes", "pending", "skipped")
+    __slots__ = (
+        "entity_type",
+        "entity_value",
+        "writes",
+        "now_iso",
+        "encoded",
+        "modes",
+        "stored",
+        "pending",
+        "skipped",
+        "raced",
+        "idempotency",
+    )
 
     def __init__(
-        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        writes: Sequence[CategoryWrite],
+        now_iso: str,
+        known: Known | None = None,
+        idempotency: Idempotency | None = None,
     ) -> None:
         """Raise `PayloadTooLarge`, before anything is sent, for an item over DynamoDB's 400 KB or an
         entity over a transaction's 4 MB."""
@@ -54,9 +84,18 @@ class EntityCommit:
         self.now_iso = now_iso
         self.encoded = {write.category: (encode(write.data), encode_map(write.metadata)) for write in writes}
         self._check_size()
-        self.modes = dict.fromkeys(self.encoded, UPDATE)
+        self.modes: dict[str, str] = {}
+        self.stored: dict[str, tuple[int, str | None]] = {}
+        table = entity_type.table
+        for write in writes:
+            guess = known.get((table, entity_value, write.category)) if known else None
+            self.modes[write.category] = CREATE if guess is None else UPDATE
+            self.stored[write.category] = guess or (0, None)
         self.pending = list(writes)
         self.skipped: set[str] = set()
+        self.raced = False
+        """A category's stored version moved between two attempts: a concurrent writer, worth a pause."""
+        self.idempotency = idempotency
 
     def _check_size(self) -> None:
         """Count the entity's bytes as DynamoDB does: an estimate first, exact when the estimate is near a limit."""
@@ -82,26 +121,62 @@ class EntityCommit:
         )
 
     def actions(self, outbox_table: str) -> list[dict[str, Any]]:
-        """The pending categories' updates, then their events' puts."""
+        """The pending categories' updates, then their events' puts, each one version on from the stored one
+        and naming the category's previous event."""
         entity_type, entity_value, now_iso = self.entity_type, self.entity_value, self.now_iso
-        actions = [
-            items.upsert(
-                entity_type, entity_value, write, *self.encoded[write.category], self.modes[write.category], now_iso
+        actions = []
+        events = []
+        for write in self.pending:
+            category = write.category
+            version, previous = self.stored[category]
+            set_version(write.event, version + 1)
+            actions.append(
+                items.upsert(
+                    entity_type,
+                    entity_value,
+                    write,
+                    *self.encoded[category],
+                    self.modes[category],
+                    now_iso,
+                    version + 1,
+                )
             )
-            for write in self.pending
-        ]
-        actions += [
-            {"Put": {"TableName": outbox_table, "Item": items.outbox_item(write.event)}} for write in self.pending
-        ]
+            events.append({"Put": {"TableName": outbox_table, "Item": items.outbox_item(write.event, previous)}})
+        actions += events
+        if self.idempotency is not None:
+            actions.append(
+                items.idempotency_put(outbox_table, self.idempotency, self.skipped_categories(), self.now_iso)
+            )
         return actions
+
+    def remember(self, known: Known) -> None:
+        """Keep the written categories' versions for this entity's next write."""
+        if self.idempotency is not None and self.idempotency.replayed is not None:
+            return
+        if len(known) >= MAX_KNOWN:
+            known.clear()
+        table = self.entity_type.table
+        for write in self.writes:
+            if write.category not in self.skipped:
+                version, _ = self.stored[write.category]
+                known[(table, self.entity_value, write.category)] = (version + 1, write.event.event_id)
 
     def cancelled(self, reasons: Sequence[dict[str, Any]]) -> bool:
         """Learn from a cancelled transaction's reasons (one per action, in order): drop
-        stale categories, switch the update form of those whose existence was guessed wrong. Return
-        whether a conflict calls for a pause before trying again; raise the service's error for a
-        reason that dooms the entity's write (throttling, validation)."""
+        stale categories, switch the update form and the stored version of those guessed wrong. Return
+        whether a conflict calls for a pause before trying again (`raced` says whether a concurrent writer
+        committed a version meanwhile); raise the service's error for a reason that dooms the entity's
+        write (throttling, validation)."""
+        self.raced = False
         conflicted = False
         retry = []
+        if self.idempotency is not None:
+            reason = reasons[2 * len(self.pending)] if len(reasons) > 2 * len(self.pending) else {}
+            if reason.get("Code") == "ConditionalCheckFailed" and "Item" in reason:
+                self.idempotency.replayed = items.recalled(self.idempotency, reason["Item"])
+                self.pending = []
+                return False
+            reasons = reasons[: 2 * len(self.pending)]
         for index, write in enumerate(self.pending):
             reason = reasons[index] if index < len(reasons) else {}
             code = reason.get("Code") or "None"
@@ -109,11 +184,15 @@ class EntityCommit:
                 item = reason.get("Item")
                 if item is None:
                     self.modes[write.category] = CREATE
+                    self.stored[write.category] = (0, None)
                 elif item.get(EVENT_TIME, {}).get("S", "") > write.event_time:
                     self.skipped.add(write.category)
                     continue
                 else:
+                    stored = items.stored_version(item)
+                    self.raced |= self.modes[write.category] == UPDATE and stored != self.stored[write.category]
                     self.modes[write.category] = UPDATE
+                    self.stored[write.category] = stored
             elif code != "None":
                 conflicted |= cancellation(code, reason.get("Message", ""))
             retry.append(write)
@@ -140,21 +219,28 @@ async def _transact(client: DynamoDBClient, actions: list[dict[str, Any]], entit
         metrics.timing("dynamodb.transact_write_items", elapsed_ms, entity_type=entity_type.name)
 
 
-async def commit(client: DynamoDBClient, entity: EntityCommit, outbox_table: str) -> list[str]:
+async def commit(client: DynamoDBClient, entity: EntityCommit, outbox_table: str, known: Known) -> list[str]:
     """Write one entity; return its skipped categories."""
-    for attempt in range(MAX_WRITE_ATTEMPTS):
-        if not entity.pending:
+    stalled = 0
+    for attempt in range(MAX_WRITE_ROUNDS):
+        if not entity.pending and (entity.idempotency is None or entity.idempotency.replayed is not None):
             break
         try:
             await _transact(client, entity.actions(outbox_table), entity.entity_type)
             break
         except DynamoDBServiceError as exc:
             if exc.code != TRANSACTION_CANCELLED:
-                raise translate_error(exc, "TransactWriteItems") from exc
-            if entity.cancelled(exc.cancellation_reasons):
-                await asyncio.sleep(backoff(attempt))
+                raise write_error(exc, "TransactWriteItems") from exc
+            conflicted = entity.cancelled(exc.cancellation_reasons)
+            if not entity.raced:
+                stalled += 1
+                if stalled >= MAX_WRITE_ATTEMPTS:
+                    raise StoreUnavailable(KEEPS_CONFLICTING, retry_after=1) from exc
+            if conflicted or entity.raced:
+                await asyncio.sleep(backoff(min(attempt, 5)))
         except DynamoDBError as exc:
-            raise translate_error(exc, "TransactWriteItems") from exc
+            raise write_error(exc, "TransactWriteItems") from exc
     else:
         raise StoreUnavailable(KEEPS_CONFLICTING, retry_after=1)
+    entity.remember(known)
     return entity.skipped_categories()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
 from components.features.store.sqlite.erase import erase
-from components.features.store.sqlite.write import PendingWrite, apply_writes
+from components.features.store.sqlite.write import PendingWrite, apply_writes, recall, remember
 from core.exceptions import StoreUnavailable
 
 logger = logging.getLogger("feature_store.sqlite")
@@ -109,5 +109,15 @@ class GroupCommit:
 
     @staticmethod
     def apply_one(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
-        """What one request does inside the group commit: a write's upserts, or a deletion."""
-        return (apply_writes if pending.erasure is None else erase)(connection, pending)
+        """What one request does inside the group commit: a write's upserts, or a deletion; with an
+        `Idempotency-Key` used before, nothing but the first outcome recalled."""
+        record = pending.idempotency
+        if record is not None:
+            record.replayed = recall(connection, record)
+            if record.replayed is not None:
+                replayed: list[str] = record.replayed["result"]
+                return replayed
+        result = (apply_writes if pending.erasure is None else erase)(connection, pending)
+        if record is not None:
+            remember(connection, record, result, pending.now_iso)
+        return result

@@ -11,38 +11,39 @@ import sqlite3
 from collections.abc import Sequence
 
 from components.features.store.base import TOMBSTONE
-from components.features.store.sqlite.write import PendingWrite
+from components.features.store.sqlite.write import PendingWrite, put_event
 from core.serialization import dumps, loads
 
 logger = logging.getLogger("feature_store.sqlite")
 
 EMPTY_DATA = dumps({})
 PUT_TOMBSTONE = """
-INSERT INTO features (entity_type, entity_value, category, data, created_at, metadata, event_time, expires_at)
-VALUES (?, ?, ?, ?, '', ?, ?, ?)
+INSERT INTO features (entity_type, entity_value, category, data, created_at, metadata, event_time, expires_at, version)
+VALUES (?, ?, ?, ?, '', ?, ?, ?, ?)
 ON CONFLICT (entity_type, entity_value, category) DO UPDATE SET
     data = excluded.data, created_at = '', metadata = excluded.metadata,
-    event_time = excluded.event_time, expires_at = excluded.expires_at
+    event_time = excluded.event_time, expires_at = excluded.expires_at, version = excluded.version
 """
 
 
 def erase(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
-    """Replace each asked category holding data not newer than the erasure with a tombstone, and
-    queue its event; return the categories deleted, in the order asked (stored order when all).
+    """Replace each asked category holding data not newer than the erasure with a tombstone one version
+    on, and queue its event; return the categories deleted, in the order asked (stored order when all).
 
     A category named that holds nothing yet, or only an older tombstone, gets the erasure's
-    tombstone too, without an event (nothing was removed): a late write older than the deletion is
-    kept out all the same."""
+    tombstone too (a version on as well), without an event (nothing was removed): a late write older than
+    the deletion is kept out all the same."""
     erasure = pending.erasure
     assert erasure is not None
-    query = "SELECT category, data, metadata, event_time FROM features WHERE entity_type = ? AND entity_value = ?"
+    query = (
+        "SELECT category, data, metadata, event_time, version FROM features WHERE entity_type = ? AND entity_value = ?"
+    )
     parameters: Sequence[str] = (pending.entity_type, pending.entity_value)
     if erasure.categories is not None:
         query += f" AND category IN ({','.join('?' * len(erasure.categories))})"
         parameters = (*parameters, *erasure.categories)
     rows = {row[0]: row for row in connection.execute(query + " ORDER BY category", parameters)}
     order = erasure.categories if erasure.categories is not None else list(rows)
-    metadata = dumps(erasure.metadata)
     deleted = []
     for category in order:
         row = rows.get(category)
@@ -50,6 +51,7 @@ def erase(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
         removed = list(loads(row[1])) if row is not None and TOMBSTONE not in loads(row[2]) else None
         if event_time > erasure.event_time or (event_time == erasure.event_time and removed is None):
             continue  # newer data, or the same deletion again
+        version = row[4] + 1 if row is not None else 1
         connection.execute(
             PUT_TOMBSTONE,
             (
@@ -57,17 +59,13 @@ def erase(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
                 pending.entity_value,
                 category,
                 EMPTY_DATA,
-                metadata,
+                dumps({**erasure.metadata, "version": version}),
                 erasure.event_time,
                 erasure.expires_at_epoch,
+                version,
             ),
         )
         if removed is not None:
-            event = erasure.event(category, removed)
-            connection.execute(
-                "INSERT INTO outbox (event_id, key, payload, created_at, due_at, traceparent) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (event.event_id, event.key, dumps(event.payload), event.created_at_epoch, 0, event.traceparent),
-            )
+            put_event(connection, erasure.event(category, removed), version)
             deleted.append(category)
     return deleted

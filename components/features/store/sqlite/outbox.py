@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     due_at REAL NOT NULL,
     lease_until REAL NOT NULL DEFAULT 0,
-    traceparent TEXT
+    traceparent TEXT,
+    stream TEXT NOT NULL DEFAULT '',
+    version INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at, created_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -44,29 +46,37 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     attempts INTEGER NOT NULL,
     reason TEXT NOT NULL,
     dead_at REAL NOT NULL,
-    traceparent TEXT
+    traceparent TEXT,
+    stream TEXT NOT NULL DEFAULT '',
+    version INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS dead_letters_dead_at ON dead_letters (dead_at, event_id);
 """
+ORDER_INDEX = "CREATE INDEX IF NOT EXISTS outbox_stream ON outbox (stream, version)"
+"""Created once the columns are there (a file from before them gains them at start-up first)."""
 
 MAX_VARIABLES = 900
 
+HEAD = "NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE earlier.stream = outbox.stream AND earlier.version < outbox.version)"
+"""An event is claimed only once no earlier version of its entity's category is left in the outbox (due, leased,
+waiting for a retry or re-driven), so the relay publishes each category's events in version order, one at a
+time, whatever the batching, retries and replicas. Events from before versions (stream '') order nothing."""
 CLAIM = (
     "UPDATE outbox SET lease_until = ?1 WHERE event_id IN ("
     " SELECT event_id FROM ("
     "  SELECT * FROM (SELECT event_id, created_at FROM outbox"
-    "   WHERE due_at = 0 AND lease_until <= ?2 ORDER BY created_at LIMIT ?3)"
+    f"   WHERE due_at = 0 AND lease_until <= ?2 AND {HEAD} ORDER BY created_at LIMIT ?3)"
     "  UNION ALL"
     "  SELECT * FROM (SELECT event_id, created_at FROM outbox"
-    "   WHERE due_at > 0 AND due_at <= ?2 AND lease_until <= ?2 ORDER BY created_at LIMIT ?3)"
+    f"   WHERE due_at > 0 AND due_at <= ?2 AND lease_until <= ?2 AND {HEAD} ORDER BY created_at LIMIT ?3)"
     " ) ORDER BY created_at LIMIT ?3"
     ") RETURNING event_id, key, payload, created_at, attempts, traceparent"
 )
-"""The `limit` oldest due events that no relay holds. `due_at` is 0 for an event that never failed and
-the time it is due again for one that did. Asked as one range (`due_at <= now ORDER BY created_at`),
-SQLite reads every due event and sorts them, so each claim's cost grows with the backlog a bulk write
-leaves. Asked in two parts, the events that never failed come in `created_at` order straight from the
-index, and only events waiting for a retry are sorted; the answer is the same (figures:
+"""The `limit` oldest due events that no relay holds and that head their category (`HEAD`). `due_at` is 0 for
+an event that never failed and the time it is due again for one that did. Asked as one range (`due_at <= now
+ORDER BY created_at`), SQLite reads every due event and sorts them, so each claim's cost grows with the backlog
+a bulk write leaves. Asked in two parts, the events that never failed come in `created_at` order straight from
+the index, and only events waiting for a retry are sorted; the answer is the same (figures:
 docs/performance.md, "Figures behind the code")."""
 
 P = ParamSpec("P")
@@ -158,8 +168,8 @@ class SQLiteOutbox:
                 for event_id, reason in reasons.items():
                     connection.execute(
                         "INSERT OR REPLACE INTO dead_letters "
-                        "(event_id, key, payload, created_at, attempts, reason, dead_at, traceparent) "
-                        "SELECT event_id, key, payload, created_at, attempts + 1, ?, ?, traceparent "
+                        "(event_id, key, payload, created_at, attempts, reason, dead_at, traceparent, stream, version) "
+                        "SELECT event_id, key, payload, created_at, attempts + 1, ?, ?, traceparent, stream, version "
                         "FROM outbox WHERE event_id = ?",
                         (reason, now, event_id),
                     )
@@ -200,7 +210,7 @@ class SQLiteOutbox:
                         connection.execute(
                             "DELETE FROM dead_letters WHERE event_id IN ("
                             " SELECT event_id FROM dead_letters ORDER BY dead_at, event_id LIMIT ?"
-                            ") RETURNING event_id, key, payload, created_at, traceparent",
+                            ") RETURNING event_id, key, payload, created_at, traceparent, stream, version",
                             (limit,),
                         ).fetchall()
                     ]
@@ -208,7 +218,7 @@ class SQLiteOutbox:
                     selections = [
                         connection.execute(
                             f"DELETE FROM dead_letters WHERE event_id IN ({_marks(chunk)}) "
-                            "RETURNING event_id, key, payload, created_at, traceparent",
+                            "RETURNING event_id, key, payload, created_at, traceparent, stream, version",
                             tuple(chunk),
                         ).fetchall()
                         for chunk in chunks(list(dict.fromkeys(event_ids)), MAX_VARIABLES)
@@ -216,8 +226,8 @@ class SQLiteOutbox:
                 for rows in selections:
                     connection.executemany(
                         "INSERT OR REPLACE INTO outbox "
-                        "(event_id, key, payload, created_at, traceparent, attempts, due_at, lease_until) "
-                        "VALUES (?, ?, ?, ?, ?, 0, 0, 0)",
+                        "(event_id, key, payload, created_at, traceparent, stream, version, attempts, due_at, lease_until) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0)",
                         rows,
                     )
                     redriven += [row[0] for row in rows]

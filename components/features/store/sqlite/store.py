@@ -35,15 +35,17 @@ from components.features.store.base import (
     CategoryWrite,
     EntityWrite,
     Erasure,
+    Idempotency,
     StoredCategory,
     Wanted,
     chunks,
 )
 from components.features.store.sqlite.commit import GroupCommit, rollback
 from components.features.store.sqlite.connections import ConnectionPool
+from components.features.store.sqlite.outbox import ORDER_INDEX as OUTBOX_ORDER_INDEX
 from components.features.store.sqlite.outbox import SCHEMA as OUTBOX_SCHEMA
 from components.features.store.sqlite.outbox import SQLiteOutbox
-from components.features.store.sqlite.write import PendingWrite, outcome
+from components.features.store.sqlite.write import IDEMPOTENCY_SCHEMA, PendingWrite, outcome
 from core.exceptions import FeatureStoreError, StoreFull, StoreUnavailable
 from core.metrics import metrics
 from core.serialization import loads
@@ -61,11 +63,16 @@ CREATE TABLE IF NOT EXISTS features (
     metadata BLOB NOT NULL,
     event_time TEXT NOT NULL,
     expires_at REAL,
+    version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity_type, entity_value, category)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
-ADDED_COLUMNS = {"outbox": {"traceparent": "TEXT"}}
+ADDED_COLUMNS = {
+    "features": {"version": "INTEGER NOT NULL DEFAULT 0"},
+    "outbox": {"traceparent": "TEXT", "stream": "TEXT NOT NULL DEFAULT ''", "version": "INTEGER NOT NULL DEFAULT 0"},
+    "dead_letters": {"stream": "TEXT NOT NULL DEFAULT ''", "version": "INTEGER NOT NULL DEFAULT 0"},
+}
 """Columns added since a table's first version: files created before them gain them at start-up."""
 
 SQLITE_MAX_VARIABLES = 900
@@ -235,8 +242,9 @@ class SQLiteStore:
             connection = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
             try:
                 connection.execute("PRAGMA journal_mode = WAL")
-                connection.executescript(SCHEMA + OUTBOX_SCHEMA)
+                connection.executescript(SCHEMA + OUTBOX_SCHEMA + IDEMPOTENCY_SCHEMA)
                 _add_columns(connection)
+                connection.execute(OUTBOX_ORDER_INDEX)
             finally:
                 connection.close()
             self._schema_ready = True
@@ -337,9 +345,14 @@ class SQLiteStore:
         return found
 
     async def write(
-        self, entity_type: EntityType, entity_value: str, writes: Sequence[CategoryWrite], now_iso: str
+        self,
+        entity_type: EntityType,
+        entity_value: str,
+        writes: Sequence[CategoryWrite],
+        now_iso: str,
+        idempotency: Idempotency | None = None,
     ) -> list[str]:
-        pending = PendingWrite(entity_type.name, entity_value, writes, now_iso)
+        pending = PendingWrite(entity_type.name, entity_value, writes, now_iso, idempotency=idempotency)
         with metrics.timer("sqlite.write", entity_type=entity_type.name):  # a failed write counts as the call's error
             await _in_thread(self._group.run, [pending])
             if pending.error is not None:
@@ -350,13 +363,18 @@ class SQLiteStore:
         self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str
     ) -> list[list[str] | FeatureStoreError]:
         """Every entity queued at once, so one group commit holds them all, each atomic on its own."""
-        pending = [PendingWrite(entity_type.name, entity.entity_value, entity.writes, now_iso) for entity in entities]
+        pending = [
+            PendingWrite(entity_type.name, entity.entity_value, entity.writes, now_iso, idempotency=entity.idempotency)
+            for entity in entities
+        ]
         with metrics.timer("sqlite.write_many", entity_type=entity_type.name):
             await _in_thread(self._group.run, pending)
         return [outcome(one) for one in pending]
 
     async def delete(self, entity_type: EntityType, entity_value: str, erasure: Erasure) -> list[str]:
-        pending = PendingWrite(entity_type.name, entity_value, (), "", erasure)
+        pending = PendingWrite(
+            entity_type.name, entity_value, (), erasure.metadata["updated_at"], erasure, erasure.idempotency
+        )
         with metrics.timer("sqlite.delete", entity_type=entity_type.name):
             await _in_thread(self._group.run, [pending])
         if pending.error is not None:

@@ -6,8 +6,20 @@ from typing import Any
 
 import pytest
 
+from components.events.events import OutboxEvent
+from components.features.store.base import OnlineStore
 from core.dynamodb_client import DynamoDBClient, DynamoDBServiceError
 from core.settings import EntityType, Settings
+
+
+async def drain(store: OnlineStore) -> list[OutboxEvent]:
+    """Every pending event, claimed and deleted batch after batch as the relay does (a category's events
+    come one claim after another, in version order)."""
+    published: list[OutboxEvent] = []
+    while claimed := await store.claim_events(10, 30):
+        published += claimed
+        await store.delete_events([event.event_id for event in claimed])
+    return published
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from core.exceptions import FeatureStoreError, StoreUnavailable
 from core.settings import Settings
 from core.timeutils import epoch_to_iso, isoformat
 from devservers import free_port
+from tests.components.features.store.conftest import drain
 from tests.conftest import STORE_BACKENDS
 from tests.factories import LATER, NOW, make_erasure, make_write
 
@@ -162,9 +163,7 @@ async def test_delete_leaves_a_tombstone_with_its_event(store: OnlineStore, user
     assert found["user_features"].data == {}
     assert found["user_features"].metadata[TOMBSTONE] == LATER
     assert found["credit_features"].data == {"c": 3}
-    deletions = [
-        event for event in await store.claim_events(10, 30) if event.payload["event_type"] == "feature_deleted"
-    ]
+    deletions = [event for event in await drain(store) if event.payload["event_type"] == "feature_deleted"]
     assert [(event.payload["resource_name"], event.payload["features"]) for event in deletions] == [
         ("user_features", ["a", "b"])
     ]
@@ -200,7 +199,7 @@ async def test_a_named_category_without_data_is_kept_out_all_the_same(store: Onl
 async def test_a_second_deletion_moves_the_tombstone_forward(store: OnlineStore, user) -> None:
     await store.write(user, "user-1", [make_write("user_features", {"a": 1})], NOW)
     assert await store.delete(user, "user-1", make_erasure("user_features")) == ["user_features"]
-    await store.delete_events([event.event_id for event in await store.claim_events(10, 30)])
+    await drain(store)
     second = "2026-01-01T00:00:03.000000+00:00"
     assert await store.delete(user, "user-1", make_erasure(event_time=second)) == []
     assert await store.claim_events(10, 30) == [], "nothing was removed the second time"

@@ -8,6 +8,7 @@ import pytest
 from components.features.store.base import OnlineStore
 from components.features.store.dynamodb import erase
 from components.features.store.dynamodb.items import EXPIRES_AT
+from tests.components.features.store.conftest import drain
 from tests.conftest import DYNAMODB_EMULATORS
 from tests.factories import LATER, NOW, make_erasure, make_write
 
@@ -37,8 +38,9 @@ async def test_a_write_between_the_read_and_the_commit_is_not_erased(
     assert await store.delete(user, "user-1", make_erasure("user_features", event_time=LATER)) == []
     assert calls == 2
     assert (await store.read(user, "user-1", {"user_features": None}))["user_features"].data == {"a": 2}
-    events = await store.claim_events(10, 30)
+    events = await drain(store)
     assert [event.payload["event_type"] for event in events] == ["feature_available", "feature_available"]
+    assert [event.payload["version"] for event in events] == [1, 2]
 
 
 async def test_the_tombstone_expires_through_the_tables_ttl_attribute(store: OnlineStore, user, settings) -> None:

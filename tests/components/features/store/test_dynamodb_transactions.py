@@ -2,14 +2,15 @@
 flight, and each entity's fate its own."""
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 
 from components.features.store.base import EntityWrite
 from components.features.store.dynamodb import DynamoDBStore
-from core.dynamodb_client import DynamoDBClient, DynamoDBUnreachable
-from core.exceptions import FeatureStoreError, StoreUnavailable
+from core.dynamodb_client import DynamoDBClient, DynamoDBTimeout, DynamoDBUnreachable
+from core.exceptions import FeatureStoreError, OutcomeUnknown, StoreUnavailable
 from tests.components.features.store.conftest import client_error, spy
 from tests.conftest import DYNAMODB_EMULATORS
 from tests.factories import LATER, NOW, make_write
@@ -93,4 +94,24 @@ async def test_an_entity_over_4_mb_fails_before_anything_is_sent(
     results = await store.write_many(user, [entities(1)[0], EntityWrite("huge", huge)], NOW)
     assert results[0] == []
     assert isinstance(results[1], FeatureStoreError) and results[1].status_code == 413
-    assert [call["TransactItems"][0]["Update"]["Key"]["bright_uid"]["S"] for call in calls] == ["e0", "e0"]
+    assert [call["TransactItems"][0]["Update"]["Key"]["bright_uid"]["S"] for call in calls] == ["e0"]
+
+
+@pytest.mark.parametrize(("sent", "expected"), [(True, OutcomeUnknown), (False, StoreUnavailable)])
+async def test_a_write_without_an_answer_has_an_unknown_outcome_unless_it_never_left(
+    store: DynamoDBStore, dynamo: DynamoDBClient, user, monkeypatch, sent: bool, expected: type
+) -> None:
+    """Every attempt timed out once sent (it may have been applied): `outcome_unknown`, each attempt with the
+    transaction's one `ClientRequestToken`. No connection made: nothing was written, `store_unavailable`."""
+    bodies: list[bytes] = []
+
+    async def silent(operation: str, body: bytes) -> dict[str, Any]:
+        bodies.append(body)
+        raise DynamoDBTimeout("no answer for the test", sent=sent)
+
+    monkeypatch.setattr(dynamo, "_attempt", silent)
+    results = await store.write_many(user, entities(2), NOW)
+    assert all(type(result) is expected for result in results), results
+    tokens = {json.loads(body)["ClientRequestToken"] for body in bodies}
+    assert len(bodies) == 2 * dynamo.retry_policy.max_attempts and len(tokens) == 2, "one token per transaction"
+    assert not store.writable

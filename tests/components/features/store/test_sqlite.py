@@ -176,6 +176,33 @@ async def test_a_file_from_before_trace_contexts_gains_their_column(tmp_path: Pa
     await again.close()
 
 
+async def test_a_file_from_before_versions_gains_them_and_counts_from_its_rows(tmp_path: Path) -> None:
+    """Rows written before versions read as version 0: their next change is version 1."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE features (entity_type TEXT NOT NULL, entity_value TEXT NOT NULL, category TEXT NOT NULL,"
+        " data BLOB NOT NULL, created_at TEXT NOT NULL, metadata BLOB NOT NULL, event_time TEXT NOT NULL,"
+        " expires_at REAL, PRIMARY KEY (entity_type, entity_value, category)) WITHOUT ROWID;"
+        "INSERT INTO features VALUES ('bright_uid', 'user-1', 'user_features', '{}', 'x', '{}', '', NULL);"
+        "CREATE TABLE dead_letters (event_id TEXT PRIMARY KEY, key TEXT NOT NULL, payload BLOB NOT NULL,"
+        " created_at REAL NOT NULL, attempts INTEGER NOT NULL, reason TEXT NOT NULL, dead_at REAL NOT NULL,"
+        " traceparent TEXT);"
+    )
+    old.close()
+    store = SQLiteStore(path)
+    try:
+        await store.initialise()
+        write = make_write("user_features", {"a": 1})
+        await store.write(USER, "user-1", [write], NOW)
+        stored = (await store.read(USER, "user-1", {"user_features": None}))["user_features"]
+        assert (stored.metadata["version"], write.event.payload["version"]) == (1, 1)
+        await store.dead_letter_events({write.event.event_id: "for the test"})
+        assert await store.redrive_dead_letters(None, 10) == [write.event.event_id]
+    finally:
+        await store.close()
+
+
 async def test_a_fresh_stores_first_read_waits_out_a_lock_taken_while_its_loop_connection_opens(
     tmp_path: Path,
 ) -> None:
