@@ -116,9 +116,9 @@ def live_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     """The runs of this session's tests, started side by side: a run is a client and a server taking turns, about
     one core between them, so two take little longer than one."""
     wanted = [
-        item.callspec.params["keys"]
+        str(item.callspec.params["keys"])
         for item in request.session.items
-        if item.module is request.module and hasattr(item, "callspec") and "keys" in item.callspec.params
+        if isinstance(item, pytest.Function) and item.module is request.module and "keys" in item.fixturenames
     ]
     runs: dict[str, LiveRun] = {}
     try:
