@@ -12,6 +12,10 @@ import httpx
 
 from devservers.processes import ROOT, free_port
 
+START_SECONDS = 60
+"""How long a start may take before it counts as failed: a few seconds alone, many more on two cores shared with
+another test process and the servers of both."""
+
 
 class ServiceProcess:
     """The service as deployed (`python -m serve`: uvicorn with the service's connection handling),
@@ -35,7 +39,7 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + START_SECONDS
         while True:
             try:
                 if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:

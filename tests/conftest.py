@@ -92,7 +92,8 @@ class AppClient(TestClient):
         return self.portal.call(call, *args)
 
 
-FAULT_REPORTS: list[str] = []
+MEASURED = "measured"
+"""The user property a test's `report` lines travel in: test reports carry them from a worker process too."""
 
 
 @pytest.fixture
@@ -101,15 +102,23 @@ def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
     the end of the run, where it is seen whether the test passed or not."""
 
     def add(line: str) -> None:
-        FAULT_REPORTS.append(f"{request.node.nodeid}: {line}")
+        request.node.user_properties.append((MEASURED, line))
 
     return add
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if FAULT_REPORTS:
+    lines = [
+        f"{report.nodeid}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "teardown"
+        for name, value in report.user_properties
+        if name == MEASURED
+    ]
+    if lines:
         terminalreporter.section("measured under faults")
-        for line in FAULT_REPORTS:
+        for line in lines:
             terminalreporter.write_line(line)
 
 

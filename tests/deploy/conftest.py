@@ -14,12 +14,17 @@ import yaml
 from cfnlint.decode import cfn_yaml
 
 from core.settings import Settings
+from tests.deploy.dynamodb_calls import SessionRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 MONITORING = ROOT / "deploy" / "monitoring"
 TEMPLATE = ROOT / "deploy" / "aws" / "feature-store.yaml"
 OVERLAYS = sorted(path.name for path in (K8S / "overlays").iterdir())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SessionRecorder(), SessionRecorder.NAME)
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,35 @@
-"""A pytest plugin that records every request the service's DynamoDB client sends, as a JSON line in the file
-`DYNAMODB_CALLS_FILE` names: the operation (the request's X-Amz-Target), its parameters, whether table
-creation sent it, and whether a test called the client itself rather than through the service's code. tests/deploy/test_aws.py runs store suites under it to learn what the IAM policy must allow."""
+"""What the service's DynamoDB client sends, request by request: the operation (the request's X-Amz-Target), its
+parameters, whether table creation sent it, and whether a test called the client itself rather than through the
+service's code. tests/deploy/test_iam.py learns from it what the IAM policy must allow, recorded while the
+`CODE_PATH` suites run on Dynoxide: in this session when they ran in it first (`SessionRecorder`), else in a pytest
+of their own with this module as a plugin, writing JSON lines to the file `DYNAMODB_CALLS_FILE` names."""
 
-import contextvars
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.mark import KeywordMatcher
+from _pytest.mark.expression import Expression
 
-import components.features.store.dynamodb as dynamodb_package
-from components.features.store.dynamodb import store as dynamodb_store
-from components.features.store.dynamodb import tables as dynamodb_tables
+from components.features.store.dynamodb.tables import create_tables
 from core.dynamodb_client import DynamoDBClient
 
-CREATING_TABLES = contextvars.ContextVar("creating_tables", default=False)
+CODE_PATH = [
+    "tests/components/features/store/test_contract.py",  # reads, writes, deletions, the outbox, the store check
+    "tests/components/features/store/test_dynamodb.py",
+    "tests/components/events/test_outbox.py",  # the relay: claims, deliveries, retries, dead letters and their redrive
+]
+"""The suites whose DynamoDB requests are recorded, each run on Dynoxide only."""
+SELECTED = "dynamodb and not moto and not sqlite"
+"""Their tests on Dynoxide, as `pytest -k` selects them."""
+TABLE_CREATION = create_tables.__code__
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "core" / "dynamodb_client"
+Call = dict[str, Any]
 
 
 def called_by_a_test() -> bool:
@@ -32,29 +43,96 @@ def called_by_a_test() -> bool:
     return False
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    calls = Path(os.environ["DYNAMODB_CALLS_FILE"])
-    attempt = DynamoDBClient._attempt
-    create_tables = dynamodb_tables.create_tables
+def creating_tables() -> bool:
+    """Whether table creation sent the request: `create_tables` is among its callers, however it was imported."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is TABLE_CREATION:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
-    async def recording(self: DynamoDBClient, operation: str, body: bytes) -> dict[str, Any]:
-        with calls.open("a") as log:
-            line = {
-                "operation": operation,
-                "creating": CREATING_TABLES.get(),
-                "by_test": called_by_a_test(),
-                "payload": json.loads(body),
-            }
-            log.write(json.dumps(line) + "\n")
+
+def record_calls(recording: Callable[[], bool], record: Callable[[Call], None]) -> Callable[[], None]:
+    """Hand every request the client sends while `recording()` to `record`; returns what undoes it."""
+    attempt = DynamoDBClient._attempt
+
+    async def recorded(self: DynamoDBClient, operation: str, body: bytes) -> dict[str, Any]:
+        if recording():
+            call = {"operation": operation, "creating": creating_tables(), "by_test": called_by_a_test()}
+            record(call | {"payload": json.loads(body)})
         return await attempt(self, operation, body)
 
-    async def creating(*args: Any, **kwargs: Any) -> list[str]:
-        token = CREATING_TABLES.set(True)
-        try:
-            return await create_tables(*args, **kwargs)
-        finally:
-            CREATING_TABLES.reset(token)
+    def undo() -> None:
+        DynamoDBClient._attempt = attempt  # type: ignore[method-assign]
 
-    DynamoDBClient._attempt = recording  # type: ignore[method-assign]
-    for module in (dynamodb_tables, dynamodb_package, dynamodb_store):
-        module.create_tables = creating  # type: ignore[attr-defined]
+    DynamoDBClient._attempt = recorded  # type: ignore[method-assign]
+    return undo
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """As the plugin of a pytest of its own (`-p tests.deploy.dynamodb_calls`): every request, to the file."""
+    calls = Path(os.environ["DYNAMODB_CALLS_FILE"])
+
+    def record(call: Call) -> None:
+        with calls.open("a") as log:
+            log.write(json.dumps(call) + "\n")
+
+    record_calls(lambda: True, record)
+
+
+class SessionRecorder:
+    """Records the requests of the `CODE_PATH` tests on Dynoxide while they run in this session, when the IAM
+    tests run in it too: they then read these calls instead of running those tests a second time."""
+
+    NAME = "dynamodb-calls-in-session"
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.wanted: set[str] = set()
+        self.finished: set[str] = set()
+        self.failed: set[str] = set()
+        self.current: str | None = None
+        self.undo: Callable[[], None] | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """What the recording run would select, from every test collected (before `-k` or `-m` deselect any)."""
+        selected = Expression.compile(SELECTED)
+        for item in items:
+            if item.path.relative_to(ROOT).as_posix() in CODE_PATH and selected.evaluate(
+                KeywordMatcher.from_item(item)
+            ):
+                self.wanted.add(item.nodeid)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Record only if every wanted test and an IAM test are to run."""
+        to_run = {item.nodeid for item in session.items}
+        iam = any(item.path.name == "test_iam.py" for item in session.items)
+        if iam and self.wanted and self.wanted <= to_run:
+            self.undo = record_calls(lambda: self.current in self.wanted, self.calls.append)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Iterator[None]:
+        self.current = item.nodeid
+        try:
+            return (yield)
+        finally:
+            self.current = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            self.failed.add(report.nodeid)
+        if report.when == "teardown":
+            self.finished.add(report.nodeid)
+
+    def pytest_unconfigure(self) -> None:
+        if self.undo is not None:
+            self.undo()
+
+    def recorded(self) -> list[Call] | None:
+        """The calls, once every wanted test has run and passed in this session; None otherwise."""
+        if self.undo is None or not self.wanted <= self.finished or self.wanted & self.failed:
+            return None
+        return self.calls

@@ -13,16 +13,11 @@ from typing import Any
 import pytest
 
 from devservers import ROOT
+from tests.deploy.dynamodb_calls import CODE_PATH, SELECTED, Call, SessionRecorder
 
-# The fixture runs three store suites in a pytest of its own.
+# Unless they ran earlier in the session, the fixture runs three store suites in a pytest of its own.
 pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.slow, pytest.mark.timeout(600)]
 
-CODE_PATH = [
-    "tests/components/features/store/test_contract.py",  # reads, writes, deletions, the outbox, the store check
-    "tests/components/features/store/test_dynamodb.py",
-    "tests/components/events/test_outbox.py",  # the relay: claims, deliveries, retries, dead letters and their redrive
-]
-"""The suites whose DynamoDB requests are recorded, each run on Dynoxide only."""
 TRANSACTION_ACTIONS = {
     "Put": "PutItem",
     "Update": "UpdateItem",
@@ -56,11 +51,9 @@ def grants_of(operation: str, payload: dict[str, Any]) -> Iterator[Grant]:
         yield f"dynamodb:{operation}", table_role(payload["TableName"], payload.get("IndexName"))
 
 
-@pytest.fixture(scope="module")
-def called(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[Grant]]:
-    """What the client asked of DynamoDB while the suites ran: by the running service, and by table creation."""
+def calls_of_a_run_of_their_own(tmp_path_factory: pytest.TempPathFactory) -> list[Call]:
+    """The suites' tests on Dynoxide, run in a pytest of their own that records what the client sends."""
     calls = tmp_path_factory.mktemp("iam") / "calls.jsonl"
-    selected = "dynamodb and not moto and not sqlite"
     result = subprocess.run(
         [
             sys.executable,
@@ -73,7 +66,7 @@ def called(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[Grant]]:
             "-p",
             "tests.deploy.dynamodb_calls",
         ]
-        + ["-k", selected],
+        + ["-k", SELECTED],
         cwd=ROOT,
         env={**os.environ, "DYNAMODB_CALLS_FILE": str(calls)},
         capture_output=True,
@@ -82,9 +75,19 @@ def called(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[Grant]]:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:]
+    return [json.loads(line) for line in calls.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def called(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[Grant]]:
+    """What the client asked of DynamoDB while the suites ran: by the running service, and by table creation.
+    Recorded in this session when the suites' tests on Dynoxide all ran and passed in it before."""
+    recorder: SessionRecorder | None = request.config.pluginmanager.get_plugin(SessionRecorder.NAME)
+    calls = recorder.recorded() if recorder else None
+    if calls is None:
+        calls = calls_of_a_run_of_their_own(tmp_path_factory)
     found: dict[str, set[Grant]] = {"service": set(), "creation": set()}
-    for line in calls.read_text().splitlines():
-        call = json.loads(line)
+    for call in calls:
         if call["by_test"]:
             continue
         found["creation" if call["creating"] else "service"].update(grants_of(call["operation"], call["payload"]))

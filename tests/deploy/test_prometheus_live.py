@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from core.settings import Settings
-from devservers import ServiceProcess
+from devservers import ServiceProcess, free_port
 from tests.deploy.conftest import MONITORING, alert_rules, dashboard_panels
 from tests.deploy.prometheus_server import JOB, PrometheusServer
 from tests.factories import write_body
@@ -55,9 +56,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServicePr
         "OUTBOX_GAUGE_SECONDS": "0.5",
         "LOG_LEVEL": "WARNING",
     }
-    service = ServiceProcess(env, workdir)
+    # Both start at once: Prometheus only needs the port it will scrape (a scrape before the service is up fails,
+    # and counts for nothing).
+    port = free_port()
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(PrometheusServer, workdir, [f"127.0.0.1:{port}"], [MONITORING / "alerts.yaml"])
+        try:
+            service = ServiceProcess(env, workdir, port=port)
+        except BaseException:
+            starting.result().stop()
+            raise
     try:
-        prometheus = PrometheusServer(workdir, [f"127.0.0.1:{service.port}"], [MONITORING / "alerts.yaml"])
+        prometheus = starting.result()
         try:
             yield service, prometheus
         finally:

@@ -11,6 +11,8 @@ failure the assertion shows schemathesis' report, each failure with a curl comma
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,54 +46,95 @@ def service(tmp_path: Path, **env: str) -> ServiceProcess:
     )
 
 
-@pytest.mark.parametrize("keys", ["keys_off", "keys_on"])
-def test_schemathesis_finds_no_disagreement_over_http(tmp_path: Path, keys: str) -> None:
-    env: dict[str, str] = {}
-    headers: list[str] = []
-    if keys == "keys_on":
-        key = new_key()
-        entry = {
-            "name": "fuzzer",
-            "sha256": hash_key(key),
-            "scopes": ["features:read", "features:write", "admin"],
-            "sources": ["prediction_service"],
-            "categories": ["*"],
-        }
-        (tmp_path / "keys.yaml").write_text(yaml.safe_dump([entry]))
-        env = {"AUTH_ENABLED": "true", "API_KEYS_FILE": str(tmp_path / "keys.yaml")}
-        headers = ["-H", f"X-API-Key: {key}"]
-    server = service(tmp_path, **env)
+class LiveRun:
+    """One schemathesis run against a service of its own, started at once and read when it is over; its output
+    goes to files, so a run nobody reads yet never blocks on a full pipe."""
+
+    def __init__(self, keys: str, tmp_path: Path) -> None:
+        env: dict[str, str] = {}
+        headers: list[str] = []
+        if keys == "keys_on":
+            key = new_key()
+            entry = {
+                "name": "fuzzer",
+                "sha256": hash_key(key),
+                "scopes": ["features:read", "features:write", "admin"],
+                "sources": ["prediction_service"],
+                "categories": ["*"],
+            }
+            (tmp_path / "keys.yaml").write_text(yaml.safe_dump([entry]))
+            env = {"AUTH_ENABLED": "true", "API_KEYS_FILE": str(tmp_path / "keys.yaml")}
+            headers = ["-H", f"X-API-Key: {key}"]
+        self.server = service(tmp_path, **env)
+        self.stdout = tmp_path / "st.out"
+        self.stderr = tmp_path / "st.err"
+        self.deadline = time.monotonic() + RUN_SECONDS
+        with self.stdout.open("wb") as stdout, self.stderr.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [
+                    str(ST),
+                    "run",
+                    f"{self.server.url}/openapi.json",
+                    "--checks",
+                    "all",
+                    "--max-examples",
+                    str(EXAMPLES[keys]),
+                    "--seed",
+                    str(SEED),
+                    "--generation-database",
+                    "none",
+                    "--workers",
+                    "1",
+                    "--no-color",
+                    "--continue-on-failure",
+                    *headers,
+                ],
+                cwd=tmp_path,
+                env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS), "PYTHONPATH": str(ROOT)},
+                stdout=stdout,
+                stderr=stderr,
+            )
+
+    def result(self) -> tuple[int, str, str]:
+        """Its exit status, its output and the end of both outputs (the report a failure shows)."""
+        try:
+            returncode = self.process.wait(timeout=max(0.0, self.deadline - time.monotonic()))
+        finally:
+            self.stop()
+        stdout, stderr = self.stdout.read_text(), self.stderr.read_text()
+        return returncode, stdout, stdout[-20_000:] + stderr[-2_000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.server.kill()
+
+
+@pytest.fixture(scope="module")
+def live_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LiveRun]]:
+    """The runs of this session's tests, started side by side: a run is a client and a server taking turns, about
+    one core between them, so two take little longer than one."""
+    wanted = [
+        str(item.callspec.params["keys"])
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.module is request.module and "keys" in item.fixturenames
+    ]
+    runs: dict[str, LiveRun] = {}
     try:
-        run = subprocess.run(
-            [
-                str(ST),
-                "run",
-                f"{server.url}/openapi.json",
-                "--checks",
-                "all",
-                "--max-examples",
-                str(EXAMPLES[keys]),
-                "--seed",
-                str(SEED),
-                "--generation-database",
-                "none",
-                "--workers",
-                "1",
-                "--no-color",
-                "--continue-on-failure",
-                *headers,
-            ],
-            cwd=tmp_path,
-            env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS), "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=RUN_SECONDS,
-        )
+        for keys in wanted:
+            runs[keys] = LiveRun(keys, tmp_path_factory.mktemp(keys))
+        yield runs
     finally:
-        server.kill()
-    report = run.stdout[-20_000:] + run.stderr[-2_000:]
-    assert run.returncode == 0, report
-    assert "No issues found" in run.stdout, report
+        for run in runs.values():
+            run.stop()
+
+
+@pytest.mark.parametrize("keys", ["keys_off", "keys_on"])
+def test_schemathesis_finds_no_disagreement_over_http(live_runs: dict[str, LiveRun], keys: str) -> None:
+    returncode, stdout, report = live_runs[keys].result()
+    assert returncode == 0, report
+    assert "No issues found" in stdout, report
 
 
 def test_only_the_rules_no_schema_states_are_let_through() -> None:
