@@ -91,6 +91,7 @@ class Runtime:
             self.registry.default_ttl,
             tombstone_seconds=settings.delete_tombstone_seconds,
             idempotency_seconds=settings.idempotency_ttl_seconds,
+            history=self.registry.history,
         )
         self.service = FeatureService(
             settings, self.flows, self.registry, store_max_categories_per_write=self.store.max_categories_per_write
@@ -112,6 +113,7 @@ class Runtime:
             self.registry = registry
             self.service.use_registry(registry)
             self.flows.default_ttl = registry.default_ttl
+            self.flows.history = registry.history
             registry.report_max_ages()
         if self.tokens is not None and grants is not None:
             self.tokens.grants = grants

@@ -49,6 +49,7 @@ REGISTRY_CATEGORY_EXAMPLE: dict[str, JsonValue] = {
     "max_age_seconds": 3600,
     "writers": ["prediction_service"],
     "mode": "strict",
+    "history": {"versions": 10, "retention_seconds": 604800},
     "features": {"age": {"type": "int", "nullable": False, "description": "Age in years"}},
 }
 EVENT_ID_EXAMPLE = "6f1c2a9e-3b7d-4c1e-9a8f-2d4b6e8a0c13"
@@ -299,6 +300,11 @@ class RegistryFeature(BaseModel):
     description: str | None = Field(examples=["Age in years"])
 
 
+class RegistryHistory(BaseModel):
+    versions: int = Field(description="The most replaced values kept.", examples=[10])
+    retention_seconds: int = Field(description="How long each is kept once replaced.", examples=[604800])
+
+
 class RegistryCategory(BaseModel):
     """One category as the registry declares it, defaults filled in."""
 
@@ -318,6 +324,9 @@ class RegistryCategory(BaseModel):
     )
     mode: Literal["strict", "open"] = Field(
         description="`strict`: only declared features may be written; `open`: undeclared ones are accepted untyped."
+    )
+    history: RegistryHistory | None = Field(
+        description="The values its writes replace, kept for reads `as_of` a time and rollbacks; null: none kept."
     )
     features: dict[str, RegistryFeature]
 
