@@ -13,6 +13,8 @@ from components.events.events import EventSchema, EventSink, LogSink, load_event
 from components.events.outbox import OutboxRelay
 from components.features.controller import FeatureController
 from components.features.flows import FeatureFlows
+from components.features.history import HistoryFlows
+from components.features.history_service import HistoryService
 from components.features.registry import Registry
 from components.features.services import FeatureService
 from components.features.store import create_store
@@ -96,7 +98,8 @@ class Runtime:
         self.service = FeatureService(
             settings, self.flows, self.registry, store_max_categories_per_write=self.store.max_categories_per_write
         )
-        self.controller = FeatureController(self.service)
+        self.history = HistoryService(self.service, HistoryFlows(self.flows))
+        self.controller = FeatureController(self.service, self.history)
         self._ready_at = 0.0
         self._check: asyncio.Task[None] | None = None
         """The store check in flight: a hung one is awaited again by the next probe, never started twice."""

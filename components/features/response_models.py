@@ -96,6 +96,19 @@ class FeatureMetadata(BaseModel):
         "erasure); events carry it. Null for a category not changed since versions were introduced.",
         examples=[7],
     )
+    as_of_resolved: datetime | None = Field(
+        None,
+        description="Only in a read `as_of` a time: the `event_time` of the version served, the latest at or "
+        "before `as_of` (docs/history.md).",
+        examples=["2025-10-13T09:15:51.358632+00:00"],
+    )
+
+
+UNAVAILABLE_REASONS_DESCRIPTION = (
+    "Only in a read `as_of` a time: why a category holding data has none for that time: `older_than_history` "
+    "(every version it keeps is newer), `no_history` (it keeps none, and its value is newer)."
+)
+UnavailableReason = Literal["older_than_history", "no_history"]
 
 
 class FeatureBlock(BaseModel):
@@ -134,6 +147,9 @@ class FeaturesResponse(BaseModel):
     items: dict[str, CategoryItem]
     unavailable_feature_categories: list[str]
     unavailable_features: list[str]
+    unavailable_reasons: dict[str, UnavailableReason] | None = Field(
+        None, description=UNAVAILABLE_REASONS_DESCRIPTION, examples=[{"transaction_features": "older_than_history"}]
+    )
 
 
 class EntityFeatures(BaseModel):
@@ -144,6 +160,9 @@ class EntityFeatures(BaseModel):
     unavailable_feature_categories: list[str]
     unavailable_features: list[str]
     error: str | None = Field(None, description="Set when this entity's data could not be fetched.")
+    unavailable_reasons: dict[str, UnavailableReason] | None = Field(
+        None, description=UNAVAILABLE_REASONS_DESCRIPTION, examples=[{"transaction_features": "older_than_history"}]
+    )
 
 
 class BatchResponse(BaseModel):
