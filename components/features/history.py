@@ -1,6 +1,7 @@
 """A category's history at work (docs/history.md): reads `as_of` a past time, the kept versions listed, and a
 compute job's writes rolled back. Reads without `as_of` never come here: they cost what they did."""
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,8 @@ NO_HISTORY = "no_history"
 """A category that keeps no history, whose value is newer than the time asked."""
 OLDER_THAN_HISTORY = "older_than_history"
 """A category whose every kept version is newer than the time asked (or forgotten)."""
+HISTORY_READS_IN_FLIGHT = 8
+"""Entities of a batch read `as_of` a time whose history is read at once (one query each on DynamoDB)."""
 AS_OF_RESOLVED = "as_of_resolved"
 """The metadata field of a value read `as_of` a time: the event time of the version served."""
 
@@ -88,15 +91,16 @@ class HistoryFlows:
         elif wanted:
             batch = await flows.store.read_batch(entity_type, entity_values, wanted)
             found, failed = batch.found, batch.failed
-        results: list[EntityFeatures] = []
-        for value in entity_values:
+        in_flight = asyncio.Semaphore(HISTORY_READS_IN_FLIGHT)
+
+        async def entity(value: str) -> EntityFeatures:
             if value in failed:
                 unavailable = sorted({*wanted, *selection.not_whitelisted})
-                results.append(EntityFeatures(unavailable_categories=unavailable, error="store_unavailable"))
-                continue
-            stored = found.get(value, {})
-            results.append(await self._entity_at(entity_type, value, stored, selection, max_age, at, now))
-        return results
+                return EntityFeatures(unavailable_categories=unavailable, error="store_unavailable")
+            async with in_flight:
+                return await self._entity_at(entity_type, value, found.get(value, {}), selection, max_age, at, now)
+
+        return list(await asyncio.gather(*(entity(value) for value in entity_values)))
 
     async def _entity_at(
         self,

@@ -92,6 +92,22 @@ def test_as_of_answers_the_value_current_at_each_boundary(client: AppClient, clo
     assert batch["results"][0]["items"]["user_features"]["features"]["data"] == {"age": 2}
 
 
+def test_a_batch_read_as_of_a_time_answers_each_entity_in_order(client: AppClient, clock) -> None:
+    entities = [f"user-{number}" for number in range(12)]
+    for number, entity in enumerate(entities):
+        write(client, T1, {"age": number}, entity=entity)
+        write(client, T3, {"age": 100 + number}, entity=entity)
+    body = {
+        "meta": {"as_of": iso(T2)},
+        "data": {"entity_values": [*entities, "nobody"], "feature_list": ["user_features:*"]},
+    }
+    answer = client.post("/api/v1/get/items/batch", json=body).json()
+    assert [result["entity_value"] for result in answer["results"]] == [*entities, "nobody"]
+    assert [served(result)["data"]["age"] for result in answer["results"][:-1]] == list(range(12))
+    assert answer["results"][-1]["unavailable_feature_categories"] == ["user_features"]
+    assert answer["results"][-1]["unavailable_reasons"] == {}
+
+
 def test_reads_without_as_of_are_unchanged(client: AppClient, clock) -> None:
     write(client, T1, {"age": 1})
     write(client, T2, {"age": 2})
