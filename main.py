@@ -13,7 +13,7 @@ from api.console import console_routes
 from api.direct import log_request_handler
 from api.errors import register_error_handlers
 from api.openapi import install_openapi
-from api.v1 import access, admin, earlier, inspect, limits, registry, routes
+from api.v1 import access, admin, earlier, history, inspect, limits, registry, routes
 from api.v1.routes import BULK_WRITE_PATH
 from components.runtime import Runtime
 from core import VERSION
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         routes.reads,
         inspect.router,
+        history.reads,
         earlier.reads,
         registry.router,
         limits.router,
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         earlier.writes,
         routes.probes,
         admin.router,
+        history.admin,
     ):
         app.router.routes.extend(router.routes)
     if "prometheus" in settings.metrics_exporters:

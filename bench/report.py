@@ -9,6 +9,8 @@ from bench.scenarios import (
     BULK_SPEEDUP_BOUND,
     BULK_VERSUS,
     CPU_RATIO_BOUNDS,
+    HISTORY_CPU_BOUND,
+    HISTORY_VERSUS,
     KEYED_CPU_BOUND,
     KEYED_VERSUS,
     SCENARIOS,
@@ -168,6 +170,13 @@ def evaluate_targets(report: Report) -> list[dict]:
                 else with_key.cpu_ms_per_request / without.cpu_ms_per_request
             )
             target(f"{plain} CPU/request, with Idempotency-Key / without ({backend})", ratio, KEYED_CPU_BOUND, False)
+    for with_history, plain in HISTORY_VERSUS.items():
+        for backend in ("sqlite", "dynamodb"):
+            kept, without = by_key.get((with_history, backend, "max")), by_key.get((plain, backend, "max"))
+            if kept is None or without is None or not without.cpu_ms_per_request or kept.cpu_ms_per_request is None:
+                continue
+            ratio = kept.cpu_ms_per_request / without.cpu_ms_per_request
+            target(f"{plain} CPU/request, with history / without ({backend})", ratio, HISTORY_CPU_BOUND, False)
     for row in report.bulk_writes:
         target(f"{row['scenario']} entities/s / {row['versus']} ({row['backend']})", row["speedup"], row["bound"], True)
     for backend, cold in report.cold_start.items():

@@ -39,7 +39,7 @@ from bench.cpu import CpuClock, cpu_seconds, per_request_ms, pinned, service_cor
 from bench.load import run_open_loop, run_wrk  # noqa: E402
 from bench.profiles import print_summary, record_during, summarise  # noqa: E402
 from bench.report import Report, Result, bulk_speedups, cpu_ratios, draw_chart, evaluate_targets, print_report  # noqa: E402
-from bench.scenarios import SCENARIOS, Scenario, bulk_scenario  # noqa: E402
+from bench.scenarios import HISTORY_ENV, SCENARIOS, Scenario, bulk_scenario  # noqa: E402
 from devservers import free_port, start_dynoxide, start_tansu  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -415,7 +415,12 @@ def main() -> int:
         try:
             kafka, bootstrap = start_tansu(work)
             servers.append(kafka)
-            common = {"KAFKA_BROKER_URL": bootstrap, "SCHEMA_REGISTRY": "mock://bench", "TOPIC_NAME": "bench-events"}
+            common = {
+                "KAFKA_BROKER_URL": bootstrap,
+                "SCHEMA_REGISTRY": "mock://bench",
+                "TOPIC_NAME": "bench-events",
+                **HISTORY_ENV,
+            }
             bare_service = Service("bench.bare_app:app", {}, work, "bare", core)
             bare_service.wait_ready("/api/v1/health")
             bare_scenario = Scenario("GET", "/bare/{id}/user_features")

@@ -9,6 +9,13 @@ from dataclasses import dataclass
 
 CATEGORIES = ["user_features", "credit_features", "transaction_features", "trans_features", "d0_unauth_features"]
 FEATURES = [f"feature_{index:02d}" for index in range(20)]
+HISTORY_CATEGORY = "history_features"
+"""A category of its own that keeps history (docs/history.md), written by `write_1x20_history` only."""
+HISTORY_ENV = {
+    "ALLOWED_CATEGORIES": ",".join([*CATEGORIES, HISTORY_CATEGORY]),
+    "CATEGORY_HISTORY": json.dumps({HISTORY_CATEGORY: {"versions": 10, "retention_seconds": 604800}}),
+}
+"""The service's open registry in the benchmark: the seeded categories, and the one with history."""
 
 
 def features(seed: int) -> dict[str, float]:
@@ -83,6 +90,7 @@ SCENARIOS = {
     "read_batch_500": Scenario("POST", "/api/v1/get/items/batch", batch_read_body(500, ONE_CATEGORY_NAMED)),
     "write_1x20": Scenario("POST", "/api/v1/items", write_body(CATEGORIES[:1]), events=1),
     "write_1x20_keyed": Scenario("POST", "/api/v1/items", write_body(CATEGORIES[:1]), events=1, idempotency_keys=True),
+    "write_1x20_history": Scenario("POST", "/api/v1/items", write_body([HISTORY_CATEGORY]), events=1),
     "write_5x20": Scenario("POST", "/api/v1/items", write_body(CATEGORIES), events=5),
     "bulk_100x5": bulk_scenario(BULK_ENTITIES),
     "bulk_500x5": bulk_scenario(CLIENT_BATCH_ENTITIES),
@@ -100,6 +108,11 @@ KEYED_VERSUS = {"write_1x20_keyed": "write_1x20"}
 KEYED_CPU_BOUND = 1.15
 """Target: a write with an `Idempotency-Key` costs the service at most this many times the CPU of one without."""
 
+HISTORY_VERSUS = {"write_1x20_history": "write_1x20"}
+"""A write of a category with history -> the same write of a category without."""
+HISTORY_CPU_BOUND = 1.5
+"""Target: a write of a category with history costs the service at most this many times the CPU of one without."""
+
 BULK_VERSUS = {"bulk_100x5": "write_5x20", "bulk_500x5": "write_5x20"}
 """A bulk write scenario -> the single-entity write of the same entities it is compared with."""
 BULK_SPEEDUP_BOUND = 5.0
@@ -114,6 +127,7 @@ LABELS = {
     "read_batch_500": "batch read 500 entities x 20 features",
     "write_1x20": "write 1 category x 20",
     "write_1x20_keyed": "write 1 category x 20, with an Idempotency-Key",
+    "write_1x20_history": "write 1 category x 20 that keeps history",
     "write_5x20": "write 5 categories x 20",
     "bulk_100x5": "bulk write 100 entities x 5 categories x 20",
     "bulk_500x5": "bulk write 500 entities x 5 categories x 20 (the client's batch)",

@@ -13,6 +13,8 @@ from components.events.events import EventSchema, EventSink, LogSink, load_event
 from components.events.outbox import OutboxRelay
 from components.features.controller import FeatureController
 from components.features.flows import FeatureFlows
+from components.features.history import HistoryFlows
+from components.features.history_service import HistoryService
 from components.features.registry import Registry
 from components.features.services import FeatureService
 from components.features.store import create_store
@@ -91,11 +93,13 @@ class Runtime:
             self.registry.default_ttl,
             tombstone_seconds=settings.delete_tombstone_seconds,
             idempotency_seconds=settings.idempotency_ttl_seconds,
+            history=self.registry.history,
         )
         self.service = FeatureService(
             settings, self.flows, self.registry, store_max_categories_per_write=self.store.max_categories_per_write
         )
-        self.controller = FeatureController(self.service)
+        self.history = HistoryService(self.service, HistoryFlows(self.flows))
+        self.controller = FeatureController(self.service, self.history)
         self._ready_at = 0.0
         self._check: asyncio.Task[None] | None = None
         """The store check in flight: a hung one is awaited again by the next probe, never started twice."""
@@ -112,6 +116,7 @@ class Runtime:
             self.registry = registry
             self.service.use_registry(registry)
             self.flows.default_ttl = registry.default_ttl
+            self.flows.history = registry.history
             registry.report_max_ages()
         if self.tokens is not None and grants is not None:
             self.tokens.grants = grants

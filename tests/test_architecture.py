@@ -15,6 +15,7 @@ HTTP_MODELS = (
     "components.features.models",
     "components.features.bulk_models",
     "components.features.response_models",
+    "components.features.history_models",
 )
 RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     # (modules the rule covers, module prefixes they must not import, why)
@@ -29,6 +30,8 @@ RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
             "components.features.services",
             "components.features.flows",
             "components.features.erasure",
+            "components.features.history",
+            "components.features.history_service",
             "components.features.registry",
             "components.features.records",
             "components.features.values",
@@ -45,6 +48,21 @@ RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
         "components.features.erasure",
         ("components.features.services", "components.features.controller", *HTTP_MODELS),
         "flows never call up",
+    ),
+    (
+        "components.features.history",
+        (
+            "components.features.services",
+            "components.features.history_service",
+            "components.features.controller",
+            *HTTP_MODELS,
+        ),
+        "flows never call up",
+    ),
+    (
+        "components.features.history_service",
+        ("components.features.controller", *HTTP_MODELS),
+        "services take records, not HTTP models",
     ),
     (
         "components.features.services",
@@ -69,7 +87,13 @@ RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ),
     (
         "components.features.controller",
-        ("components.features.flows", "components.features.erasure", "components.features.store", "components.events"),
+        (
+            "components.features.flows",
+            "components.features.erasure",
+            "components.features.history",
+            "components.features.store",
+            "components.events",
+        ),
         "the controller talks to services only",
     ),
     (
@@ -78,6 +102,8 @@ RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
             "components.features.store",
             "components.features.flows",
             "components.features.services",
+            "components.features.history",
+            "components.features.history_service",
             "components.events.kafka",
             "core.dynamodb_client",
         ),

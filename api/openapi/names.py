@@ -17,6 +17,7 @@ BODY_FIELDS = {
     "WriteData": ("entity_type", "category"),
     "BatchWriteData": ("entity_type",),
     "CategoryFeatures": ("category",),
+    "RollbackRequest": ("entity_type",),
 }
 """Request-body properties naming an entity type or a category, by component schema."""
 PARAMETERS = ("entity_type", "category")

@@ -14,7 +14,7 @@ from api.auth import Writer, require_read
 from api.responses import errors
 from api.routing import StrictQueryRoute
 from api.runtime import runtime_of
-from api.v1.routes import EntityTypeQuery, MaxAgeQuery
+from api.v1.routes import AsOfQuery, EntityTypeQuery, MaxAgeQuery
 from components.features.models import EarlierReadBody, EarlierWriteBody, EntityValue, EventTime, MetaText
 from components.features.records import Provenance
 from components.features.response_models import FeaturesResponse, WriteResponse
@@ -43,13 +43,14 @@ async def read_features_by_category(
     body: EarlierReadBody,
     entity_type: EntityTypeQuery = "bright_uid",
     max_age_seconds: MaxAgeQuery = None,
+    as_of: AsOfQuery = None,
 ) -> JSONBytesResponse:
     """The body maps each category to the feature names wanted; `[]` or `["*"]` asks for the whole
     category. Answers exactly like `POST /api/v1/get/items`, which replaces it: a body
     `{"user_features": ["age"], "transaction_features": []}` is the feature list
     `["user_features:age", "transaction_features:*"]`."""
     return await runtime_of(request).controller.read_features_by_category(
-        entity_value, entity_type, body.root, max_age_seconds
+        entity_value, entity_type, body.root, max_age_seconds, as_of
     )
 
 

@@ -23,6 +23,7 @@ from api.routing import StrictQueryRoute
 from api.runtime import runtime_of
 from components.features.bulk_models import BatchWriteRequest, BatchWriteResponse, DeleteResponse
 from components.features.models import (
+    AS_OF_DESCRIPTION,
     MAX_AGE_DESCRIPTION,
     EntityValue,
     EventTime,
@@ -45,6 +46,7 @@ from core.serialization import JSONBytesResponse, dumps
 from core.timeutils import isoformat, utcnow
 
 MaxAgeQuery = Annotated[float | None, Query(gt=0, allow_inf_nan=False, description=MAX_AGE_DESCRIPTION)]
+AsOfQuery = Annotated[EventTime | None, Query(description=AS_OF_DESCRIPTION)]
 EntityTypeQuery = Annotated[
     str,
     Query(
@@ -75,10 +77,13 @@ async def read_category(
     category: Annotated[str, Path(max_length=128, examples=["user_features"])],
     entity_type: EntityTypeQuery = "bright_uid",
     max_age_seconds: MaxAgeQuery = None,
+    as_of: AsOfQuery = None,
 ) -> JSONBytesResponse:
     """404 when the entity has nothing in that category, or only expired data, or data older than
-    `max_age_seconds`."""
-    return await runtime_of(request).controller.read_category(entity_value, category, entity_type, max_age_seconds)
+    `max_age_seconds`; with `as_of`, when it had none then (the message says why)."""
+    return await runtime_of(request).controller.read_category(
+        entity_value, category, entity_type, max_age_seconds, as_of
+    )
 
 
 @reads.post(

@@ -39,6 +39,8 @@ from feature_store_client.models import (
     Readiness,
     Registry,
     RegistryCategory,
+    RollbackEntityResult,
+    RollbackResult,
     RowFailure,
     WriteResult,
 )
@@ -71,6 +73,8 @@ __all__ = [
     "RegistryCategory",
     "RetryPolicy",
     "RetryableError",
+    "RollbackEntityResult",
+    "RollbackResult",
     "RowFailure",
     "ServerError",
     "ServiceUnavailable",

@@ -23,6 +23,7 @@ from feature_store_client.models import (
     Readiness,
     Registry,
     RegistryCategory,
+    RollbackResult,
     WriteResult,
 )
 
@@ -218,3 +219,27 @@ def delete_call(
         params["event_time"] = time_text(event_time)
     path = f"{API}/items/{path_segment(entity_value)}"
     return Call("DELETE", path, model_parser(DeleteResult), params=params, read=False)
+
+
+def rollback_call(entity_type: str, entity_values: Sequence[str], compute_id: str) -> Call[RollbackResult]:
+    """Sent again after a connection error or timeout like a read: a rollback sent twice restores nothing more."""
+    body = {"entity_type": entity_type, "entity_values": list(entity_values), "compute_id": compute_id}
+    return Call("POST", f"{API}/admin/rollback", model_parser(RollbackResult), json=body)
+
+
+def rollback_parts(entity_values: Sequence[str], limits: Limits, default: int) -> list[list[str]]:
+    """The entities in parts of at most the service's bulk-write maximum, each named once, in order."""
+    size = limits.max_batch_write_entities or default
+    values = list(dict.fromkeys(entity_values))
+    return [values[start : start + size] for start in range(0, len(values), size)]
+
+
+def merge_rollbacks(entity_type: str, compute_id: str, answers: Iterable[RollbackResult]) -> RollbackResult:
+    answered = list(answers)
+    return RollbackResult(
+        entity_type=entity_type,
+        compute_id=compute_id,
+        results=[result for answer in answered for result in answer.results],
+        restored=sum(answer.restored for answer in answered),
+        failed=sum(answer.failed for answer in answered),
+    )

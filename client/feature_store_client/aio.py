@@ -28,6 +28,7 @@ from feature_store_client.models import (
     Readiness,
     Registry,
     RegistryCategory,
+    RollbackResult,
     WriteResult,
 )
 
@@ -285,6 +286,19 @@ class AsyncFeatureStoreClient:
         request_id: str | None = None,
     ) -> DeleteResult:
         return await self._run(_core.delete_call(entity_value, categories, entity_type, event_time), request_id)
+
+    async def rollback(
+        self,
+        entity_values: Sequence[str],
+        compute_id: str,
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        *,
+        request_id: str | None = None,
+    ) -> RollbackResult:
+        request_id = request_id or _core.new_request_id()
+        parts = _core.rollback_parts(entity_values, await self.limits(), _core.DEFAULT_BATCH_WRITE_ENTITIES)
+        answers = [await self._run(_core.rollback_call(entity_type, part, compute_id), request_id) for part in parts]
+        return _core.merge_rollbacks(entity_type, compute_id, answers)
 
     async def registry(self, *, request_id: str | None = None) -> Registry:
         return await self._run(_core.registry_call(), request_id)

@@ -1,7 +1,7 @@
 """`feature-store`: the client's command line. `--url`/`--api-key` or FEATURE_STORE_URL /
 FEATURE_STORE_API_KEY; answers as JSON (default) or a table; exit status 0 on success, 1 on an error
-answer, a service that is not ready or a `load` with any failed entity, 2 on a usage error, 130 when a
-`load` is interrupted (continue it with `--resume`)."""
+answer, a service that is not ready or a `load` or `rollback` with any failed entity, 2 on a usage error, 130
+when a `load` is interrupted (continue it with `--resume`)."""
 
 import argparse
 import json
@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel
 
-from feature_store_client import jsonl_loader, loader
+from feature_store_client import jsonl_loader, loader, rollback_input
 from feature_store_client._core import DEFAULT_ENTITY_TYPE, DEFAULT_TIMEOUT
 from feature_store_client._version import __version__
 from feature_store_client.client import FeatureStoreClient
@@ -143,6 +143,21 @@ def parser() -> argparse.ArgumentParser:
     delete.add_argument("--event-time", help="ISO 8601; when the deletion took effect (default: now)")
     entity_type(delete)
 
+    undo = commands.add_parser(
+        "rollback",
+        help="undo a compute job's writes to the entities of a file (an admin key)",
+        description="Each category whose current value --compute-id wrote gets back its latest kept version "
+        "another job wrote (categories with history). The entities: a JSON Lines file (each line a JSON string "
+        "or an object with \"entity_value\", so a load's input works) or Parquet (--entity-column), or '-' "
+        "(JSON Lines on standard input); sent in parts of the service's bulk-write maximum. Sending it again "
+        "restores nothing more. The summary lists the entities restored or failed; exit status 1 when any failed.",
+    )
+    undo.add_argument("path", metavar="PATH", help="a .jsonl or .parquet file, a directory of .parquet files, or '-'")
+    undo.add_argument("--compute-id", required=True, help="the job whose writes are undone")
+    undo.add_argument("--format", choices=("jsonl", "parquet"), help="default: from the extension")
+    undo.add_argument("--entity-column", default="entity_value", help="the entity value's column or field")
+    entity_type(undo)
+
     registry = commands.add_parser("registry", help="the feature registry, or one category of it")
     registry.add_argument("category", nargs="?")
 
@@ -253,6 +268,8 @@ def run(args: argparse.Namespace, client: FeatureStoreClient, stdin: TextIO) -> 
         return client.delete(
             args.entity_value, args.categories or None, args.entity_type, event_time=args.event_time, request_id=rid
         ), 0
+    if args.command == "rollback":
+        return rollback_input.rollback(args, client, stdin)
     if args.command == "registry":
         if args.category:
             return client.registry_category(args.category, request_id=rid), 0

@@ -28,6 +28,7 @@ from feature_store_client.models import (
     Readiness,
     Registry,
     RegistryCategory,
+    RollbackResult,
     WriteResult,
 )
 
@@ -308,6 +309,22 @@ class FeatureStoreClient:
         Deleting what is not there is no error (`categories_deleted` is empty). Like a write, it is
         retried on 429/503 only."""
         return self._run(_core.delete_call(entity_value, categories, entity_type, event_time), request_id)
+
+    def rollback(
+        self,
+        entity_values: Sequence[str],
+        compute_id: str,
+        entity_type: str = DEFAULT_ENTITY_TYPE,
+        *,
+        request_id: str | None = None,
+    ) -> RollbackResult:
+        """Undoes `compute_id`'s writes to the entities (an admin key): each category whose current value the job
+        wrote gets back its latest kept version another job wrote (categories with history, docs/history.md).
+        Sent in parts of the service's bulk-write maximum, one after another; idempotent, so safe to send again."""
+        request_id = request_id or _core.new_request_id()
+        parts = _core.rollback_parts(entity_values, self.limits(), _core.DEFAULT_BATCH_WRITE_ENTITIES)
+        answers = [self._run(_core.rollback_call(entity_type, part, compute_id), request_id) for part in parts]
+        return _core.merge_rollbacks(entity_type, compute_id, answers)
 
     def registry(self, *, request_id: str | None = None) -> Registry:
         """Every category the service accepts, with its features, types and rules."""

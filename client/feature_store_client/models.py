@@ -177,6 +177,26 @@ class FrameProgress:
     failures: list[RowFailure]
 
 
+class RollbackEntityResult(_Model):
+    entity_value: str
+    restored: list[dict[str, Any]]
+    """`{"category", "version", "undone_version", "restored_version"}` per category restored."""
+    untouched: list[dict[str, Any]]
+    """`{"category", "reason"}` per category holding data left alone: `written_by_other`, `no_history`,
+    `no_earlier_version`, `changed`."""
+    error: dict[str, Any] | None = None
+
+
+class RollbackResult(_Model):
+    """`POST /api/v1/admin/rollback`, merged over the parts a long list of entities was sent in."""
+
+    entity_type: str
+    compute_id: str
+    results: list[RollbackEntityResult]
+    restored: int
+    failed: int
+
+
 class DeleteResult(_Model):
     entity_value: str
     entity_type: str

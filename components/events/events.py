@@ -83,6 +83,7 @@ def feature_available_event(
         "features": list(features),
         "actor": actor,
         "version": None,
+        "erased_versions": None,
     }
     return OutboxEvent(event_id, f"{entity_type}:{entity_value}", payload, timestamp_epoch, traceparent=traceparent)
 
@@ -90,6 +91,11 @@ def feature_available_event(
 def set_version(event: OutboxEvent, version: int) -> None:
     """The category's version after the change the event announces."""
     event.payload["version"] = version
+
+
+def set_erased_versions(event: OutboxEvent, count: int) -> None:
+    """A `feature_deleted` event's count of the category's kept versions (its history) the erasure removed."""
+    event.payload["erased_versions"] = count
 
 
 def ordering_key(event: OutboxEvent) -> str:

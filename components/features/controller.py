@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from components.features.bulk_models import BatchWriteRequest
+from components.features.history_service import HistoryService
 from components.features.models import GetBatchRequest, GetItemsData, GetItemsRequest, ReadMeta, WriteRequest
 from components.features.names import WILDCARD
 from components.features.records import CategoryInput, EntityFeatures, EntityInput, Provenance
@@ -16,6 +17,7 @@ from components.features.services import FeatureService
 from core.auth import Principal
 from core.exceptions import FeatureStoreError, Forbidden, SourceRequired
 from core.serialization import JSONBytesResponse, dumps
+from core.timeutils import epoch_to_iso
 
 
 def _items(result: EntityFeatures) -> dict[str, Any]:
@@ -26,13 +28,22 @@ def _items(result: EntityFeatures) -> dict[str, Any]:
 
 
 class FeatureController:
-    def __init__(self, service: FeatureService) -> None:
+    def __init__(self, service: FeatureService, history: HistoryService) -> None:
         self.service = service
+        self.past = history
 
     async def read_category(
-        self, entity_value: str, category: str, entity_type: str, max_age_seconds: float | None = None
+        self,
+        entity_value: str,
+        category: str,
+        entity_type: str,
+        max_age_seconds: float | None = None,
+        as_of: datetime | None = None,
     ) -> JSONBytesResponse:
-        stored = await self.service.read_category(entity_type, entity_value, category, max_age_seconds)
+        if as_of is None:
+            stored = await self.service.read_category(entity_type, entity_value, category, max_age_seconds)
+        else:
+            stored = await self.past.read_category(entity_type, entity_value, category, max_age_seconds, as_of)
         features = {"data": stored.response_data, "metadata": stored.metadata}
         body = {entity_type: entity_value, "category": category, "features": features}
         return JSONBytesResponse(dumps(body))
@@ -53,8 +64,14 @@ class FeatureController:
         return JSONBytesResponse(dumps(body))
 
     async def read_features(self, request: GetItemsRequest) -> JSONBytesResponse:
-        data, max_age = request.data, request.meta.max_age_seconds if request.meta else None
-        result = await self.service.read_features(data.entity_type, data.entity_value, data.feature_list, max_age)
+        data, meta = request.data, request.meta
+        max_age, as_of = (meta.max_age_seconds, meta.as_of) if meta else (None, None)
+        if as_of is None:
+            result = await self.service.read_features(data.entity_type, data.entity_value, data.feature_list, max_age)
+        else:
+            result = await self.past.read_features(
+                data.entity_type, data.entity_value, data.feature_list, max_age, as_of
+            )
         body = {
             "entity_value": data.entity_value,
             "entity_type": data.entity_type,
@@ -62,23 +79,81 @@ class FeatureController:
             "unavailable_feature_categories": result.unavailable_categories,
             "unavailable_features": result.unavailable_features,
         }
+        if result.unavailable_reasons is not None:
+            body["unavailable_reasons"] = result.unavailable_reasons
         return JSONBytesResponse(dumps(body))
 
     async def read_batch(self, request: GetBatchRequest) -> JSONBytesResponse:
-        data, max_age = request.data, request.meta.max_age_seconds if request.meta else None
-        results = await self.service.read_batch(data.entity_type, data.entity_values, data.feature_list, max_age)
+        data, meta = request.data, request.meta
+        max_age, as_of = (meta.max_age_seconds, meta.as_of) if meta else (None, None)
+        if as_of is None:
+            results = await self.service.read_batch(data.entity_type, data.entity_values, data.feature_list, max_age)
+        else:
+            results = await self.past.read_batch(
+                data.entity_type, data.entity_values, data.feature_list, max_age, as_of
+            )
+        answers = []
+        for value, result in zip(data.entity_values, results, strict=True):
+            answer = {
+                "entity_value": value,
+                "items": _items(result),
+                "unavailable_feature_categories": result.unavailable_categories,
+                "unavailable_features": result.unavailable_features,
+                "error": result.error,
+            }
+            if result.unavailable_reasons is not None:
+                answer["unavailable_reasons"] = result.unavailable_reasons
+            answers.append(answer)
+        return JSONBytesResponse(dumps({"entity_type": data.entity_type, "results": answers}))
+
+    async def history(
+        self, entity_value: str, category: str, entity_type: str, limit: int, cursor: int | None
+    ) -> JSONBytesResponse:
+        page = await self.past.versions(entity_type, entity_value, category, limit, cursor)
         body = {
-            "entity_type": data.entity_type,
-            "results": [
+            "entity_type": entity_type,
+            "entity_value": entity_value,
+            "category": category,
+            "history": page.kept.model_dump() if page.kept is not None else None,
+            "versions": [
                 {
-                    "entity_value": value,
-                    "items": _items(result),
-                    "unavailable_feature_categories": result.unavailable_categories,
-                    "unavailable_features": result.unavailable_features,
-                    "error": result.error,
+                    "data": version.stored.response_data,
+                    "metadata": version.stored.metadata,
+                    "kept_until": epoch_to_iso(version.kept_until),
                 }
-                for value, result in zip(data.entity_values, results, strict=True)
+                for version in page.versions
             ],
+            "next_cursor": str(page.next_cursor) if page.next_cursor is not None else None,
+        }
+        return JSONBytesResponse(dumps(body))
+
+    async def rollback(
+        self, entity_type: str, entity_values: Sequence[str], compute_id: str, admin: Principal | None
+    ) -> JSONBytesResponse:
+        actor = admin.actor if admin is not None else None
+        outcomes = await self.past.rollback(entity_type, entity_values, compute_id, actor)
+        results = [
+            {
+                "entity_value": outcome.entity_value,
+                "restored": [
+                    {"category": category, "version": version, "undone_version": undone, "restored_version": restored}
+                    for category, version, undone, restored in outcome.restored
+                ],
+                "untouched": [{"category": category, "reason": reason} for category, reason in outcome.untouched],
+                "error": (
+                    {"error": outcome.error.error, "detail": outcome.error.detail}
+                    if outcome.error is not None
+                    else None
+                ),
+            }
+            for outcome in outcomes
+        ]
+        body = {
+            "entity_type": entity_type,
+            "compute_id": compute_id,
+            "results": results,
+            "restored": sum(len(outcome.restored) for outcome in outcomes),
+            "failed": sum(outcome.error is not None for outcome in outcomes),
         }
         return JSONBytesResponse(dumps(body))
 
@@ -179,13 +254,14 @@ class FeatureController:
         entity_type: str,
         wanted: Mapping[str, Sequence[str]],
         max_age_seconds: float | None = None,
+        as_of: datetime | None = None,
     ) -> JSONBytesResponse:
         """category -> feature names (none, or `*`, for the whole category), answered as `POST /get/items`."""
         feature_list = [f"{category}:{name}" for category, names in wanted.items() for name in names or (WILDCARD,)]
         data = GetItemsData.model_construct(
             entity_type=entity_type, entity_value=entity_value, feature_list=feature_list
         )
-        meta = ReadMeta.model_construct(source=None, max_age_seconds=max_age_seconds)
+        meta = ReadMeta.model_construct(source=None, max_age_seconds=max_age_seconds, as_of=as_of)
         return await self.read_features(GetItemsRequest.model_construct(meta=meta, data=data))
 
     async def write_by_category(

@@ -23,6 +23,7 @@ from components.features.store.base import (
     CategoryWrite,
     EntityWrite,
     Idempotency,
+    KeepHistory,
     OnlineStore,
     StoredCategory,
     is_tombstone,
@@ -30,7 +31,7 @@ from components.features.store.base import (
 from core.exceptions import FeatureStoreError
 from core.metrics import metrics
 from core.request_context import idempotency_var
-from core.settings import EntityType
+from core.settings import CategoryHistory, EntityType
 from core.timeutils import isoformat
 from core.tracing import tracing
 
@@ -134,15 +135,18 @@ class FeatureFlows:
         clock: Callable[[], float] = time.time,
         tombstone_seconds: int = 7 * 24 * 3600,
         idempotency_seconds: int = 24 * 3600,
+        history: Mapping[str, CategoryHistory] | None = None,
     ) -> None:
         """`clock` (epoch seconds) stamps writes and decides freshness; tests move it. `tombstone_seconds`:
-        how long a deleted category is remembered; `idempotency_seconds`, an `Idempotency-Key`."""
+        how long a deleted category is remembered; `idempotency_seconds`, an `Idempotency-Key`; `history`, the
+        categories that keep the values their writes replace."""
         self.clock = clock
         self.tombstone_seconds = tombstone_seconds
         self.idempotency_seconds = idempotency_seconds
         self.store = store
         self.relay = relay
         self.default_ttl = default_ttl
+        self.history: Mapping[str, CategoryHistory] = history or {}
 
     async def read_category(
         self, entity_type: EntityType, entity_value: str, category: str, max_age: float | None = None
@@ -230,6 +234,7 @@ class FeatureFlows:
         event_time_iso = isoformat(provenance.event_time) if provenance.event_time is not None else now_iso
         now_epoch = now.timestamp()
         traceparent = tracing.traceparent()  # None while tracing is off
+        history = self.history
         writes = []
         for item in entity.categories:
             category, features = item.category, item.features
@@ -263,6 +268,7 @@ class FeatureFlows:
                     event_time=event_time_iso,
                     expires_at_epoch=expires.timestamp() if expires is not None else None,
                     event=event,
+                    history=_keep(history[category], now_epoch) if category in history else None,
                 )
             )
         return writes
@@ -359,6 +365,11 @@ class FeatureFlows:
             self.relay.notify()
             metrics.incr("delete.categories", len(deleted), entity_type=entity_type.name)
         return DeleteOutcome(deleted, isoformat(now))
+
+
+def _keep(policy: CategoryHistory, now_epoch: float) -> KeepHistory:
+    """What a write of a category with history keeps of the value it replaces, and until when."""
+    return KeepHistory(policy.versions, now_epoch + policy.retention_seconds, now_epoch)
 
 
 def _replayed_or(entity: EntityInput, write: EntityWrite, skipped: list[str], now_iso: str) -> WriteOutcome:

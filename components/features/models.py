@@ -97,6 +97,13 @@ MetaText = Annotated[
     AfterValidator(_check_text),
     WithJsonSchema({"type": "string", "maxLength": MAX_META_TEXT, "pattern": CONTROL_FREE_PATTERN}),
 ]
+ComputeId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_META_TEXT),
+    AfterValidator(_check_text),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_META_TEXT, "pattern": CONTROL_FREE_PATTERN}),
+]
+"""`MetaText` that is not empty: the job whose writes a rollback undoes."""
 EntityTypeName = Annotated[str, StringConstraints(max_length=MAX_ENTITY_TYPE_CHARS)]
 
 
@@ -166,9 +173,17 @@ class OneMetaSpelling(BaseModel):
         return data
 
 
+AS_OF_DESCRIPTION = (
+    "Read as of this time (ISO 8601, naive = UTC): per category, the value whose `event_time` was the latest at "
+    "or before it, among the current one and the versions its history keeps (docs/history.md), with "
+    "`as_of_resolved` in its metadata; ages, TTLs and `max_age_seconds` are judged at that time."
+)
+
+
 class ReadMeta(BaseModel):
     source: MetaText | None = None
     max_age_seconds: MaxAgeSeconds | None = Field(None, description=MAX_AGE_DESCRIPTION, examples=[3600])
+    as_of: EventTime | None = Field(None, description=AS_OF_DESCRIPTION, examples=["2025-10-13T09:00:00+00:00"])
 
 
 class WriteMeta(BaseModel):

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from components.features.store.base import StoredCategory, Wanted
+from components.features.store.base import KeptVersion, StoredCategory, Wanted
+from core.exceptions import FeatureStoreError
+from core.settings import CategoryHistory
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,9 @@ class EntityFeatures:
     unavailable_categories: list[str] = field(default_factory=list)
     unavailable_features: list[str] = field(default_factory=list)
     error: str | None = None
+    unavailable_reasons: dict[str, str] | None = None
+    """Read `as_of` a time only: why a category holding data has none for that time (`older_than_history`,
+    `no_history`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +102,25 @@ class InspectedCategory:
     state: CategoryState
     stored: StoredCategory | None
     max_age_seconds: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of a category's kept versions, newest first, and the cursor of the next page (None: the last)."""
+
+    versions: Sequence[KeptVersion]
+    next_cursor: int | None
+    kept: CategoryHistory | None
+    """The category's history in the registry; None: it keeps none."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    """What a rollback did to one entity: per category, the version restored, or why it was left alone."""
+
+    entity_value: str
+    restored: Sequence[tuple[str, int, int, int]]
+    """(category, the version the restore made, the version it undid, the kept version whose value it restored)."""
+    untouched: Sequence[tuple[str, str]]
+    """(category, reason): `written_by_other`, `no_history`, `no_earlier_version`, `changed`."""
+    error: FeatureStoreError | None = None

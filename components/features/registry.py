@@ -1,11 +1,11 @@
 """The feature registry: the categories the service accepts, and for each its features and their types,
-owner, entity types, default TTL, writers and mode.
+owner, entity types, default TTL, writers, mode and history.
 
 Declared in a YAML file (`FEATURE_REGISTRY_FILE`, format in docs/registry.md) and checked at start-up
 (a bad file stops the service with a message naming the category, feature or field at fault) and on each
 reload (components/config_reload.py: a bad file is refused and the registry in force stays).
-Without a file, `ALLOWED_CATEGORIES` and `CATEGORY_DEFAULT_TTL_SECONDS` build an open registry with no
-declared features, which accepts exactly what the service accepted before.
+Without a file, `ALLOWED_CATEGORIES`, `CATEGORY_DEFAULT_TTL_SECONDS` and `CATEGORY_HISTORY` build an open
+registry with no declared features, which accepts exactly what the service accepted before.
 
 Every write is checked against it before anything is stored (`Registry.check_features`): a value of
 another type than declared, a null for a feature that is not nullable, or an undeclared feature in a
@@ -38,7 +38,7 @@ from core.exceptions import ConfigurationError, InvalidRequest
 from core.file_lines import at_line
 from core.metrics import metrics
 from core.serialization import dumps
-from core.settings import Settings
+from core.settings import CategoryHistory, Settings
 
 SCALAR_TYPES = ("int", "float", "bool", "string", "map", "json")
 """Feature types besides `list<T>`; `map` is a JSON object, `json` any JSON value."""
@@ -117,6 +117,8 @@ class CategorySpec(BaseModel):
     writers: list[Writer] | None = Field(None, min_length=1)
     """None: every writer the service otherwise allows."""
     mode: Literal["strict", "open"] = "open"
+    history: CategoryHistory | None = None
+    """None: a write replaces the category's value and keeps nothing of the old one (docs/history.md)."""
     features: dict[Name, FeatureSpec] = {}
 
     @field_validator("features", mode="before")
@@ -282,6 +284,7 @@ class Registry:
             name: spec.default_ttl_seconds for name, spec in specs.items() if spec.default_ttl_seconds is not None
         }
         self.max_age = {name: spec.max_age_seconds for name, spec in specs.items() if spec.max_age_seconds is not None}
+        self.history = {name: spec.history for name, spec in specs.items() if spec.history is not None}
         categories = {name: self._describe(category) for name, category in self.categories.items()}
         self.document = Document.of({"entity_types": list(self.entity_types), "categories": categories})
         self.category_documents = {name: Document.of(content) for name, content in categories.items()}
@@ -318,6 +321,7 @@ class Registry:
             "max_age_seconds": spec.max_age_seconds,
             "writers": list(dict.fromkeys(spec.writers)) if spec.writers is not None else None,
             "mode": spec.mode,
+            "history": spec.history.model_dump() if spec.history is not None else None,
             "features": {
                 name: {"type": feature.type, "nullable": feature.nullable, "description": feature.description}
                 for name, feature in spec.features.items()
@@ -344,8 +348,11 @@ class Registry:
                 raise ConfigurationError(
                     f"FEATURE_REGISTRY_FILE {settings.feature_registry_file}: {where}{exc}"
                 ) from None
-        ttl = settings.category_default_ttl_seconds
-        specs = {name: CategorySpec(default_ttl_seconds=ttl.get(name)) for name in settings.allowed_categories}
+        ttl, history = settings.category_default_ttl_seconds, settings.category_history
+        specs = {
+            name: CategorySpec(default_ttl_seconds=ttl.get(name), history=history.get(name))
+            for name in settings.allowed_categories
+        }
         return cls(specs, settings.entity_types, is_open=True)
 
     def report_max_ages(self) -> None:

@@ -49,6 +49,7 @@ REGISTRY_CATEGORY_EXAMPLE: dict[str, JsonValue] = {
     "max_age_seconds": 3600,
     "writers": ["prediction_service"],
     "mode": "strict",
+    "history": {"versions": 10, "retention_seconds": 604800},
     "features": {"age": {"type": "int", "nullable": False, "description": "Age in years"}},
 }
 EVENT_ID_EXAMPLE = "6f1c2a9e-3b7d-4c1e-9a8f-2d4b6e8a0c13"
@@ -95,6 +96,19 @@ class FeatureMetadata(BaseModel):
         "erasure); events carry it. Null for a category not changed since versions were introduced.",
         examples=[7],
     )
+    as_of_resolved: datetime | None = Field(
+        None,
+        description="Only in a read `as_of` a time: the `event_time` of the version served, the latest at or "
+        "before `as_of` (docs/history.md).",
+        examples=["2025-10-13T09:15:51.358632+00:00"],
+    )
+
+
+UNAVAILABLE_REASONS_DESCRIPTION = (
+    "Only in a read `as_of` a time: why a category holding data has none for that time: `older_than_history` "
+    "(every version it keeps is newer), `no_history` (it keeps none, and its value is newer)."
+)
+UnavailableReason = Literal["older_than_history", "no_history"]
 
 
 class FeatureBlock(BaseModel):
@@ -133,6 +147,9 @@ class FeaturesResponse(BaseModel):
     items: dict[str, CategoryItem]
     unavailable_feature_categories: list[str]
     unavailable_features: list[str]
+    unavailable_reasons: dict[str, UnavailableReason] | None = Field(
+        None, description=UNAVAILABLE_REASONS_DESCRIPTION, examples=[{"transaction_features": "older_than_history"}]
+    )
 
 
 class EntityFeatures(BaseModel):
@@ -143,6 +160,9 @@ class EntityFeatures(BaseModel):
     unavailable_feature_categories: list[str]
     unavailable_features: list[str]
     error: str | None = Field(None, description="Set when this entity's data could not be fetched.")
+    unavailable_reasons: dict[str, UnavailableReason] | None = Field(
+        None, description=UNAVAILABLE_REASONS_DESCRIPTION, examples=[{"transaction_features": "older_than_history"}]
+    )
 
 
 class BatchResponse(BaseModel):
@@ -299,6 +319,11 @@ class RegistryFeature(BaseModel):
     description: str | None = Field(examples=["Age in years"])
 
 
+class RegistryHistory(BaseModel):
+    versions: int = Field(description="The most replaced values kept.", examples=[10])
+    retention_seconds: int = Field(description="How long each is kept once replaced.", examples=[604800])
+
+
 class RegistryCategory(BaseModel):
     """One category as the registry declares it, defaults filled in."""
 
@@ -318,6 +343,9 @@ class RegistryCategory(BaseModel):
     )
     mode: Literal["strict", "open"] = Field(
         description="`strict`: only declared features may be written; `open`: undeclared ones are accepted untyped."
+    )
+    history: RegistryHistory | None = Field(
+        description="The values its writes replace, kept for reads `as_of` a time and rollbacks; null: none kept."
     )
     features: dict[str, RegistryFeature]
 

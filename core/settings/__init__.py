@@ -13,12 +13,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.settings.base import Environment, env_files, split_csv
 from core.settings.checks import PRODUCTION_REFUSALS, CheckedSettings
 from core.settings.limits import BATCH_BODY_BYTES_PER_ENTITY
-from core.settings.store import DEFAULT_CATEGORIES, EntityType, EntityTypeLocation, StoreBackend
+from core.settings.store import (
+    DEFAULT_CATEGORIES,
+    MAX_HISTORY_VERSIONS,
+    CategoryHistory,
+    EntityType,
+    EntityTypeLocation,
+    StoreBackend,
+)
 
 __all__ = [
     "BATCH_BODY_BYTES_PER_ENTITY",
     "DEFAULT_CATEGORIES",
+    "MAX_HISTORY_VERSIONS",
     "PRODUCTION_REFUSALS",
+    "CategoryHistory",
     "EntityType",
     "EntityTypeLocation",
     "Environment",

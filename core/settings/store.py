@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from core.settings.base import CommaSeparated
 
@@ -19,7 +19,7 @@ DEFAULT_CATEGORIES = (
 )
 DYNAMODB_MAX_VALUE_DEPTH = 30
 """DynamoDB nests at most 32 levels; a feature value sits inside `features.data`."""
-REGISTRY_REPLACES = ("allowed_categories", "category_default_ttl_seconds")
+REGISTRY_REPLACES = ("allowed_categories", "category_default_ttl_seconds", "category_history")
 """Settings a registry file replaces; setting both is refused rather than one silently ignored."""
 
 
@@ -37,6 +37,21 @@ class EntityTypeLocation(BaseModel):
 
 class EntityType(EntityTypeLocation):
     name: str
+
+
+MAX_HISTORY_VERSIONS = 50
+"""The most versions a category may keep: an erasure removes them with the tombstone, in one DynamoDB
+transaction (100 items)."""
+
+
+class CategoryHistory(BaseModel):
+    """A category's history: the values its writes replace, kept up to `versions` of them, each for
+    `retention_seconds` after it was replaced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    versions: StrictInt = Field(gt=0, le=MAX_HISTORY_VERSIONS)
+    retention_seconds: StrictInt = Field(gt=0)
 
 
 class StoreSettings(BaseModel):
@@ -86,6 +101,9 @@ class StoreSettings(BaseModel):
     allowed_categories: CommaSeparated = DEFAULT_CATEGORIES
     category_default_ttl_seconds: dict[str, int] = {}
     """JSON object `{"category": seconds}`: TTL applied when a write gives none."""
+    category_history: dict[str, CategoryHistory] = {}
+    """JSON object `{"category": {"versions": N, "retention_seconds": S}}`: the categories that keep the values
+    their writes replace (docs/history.md)."""
     write_allowed_sources: CommaSeparated = ("prediction_service",)
 
     @field_validator("sqlite_synchronous")
@@ -110,6 +128,9 @@ class StoreSettings(BaseModel):
             raise ValueError(f"CATEGORY_DEFAULT_TTL_SECONDS names categories not allowed: {sorted(unknown)}")
         if any(seconds <= 0 for seconds in self.category_default_ttl_seconds.values()):
             raise ValueError("CATEGORY_DEFAULT_TTL_SECONDS values must be positive")
+        unknown = set(self.category_history) - set(self.allowed_categories)
+        if unknown:
+            raise ValueError(f"CATEGORY_HISTORY names categories not allowed: {sorted(unknown)}")
         return self
 
     @cached_property

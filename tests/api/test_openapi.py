@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from components.features import bulk_models, response_models
+from components.features import bulk_models, history_models, response_models
 from core.error_envelope import error_code
 from core.exceptions import ERROR_CODES, FeatureStoreError
 from main import create_app
@@ -33,6 +33,8 @@ OPERATION_IDS = {
     ("get", "/api/v1/warmup"): "warmup_by_get",
     ("get", "/api/v1/admin/dead-letters"): "list_dead_letters",
     ("post", "/api/v1/admin/dead-letters/redrive"): "redrive_dead_letters",
+    ("get", "/api/v1/history/{entity_value}/{category}"): "list_history",
+    ("post", "/api/v1/admin/rollback"): "rollback",
 }
 
 RESPONSE_MODELS = [
@@ -55,6 +57,8 @@ RESPONSE_MODELS = [
     bulk_models.BatchWriteResult,
     bulk_models.EntityError,
     bulk_models.DeleteResponse,
+    history_models.HistoryResponse,
+    history_models.RollbackResponse,
 ]
 
 

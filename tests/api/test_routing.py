@@ -62,7 +62,7 @@ def test_the_message_lists_what_the_operation_accepts(client: TestClient, backen
         {
             "type": "extra_forbidden",
             "loc": ["query", "entity"],
-            "msg": "unknown query parameter; this operation accepts: entity_type, max_age_seconds, table_type",
+            "msg": "unknown query parameter; this operation accepts: as_of, entity_type, max_age_seconds, table_type",
         }
     ]
 

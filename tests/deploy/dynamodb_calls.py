@@ -21,6 +21,7 @@ from core.dynamodb_client import DynamoDBClient
 CODE_PATH = [
     "tests/components/features/store/test_contract.py",  # reads, writes, deletions, the outbox, the store check
     "tests/components/features/store/test_dynamodb.py",
+    "tests/components/features/store/test_contract_history.py",  # history: copies, pruning, its erasure, its reads
     "tests/components/events/test_outbox.py",  # the relay: claims, deliveries, retries, dead letters and their redrive
 ]
 """The suites whose DynamoDB requests are recorded, each run on Dynoxide only."""

@@ -15,7 +15,7 @@ import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from avro.io import BinaryDecoder, DatumReader
 
-from components.events.events import SCHEMA_PATH, feature_available_event
+from components.events.events import DELETED_EVENT_TYPE, SCHEMA_PATH, feature_available_event
 
 
 def version(path: Path) -> int:
@@ -138,3 +138,23 @@ def test_events_written_before_the_version_read_as_null() -> None:
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(v2)), payload)
     assert avro_decode(body.getvalue(), writer=v2, reader=SCHEMA_PATH.read_text()) == payload | {"version": None}
+
+
+def test_events_written_before_erased_versions_read_as_null() -> None:
+    v3 = (SCHEMA_PATH.parent / "history" / "feature_trigger.v3.avsc").read_text()
+    payload = feature_available_event(
+        entity_type="account_id",
+        entity_value="acct-9",
+        category="user_features",
+        features=["age"],
+        compute_id=None,
+        timestamp_iso="2026-01-01T00:00:00.000000+00:00",
+        timestamp_epoch=0.0,
+        event_type=DELETED_EVENT_TYPE,
+    ).payload
+    del payload["erased_versions"]
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(v3)), payload)
+    assert avro_decode(body.getvalue(), writer=v3, reader=SCHEMA_PATH.read_text()) == payload | {
+        "erased_versions": None
+    }

@@ -106,6 +106,32 @@ def outcome(result: list[str], timestamp: str) -> dict[str, Any]:
     return {"result": result, "timestamp": timestamp}
 
 
+@dataclass(frozen=True, slots=True)
+class KeepHistory:
+    """A write that keeps the value it replaces: at most `versions` replaced values, each until `expires_at_epoch`
+    (the write's time plus the category's retention)."""
+
+    versions: int
+    expires_at_epoch: float
+    now_epoch: float
+    """The write's time: kept values expired by then are pruned."""
+
+
+@dataclass(slots=True)
+class KeptVersion:
+    """A value a write replaced, as the category's history keeps it: its features and metadata as they were
+    current (`version`, `event_time`, `source`, `compute_id`, `updated_at` among them), and when it is forgotten."""
+
+    stored: StoredCategory
+    kept_until: float
+    """Epoch seconds: the replacing write's time plus the category's retention."""
+
+    @property
+    def version(self) -> int:
+        version: int = self.stored.metadata.get("version") or 0
+        return version
+
+
 @dataclass(slots=True)
 class CategoryWrite:
     """A whole-category replacement and the event announcing it, committed together."""
@@ -118,6 +144,11 @@ class CategoryWrite:
     """Ordering key: the write is skipped when the stored event_time is newer."""
     expires_at_epoch: float | None
     event: OutboxEvent
+    history: KeepHistory | None = None
+    """Set for a category that keeps history: the replaced value is kept in the same transaction."""
+    replaces_version: int | None = None
+    """Set for a rollback's restore: applied only over this version of the category, whatever the event times
+    (the restored value's is older); skipped when the category changed since."""
 
 
 @dataclass(slots=True)
@@ -220,9 +251,17 @@ class OnlineStore(OutboxStore, DeadLetterStore, Protocol):
         """`write` for each entity, each atomic on its own: per entity, in order, its skipped categories
         or the error that kept all of it from being written. The store may commit them together."""
 
+    async def read_history(
+        self, entity_type: EntityType, entity_value: str, categories: Sequence[str]
+    ) -> dict[str, list[KeptVersion]]:
+        """Each category's kept versions (the values its writes replaced, for categories with history), newest
+        first, those past their retention included: the caller judges them by its clock. Categories keeping
+        none are left out."""
+
     async def delete(self, entity_type: EntityType, entity_value: str, erasure: Erasure) -> list[str]:
         """Replace each stored category of `erasure` that holds data not newer than the erasure with a
-        tombstone, together with its event, atomically per category. Return the categories deleted."""
+        tombstone, together with its event and the removal of its history, atomically per category. Return the
+        categories deleted."""
 
     async def close(self) -> None:
         """Release what this store holds (connections, sessions of the running loop)."""

@@ -128,6 +128,7 @@ def test_deletions_are_announced_on_kafka(make_client, kafka_settings, kafka_bro
         "features": ["age", "city"],
         "actor": None,
         "version": 2,
+        "erased_versions": 0,
     }
     assert by_category["credit_features"].event["features"] == ["score"]
 

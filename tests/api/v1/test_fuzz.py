@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import main
-from api.v1 import access, admin, earlier, inspect, limits, registry
+from api.v1 import access, admin, earlier, history, inspect, limits, registry
 from api.v1.routes import probes, reads, writes
 from core.auth import hash_key, new_key
 from tests.conftest import AppClient
@@ -192,6 +192,8 @@ def test_every_route_is_fuzzed() -> None:
         limits.router,
         access.router,
         admin.router,
+        history.reads,
+        history.admin,
     ):
         for route in router.routes:
             assert isinstance(route, APIRoute) and route.methods

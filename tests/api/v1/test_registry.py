@@ -297,6 +297,7 @@ def test_the_registry_is_served_with_defaults_filled_in(client: AppClient) -> No
         "max_age_seconds": 129600,
         "writers": ["prediction_service", "backfill"],
         "mode": "strict",
+        "history": None,
     }
     assert users["features"]["age"] == {"type": "int", "nullable": False, "description": "Age in years"}
     assert users["features"]["city"] == {"type": "string", "nullable": True, "description": None}
@@ -309,6 +310,7 @@ def test_the_registry_is_served_with_defaults_filled_in(client: AppClient) -> No
         "max_age_seconds": None,
         "writers": None,
         "mode": "open",
+        "history": None,
         "features": {},
     }
     one = client.get("/api/v1/registry/user_features")

@@ -38,7 +38,7 @@ def test_schema_file_is_the_seed_record_and_optional_fields_after_it() -> None:
     seed_fields = len(SEED_SCHEMA["fields"])
     assert {**schema, "fields": schema["fields"][:seed_fields]} == SEED_SCHEMA
     added = schema["fields"][seed_fields:]
-    assert [field["name"] for field in added] == ["actor", "version"]
+    assert [field["name"] for field in added] == ["actor", "version", "erased_versions"]
     assert all(field["default"] is None and field["type"][0] == "null" for field in added)
 
 
@@ -65,6 +65,7 @@ def test_builder_fills_every_field_and_fits_the_schema() -> None:
         "features": ["score", "limit"],
         "actor": None,
         "version": None,
+        "erased_versions": None,
     }
     assert validate(event.payload, load_event_schema().parsed, raise_errors=True)
 

@@ -98,6 +98,7 @@ def test_written_events_arrive_in_wire_format_with_every_field(
             "features": features,
             "actor": None,
             "version": 1,
+            "erased_versions": None,
         }
     account = by_category["d0_unauth_features"]
     assert account.key == "account_id:acct-9"

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from components.features.registry import Registry, RegistryViolation, type_checker, type_of
 from core.exceptions import ConfigurationError, InvalidRequest
-from core.settings import Settings
+from core.settings import CategoryHistory, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "deploy" / "registry.example.yaml"
@@ -215,11 +215,47 @@ def test_without_a_file_the_old_settings_build_an_open_untyped_registry() -> Non
                 "max_age_seconds": None,
                 "writers": None,
                 "mode": "open",
+                "history": None,
                 "features": {},
             }
             for name, ttl in (("a_features", None), ("b_features", 60))
         },
     }
+
+
+def test_without_a_file_category_history_gives_the_open_categories_their_history() -> None:
+    kept = {"versions": 5, "retention_seconds": 3600}
+    registry = Registry.from_settings(
+        settings(allowed_categories="a_features,b_features", category_history={"b_features": kept})
+    )
+    assert registry.history == {"b_features": CategoryHistory(versions=5, retention_seconds=3600)}
+    assert orjson.loads(registry.category_documents["b_features"].body)["history"] == kept
+    assert orjson.loads(registry.category_documents["a_features"].body)["history"] is None
+
+
+@pytest.mark.parametrize(
+    ("history", "problem"),
+    [
+        ("{versions: 0, retention_seconds: 60}", "field 'history.versions': Input should be greater than 0"),
+        ("{versions: 51, retention_seconds: 60}", "field 'history.versions': Input should be less than or equal to 50"),
+        ("{versions: 3}", "field 'history.retention_seconds': Field required"),
+        ("{versions: 3, retention_seconds: -1}", "field 'history.retention_seconds': Input should be greater than 0"),
+        ("{versions: 3, retention_seconds: 60, keep: all}", "field 'history.keep': Extra inputs are not permitted"),
+        ('{versions: "3", retention_seconds: 60}', "field 'history.versions': Input should be a valid integer"),
+    ],
+)
+def test_a_bad_history_is_refused_naming_its_field(tmp_path: Path, history: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        registry_of(tmp_path, f"categories:\n  users:\n    history: {history}\n")
+    assert problem in str(caught.value)
+    assert "line 3, category 'users'" in str(caught.value)
+
+
+def test_a_history_is_kept_as_declared(tmp_path: Path) -> None:
+    registry = registry_of(
+        tmp_path, "categories:\n  users:\n    history: {versions: 3, retention_seconds: 60}\n  other: {}\n"
+    )
+    assert registry.history == {"users": CategoryHistory(versions=3, retention_seconds=60)}
 
 
 def test_the_documents_fill_in_defaults_and_carry_stable_etags(tmp_path: Path) -> None:
@@ -246,6 +282,7 @@ categories:
         "max_age_seconds": None,
         "writers": ["job_a", "job_b"],
         "mode": "strict",
+        "history": None,
         "features": {
             "age": {"type": "int", "nullable": False, "description": "Years"},
             "city": {"type": "string", "nullable": True, "description": None},

@@ -4,7 +4,8 @@ Each category deleted becomes a tombstone item: the `features` map holds no data
 metadata (marked with `TOMBSTONE`, no `created_at`), `event_time` is the deletion's, and `expires_at`
 (the table's TTL attribute) is when DynamoDB may forget it. Its event goes to the outbox table in the
 same transaction. A category named that has no item, or only an older tombstone, gets the tombstone
-too, without an event (nothing was removed), so a late write older than the deletion stays out.
+too, without an event (nothing was removed), so a late write older than the deletion stays out. The
+category's history items (`history.py`) are deleted in the transaction of its tombstone.
 The categories are read first (consistently), then replaced under the condition that they are still
 what was read, so a write racing the deletion is never erased unseen: a cancelled transaction is
 read and tried again.
@@ -15,9 +16,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from components.events.events import set_version
+from components.events.events import set_erased_versions, set_version
 from components.features.store.base import TOMBSTONE, Erasure, chunks
-from components.features.store.dynamodb import items
+from components.features.store.dynamodb import history, items
 from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, translated, write_error
 from components.features.store.dynamodb.items import (
     CATEGORY,
@@ -37,8 +38,9 @@ from core.metrics import metrics
 from core.settings import EntityType
 
 MAX_ERASE_ATTEMPTS = 8
-CATEGORIES_PER_TRANSACTION = 49
-"""A transaction holds at most 100 actions: one put per category plus one outbox put, and an `Idempotency-Key`'s
+ACTIONS_PER_TRANSACTION = 99
+"""A transaction holds at most 100 actions: per category its tombstone, its event and the deletions of its history
+items (`history.py`, at most `MAX_HISTORY_VERSIONS` and the current value's copy), and an `Idempotency-Key`'s
 record."""
 
 
@@ -50,9 +52,9 @@ async def _stored(
     if categories is None:
         request: dict[str, Any] = {
             "TableName": entity_type.table,
-            "KeyConditionExpression": "#k = :v",
-            "ExpressionAttributeNames": {"#k": entity_type.key_attribute},
-            "ExpressionAttributeValues": {":v": {"S": entity_value}},
+            "KeyConditionExpression": "#k = :v AND #c < :h",
+            "ExpressionAttributeNames": {"#k": entity_type.key_attribute, "#c": CATEGORY},
+            "ExpressionAttributeValues": {":v": {"S": entity_value}, ":h": {"S": history.PREFIX}},
             "ConsistentRead": True,
         }
         while True:
@@ -147,23 +149,47 @@ def _actions(
     chunk: Sequence[tuple[str, dict[str, Any]]],
     erasure: Erasure,
     outbox_table: str,
+    kept: dict[str, list[dict[str, Any]]],
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The tombstones of `chunk` and the events of those that held data; the categories those are."""
+    """The tombstones of `chunk`, the deletions of their history items (`kept`) and the events of those that
+    held data; the categories those are."""
     tombstones: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     erased = []
     for category, old in chunk:
         version, previous = items.stored_version(old)
         last_event = previous
+        history_items = kept.get(category, [])
+        for item in history_items:
+            key = {entity_type.key_attribute: item[entity_type.key_attribute], CATEGORY: item[CATEGORY]}
+            tombstones.append({"Delete": {"TableName": entity_type.table, "Key": key}})
         if _holds_data(old):
             names = list(old.get(FEATURES, {}).get("M", {}).get(DATA, {}).get("M", {}))
             event = erasure.event(category, names)
             set_version(event, version + 1)
+            set_erased_versions(event, sum(history.is_kept(item) for item in history_items))
             events.append({"Put": {"TableName": outbox_table, "Item": items.outbox_item(event, previous)}})
             erased.append(category)
             last_event = event.event_id
         tombstones.append(_tombstone(entity_type, entity_value, category, old, erasure, last_event))
     return tombstones + events, erased
+
+
+def _batches(
+    targets: Sequence[tuple[str, dict[str, Any]]], kept: dict[str, list[dict[str, Any]]]
+) -> list[list[tuple[str, dict[str, Any]]]]:
+    """`targets` in transactions of at most `ACTIONS_PER_TRANSACTION` actions: a category's tombstone, its event
+    and the deletions of its history items always in one."""
+    batches: list[list[tuple[str, dict[str, Any]]]] = []
+    size = ACTIONS_PER_TRANSACTION
+    for target in targets:
+        cost = 2 + len(kept.get(target[0], ()))
+        if size + cost > ACTIONS_PER_TRANSACTION:
+            batches.append([])
+            size = 0
+        batches[-1].append(target)
+        size += cost
+    return batches
 
 
 async def erase(
@@ -182,10 +208,11 @@ async def erase(
             if category not in done and _to_replace(stored.get(category, {}), erasure)
         ]
         # With nothing to delete, a key's record still goes: it answers a request sent again as it was answered.
-        batches = list(chunks(targets, CATEGORIES_PER_TRANSACTION)) or ([[]] if record is not None else [])
+        kept = await history.stored_items(client, entity_type, entity_value)
+        batches = _batches(targets, kept) or ([[]] if record is not None else [])
         try:
             for chunk in batches:
-                actions, erased = _actions(entity_type, entity_value, chunk, erasure, outbox_table)
+                actions, erased = _actions(entity_type, entity_value, chunk, erasure, outbox_table, kept)
                 if record is not None:
                     # With the first transaction: the whole outcome is known from the read.
                     holding = deleted | {category for category, old in targets if _holds_data(old)}

@@ -101,13 +101,17 @@ def upsert(
     mode: str,
     now_iso: str,
     version: int,
+    *,
+    restoring: bool = False,
+    last_event: str | None = None,
 ) -> dict[str, Any]:
     """One category's write as a transaction action, making the category's `version` (one more than
     the stored one) and recording its event as the category's last. For an existing item (UPDATE) it
     sets `features.data` and each metadata field, so `created_at` stays; for a new item (CREATE) the
     whole `features` map with `created_at`. Each is conditional (exists with the version before /
-    does not exist, and the stored `event_time` is not newer), so a cancelled transaction says per
-    category which form and version to retry with and which categories are stale."""
+    does not exist, and the stored `event_time` is not newer; for a rollback's restore, `restoring`, the stored
+    `last_event` instead), so a cancelled transaction says per category which form and version to retry with and
+    which categories are stale."""
     names = {"#k": entity_type.key_attribute, "#f": FEATURES, "#e": EVENT_TIME, "#x": EXPIRES_AT, "#le": LAST_EVENT}
     version_value = {"N": str(version)}
     values: dict[str, Any] = {":e": {"S": write.event_time}, ":le": {"S": write.event.event_id}}
@@ -138,7 +142,17 @@ def upsert(
             version_check = "#f.#m.#v = :v0"
         else:
             version_check = "attribute_not_exists(#f.#m.#v)"
-        condition = f"attribute_exists(#k) AND {version_check} AND (attribute_not_exists(#e) OR #e <= :e)"
+        if restoring:
+            # A rollback's restore: over the version it read, whatever the event times; its last event checked
+            # too, so the event it adds names the right predecessor.
+            if last_event is None:
+                order_check = "attribute_not_exists(#le)"
+            else:
+                values[":le0"] = {"S": last_event}
+                order_check = "#le = :le0"
+        else:
+            order_check = "(attribute_not_exists(#e) OR #e <= :e)"
+        condition = f"attribute_exists(#k) AND {version_check} AND {order_check}"
     if write.expires_at_epoch is not None:
         values[":x"] = {"N": f"{write.expires_at_epoch:.6f}"}
         assignments.append("#x = :x")

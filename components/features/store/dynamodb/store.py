@@ -20,11 +20,12 @@ from components.features.store.base import (
     EntityWrite,
     Erasure,
     Idempotency,
+    KeptVersion,
     StoredCategory,
     Wanted,
     chunks,
 )
-from components.features.store.dynamodb import items
+from components.features.store.dynamodb import history, items
 from components.features.store.dynamodb.erase import erase
 from components.features.store.dynamodb.errors import (
     translated,
@@ -177,13 +178,13 @@ class DynamoDBStore:
         return found
 
     async def read_entity(self, entity_type: EntityType, entity_value: str) -> dict[str, StoredCategory]:
-        """One Query of the entity's partition, page after page."""
+        """One Query of the entity's categories, page after page (its history items sort after them)."""
         client = self._client or await self._connected()
         request: dict[str, Any] = {
             "TableName": entity_type.table,
-            "KeyConditionExpression": "#k = :v",
-            "ExpressionAttributeNames": {"#k": entity_type.key_attribute},
-            "ExpressionAttributeValues": {":v": {"S": entity_value}},
+            "KeyConditionExpression": "#k = :v AND #c < :h",
+            "ExpressionAttributeNames": {"#k": entity_type.key_attribute, "#c": CATEGORY},
+            "ExpressionAttributeValues": {":v": {"S": entity_value}, ":h": {"S": history.PREFIX}},
             "ConsistentRead": self.consistent,
         }
         found: dict[str, StoredCategory] = {}
@@ -227,6 +228,21 @@ class DynamoDBStore:
         for value in failed:
             found.pop(value, None)
         return BatchRead(found=found, failed=frozenset(failed))
+
+    async def read_history(
+        self, entity_type: EntityType, entity_value: str, categories: Sequence[str]
+    ) -> dict[str, list[KeptVersion]]:
+        """One Query of the entity's history items (of the one category asked, or of all of them)."""
+        client = self._client or await self._connected()
+        only = categories[0] if len(categories) == 1 else None
+        with metrics.timer("dynamodb.query_history", entity_type=entity_type.name):
+            found = await history.stored_items(client, entity_type, entity_value, self.consistent, only)
+        wanted = set(categories)
+        return {
+            category: [history.kept_version(item) for item in reversed(kept) if history.is_kept(item)]
+            for category, kept in found.items()
+            if category in wanted and any(history.is_kept(item) for item in kept)
+        }
 
     # --- writes ---
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from components.events.events import set_version
 from components.features.store.base import CategoryWrite, Idempotency
-from components.features.store.dynamodb import items
+from components.features.store.dynamodb import history, items
 from components.features.store.dynamodb.errors import TRANSACTION_CANCELLED, cancellation, write_error
 from components.features.store.dynamodb.items import CREATE, EVENT_TIME, UPDATE
 from components.features.store.dynamodb.outbox import backoff
@@ -84,11 +84,18 @@ class EntityCommit:
         self.now_iso = now_iso
         self.encoded = {write.category: (encode(write.data), encode_map(write.metadata)) for write in writes}
         self._check_size()
+        if any(write.history is not None for write in writes):
+            self._check_actions()
         self.modes: dict[str, str] = {}
         self.stored: dict[str, tuple[int, str | None]] = {}
         table = entity_type.table
         for write in writes:
             guess = known.get((table, entity_value, write.category)) if known else None
+            if write.replaces_version is not None:
+                # A restore goes over that version or not at all; its last event is checked, so a wrong guess
+                # costs one cancelled transaction, which returns it.
+                last = guess[1] if guess is not None and guess[0] == write.replaces_version else None
+                guess = (write.replaces_version, last)
             self.modes[write.category] = CREATE if guess is None else UPDATE
             self.stored[write.category] = guess or (0, None)
         self.pending = list(writes)
@@ -96,6 +103,16 @@ class EntityCommit:
         self.raced = False
         """A category's stored version moved between two attempts: a concurrent writer, worth a pause."""
         self.idempotency = idempotency
+
+    def _check_actions(self) -> None:
+        """A transaction holds at most 100 actions: a category with history takes up to five."""
+        count = 2 * len(self.writes) + 1
+        count += sum(history.ACTIONS_PER_WRITE for write in self.writes if write.history is not None)
+        if count > MAX_TRANSACTION_ACTIONS:
+            raise PayloadTooLarge(
+                f"the write would be {count} DynamoDB actions (a category with history takes "
+                f"{2 + history.ACTIONS_PER_WRITE}); DynamoDB commits at most {MAX_TRANSACTION_ACTIONS} at once"
+            )
 
     def _check_size(self) -> None:
         """Count the entity's bytes as DynamoDB does: an estimate first, exact when the estimate is near a limit."""
@@ -113,7 +130,9 @@ class EntityCommit:
                         f"category {category!r} would be a {size}-byte item; "
                         f"DynamoDB stores at most {items.MAX_ITEM_BYTES} bytes per item"
                     )
+            # A category with history writes its value twice: the item and the history's copy.
             total = sum(sizes.values())
+            total += sum(sizes[write.category] for write in self.writes if write.history is not None)
             if total <= items.MAX_TRANSACTION_BYTES:
                 return
         raise PayloadTooLarge(
@@ -139,6 +158,8 @@ class EntityCommit:
                     self.modes[category],
                     now_iso,
                     version + 1,
+                    restoring=write.replaces_version is not None,
+                    last_event=previous,
                 )
             )
             events.append({"Put": {"TableName": outbox_table, "Item": items.outbox_item(write.event, previous)}})
@@ -147,6 +168,11 @@ class EntityCommit:
             actions.append(
                 items.idempotency_put(outbox_table, self.idempotency, self.skipped_categories(), self.now_iso)
             )
+        for write in self.pending:
+            if write.history is not None:
+                version = self.stored[write.category][0] + 1
+                encoded = self.encoded[write.category]
+                actions += history.actions(entity_type, entity_value, write, write.history, encoded, version)
         return actions
 
     def remember(self, known: Known) -> None:
@@ -180,7 +206,14 @@ class EntityCommit:
         for index, write in enumerate(self.pending):
             reason = reasons[index] if index < len(reasons) else {}
             code = reason.get("Code") or "None"
-            if code == "ConditionalCheckFailed":
+            if code == "ConditionalCheckFailed" and write.replaces_version is not None:
+                item = reason.get("Item")
+                if item is None or items.stored_version(item)[0] != write.replaces_version:
+                    self.skipped.add(write.category)
+                    continue
+                self.modes[write.category] = UPDATE
+                self.stored[write.category] = items.stored_version(item)
+            elif code == "ConditionalCheckFailed":
                 item = reason.get("Item")
                 if item is None:
                     self.modes[write.category] = CREATE

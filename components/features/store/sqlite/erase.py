@@ -3,14 +3,17 @@
 A deleted category keeps its row as a tombstone: no features, the deletion's metadata and event_time,
 `created_at` empty (so the next write that stores data sets it afresh, see `UPSERT`), and `expires_at`
 when the tombstone may be forgotten. Until a write overwrites it, it keeps writes with an older
-`event_time` out, like any stored category does.
+`event_time` out, like any stored category does. The category's kept versions (`history.py`) are deleted
+in the same transaction.
 """
 
 import logging
 import sqlite3
 from collections.abc import Sequence
 
+from components.events.events import set_erased_versions
 from components.features.store.base import TOMBSTONE
+from components.features.store.sqlite.history import erase_history
 from components.features.store.sqlite.write import PendingWrite, put_event
 from core.serialization import dumps, loads
 
@@ -65,7 +68,10 @@ def erase(connection: sqlite3.Connection, pending: PendingWrite) -> list[str]:
                 version,
             ),
         )
+        erased_versions = erase_history(connection, pending.entity_type, pending.entity_value, category)
         if removed is not None:
-            put_event(connection, erasure.event(category, removed), version)
+            event = erasure.event(category, removed)
+            set_erased_versions(event, erased_versions)
+            put_event(connection, event, version)
             deleted.append(category)
     return deleted

@@ -36,12 +36,15 @@ from components.features.store.base import (
     EntityWrite,
     Erasure,
     Idempotency,
+    KeptVersion,
     StoredCategory,
     Wanted,
     chunks,
 )
 from components.features.store.sqlite.commit import GroupCommit, rollback
 from components.features.store.sqlite.connections import ConnectionPool
+from components.features.store.sqlite.history import SCHEMA as HISTORY_SCHEMA
+from components.features.store.sqlite.history import list_history
 from components.features.store.sqlite.outbox import ORDER_INDEX as OUTBOX_ORDER_INDEX
 from components.features.store.sqlite.outbox import SCHEMA as OUTBOX_SCHEMA
 from components.features.store.sqlite.outbox import SQLiteOutbox
@@ -242,7 +245,7 @@ class SQLiteStore:
             connection = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
             try:
                 connection.execute("PRAGMA journal_mode = WAL")
-                connection.executescript(SCHEMA + OUTBOX_SCHEMA + IDEMPOTENCY_SCHEMA)
+                connection.executescript(SCHEMA + OUTBOX_SCHEMA + IDEMPOTENCY_SCHEMA + HISTORY_SCHEMA)
                 _add_columns(connection)
                 connection.execute(OUTBOX_ORDER_INDEX)
             finally:
@@ -343,6 +346,14 @@ class SQLiteStore:
             for row in rows:
                 found.setdefault(row[0], {})[row[1]] = _stored(row[1:])
         return found
+
+    async def read_history(
+        self, entity_type: EntityType, entity_value: str, categories: Sequence[str]
+    ) -> dict[str, list[KeptVersion]]:
+        with metrics.timer("sqlite.read_history", entity_type=entity_type.name), self._translate_errors():
+            return await self._run_inline(
+                lambda connection: list_history(connection, entity_type.name, entity_value, categories)
+            )
 
     async def write(
         self,

@@ -12,6 +12,7 @@ from typing import Any
 from components.events.events import OutboxEvent, ordering_key, set_version
 from components.features.store.base import CategoryWrite, Erasure, Idempotency
 from components.features.store.base import outcome as idempotent_outcome
+from components.features.store.sqlite.history import CURRENT_WHOLE, keep_replaced
 from core.exceptions import IDEMPOTENCY_CONFLICT, FeatureStoreError, IdempotencyConflict
 from core.serialization import dumps, loads
 
@@ -91,8 +92,14 @@ def apply_writes(connection: sqlite3.Connection, pending: PendingWrite) -> list[
     skipped = []
     entity_type, entity_value = pending.entity_type, pending.entity_value
     for write in pending.writes:
-        current = connection.execute(CURRENT, (entity_type, entity_value, write.category)).fetchone()
-        if current is not None and current[1] > write.event_time:
+        history = write.history
+        lookup = CURRENT if history is None else CURRENT_WHOLE
+        current = connection.execute(lookup, (entity_type, entity_value, write.category)).fetchone()
+        if write.replaces_version is not None:
+            if current is None or current[0] != write.replaces_version:
+                skipped.append(write.category)
+                continue
+        elif current is not None and current[1] > write.event_time:
             skipped.append(write.category)
             continue
         version = current[0] + 1 if current is not None else 1
@@ -112,6 +119,8 @@ def apply_writes(connection: sqlite3.Connection, pending: PendingWrite) -> list[
             ),
         )
         put_event(connection, write.event, version)
+        if history is not None and current is not None:
+            keep_replaced(connection, entity_type, entity_value, write.category, current, history)
     return skipped
 
 
