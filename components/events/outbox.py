@@ -144,6 +144,27 @@ def backoff_seconds(attempts: int, ceiling: float) -> float:
     return min(ceiling, 0.5 * 2**attempts)
 
 
+def _category(event: OutboxEvent) -> tuple[str, Any]:
+    return event.key, event.payload.get("resource_name")
+
+
+def waves(events: Sequence[OutboxEvent]) -> list[list[OutboxEvent]]:
+    """A batch (each category's events in version order) split so that each wave holds at most one event of a
+    category: the k-th of each category in wave k. A producer may split one batch (an earlier event timed out
+    or purged, a later one delivered), so two versions of a category are never handed over together. Almost
+    every batch is one wave."""
+    split: list[list[OutboxEvent]] = []
+    seen: dict[tuple[str, Any], int] = {}
+    for event in events:
+        category = _category(event)
+        index = seen.get(category, 0)
+        seen[category] = index + 1
+        if index == len(split):
+            split.append([])
+        split[index].append(event)
+    return split
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -208,14 +229,32 @@ class OutboxRelay:
             await self._relay(events)
         return len(events)
 
+    async def _publish(self, events: list[OutboxEvent]) -> Delivery:
+        """Hand the batch to the sink in waves (`waves`): each wave once the one before was answered, and an
+        event whose category's earlier version failed in this batch is not sent but retried behind it."""
+        delivery = Delivery()
+        held: set[tuple[str, Any]] = set()
+        for wave in waves(events):
+            sendable = [event for event in wave if _category(event) not in held]
+            delivery.failed += [event.event_id for event in wave if _category(event) in held]
+            if not sendable:
+                continue
+            try:
+                answered = await self.sink.publish(sendable)
+            except Exception:
+                # Release the batch for a retry now rather than when its lease runs out.
+                logger.exception("event sink failed")
+                answered = Delivery(failed=[event.event_id for event in sendable])
+            delivery.delivered += answered.delivered
+            delivery.failed += answered.failed
+            delivery.rejected |= answered.rejected
+            unsent = set(answered.failed) | answered.rejected.keys()
+            held |= {_category(event) for event in sendable if event.event_id in unsent}
+        return delivery
+
     async def _relay(self, events: list[OutboxEvent]) -> None:
         started = time.perf_counter()
-        try:
-            delivery = await self.sink.publish(events)
-        except Exception:
-            # Release the batch for a retry now rather than when its lease runs out.
-            logger.exception("event sink failed")
-            delivery = Delivery(failed=[event.event_id for event in events])
+        delivery = await self._publish(events)
         self.stats.record(delivery, time.perf_counter() - started)
         tracing.record_delivery(len(delivery.delivered), len(delivery.failed))
         if delivery.delivered:

@@ -3,12 +3,13 @@
 import logging
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import anyio
 import pytest
 
 from components.events.events import Delivery, OutboxEvent, Rejection
-from components.events.outbox import OutboxRelay, backoff_seconds
+from components.events.outbox import OutboxRelay, backoff_seconds, waves
 from components.features.store.base import OnlineStore
 from core.metrics import StatsD, metrics
 from tests.factories import make_write
@@ -255,3 +256,61 @@ async def test_an_unmeasurable_backlog_is_logged_as_a_warning_not_every_time(cap
     assert failing.calls == 5
     assert len(warnings) == 1 and "outbox backlog unknown" in warnings[0].getMessage()
     assert relay.backlog is None
+
+
+def _event(event_id: str, entity: str, category: str) -> OutboxEvent:
+    return OutboxEvent(event_id, f"bright_uid:{entity}", {"resource_name": category}, 0.0)
+
+
+def test_a_batch_goes_in_waves_of_one_event_a_category() -> None:
+    batch = [
+        _event("a1", "u1", "user_features"),
+        _event("b1", "u1", "credit_features"),
+        _event("a2", "u1", "user_features"),
+        _event("c1", "u2", "user_features"),
+        _event("a3", "u1", "user_features"),
+    ]
+    assert [[event.event_id for event in wave] for wave in waves(batch)] == [["a1", "b1", "c1"], ["a2"], ["a3"]]
+
+
+class ClaimOnce:
+    """A store whose one claim returns `batch` (as DynamoDB's claim may: a category's run, in version order)."""
+
+    def __init__(self, batch: list[OutboxEvent]) -> None:
+        self.batch = batch
+        self.deleted: list[str] = []
+        self.retried: list[str] = []
+
+    async def claim_events(self, limit: int, lease_seconds: float) -> list[OutboxEvent]:
+        batch, self.batch = self.batch, []
+        return batch
+
+    async def delete_events(self, event_ids: Sequence[str]) -> None:
+        self.deleted += event_ids
+
+    async def retry_events(self, event_ids: Sequence[str], delay_seconds: float, count_attempt: bool = True) -> None:
+        self.retried += event_ids
+
+
+class FailsFirst(JudgingSink):
+    """Fails the events named in `fail` (the pipeline's failure of part of a batch) and delivers the rest."""
+
+    def __init__(self, fail: set[str]) -> None:
+        super().__init__()
+        self.fail = fail
+
+    async def publish(self, events: Sequence[OutboxEvent]) -> Delivery:
+        ids = [event.event_id for event in events]
+        self.published += ids
+        return Delivery(delivered=[i for i in ids if i not in self.fail], failed=[i for i in ids if i in self.fail])
+
+
+async def test_a_later_version_is_never_sent_after_its_category_failed_in_the_same_batch() -> None:
+    store = ClaimOnce([_event("a1", "u1", "user_features"), _event("b1", "u1", "credit_features")])
+    store.batch += [_event("a2", "u1", "user_features"), _event("b2", "u1", "credit_features")]
+    sink = FailsFirst(fail={"a1"})
+    relay = relay_for(cast(OnlineStore, store), sink)
+    assert await relay.relay_once() == 4
+    assert sink.published == ["a1", "b1", "b2"], "a2 waits behind a1, each wave after the one before"
+    assert store.deleted == ["b1", "b2"]
+    assert sorted(store.retried) == ["a1", "a2"]
