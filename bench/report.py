@@ -223,14 +223,14 @@ def _percent(share: float | None) -> str:
 
 def print_report(report: Report, bare: Result) -> None:
     columns = (
-        f"{'scenario':<18}{'backend':<10}{'mode':<6}{'rps':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
+        f"{'scenario':<20}{'backend':<10}{'mode':<6}{'rps':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
         f"{'errors':>8}{'vs bare':>9}{'requests':>10}{'cpu ms/req':>12}{'sys':>6}{'+relay':>9}{'store ms/req':>14}"
     )
     print(columns)
     print("-" * len(columns))
     for r in [bare, *report.results]:
         print(
-            f"{r.scenario:<18}{r.backend:<10}{r.mode:<6}{r.rps:>8.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}"
+            f"{r.scenario:<20}{r.backend:<10}{r.mode:<6}{r.rps:>8.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}"
             f"{_number(r.p999_ms, 2):>10}{r.errors:>8}{_number(r.ratio_to_bare, 2):>9}{r.requests:>10}{_number(r.cpu_ms_per_request):>12}"
             f"{_percent(r.cpu_system_share):>6}"
             f"{_number(r.cpu_ms_per_request_with_relay):>9}{_number(r.store_cpu_ms_per_request):>14}"
@@ -245,7 +245,7 @@ def print_report(report: Report, bare: Result) -> None:
     if report.cpu_ratios:
         print("\nService CPU per request at full load, DynamoDB / embedded store:")
         header = (
-            f"{'scenario':<18}{'sqlite ms':>11}{'dynamodb ms':>13}{'dynoxide ms':>13}{'ratio':>8}{'target':>9}  result"
+            f"{'scenario':<20}{'sqlite ms':>11}{'dynamodb ms':>13}{'dynoxide ms':>13}{'ratio':>8}{'target':>9}  result"
         )
         print(header)
         print("-" * len(header))
@@ -253,7 +253,7 @@ def print_report(report: Report, bare: Result) -> None:
             bound = "" if row["bound"] is None else f"<={row['bound']}x"
             verdict = "" if row["met"] is None else ("met" if row["met"] else "not met")
             print(
-                f"{row['scenario']:<18}{row['sqlite_cpu_ms']:>11.3f}{row['dynamodb_cpu_ms']:>13.3f}"
+                f"{row['scenario']:<20}{row['sqlite_cpu_ms']:>11.3f}{row['dynamodb_cpu_ms']:>13.3f}"
                 f"{_number(row['dynoxide_cpu_ms']):>13}{row['ratio']:>7.2f}x{bound:>9}  {verdict}"
             )
     if report.bulk_writes:
