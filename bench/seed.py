@@ -8,14 +8,15 @@ import logging
 import statistics
 import time
 
-from bench.scenarios import CATEGORIES, features
+from bench.scenarios import CATEGORIES, HISTORY_CATEGORY, features
 from components.features.records import CategoryInput, EntityInput, Provenance
 from components.runtime import Runtime
 from core.settings import Settings
 
 
 def seed(entities: int) -> None:
-    """Write `entities` x 5 categories x 20 features with the relay running, as the service does,
+    """Write `entities` x 6 categories x 20 features (the one with history too, so its writes replace values
+    as the others do) with the relay running, as the service does,
     and leave the outbox empty so the seeding events do not load the measurements."""
     asyncio.run(_seed(entities))
 
@@ -27,7 +28,9 @@ async def _seed(entities: int, concurrency: int = 8) -> None:
     await runtime.warmup()
     await runtime.start()
     entity_type = settings.entity_types["bright_uid"]
-    categories = [CategoryInput(name, features(index), ()) for index, name in enumerate(CATEGORIES)]
+    categories = [
+        CategoryInput(name, features(index), ()) for index, name in enumerate([*CATEGORIES, HISTORY_CATEGORY])
+    ]
     provenance = Provenance("prediction_service", "seed", None, None)
     next_index = iter(range(entities))
 
