@@ -72,7 +72,6 @@ def test_a_dynamodb_write_shows_its_transaction(spans, make_client) -> None:
     server = named(spans, "POST /api/v1/items")
     write = named(spans, "write.multi_category")
     assert children(spans, server) == ["write.multi_category"]
-    # A first write is a cancelled transaction (the item did not exist) and a second one: both shown.
     transactions = [span for span in spans.get_finished_spans() if span.name == "dynamodb.transact_write_items"]
     assert transactions and all(span.parent and span.parent.span_id == write.context.span_id for span in transactions)
 

@@ -6,7 +6,7 @@ name may hold, so a Query of an entity's categories stops short of them (`catego
 Each holds the `features` map (`data`, `metadata` with `version`) and `event_time` of one version.
 
 A write of a category with history adds, in its transaction, the copy of the value it writes (the next
-write keeps it: no read before the write), sets the replaced version's copy to expire (`expires_at`, the
+write keeps it: no read of the history before the write), sets the replaced version's copy to expire (`expires_at`, the
 table's TTL attribute: the write's time plus the retention) and deletes the copy that falls out of the count.
 So the copy of the current value has no `expires_at`: the kept versions are the items that have one (an
 update that found no copy, a version written before the category kept history or a tombstone, leaves an item

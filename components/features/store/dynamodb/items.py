@@ -80,6 +80,23 @@ def projection(entity_type: EntityType, wanted: Wanted) -> dict[str, Any]:
     return {"ProjectionExpression": ", ".join(paths), "ExpressionAttributeNames": attribute_names}
 
 
+def version_projection(entity_type: EntityType) -> dict[str, Any]:
+    """What a write must know of a stored category before its transaction: keys, version, last event and
+    event time (`stored_version`, and whether the write is stale)."""
+    return {
+        "ProjectionExpression": "#k, #c, #e, #le, #f.#m.#v",
+        "ExpressionAttributeNames": {
+            "#k": entity_type.key_attribute,
+            "#c": CATEGORY,
+            "#e": EVENT_TIME,
+            "#le": LAST_EVENT,
+            "#f": FEATURES,
+            "#m": METADATA,
+            "#v": VERSION,
+        },
+    }
+
+
 def stored(item: dict[str, Any]) -> StoredCategory:
     features = item.get(FEATURES, {}).get("M", {})
     data = features.get(DATA)

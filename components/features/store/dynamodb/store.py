@@ -131,10 +131,12 @@ class DynamoDBStore:
         keys: Sequence[dict[str, Any]],
         projection: dict[str, Any],
         deadline: float,
+        consistent: bool | None = None,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """BatchGetItem one chunk, retrying unprocessed keys with backoff until the deadline; return
         the items found and the keys still unprocessed."""
-        request = {table: {"Keys": list(keys), "ConsistentRead": self.consistent, **projection}}
+        consistent = self.consistent if consistent is None else consistent
+        request = {table: {"Keys": list(keys), "ConsistentRead": consistent, **projection}}
         found: list[dict[str, Any]] = []
         attempt = 0
         while True:
@@ -257,6 +259,51 @@ class DynamoDBStore:
         entity = EntityCommit(entity_type, entity_value, writes, now_iso, self._known, idempotency)
         try:
             client = self._client or await self._connected()
+        except StoreUnavailable as exc:
+            self._failed_write(exc)
+            raise
+        failed = await self._learn_versions(client, entity_type, [entity])
+        if failed:
+            raise failed[entity_value]
+        return await self._commit(client, entity)
+
+    async def write_many(
+        self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str
+    ) -> list[list[str] | FeatureStoreError]:
+        """The versions this process does not know read for all entities at once (100 keys a call), then one
+        transaction per entity (see `transactions`), at most `DYNAMODB_WRITE_CONCURRENCY` in flight."""
+        results: list[list[str] | FeatureStoreError] = []
+        commits: list[EntityCommit] = []
+        for entity in entities:
+            try:
+                commits.append(
+                    EntityCommit(
+                        entity_type, entity.entity_value, entity.writes, now_iso, self._known, entity.idempotency
+                    )
+                )
+                results.append([])
+            except FeatureStoreError as exc:
+                results.append(exc)
+        try:
+            client = self._client or await self._connected()
+        except StoreUnavailable as exc:
+            self._failed_write(exc)
+            return [exc] * len(entities)
+        failed = await self._learn_versions(client, entity_type, commits)
+
+        async def one(entity: EntityCommit) -> list[str] | FeatureStoreError:
+            try:
+                if entity.entity_value in failed:
+                    raise failed[entity.entity_value]
+                return await self._commit(client, entity)
+            except FeatureStoreError as exc:
+                return exc
+
+        committed = iter(await bounded(self.write_concurrency, one, commits))
+        return [result if isinstance(result, FeatureStoreError) else next(committed) for result in results]
+
+    async def _commit(self, client: DynamoDBClient, entity: EntityCommit) -> list[str]:
+        try:
             skipped = await commit(client, entity, self.outbox.table, self._known)
         except (StoreUnavailable, OutcomeUnknown) as exc:
             self._failed_write(exc)
@@ -264,18 +311,44 @@ class DynamoDBStore:
         self.writable = True
         return skipped
 
-    async def write_many(
-        self, entity_type: EntityType, entities: Sequence[EntityWrite], now_iso: str
-    ) -> list[list[str] | FeatureStoreError]:
-        """One transaction per entity (see `transactions`), at most `DYNAMODB_WRITE_CONCURRENCY` in flight."""
+    async def _learn_versions(
+        self, client: DynamoDBClient, entity_type: EntityType, entities: Sequence[EntityCommit]
+    ) -> dict[str, FeatureStoreError]:
+        """Read, consistently, the stored versions of the categories the entities' writes could not guess (see
+        `transactions`); return the entities whose read failed, with the error (nothing of theirs is written).
+        Keys left unprocessed past the deadline keep their guess: the transaction corrects a wrong one."""
+        keys = [
+            items.key(entity_type, entity.entity_value, category) for entity in entities for category in entity.unknown
+        ]
+        if not keys:
+            return {}
+        projection = items.version_projection(entity_type)
+        deadline = time.monotonic() + self.deadline_seconds
+        key_attribute = entity_type.key_attribute
 
-        async def one(entity: EntityWrite) -> list[str] | FeatureStoreError:
+        async def fetch(chunk: Sequence[dict[str, Any]]) -> list[dict[str, Any]] | FeatureStoreError:
             try:
-                return await self.write(entity_type, entity.entity_value, entity.writes, now_iso, entity.idempotency)
+                with metrics.timer("dynamodb.read_versions", entity_type=entity_type.name):
+                    fetched, _ = await self._fetch(client, entity_type.table, chunk, projection, deadline, True)
             except FeatureStoreError as exc:
+                if isinstance(exc, StoreUnavailable):
+                    self._failed_write(exc)
                 return exc
+            return fetched
 
-        return await bounded(self.write_concurrency, one, entities)
+        chunked = list(chunks(keys, MAX_BATCH_KEYS))
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        failed: dict[str, FeatureStoreError] = {}
+        for chunk, result in zip(chunked, await bounded(self.concurrency, fetch, chunked), strict=True):
+            if isinstance(result, FeatureStoreError):
+                failed |= {key[key_attribute]["S"]: result for key in chunk}
+                continue
+            for item in result:
+                found.setdefault(item[key_attribute]["S"], {})[item[CATEGORY]["S"]] = item
+        for entity in entities:
+            if entity.entity_value not in failed:
+                entity.learn(found.get(entity.entity_value, {}))
+        return failed
 
     def _failed_write(self, exc: StoreUnavailable | OutcomeUnknown) -> None:
         """DynamoDB unreachable, failing or its tables gone: not writable until a write or the probe

@@ -1,9 +1,17 @@
 """One entity's category writes as one DynamoDB transaction (`EntityCommit`, `commit`).
 
 An entity's write is one conditional update per category plus one outbox put per category, committed
-together. Which update form fits (the item exists or not) and whether a category is stale is learnt
-from a cancelled transaction's reasons, one per action (see `items.upsert`), and the transaction is
-sent again without what was learnt to be stale.
+together. Each update names the version it replaces, so the writer must know the stored version first:
+from what this process last wrote (`Known`), or else from one consistent read of the categories' versions
+before the transaction (`EntityCommit.unknown`, `EntityCommit.learn`; the store batches the read for a bulk
+write). A guess proven wrong (another replica wrote since) is corrected from the cancelled transaction's
+reasons, one per action (see `items.upsert`), and the transaction is sent again without what was learnt
+to be stale.
+
+Why read first: most writes replace a value some other process (or this one before a restart) wrote. Guessing
+"new" cost a cancelled transaction for each of them, which DynamoDB bills as writes; the read costs a read
+unit per category. The service's own CPU is about the same either way (two calls); DynamoDB's work per write
+measured 13-33% less (docs/performance.md, "Figures behind the code").
 
 A bulk write sends one transaction per entity, several at once (`DynamoDBStore.write_many`), not
 several entities per transaction. Packing ten 5-category entities into one 100-action transaction was
@@ -16,7 +24,7 @@ would cancel ten entities' writes.
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from components.events.events import set_version
@@ -65,6 +73,7 @@ class EntityCommit:
         "skipped",
         "raced",
         "idempotency",
+        "unknown",
     )
 
     def __init__(
@@ -88,9 +97,13 @@ class EntityCommit:
             self._check_actions()
         self.modes: dict[str, str] = {}
         self.stored: dict[str, tuple[int, str | None]] = {}
+        self.unknown: list[str] = []
+        """Categories whose stored version this process does not know: to `learn` before the transaction."""
         table = entity_type.table
         for write in writes:
             guess = known.get((table, entity_value, write.category)) if known else None
+            if guess is None and write.replaces_version is None:
+                self.unknown.append(write.category)
             if write.replaces_version is not None:
                 # A restore goes over that version or not at all; its last event is checked, so a wrong guess
                 # costs one cancelled transaction, which returns it.
@@ -103,6 +116,25 @@ class EntityCommit:
         self.raced = False
         """A category's stored version moved between two attempts: a concurrent writer, worth a pause."""
         self.idempotency = idempotency
+
+    def learn(self, found: Mapping[str, dict[str, Any]]) -> None:
+        """Take the unknown categories' stored versions from a read of them (`items.VERSION_PROJECTION`):
+        absent is new, a newer stored `event_time` is stale (skipped without being sent), anything else an
+        update over the version read."""
+        for write in list(self.pending):
+            category = write.category
+            if category not in self.unknown:
+                continue
+            item = found.get(category)
+            if item is None:
+                continue
+            if item.get(EVENT_TIME, {}).get("S", "") > write.event_time:
+                self.skipped.add(category)
+                self.pending.remove(write)
+                continue
+            self.modes[category] = UPDATE
+            self.stored[category] = items.stored_version(item)
+        self.unknown = []
 
     def _check_actions(self) -> None:
         """A transaction holds at most 100 actions: a category with history takes up to five."""

@@ -56,6 +56,35 @@ async def test_one_transaction_per_entity_a_bounded_number_at_once(
     await store.close()
 
 
+async def test_a_process_that_never_wrote_an_entity_reads_its_versions_instead_of_guessing(
+    make_settings, store: DynamoDBStore, user, monkeypatch
+) -> None:
+    """Another replica (a store that knows nothing) rewriting stored entities: one consistent read of their
+    versions for the whole bulk, then one transaction each; a stale category is skipped without being sent."""
+    await store.write_many(user, entities(3), NOW)
+    replica = DynamoDBStore(make_settings())
+    await replica.initialise()
+    transactions = spy(monkeypatch, replica.client, "transact_write_items")
+    reads = spy(monkeypatch, replica.client, "batch_get_item")
+    assert await replica.write_many(user, entities(3), NOW) == [[]] * 3
+    assert len(transactions) == 3 and len(reads) == 1
+    (request,) = reads[0]["RequestItems"].values()
+    assert request["ConsistentRead"] is True and len(request["Keys"]) == 6
+    found = await replica.read(user, "e0", dict.fromkeys(CATEGORIES))
+    assert {found[category].metadata["version"] for category in CATEGORIES} == {2}
+
+    transactions.clear()
+    other = DynamoDBStore(make_settings())
+    await other.initialise()
+    stale = [make_write(CATEGORIES[0], {"old": 1}, event_time="2025-12-31T00:00:00+00:00")]
+    stale.append(make_write(CATEGORIES[1], {"new": 1}, event_time=LATER))
+    assert await other.write(user, "e0", stale, LATER) == [CATEGORIES[0]]
+    assert [len(call["TransactItems"]) for call in transactions] == [2], "the stale category was never sent"
+    found = await other.read(user, "e0", dict.fromkeys(CATEGORIES))
+    assert found[CATEGORIES[0]].data == {"i": 0} and found[CATEGORIES[1]].data == {"new": 1}
+    assert found[CATEGORIES[1]].metadata["version"] == 3
+
+
 async def test_a_throttled_entity_fails_alone(store: DynamoDBStore, dynamo: DynamoDBClient, user, monkeypatch) -> None:
     await store.write_many(user, entities(3), NOW)
 
@@ -81,6 +110,23 @@ async def test_an_outage_fails_every_entity_and_makes_the_store_unwritable(
     results = await store.write_many(user, entities(5), NOW)
     assert all(isinstance(result, StoreUnavailable) for result in results)
     assert not store.writable
+
+
+async def test_a_failed_version_read_fails_its_entities_before_any_transaction(
+    store: DynamoDBStore, dynamo: DynamoDBClient, user, monkeypatch
+) -> None:
+    """The read of the stored versions fails: nothing is sent, and the entities fail with the read's error."""
+    calls = spy(monkeypatch, dynamo, "transact_write_items")
+
+    async def unreachable(call: int, kwargs: dict) -> None:
+        raise DynamoDBUnreachable("connection refused for the test")
+
+    spy(monkeypatch, dynamo, "batch_get_item", unreachable)
+    results = await store.write_many(user, entities(3), NOW)
+    assert all(isinstance(result, StoreUnavailable) for result in results)
+    with pytest.raises(StoreUnavailable):
+        await store.write(user, "e0", entities(1)[0].writes, NOW)
+    assert calls == [] and not store.writable
     monkeypatch.undo()
     assert await store.write_many(user, entities(1), NOW) == [[]]
     assert store.writable
@@ -104,8 +150,11 @@ async def test_a_write_without_an_answer_has_an_unknown_outcome_unless_it_never_
     """Every attempt timed out once sent (it may have been applied): `outcome_unknown`, each attempt with the
     transaction's one `ClientRequestToken`. No connection made: nothing was written, `store_unavailable`."""
     bodies: list[bytes] = []
+    answered = dynamo._attempt
 
     async def silent(operation: str, body: bytes) -> dict[str, Any]:
+        if operation != "TransactWriteItems":
+            return await answered(operation, body)
         bodies.append(body)
         raise DynamoDBTimeout("no answer for the test", sent=sent)
 
