@@ -215,6 +215,7 @@ def write_categories(args: argparse.Namespace, stdin: TextIO) -> dict[str, dict[
 
 def load(args: argparse.Namespace, client: FeatureStoreClient, stdin: TextIO) -> tuple[dict[str, Any], int]:
     fmt = loader.input_format(args.path, args.format)
+    loader.settle_memory()
     try:
         if fmt == "jsonl":
             return jsonl_loader.load_lines(args, client, stdin)

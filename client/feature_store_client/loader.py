@@ -4,6 +4,8 @@ checkpoint beside the input records how many rows are done, so `--resume` contin
 checkpoint, the progress bar and the codes that stop a load serve JSON Lines loads too (`jsonl_loader`)."""
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import sys
@@ -24,6 +26,22 @@ STOP_CODES = frozenset({"timeout", "transport_error", "service_unavailable", "st
 CSV_NULLS = ["", "null", "NULL"]
 """Arrow would also read NaN and N/A as null; here a NaN stays a number, and its row fails `invalid_number`."""
 TYPE_ALIASES = {"int": "int64", "float": "float64", "date": "date32"}
+
+
+MMAP_THRESHOLD_BYTES = 128 * 1024
+"""Allocations from this size on are mapped and given back when freed (glibc's default threshold rises to the
+largest block freed, up to 32 MB, after which a part's JSON body and lists come from a heap that fragments).
+Measured on a 400,000-entity Parquet load (RSS sampled every 10 s): it held at ~235-243 MB instead of
+~251-260 MB; with Arrow on glibc's allocator too, RSS grew with the file (230 -> 275 MB)."""
+
+
+def settle_memory() -> None:
+    """Fix glibc's mmap threshold for a long load (see `MMAP_THRESHOLD_BYTES`); elsewhere (musl, macOS) nothing."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(-3, MMAP_THRESHOLD_BYTES)  # M_MMAP_THRESHOLD
 
 
 class LoadStopped(Exception):
