@@ -107,7 +107,11 @@ def open_input(path: str, fmt: str, types: str | None, entity_column: str) -> tu
 
         files = [pq.ParquetFile(file) for file in parquet_files(Path(path))]
         total = sum(file.metadata.num_rows for file in files)
-        return (batch for file in files for batch in file.iter_batches(batch_size=READ_ROWS)), total
+        # One decoding thread: Arrow's thread pool keeps buffers per thread, and the load's peak RSS grew with
+        # the file by those (iterating 2,000,000 rows: 143 MB peak against 126 MB for 100,000 rows with the
+        # pool, 125 against 119 MB without; 1.6 s against 1.5 s to decode, of a load of minutes).
+        batches = (batch for file in files for batch in file.iter_batches(batch_size=READ_ROWS, use_threads=False))
+        return batches, total
     import pyarrow.csv as csv
 
     reader = csv.open_csv(
