@@ -15,7 +15,7 @@ import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from avro.io import BinaryDecoder, DatumReader
 
-from components.events.events import DELETED_EVENT_TYPE, SCHEMA_PATH, feature_available_event
+from components.events.events import DELETED_EVENT_TYPE, EVENT_TYPE, SCHEMA_PATH, feature_available_event
 
 
 def version(path: Path) -> int:
@@ -106,8 +106,17 @@ def test_the_events_the_service_builds_decode_with_apache_avro_under_every_relea
         assert avro_decode(body.getvalue(), writer=current, reader=reader) == known
 
 
-def test_events_written_before_the_actor_read_as_null() -> None:
-    v1 = (SCHEMA_PATH.parent / "history" / "feature_trigger.v1.avsc").read_text()
+@pytest.mark.parametrize(
+    ("schema", "field", "event_type"),
+    [
+        ("feature_trigger.v1.avsc", "actor", EVENT_TYPE),
+        ("feature_trigger.v2.avsc", "version", EVENT_TYPE),
+        ("feature_trigger.v3.avsc", "erased_versions", DELETED_EVENT_TYPE),
+    ],
+)
+def test_events_written_before_a_field_read_it_as_null(schema: str, field: str, event_type: str) -> None:
+    """An event written with the schema before `field` existed reads it as null with the current one."""
+    writer = (SCHEMA_PATH.parent / "history" / schema).read_text()
     payload = feature_available_event(
         entity_type="account_id",
         entity_value="acct-9",
@@ -116,45 +125,9 @@ def test_events_written_before_the_actor_read_as_null() -> None:
         compute_id=None,
         timestamp_iso="2026-01-01T00:00:00.000000+00:00",
         timestamp_epoch=0.0,
+        event_type=event_type,
     ).payload
-    del payload["actor"]
+    del payload[field]
     body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(v1)), payload)
-    assert avro_decode(body.getvalue(), writer=v1, reader=SCHEMA_PATH.read_text()) == payload | {"actor": None}
-
-
-def test_events_written_before_the_version_read_as_null() -> None:
-    v2 = (SCHEMA_PATH.parent / "history" / "feature_trigger.v2.avsc").read_text()
-    payload = feature_available_event(
-        entity_type="account_id",
-        entity_value="acct-9",
-        category="user_features",
-        features=["age"],
-        compute_id=None,
-        timestamp_iso="2026-01-01T00:00:00.000000+00:00",
-        timestamp_epoch=0.0,
-    ).payload
-    del payload["version"]
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(v2)), payload)
-    assert avro_decode(body.getvalue(), writer=v2, reader=SCHEMA_PATH.read_text()) == payload | {"version": None}
-
-
-def test_events_written_before_erased_versions_read_as_null() -> None:
-    v3 = (SCHEMA_PATH.parent / "history" / "feature_trigger.v3.avsc").read_text()
-    payload = feature_available_event(
-        entity_type="account_id",
-        entity_value="acct-9",
-        category="user_features",
-        features=["age"],
-        compute_id=None,
-        timestamp_iso="2026-01-01T00:00:00.000000+00:00",
-        timestamp_epoch=0.0,
-        event_type=DELETED_EVENT_TYPE,
-    ).payload
-    del payload["erased_versions"]
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(v3)), payload)
-    assert avro_decode(body.getvalue(), writer=v3, reader=SCHEMA_PATH.read_text()) == payload | {
-        "erased_versions": None
-    }
+    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(writer)), payload)
+    assert avro_decode(body.getvalue(), writer=writer, reader=SCHEMA_PATH.read_text()) == payload | {field: None}

@@ -257,11 +257,7 @@ class DynamoDBStore:
         idempotency: Idempotency | None = None,
     ) -> list[str]:
         entity = EntityCommit(entity_type, entity_value, writes, now_iso, self._known, idempotency)
-        try:
-            client = self._client or await self._connected()
-        except StoreUnavailable as exc:
-            self._failed_write(exc)
-            raise
+        client = await self._writing_client()
         failed = await self._learn_versions(client, entity_type, [entity])
         if failed:
             raise failed[entity_value]
@@ -285,22 +281,29 @@ class DynamoDBStore:
             except FeatureStoreError as exc:
                 results.append(exc)
         try:
-            client = self._client or await self._connected()
+            client = await self._writing_client()
         except StoreUnavailable as exc:
-            self._failed_write(exc)
             return [exc] * len(entities)
         failed = await self._learn_versions(client, entity_type, commits)
 
         async def one(entity: EntityCommit) -> list[str] | FeatureStoreError:
+            if entity.entity_value in failed:
+                return failed[entity.entity_value]
             try:
-                if entity.entity_value in failed:
-                    raise failed[entity.entity_value]
                 return await self._commit(client, entity)
             except FeatureStoreError as exc:
                 return exc
 
         committed = iter(await bounded(self.write_concurrency, one, commits))
         return [result if isinstance(result, FeatureStoreError) else next(committed) for result in results]
+
+    async def _writing_client(self) -> DynamoDBClient:
+        """The client, or StoreUnavailable, which marks the store unwritable like a failed write."""
+        try:
+            return self._client or await self._connected()
+        except StoreUnavailable as exc:
+            self._failed_write(exc)
+            raise
 
     async def _commit(self, client: DynamoDBClient, entity: EntityCommit) -> list[str]:
         try:
@@ -329,7 +332,9 @@ class DynamoDBStore:
         async def fetch(chunk: Sequence[dict[str, Any]]) -> list[dict[str, Any]] | FeatureStoreError:
             try:
                 with metrics.timer("dynamodb.read_versions", entity_type=entity_type.name):
-                    fetched, _ = await self._fetch(client, entity_type.table, chunk, projection, deadline, True)
+                    fetched, _ = await self._fetch(
+                        client, entity_type.table, chunk, projection, deadline, consistent=True
+                    )
             except FeatureStoreError as exc:
                 if isinstance(exc, StoreUnavailable):
                     self._failed_write(exc)

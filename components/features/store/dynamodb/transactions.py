@@ -118,7 +118,7 @@ class EntityCommit:
         self.idempotency = idempotency
 
     def learn(self, found: Mapping[str, dict[str, Any]]) -> None:
-        """Take the unknown categories' stored versions from a read of them (`items.VERSION_PROJECTION`):
+        """Take the unknown categories' stored versions from a read of them (`items.version_projection`):
         absent is new, a newer stored `event_time` is stale (skipped without being sent), anything else an
         update over the version read."""
         for write in list(self.pending):
@@ -128,7 +128,7 @@ class EntityCommit:
             item = found.get(category)
             if item is None:
                 continue
-            if item.get(EVENT_TIME, {}).get("S", "") > write.event_time:
+            if _newer(item, write):
                 self.skipped.add(category)
                 self.pending.remove(write)
                 continue
@@ -250,7 +250,7 @@ class EntityCommit:
                 if item is None:
                     self.modes[write.category] = CREATE
                     self.stored[write.category] = (0, None)
-                elif item.get(EVENT_TIME, {}).get("S", "") > write.event_time:
+                elif _newer(item, write):
                     self.skipped.add(write.category)
                     continue
                 else:
@@ -270,6 +270,12 @@ class EntityCommit:
 
     def skipped_categories(self) -> list[str]:
         return [write.category for write in self.writes if write.category in self.skipped]
+
+
+def _newer(item: dict[str, Any], write: CategoryWrite) -> bool:
+    """Whether the stored category's `event_time` is newer than the write's: the write is stale, skipped."""
+    stored: str = item.get(EVENT_TIME, {}).get("S", "")
+    return stored > write.event_time
 
 
 async def _transact(client: DynamoDBClient, actions: list[dict[str, Any]], entity_type: EntityType) -> None:
