@@ -82,9 +82,15 @@ def pytest_configure(config: pytest.Config) -> None:
     record_calls(lambda: True, record)
 
 
+def is_iam_test(item: pytest.Item) -> bool:
+    return item.path.name == "test_iam.py"
+
+
 class SessionRecorder:
     """Records the requests of the `CODE_PATH` tests on Dynoxide while they run in this session, when the IAM
-    tests run in it too: they then read these calls instead of running those tests a second time."""
+    tests run in it too (after them): they then read these calls instead of running those tests a second time.
+    With the suites spread over workers, that holds when one worker ran them all; otherwise the IAM tests
+    run them in a pytest of their own."""
 
     NAME = "dynamodb-calls-in-session"
 
@@ -96,21 +102,24 @@ class SessionRecorder:
         self.current: str | None = None
         self.undo: Callable[[], None] | None = None
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """What the recording run would select, from every test collected (before `-k` or `-m` deselect any)."""
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Iterator[None]:
+        """What the recording run would select, from every test collected (before `-k` or `-m` deselect any);
+        then the IAM tests moved after every other, whatever order the collection was shuffled in."""
         selected = Expression.compile(SELECTED)
         for item in items:
             if item.path.relative_to(ROOT).as_posix() in CODE_PATH and selected.evaluate(
                 KeywordMatcher.from_item(item)
             ):
                 self.wanted.add(item.nodeid)
+        yield
+        items.sort(key=is_iam_test)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Record only if every wanted test and an IAM test are to run."""
         to_run = {item.nodeid for item in session.items}
-        iam = any(item.path.name == "test_iam.py" for item in session.items)
+        iam = any(is_iam_test(item) for item in session.items)
         if iam and self.wanted and self.wanted <= to_run:
             self.undo = record_calls(lambda: self.current in self.wanted, self.calls.append)
 

@@ -16,7 +16,7 @@ from devservers import ROOT
 from tests.deploy.dynamodb_calls import CODE_PATH, SELECTED, Call, SessionRecorder
 
 # Unless they ran earlier in the session, the fixture runs three store suites in a pytest of its own.
-pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.timeout(600)]
 
 TRANSACTION_ACTIONS = {
     "Put": "PutItem",
