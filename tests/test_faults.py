@@ -28,7 +28,8 @@ from devservers import ServiceProcess, start_dynoxide
 from tests.components.events.kafka_helpers import decode
 from tests.conftest import DYNAMODB_EMULATORS, KafkaBroker, dynamodb_tables
 
-pytestmark = pytest.mark.slow  # each fault takes seconds: processes killed, brokers and DynamoDB stopped
+# Each fault takes seconds: processes killed, brokers and DynamoDB stopped.
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 CATEGORIES = ("user_features", "credit_features", "trans_features")
 

@@ -20,7 +20,7 @@ from tests.components.events.kafka_helpers import decode
 from tests.conftest import KafkaBroker, dynamodb_tables
 from tests.test_faults import events_env, pending, wait_until
 
-pytestmark = pytest.mark.slow  # seconds of concurrent load on a service process
+pytestmark = [pytest.mark.slow, pytest.mark.timing]  # seconds of concurrent load on a service process
 
 ENTITIES = [f"race-{number}" for number in range(12)]
 CATEGORY = "user_features"

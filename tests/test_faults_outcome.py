@@ -17,7 +17,7 @@ from devservers import ManagedServer, ServiceProcess, start_dynoxide
 from tests.conftest import KafkaBroker, dynamodb_tables
 from tests.test_faults import events_env, pending, wait_until
 
-pytestmark = pytest.mark.slow  # DynamoDB stopped for seconds under a service process
+pytestmark = [pytest.mark.slow, pytest.mark.timing]  # DynamoDB stopped for seconds under a service process
 
 ENTITIES = 40
 ATTEMPTS = 3

@@ -17,7 +17,7 @@ from devservers import ServiceProcess
 from tests.conftest import KafkaBroker, dynamodb_tables
 from tests.test_faults import Writers, assert_complete, events_env, outbox_rows, pending, published, wait_until
 
-pytestmark = pytest.mark.slow  # two service processes, one killed, and the lease to wait out
+pytestmark = [pytest.mark.slow, pytest.mark.timing]  # two service processes, one killed, and the lease to wait out
 
 
 @pytest.fixture

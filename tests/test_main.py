@@ -151,6 +151,7 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_sigterm_finishes_in_flight_requests_and_flushes_pending_events(start_server, tmp_path: Path) -> None:
     graceful, flush = 10, 10
     server = start_server(

@@ -21,7 +21,7 @@ import pytest
 
 from devservers import ROOT, ServiceProcess
 
-pytestmark = pytest.mark.slow  # 1,000 connections for several seconds
+pytestmark = [pytest.mark.slow, pytest.mark.timing]  # 1,000 connections for several seconds
 
 CONNECTIONS = 1000
 SECONDS = 8.0

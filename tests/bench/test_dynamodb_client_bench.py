@@ -14,6 +14,7 @@ CLIENTS = {"boto3", "aiohttp", "aiohttp-uvloop", "httpx", "aiohttp-bridge"}
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_client_benchmark_smoke_run(tmp_path: Path) -> None:
     output = tmp_path / "clients.json"
     completed = subprocess.run(

@@ -11,7 +11,7 @@ import pytest
 from bench.scenarios import BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
 
 # The smoke run starts every server and load generator the benchmark uses, and loads two Parquet files.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(330)]
+pytestmark = [pytest.mark.slow, pytest.mark.timing, pytest.mark.timeout(330)]
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -519,6 +519,7 @@ def test_retry_quota_stops_retries_when_dynamodb_keeps_failing() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 async def test_adaptive_mode_paces_sends_after_throttling_without_blocking_the_loop() -> None:
     policy = RetryPolicy("adaptive", 3)
     assert policy.limiter is not None

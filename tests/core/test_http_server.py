@@ -325,6 +325,7 @@ def test_health_stays_fast_while_abusive_clients_hold_connections(server: Servic
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_every_worker_process_applies_the_limits(tmp_path: Path) -> None:
     """The image runs two workers, each started afresh (spawned) from the options `serve` built."""
     workers = ServiceProcess(ENV | {"SQLITE_PATH": str(tmp_path / "features.db"), "WEB_CONCURRENCY": "2"}, tmp_path)

@@ -280,6 +280,7 @@ def test_every_error_body_is_scanned_for_internal_text(body: dict) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.backends("sqlite", "dynamodb")
 def test_ready_tracks_the_outbox_through_a_broker_outage(make_client) -> None:
     """The outage of the fault report, scaled down: writes at 80/s to a service whose broker is down.
