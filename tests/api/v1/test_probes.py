@@ -294,6 +294,7 @@ def test_ready_tracks_the_outbox_through_a_broker_outage(make_client) -> None:
         kafka_socket_timeout_ms=200,
         outbox_max_backoff_seconds=0.5,
         outbox_gauge_seconds=0.2,
+        shutdown_flush_seconds=0.5,  # the broker never comes back: shutting down need not wait for it
     )
     started = time.monotonic()
     acknowledged = 0
