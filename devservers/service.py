@@ -1,5 +1,6 @@
 """The service itself, started as deployed in a process of its own."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,7 +21,11 @@ another test process and the servers of both."""
 class ServiceProcess:
     """The service as deployed (`python -m serve`: uvicorn with the service's connection handling),
     started in `workdir` so no `.env*` file of the repository applies; its log (stdout and stderr) is
-    kept in `workdir/service-<port>.log`. `env` holds its settings; it listens on a free port."""
+    kept in `workdir/service-<port>.log`. `env` holds its settings; it listens on a free port.
+
+    It runs in a process group of its own, which `kill` and `sigkill` end whole, as a container's end
+    does: with several workers (WEB_CONCURRENCY), killing the supervisor alone left its workers running,
+    serving and measuring nothing, long after the tests."""
 
     def __init__(self, env: Mapping[str, str], workdir: Path, port: int | None = None) -> None:
         self.env = dict(env)
@@ -38,6 +43,7 @@ class ServiceProcess:
                 env={**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + START_SECONDS
         while True:
@@ -47,9 +53,9 @@ class ServiceProcess:
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
                 raise RuntimeError(f"service did not start:\n{self.log_path.read_text()[-2000:]}")
             time.sleep(0.05)
 
@@ -60,8 +66,12 @@ class ServiceProcess:
 
     def sigkill(self) -> None:
         """Stop it as a crash or the OOM killer would: no shutdown, no flush."""
-        self.process.send_signal(signal.SIGKILL)
+        self._kill_group()
         self.process.wait()
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def terminate(self) -> None:
         """What Kubernetes and Docker send to stop a container."""
@@ -72,6 +82,5 @@ class ServiceProcess:
         self.process.wait(timeout=30)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self._kill_group()  # the workers too, even when the supervisor has already exited
+        self.process.wait()
