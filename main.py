@@ -1,7 +1,10 @@
 """Feature Store API: the application factory and the `main:app` that uvicorn serves."""
 
+import asyncio
 import gc
 import logging
+import multiprocessing
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -51,6 +54,22 @@ def tune_garbage_collection() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
+def stop_with_supervisor() -> None:
+    """In a worker of `python -m serve` with several workers: shut down gracefully (as on SIGTERM) when the
+    supervisor process is gone. uvicorn's workers do not watch it, and a supervisor killed outright (SIGKILL,
+    the OOM killer) left them serving on, outside any process manager's reach."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def supervisor_gone() -> None:
+        loop.remove_reader(supervisor.sentinel)
+        signal.raise_signal(signal.SIGTERM)
+
+    loop.add_reader(supervisor.sentinel, supervisor_gone)
+
+
 TAGS = [
     {"name": "features", "description": "Read and write features."},
     {"name": "registry", "description": "What each category holds: features, types, owners, rules."},
@@ -73,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
         tune_garbage_collection()
+        stop_with_supervisor()
         log_request_handler()
         await runtime.start()
         yield
