@@ -17,6 +17,7 @@ from devservers.processes import (
     free_port,
     free_udp_port,
     port_open,
+    running,
 )
 from devservers.service import ServiceProcess
 from devservers.statsd import StatsdServer, parse_node_inspect
@@ -38,6 +39,7 @@ __all__ = [
     "free_udp_port",
     "parse_node_inspect",
     "port_open",
+    "running",
     "run_kafka_mock_cluster",
     "start_dynoxide",
     "start_kafka_mock",

@@ -14,6 +14,14 @@ SERVER_BIN = ROOT / ".servers" / "bin"
 NODE_MODULES = ROOT / ".servers" / "node_modules"
 
 
+def running(pid: int) -> bool:
+    """Whether `pid` runs: not gone, and not a zombie waiting for its parent to read its status (Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -59,6 +59,13 @@ class ServiceProcess:
                 raise RuntimeError(f"service did not start:\n{self.log_path.read_text()[-2000:]}")
             time.sleep(0.05)
 
+    def workers(self) -> set[int]:
+        """Its worker processes when it runs several (WEB_CONCURRENCY > 1): the supervisor's children that
+        multiprocessing spawned (its resource tracker is a child too)."""
+        pid = self.process.pid
+        children = map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+        return {child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()}
+
     def restart(self) -> None:
         """Start it again on the same port and settings, after it stopped or was killed."""
         self.kill()

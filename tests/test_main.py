@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devservers import ServiceProcess
+from devservers import ServiceProcess, running
 
 BASE_ENV = {"STORE_BACKEND": "sqlite", "ENVIRONMENT": "development", "LOG_LEVEL": "WARNING"}
 
@@ -248,27 +248,6 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_pending_events(start_se
         assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
 
 
-def children_of(pid: int) -> set[int]:
-    """The processes whose parent is `pid`, from /proc."""
-    children = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            children.add(int(stat.parent.name))
-    return children
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie waiting for a parent to reap it does not)."""
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.slow
 def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
     """Several workers: the supervisor killed outright (SIGKILL, as the OOM killer does), each worker shuts
@@ -278,15 +257,15 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 30
-        while len(workers := children_of(service.process.pid)) < 2:
+        while len(workers := service.workers()) < 2:
             assert time.monotonic() < deadline, "the two workers did not start"
             time.sleep(0.1)
         assert httpx.get(f"{service.url}/api/v1/health", timeout=5).status_code == 200
         service.process.send_signal(signal.SIGKILL)
         service.process.wait()
         deadline = time.monotonic() + 15
-        while running := {pid for pid in workers if alive(pid)}:
-            assert time.monotonic() < deadline, f"workers {sorted(running)} still run without their supervisor"
+        while left := {pid for pid in workers if running(pid)}:
+            assert time.monotonic() < deadline, f"workers {sorted(left)} still run without their supervisor"
             time.sleep(0.1)
     finally:
         service.kill()

@@ -217,12 +217,6 @@ def test_sighup_reloads_every_file(make_client, mounted: MountedConfig, keys: di
     assert client.get(ITEM, headers=reader(keys["new"])).status_code == 404
 
 
-def workers_of(pid: int) -> set[int]:
-    """The supervisor's worker processes (multiprocessing's resource tracker is a child too)."""
-    children = map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
-    return {child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()}
-
-
 @pytest.mark.parametrize(("workers", "trigger"), [("1", "SIGHUP"), ("2", "SIGHUP"), ("2", "watch")])
 def test_every_worker_of_a_real_server_reloads(
     tmp_path: Path, mounted: MountedConfig, keys: dict[str, str], workers: str, trigger: str
@@ -244,8 +238,8 @@ def test_every_worker_of_a_real_server_reloads(
         assert httpx.get(server.url + ITEM, headers=reader(keys["old"])).status_code == 404
         started: set[int] = set()
         if workers != "1":
-            wait_for(lambda: len(workers_of(server.process.pid)) == int(workers), timeout=20)
-            started = workers_of(server.process.pid)
+            wait_for(lambda: len(server.workers()) == int(workers), timeout=20)
+            started = server.workers()
         mounted.update({"keys.json": keys_file(reader=keys["new"])})
         if trigger == "SIGHUP":
             server.process.send_signal(signal.SIGHUP)
@@ -256,6 +250,6 @@ def test_every_worker_of_a_real_server_reloads(
         wait_for(every_worker_takes_the_new_key, timeout=20)
         assert server.process.poll() is None
         if workers != "1":
-            assert workers_of(server.process.pid) == started, "the workers reloaded in place, none was replaced"
+            assert server.workers() == started, "the workers reloaded in place, none was replaced"
     finally:
         server.kill()

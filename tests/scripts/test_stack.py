@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devservers import ROOT, free_port
+from devservers import ROOT, free_port, running
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +26,6 @@ def descendants(pid: int) -> set[int]:
     for child in list(found):
         found |= descendants(child)
     return found
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting for its parent to read its status."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture
@@ -90,6 +82,6 @@ def test_the_stack_serves_publishes_and_stops_on_ctrl_c(stack: tuple[subprocess.
     assert process.wait(timeout=60) == 0
     assert process.stdout is not None and process.stdout.read().strip().endswith("stopped")
     deadline = time.monotonic() + 5
-    while any(alive(pid) for pid in started) and time.monotonic() < deadline:
+    while any(running(pid) for pid in started) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in started if alive(pid)], "a process the stack started outlived it"
+    assert not [pid for pid in started if running(pid)], "a process the stack started outlived it"
