@@ -22,7 +22,7 @@ from core.timeutils import epoch_to_iso
 
 def _items(result: EntityFeatures) -> dict[str, Any]:
     return {
-        category: {"features": {"data": stored.response_data, "metadata": stored.metadata}}
+        category: {"features": {"data": stored.response_data, "metadata": stored.response_metadata}}
         for category, stored in result.items.items()
     }
 
@@ -44,7 +44,7 @@ class FeatureController:
             stored = await self.service.read_category(entity_type, entity_value, category, max_age_seconds)
         else:
             stored = await self.past.read_category(entity_type, entity_value, category, max_age_seconds, as_of)
-        features = {"data": stored.response_data, "metadata": stored.metadata}
+        features = {"data": stored.response_data, "metadata": stored.response_metadata}
         body = {entity_type: entity_value, "category": category, "features": features}
         return JSONBytesResponse(dumps(body))
 
@@ -55,7 +55,7 @@ class FeatureController:
                 "state": found.state,
                 "max_age_seconds": found.max_age_seconds,
                 "data": found.stored.response_data if found.stored is not None else None,
-                "metadata": found.stored.metadata if found.stored is not None else None,
+                "metadata": found.stored.response_metadata if found.stored is not None else None,
             }
             for category, found in inspected.items()
         }
@@ -118,7 +118,7 @@ class FeatureController:
             "versions": [
                 {
                     "data": version.stored.response_data,
-                    "metadata": version.stored.metadata,
+                    "metadata": version.stored.response_metadata,
                     "kept_until": epoch_to_iso(version.kept_until),
                 }
                 for version in page.versions

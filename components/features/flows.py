@@ -4,7 +4,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
 
 from components.events.events import feature_available_event
 from components.events.outbox import OutboxRelay
@@ -19,14 +18,12 @@ from components.features.records import (
     WriteOutcome,
 )
 from components.features.store.base import (
-    TOMBSTONE,
     CategoryWrite,
     EntityWrite,
     Idempotency,
     KeepHistory,
     OnlineStore,
     StoredCategory,
-    is_tombstone,
 )
 from core.exceptions import FeatureStoreError
 from core.metrics import metrics
@@ -43,11 +40,11 @@ def _epoch(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp).timestamp()
 
 
-def _age_seconds(metadata: Mapping[str, Any], now: float) -> float | None:
+def _age_seconds(stored: StoredCategory, now: float) -> float | None:
     """Seconds since the data's `event_time` (the write time when none was given); None if unknown."""
-    event_time = metadata.get("event_time") or metadata.get("updated_at")
+    event_time = stored.event_time
     try:
-        return now - _epoch(event_time) if type(event_time) is str else None
+        return now - _epoch(event_time) if event_time is not None else None
     except ValueError:
         return None
 
@@ -55,18 +52,15 @@ def _age_seconds(metadata: Mapping[str, Any], now: float) -> float | None:
 def _served(stored: StoredCategory | None, now: float, max_age: float | None = None) -> StoredCategory | None:
     """The category as read, `age_seconds` added to its metadata; None when absent, deleted, expired, or
     older than the read allows (`max_age_seconds`)."""
-    if stored is None:
-        return None
-    metadata = stored.metadata
-    if TOMBSTONE in metadata:
+    if stored is None or stored.erased:
         return None
     expires = stored.expires_at_epoch
     if expires is not None and now >= expires:
         return None
-    age = _age_seconds(metadata, now)
+    age = _age_seconds(stored, now)
     if max_age is not None and (age is None or age > max_age):
         return None
-    metadata["age_seconds"] = round(age, 6) if age is not None else None
+    stored.set_age(round(age, 6) if age is not None else None)
     return stored
 
 
@@ -90,7 +84,7 @@ def _project(
                 served = len(data)
             else:
                 picked = {name: data[name] for name in names if name in data}
-                items[category] = StoredCategory(picked, found.metadata)
+                items[category] = found.with_data(picked)
                 served = len(picked)
             if served < len(names):
                 missing_features.extend(f"{category}:{name}" for name in names if name not in data)
@@ -106,7 +100,7 @@ def _report_ages(entity_type: str, results: Sequence[EntityFeatures]) -> None:
         (age, {"category": category, "entity_type": entity_type})
         for result in results
         for category, found in result.items.items()
-        if (age := found.metadata.get("age_seconds")) is not None
+        if (age := found.age_seconds) is not None
     ]
     metrics.observe_many("read.feature_age_seconds", samples)
 
@@ -115,9 +109,9 @@ def _inspected(stored: StoredCategory | None, now: float, max_age: int | None) -
     """The state a person debugging a read wants: why a category is or is not served, and what it holds."""
     if stored is None:
         return InspectedCategory("absent", None, max_age)
-    age = _age_seconds(stored.metadata, now)
-    stored.metadata["age_seconds"] = round(age, 6) if age is not None else None
-    if is_tombstone(stored):
+    age = _age_seconds(stored, now)
+    stored.set_age(round(age, 6) if age is not None else None)
+    if stored.erased:
         return InspectedCategory("erased", stored, max_age)
     if stored.expires_at_epoch is not None and now >= stored.expires_at_epoch:
         return InspectedCategory("expired", stored, max_age)

@@ -32,8 +32,7 @@ AS_OF_RESOLVED = "as_of_resolved"
 
 
 def _event_epoch(stored: StoredCategory) -> float:
-    event_time = stored.metadata.get("event_time") or stored.metadata.get("updated_at")
-    return _epoch(event_time) if isinstance(event_time, str) else float("-inf")
+    return _epoch(stored.event_time) if stored.event_time is not None else float("-inf")
 
 
 def _latest_at(candidates: Sequence[StoredCategory], at: float) -> StoredCategory | None:

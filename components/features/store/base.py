@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 from components.events.events import OutboxEvent
 from components.events.outbox import DeadLetterStore, OutboxStore
 from core.exceptions import FeatureStoreError
-from core.serialization import RawJSON, loads
+from core.serialization import RawJSON, dumps, loads
 from core.settings import EntityType
 
 Wanted = Mapping[str, frozenset[str] | None]
@@ -33,29 +33,57 @@ Wanted = Mapping[str, frozenset[str] | None]
 class StoredCategory:
     """One category of one entity as stored: its features and their metadata.
 
-    A store that keeps a category's features as JSON may hand that JSON over undecoded (`data_json`):
-    `data` decodes it on first use, and a whole category is served as it is (`response_data`), which
-    spares a decode and an encode of every value of it. A read's records are its caller's: the flows
-    add to `metadata` in place instead of copying it.
+    A store that keeps a category as JSON may hand it over undecoded: `data_json`, decoded by `data` on
+    first use, and `metadata_json` (with `created_at` beside it), decoded by `metadata` on first use. Served
+    undecoded, they are written into the answer as they are (`response_data`, `response_metadata`, the
+    metadata with `created_at` and `age_seconds` spliced in), which spares decoding and encoding every value
+    of a category a read serves whole. What the flows decide freshness by is at hand either way: `event_time`
+    and `erased`. A read's records are its caller's: the flows add to them in place instead of copying.
     """
 
-    __slots__ = ("_data", "_json", "metadata", "expires_at_epoch")
+    __slots__ = (
+        "_data",
+        "_json",
+        "_metadata",
+        "_metadata_json",
+        "_created_at",
+        "_age",
+        "event_time",
+        "erased",
+        "expires_at_epoch",
+    )
 
     def __init__(
         self,
         data: dict[str, Any] | None,
-        metadata: dict[str, Any],
+        metadata: dict[str, Any] | None,
         expires_at_epoch: float | None = None,
         *,
         data_json: bytes | str | None = None,
+        metadata_json: bytes | str | None = None,
+        created_at: str | None = None,
+        event_time: str | None = None,
+        erased: bool = False,
     ) -> None:
+        """With `metadata_json`, the store gives `created_at`, `event_time` and `erased` from its own columns."""
         if data is None and data_json is None:
             raise ValueError("a stored category needs its data, decoded or as JSON")
+        if metadata is None and metadata_json is None:
+            raise ValueError("a stored category needs its metadata, decoded or as JSON")
         self._data = data
         self._json = data_json
-        self.metadata = metadata
-        """created_at, updated_at, source, compute_id, ttl, expires_at, event_time, written_by."""
+        self._metadata = metadata
+        self._metadata_json = metadata_json
+        self._created_at = created_at
+        self._age: float | None | _NotAged = NOT_AGED
         self.expires_at_epoch = expires_at_epoch
+        if metadata is not None:
+            event_time = metadata.get("event_time") or metadata.get("updated_at")
+            erased = TOMBSTONE in metadata
+        self.event_time = event_time if type(event_time) is str else None
+        """The time the data is of: its `event_time`, else the time it was written; None if unknown."""
+        self.erased = erased
+        """A tombstone (`TOMBSTONE`): the category was deleted."""
 
     @property
     def data(self) -> dict[str, Any]:
@@ -65,12 +93,63 @@ class StoredCategory:
         return self._data
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """created_at, updated_at, source, compute_id, ttl, expires_at, event_time, written_by, version, and
+        `age_seconds` once a read set it."""
+        if self._metadata is None:
+            assert self._metadata_json is not None
+            self._metadata = {"created_at": self._created_at, **loads(self._metadata_json)}
+            if not isinstance(self._age, _NotAged):
+                self._metadata["age_seconds"] = self._age
+        return self._metadata
+
+    @property
+    def age_seconds(self) -> float | None:
+        """Seconds since `event_time` as the read that served it saw them; None when unknown or not set."""
+        return None if isinstance(self._age, _NotAged) else self._age
+
+    def set_age(self, age_seconds: float | None) -> None:
+        """Served with the metadata as `age_seconds`."""
+        self._age = age_seconds
+        if self._metadata is not None:
+            self._metadata["age_seconds"] = age_seconds
+
+    def with_data(self, data: dict[str, Any]) -> "StoredCategory":
+        """The same category with other data (a projection of its features), sharing its metadata."""
+        picked = StoredCategory(
+            data,
+            self._metadata,
+            self.expires_at_epoch,
+            metadata_json=self._metadata_json,
+            created_at=self._created_at,
+            event_time=self.event_time,
+            erased=self.erased,
+        )
+        picked._age = self._age
+        return picked
+
+    @property
     def response_data(self) -> Any:
         """The features ready for `core.serialization.dumps`: the stored JSON itself while undecoded."""
         if self._data is not None:
             return self._data
         assert self._json is not None
         return RawJSON(self._json)
+
+    @property
+    def response_metadata(self) -> Any:
+        """The metadata ready for `core.serialization.dumps`: while undecoded, the stored JSON (an object,
+        as stored) with `created_at` first and `age_seconds` last, as `metadata` would hold them."""
+        if self._metadata is not None:
+            return self._metadata
+        stored = self._metadata_json
+        assert stored is not None
+        inner = (stored.encode() if isinstance(stored, str) else stored)[1:-1]
+        parts = [b'{"created_at":', dumps(self._created_at), b"," if inner.strip() else b"", inner]
+        if not isinstance(self._age, _NotAged):
+            parts += (b',"age_seconds":', dumps(self._age))
+        parts.append(b"}")
+        return RawJSON(b"".join(parts))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StoredCategory):
@@ -85,6 +164,13 @@ class StoredCategory:
 
     def __repr__(self) -> str:
         return f"StoredCategory(data={self.data!r}, metadata={self.metadata!r}, expires_at_epoch={self.expires_at_epoch!r})"
+
+
+class _NotAged:
+    """No read has set the category's age: its metadata has no `age_seconds`."""
+
+
+NOT_AGED = _NotAged()
 
 
 @dataclass(slots=True)
@@ -174,7 +260,7 @@ ERASURE_FIELDS = (TOMBSTONE, ERASED_BY, ERASURE_REQUEST_ID)
 
 
 def is_tombstone(stored: StoredCategory) -> bool:
-    return TOMBSTONE in stored.metadata
+    return stored.erased
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,6 @@ from components.features.store.sqlite.outbox import SQLiteOutbox
 from components.features.store.sqlite.write import IDEMPOTENCY_SCHEMA, PendingWrite, outcome
 from core.exceptions import FeatureStoreError, StoreFull, StoreUnavailable
 from core.metrics import metrics
-from core.serialization import loads
 from core.settings import EntityType
 
 logger = logging.getLogger("feature_store.sqlite")
@@ -89,9 +88,13 @@ MIN_FREE_BYTES = 1 << 20
 can need new pages in the log and the database file, and the probe's own write may fit in log
 space SQLite reuses."""
 FULL_RETRY_AFTER = 30
+"""Seconds a client is told to wait after a write refused for a full disk: freeing space takes an operator."""
 MAX_IDLE_CONNECTIONS = 4
 """Connections of ended worker threads kept for the next ones; the others are closed."""
-"""Seconds a client is told to wait after a write refused for a full disk: freeing space takes an operator."""
+SCAN_CATEGORIES = 3
+"""Reading at least this many categories of an entity, its rows (adjacent in the primary key) are read in one
+scan and filtered by category rather than found by a seek each: 50 entities of 6 categories, 5 read: 759 us a
+query instead of 921; 1 read: 503 instead of 396 (the break-even was at 2-3 of 6)."""
 
 
 def _is_full(exc: BaseException) -> bool:
@@ -128,10 +131,26 @@ def _add_columns(connection: sqlite3.Connection) -> None:
 
 
 def _stored(row: tuple) -> StoredCategory:
-    """The features stay JSON until something needs their values (a projection): a whole category is served
-    as stored."""
-    _, data, created_at, metadata, expires_at = row
-    return StoredCategory(None, {"created_at": created_at, **loads(metadata)}, expires_at, data_json=data)
+    """The features and their metadata stay JSON until something needs their values (a projection, a
+    history lookup): a whole category is served as stored. A tombstone's row has no `created_at`
+    (`erase.PUT_TOMBSTONE`); `event_time` is the time the data is of, as the metadata says."""
+    _, data, created_at, metadata, expires_at, event_time = row
+    return StoredCategory(
+        None,
+        None,
+        expires_at,
+        data_json=data,
+        metadata_json=metadata,
+        created_at=created_at,
+        event_time=event_time,
+        erased=created_at == "",
+    )
+
+
+def _category_in(count: int) -> str:
+    """The condition on `count` categories; `+category` keeps SQLite from seeking each (`SCAN_CATEGORIES`)."""
+    column = "+category" if count >= SCAN_CATEGORIES else "category"
+    return f"{column} IN ({','.join('?' * count)})"
 
 
 async def _in_thread(call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
@@ -300,8 +319,8 @@ class SQLiteStore:
     async def read(self, entity_type: EntityType, entity_value: str, wanted: Wanted) -> dict[str, StoredCategory]:
         categories = list(wanted)
         query = (
-            "SELECT category, data, created_at, metadata, expires_at FROM features "
-            f"WHERE entity_type = ? AND entity_value = ? AND category IN ({','.join('?' * len(categories))})"
+            "SELECT category, data, created_at, metadata, expires_at, event_time FROM features "
+            f"WHERE entity_type = ? AND entity_value = ? AND {_category_in(len(categories))}"
         )
         parameters = (entity_type.name, entity_value, *categories)
         with metrics.timer("sqlite.read", entity_type=entity_type.name), self._translate_errors():
@@ -310,7 +329,7 @@ class SQLiteStore:
 
     async def read_entity(self, entity_type: EntityType, entity_value: str) -> dict[str, StoredCategory]:
         query = (
-            "SELECT category, data, created_at, metadata, expires_at FROM features "
+            "SELECT category, data, created_at, metadata, expires_at, event_time FROM features "
             "WHERE entity_type = ? AND entity_value = ?"
         )
         parameters = (entity_type.name, entity_value)
@@ -334,13 +353,13 @@ class SQLiteStore:
         connection: sqlite3.Connection, entity_type: EntityType, values: Sequence[str], wanted: Wanted
     ) -> dict[str, dict[str, StoredCategory]]:
         categories = list(wanted)
-        category_marks = ",".join("?" * len(categories))
+        category_in = _category_in(len(categories))
         found: dict[str, dict[str, StoredCategory]] = {}
         for chunk in chunks(values, SQLITE_MAX_VARIABLES - len(categories)):
             rows = connection.execute(
-                "SELECT entity_value, category, data, created_at, metadata, expires_at FROM features "
+                "SELECT entity_value, category, data, created_at, metadata, expires_at, event_time FROM features "
                 f"WHERE entity_type = ? AND entity_value IN ({','.join('?' * len(chunk))}) "
-                f"AND category IN ({category_marks})",
+                f"AND {category_in}",
                 (entity_type.name, *chunk, *categories),
             ).fetchall()
             for row in rows:
