@@ -48,8 +48,10 @@ def test_the_spliced_metadata_is_the_decoded_metadata_byte_for_byte(metadata_jso
     assert list(raw.metadata) == list(whole.metadata)
 
 
-def test_an_empty_stored_metadata_still_serves_valid_json() -> None:
-    raw = StoredCategory(None, None, data_json=b"{}", metadata_json=b"{}", created_at="t", event_time=None)
+@pytest.mark.parametrize("metadata_json", [b"{}", b"{ }", "{}"])
+def test_an_empty_stored_metadata_still_serves_valid_json(metadata_json: bytes | str) -> None:
+    raw = StoredCategory(None, None, data_json=b"{}", metadata_json=metadata_json, created_at="t", event_time=None)
+    assert orjson.loads(served(raw)) == {"data": {}, "metadata": {"created_at": "t"}}
     raw.set_age(None)
     assert orjson.loads(served(raw)) == {"data": {}, "metadata": {"created_at": "t", "age_seconds": None}}
 
