@@ -221,25 +221,36 @@ def _percent(share: float | None) -> str:
     return "" if share is None else f"{100 * share:.0f}%"
 
 
-def print_report(report: Report, bare: Result) -> None:
+def busy_share(result: Result) -> float | None:
+    """The share of one core the service kept busy over a run: at a constant rate, how loaded the queue in
+    front of it was (a request arriving alone costs more CPU than one among many at full load, so 70% of the
+    maximum rate keeps the core more than 70% busy, and the tail grows with it)."""
+    if result.cpu_ms_per_request is None:
+        return None
+    return result.cpu_ms_per_request * result.rps / 1000
+
+
+def print_report(report: Report, bare: Result, bare_at_rate: Result) -> None:
     columns = (
         f"{'scenario':<20}{'backend':<10}{'mode':<6}{'rps':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
-        f"{'errors':>8}{'vs bare':>9}{'requests':>10}{'cpu ms/req':>12}{'sys':>6}{'+relay':>9}{'store ms/req':>14}"
+        f"{'errors':>8}{'vs bare':>9}{'requests':>10}{'cpu ms/req':>12}{'sys':>6}{'busy':>6}{'+relay':>9}"
+        f"{'store ms/req':>14}"
     )
     print(columns)
     print("-" * len(columns))
-    for r in [bare, *report.results]:
+    for r in [bare, bare_at_rate, *report.results]:
         print(
             f"{r.scenario:<20}{r.backend:<10}{r.mode:<6}{r.rps:>8.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}"
             f"{_number(r.p999_ms, 2):>10}{r.errors:>8}{_number(r.ratio_to_bare, 2):>9}{r.requests:>10}{_number(r.cpu_ms_per_request):>12}"
-            f"{_percent(r.cpu_system_share):>6}"
+            f"{_percent(r.cpu_system_share):>6}{_percent(busy_share(r)):>6}"
             f"{_number(r.cpu_ms_per_request_with_relay):>9}{_number(r.store_cpu_ms_per_request):>14}"
         )
     print(
         "\nmax: wrk at fixed concurrency; rate: a constant request rate (70% of max), each latency counted from"
         "\nwhen its request was due (p99.9 only there);"
         "\ncpu ms/req: the service process's CPU (user + system, all threads) over the run / requests served;"
-        "\nsys: the kernel's share of it; +relay: writes, until the relay had published the run's events;"
+        "\nsys: the kernel's share of it; busy: the share of its core the service kept busy (cpu ms/req x rps);"
+        "\n+relay: writes, until the relay had published the run's events;"
         "\nstore ms/req: Dynoxide's CPU over the run / requests served."
     )
     if report.cpu_ratios:

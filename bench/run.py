@@ -190,6 +190,21 @@ def at_full_load(
     )
 
 
+def at_rate(url: str, scenario: Scenario, rate: float, profile: Profile, work: Path) -> Callable[[], dict]:
+    """The open-loop generator at a constant `rate`: the load under which tail latency is measured."""
+    return partial(
+        run_open_loop,
+        url,
+        scenario.method,
+        scenario.path,
+        scenario.body,
+        profile.entities,
+        rate,
+        profile.rate_duration_s,
+        work,
+    )
+
+
 def wait_relayed(service: Service, expected: int, timeout: float, quiet_s: float) -> bool:
     """Wait until the relay has published `expected` events since start-up, or has published nothing for
     `quiet_s`: a write older than the stored data leaves no event, so `expected` is an upper bound.
@@ -283,18 +298,7 @@ def measure_backend(
         if scenario.idempotency_keys:
             continue  # the generator repeats one request: under one key, all but the first would be replays
         rate = max(maximum["rps"] * RATE_SHARE, 2 / profile.rate_duration_s)  # a few requests, however slow
-        at_rate = partial(
-            run_open_loop,
-            service.url,
-            scenario.method,
-            scenario.path,
-            scenario.body,
-            profile.entities,
-            rate,
-            profile.rate_duration_s,
-            work,
-        )
-        paced = measured(service, scenario, at_rate, store_pid, profile)
+        paced = measured(service, scenario, at_rate(service.url, scenario, rate, profile, work), store_pid, profile)
         report.results.append(
             Result(name, backend, "rate", concurrency=0, target_rps=round(rate, 1), entities=scenario.entities, **paced)
         )
@@ -426,9 +430,22 @@ def main() -> int:
             bare_scenario = Scenario("GET", "/bare/{id}/user_features")
             bare_load = at_full_load(bare_service.url, bare_scenario, profile, work)
             bare_numbers = measured(bare_service, bare_scenario, bare_load, None, profile)
+            # The tail the machine and the framework give a request that does nothing, under the same
+            # constant-rate load as the scenarios: the floor under their p99s.
+            bare_rate = bare_numbers["rps"] * RATE_SHARE
+            bare_paced = measured(
+                bare_service,
+                bare_scenario,
+                at_rate(bare_service.url, bare_scenario, bare_rate, profile, work),
+                None,
+                profile,
+            )
             bare_service.stop()
             bare = Result(
                 "bare_fastapi", "-", "max", concurrency=profile.connections, ratio_to_bare=1.0, **bare_numbers
+            )
+            bare_at_rate = Result(
+                "bare_fastapi", "-", "rate", concurrency=0, target_rps=round(bare_rate, 1), **bare_paced
             )
 
             def run_backend(backend: str) -> None:
@@ -488,11 +505,11 @@ def main() -> int:
         report.loader |= file_load.compare(report.loader, bulk["bulk_entities_per_s"] if bulk else None)
     if not args.smoke and not chosen:
         report.targets = evaluate_targets(report)
-    print_report(report, bare)
+    print_report(report, bare, bare_at_rate)
     for title, summary in report.profiles.items():
         print_summary(f"py-spy, {title}", summary)
     stem = "smoke" if args.smoke else "latest"
-    data = asdict(report) | {"bare": asdict(bare)}
+    data = asdict(report) | {"bare": asdict(bare), "bare_rate": asdict(bare_at_rate)}
     (args.output / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
     draw_chart(report, bare, args.output / f"{stem}.png")
     print(f"\nresults: {args.output / f'{stem}.json'}, chart: {args.output / f'{stem}.png'}")

@@ -1,6 +1,7 @@
 """A short run of the whole benchmark, so the suite cannot rot; speed is not asserted here."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str
 
 
 def test_benchmark_smoke_run(smoke: tuple[dict[str, Any], str, Path]) -> None:
-    report, _, output = smoke
+    report, printed, output = smoke
     measured = {(r["scenario"], r["backend"], r["mode"]) for r in report["results"]}
     for backend in ("sqlite", "dynamodb"):
         for scenario, shape in SCENARIOS.items():
@@ -48,6 +49,11 @@ def test_benchmark_smoke_run(smoke: tuple[dict[str, Any], str, Path]) -> None:
             assert set(r["statuses"]) <= {"200", "503"} and r["statuses"].get("200"), r
             assert r["p999_ms"] >= r["p99_ms"] >= r["p50_ms"] > 0, r
     assert report["bare"]["rps"] > 0
+    # The bare endpoint at a constant rate too: the floor under the scenarios' tail latencies.
+    bare_rate = report["bare_rate"]
+    assert bare_rate["mode"] == "rate" and bare_rate["statuses"].get("200"), bare_rate
+    assert bare_rate["p99_ms"] >= bare_rate["p50_ms"] > 0 and bare_rate["cpu_ms_per_request"] > 0, bare_rate
+    assert re.search(r"^bare_fastapi +- +rate ", printed, re.MULTILINE) and "busy" in printed
     assert set(report["cold_start"]) == {"sqlite", "dynamodb"}
     assert report["dynamodb_added_latency"]["raw_boto3_get_item_p50_ms"] > 0
     assert (output / "smoke.png").stat().st_size > 0
