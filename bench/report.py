@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import auth_cost, file_load, metrics_cost
+from bench import auth_cost, file_load, metrics_cost, pauses
 from bench.scenarios import (
     BULK_SPEEDUP_BOUND,
     BULK_VERSUS,
@@ -74,6 +74,9 @@ class Report:
     """The single-category read's CPU per request with an API key and with a JWT."""
     loader: dict = field(default_factory=dict)
     """`feature-store load` of a Parquet file into the embedded store, beside the bulk endpoint's figure."""
+    tail_pauses: list[dict] = field(default_factory=list)
+    """The scenarios with a tail target on the embedded store, again at 70%: p99 beside the service's loop lag
+    and garbage collections over the run (`bench/pauses.py`)."""
 
 
 def cpu_ratios(results: list[Result]) -> list[dict[str, Any]]:
@@ -281,6 +284,15 @@ def print_report(report: Report, bare: Result, bare_at_rate: Result) -> None:
                 f"{row['bulk_entities_per_s']:>10.0f}{row['speedup']:>8.2f}x{_number(row['single_cpu_ms_per_entity']):>11}"
                 f"{_number(row['bulk_cpu_ms_per_entity']):>9}{_number(row['single_cpu_ms_per_entity_with_relay']):>9}"
                 f"{_number(row['bulk_cpu_ms_per_entity_with_relay']):>9}"
+            )
+    if report.tail_pauses:
+        print(
+            "\nThe tail-latency scenarios again at 70% (embedded store, Prometheus on), with the service's own"
+            "\nevent-loop lag and garbage collections over the run:"
+        )
+        for row in report.tail_pauses:
+            print(
+                f"{row['scenario']:<16}p99 {row['p99_ms']:.2f} ms, p99.9 {row['p999_ms']:.2f} ms; {pauses.summary(row)}"
             )
     if report.metrics_cost:
         metrics_cost.print_table(report.metrics_cost)

@@ -34,12 +34,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import auth_cost, file_load, metrics_cost  # noqa: E402
+from bench import auth_cost, file_load, metrics_cost, pauses  # noqa: E402
 from bench.cpu import CpuClock, cpu_seconds, per_request_ms, pinned, service_core  # noqa: E402
 from bench.load import run_open_loop, run_wrk  # noqa: E402
 from bench.profiles import print_summary, record_during, summarise  # noqa: E402
 from bench.report import Report, Result, bulk_speedups, cpu_ratios, draw_chart, evaluate_targets, print_report  # noqa: E402
-from bench.scenarios import HISTORY_ENV, SCENARIOS, Scenario, bulk_scenario  # noqa: E402
+from bench.scenarios import HISTORY_ENV, SCENARIOS, TAIL_LATENCY_BOUNDS_MS, Scenario, bulk_scenario  # noqa: E402
 from devservers import free_port, start_dynoxide, start_tansu  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -305,6 +305,28 @@ def measure_backend(
     return service
 
 
+def measure_tail_pauses(env: dict[str, str], report: Report, profile: Profile, work: Path, core: int | None) -> list:
+    """Each scenario with a tail-latency target, measured on the embedded store, run again at the same rate
+    against a service exporting Prometheus metrics: its p99 beside the loop lags and collections meanwhile."""
+    maxima = {r.scenario: r.rps for r in report.results if r.backend == "sqlite" and r.mode == "max"}
+    chosen = [name for name in TAIL_LATENCY_BOUNDS_MS if name in maxima]
+    if not chosen:
+        return []
+    service = Service(SERVICE_APP, {**env, "METRICS_EXPORTER": "prometheus"}, work, "service-pauses", core)
+    service.wait_ready()
+    rows = []
+    try:
+        for name in chosen:
+            scenario, rate = SCENARIOS[name], maxima[name] * RATE_SHARE
+            before = pauses.scrape(f"{service.url}/metrics")
+            paced = measured(service, scenario, at_rate(service.url, scenario, rate, profile, work), None, profile)
+            explained = pauses.explain(before, pauses.scrape(f"{service.url}/metrics"))
+            rows.append({"scenario": name, "p99_ms": paced["p99_ms"], "p999_ms": paced["p999_ms"]} | explained)
+    finally:
+        service.stop()
+    return rows
+
+
 def measure_metrics_cost(env: dict[str, str], profile: Profile, work: Path, core: int | None) -> dict:
     """The single-category read's CPU per request with metrics off, StatsD and Prometheus, side by side."""
     scenario = SCENARIOS["read_single"]
@@ -483,10 +505,12 @@ def main() -> int:
             else:
                 for backend in backends:
                     run_backend(backend)
-            if "sqlite" in backends and (not chosen or "read_single" in chosen):
-                # After the backends, alone on the service's core: three services of the same seeded store.
+            if "sqlite" in backends:
+                # After the backends, alone on the service's core: more services of the same seeded store.
                 directory = work / "sqlite"
                 env = {**common, "STORE_BACKEND": "sqlite", "SQLITE_PATH": str(directory / "bench.db")}
+                report.tail_pauses = measure_tail_pauses(env, report, profile, directory, core)
+            if "sqlite" in backends and (not chosen or "read_single" in chosen):
                 report.metrics_cost = measure_metrics_cost(env, profile, directory, core)
                 report.auth_cost = measure_auth_cost(env, profile, directory, core)
             if "sqlite" in backends and not chosen:

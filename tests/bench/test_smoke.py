@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench.scenarios import BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS
+from bench.scenarios import BULK_VERSUS, CPU_RATIO_BOUNDS, SCENARIOS, TAIL_LATENCY_BOUNDS_MS
 
 # The smoke run starts every server and load generator the benchmark uses, and loads two Parquet files.
 pytestmark = [pytest.mark.slow, pytest.mark.timing, pytest.mark.timeout(330)]
@@ -54,6 +54,9 @@ def test_benchmark_smoke_run(smoke: tuple[dict[str, Any], str, Path]) -> None:
     assert bare_rate["mode"] == "rate" and bare_rate["statuses"].get("200"), bare_rate
     assert bare_rate["p99_ms"] >= bare_rate["p50_ms"] > 0 and bare_rate["cpu_ms_per_request"] > 0, bare_rate
     assert re.search(r"^bare_fastapi +- +rate ", printed, re.MULTILINE) and "busy" in printed
+    # The tail scenarios again with the service's own pause metrics, read from its Prometheus endpoint.
+    assert [row["scenario"] for row in report["tail_pauses"]] == list(TAIL_LATENCY_BOUNDS_MS)
+    assert all(row["served"] > 0 and row["loop_lag_samples"] >= 0 for row in report["tail_pauses"]), report
     assert set(report["cold_start"]) == {"sqlite", "dynamodb"}
     assert report["dynamodb_added_latency"]["raw_boto3_get_item_p50_ms"] > 0
     assert (output / "smoke.png").stat().st_size > 0

@@ -1,0 +1,129 @@
+"""What the slow requests of a constant-rate run were doing, from the service's own pause metrics.
+
+The service reports how late its event loop runs (the worst lag of each tenth of a second) and every
+garbage collection's pause (`core/pauses.py`). Read from its Prometheus endpoint before and after a run,
+their differences tell a tail made inside the process (collections, one callback holding the loop) from
+one made outside it (the loop on time while requests waited in the kernel's queues, or for a core the
+machine gave to something else).
+"""
+
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+LOOP_LAG = "feature_store_event_loop_lag_seconds"
+GC_PAUSE = "feature_store_gc_pause_seconds"
+REQUEST_DURATION = "feature_store_http_request_duration_seconds"
+LAG_THRESHOLDS_S = (0.001, 0.005, 0.01, 0.05)
+"""The loop-lag bounds counted: tenths of a second in which the loop ran later than each."""
+DURATION_THRESHOLDS_S = (0.0025, 0.01, 0.05)
+"""The request-duration bounds counted: requests the service itself took longer than each to answer (from
+its middleware's start to the last byte), against the generator's view of the same requests."""
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str) -> Samples:
+    return parse(httpx.get(url, timeout=10).text)
+
+
+def parse(text: str) -> Samples:
+    """Every sample of the histograms read here: (sample name, labels) -> value."""
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in (LOOP_LAG, GC_PAUSE, REQUEST_DURATION):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def _summed(samples: Samples, name: str, **labels: str) -> float:
+    """A sample summed over every label set holding `labels` (a histogram's routes and statuses)."""
+    return sum(
+        value for (sample, keys), value in samples.items() if sample == name and dict(keys).items() >= labels.items()
+    )
+
+
+def _delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def _worst_bucket(before: Samples, after: Samples, name: str, **labels: str) -> float | None:
+    """The upper bound of the highest bucket that gained an observation; None when none did."""
+    bounds = sorted(
+        float(dict(key[1])["le"])
+        for key in after
+        if key[0] == f"{name}_bucket" and dict(key[1]).items() >= labels.items() and dict(key[1])["le"] != "+Inf"
+    )
+    worst = None
+    below = 0.0
+    for bound in bounds:
+        count = _delta(before, after, f"{name}_bucket", **labels, le=_label(bound))
+        if count > below:
+            worst = bound
+        below = count
+    total = _delta(before, after, f"{name}_count", **labels)
+    return float("inf") if total > below else worst
+
+
+def _label(bound: float) -> str:
+    """A bucket bound as the exporter writes its `le` label."""
+    return repr(float(bound))
+
+
+def explain(before: Samples, after: Samples) -> dict[str, Any]:
+    """What happened between two scrapes: the loop's lag (tenths of a second sampled, how many ran later than
+    each of `LAG_THRESHOLDS_S`, the worst bucket) and the collections by generation (count, total pause)."""
+    sampled = _delta(before, after, f"{LOOP_LAG}_count")
+    late = {
+        f"over_{bound * 1000:g}ms": round(sampled - _delta(before, after, f"{LOOP_LAG}_bucket", le=_label(bound)))
+        for bound in LAG_THRESHOLDS_S
+    }
+    generations = sorted({dict(labels)["generation"] for name, labels in after if name == f"{GC_PAUSE}_count"}, key=int)
+    collections = {}
+    for generation in generations:
+        count = _delta(before, after, f"{GC_PAUSE}_count", generation=generation)
+        if count:
+            collections[generation] = {
+                "count": round(count),
+                "pause_ms": round(1000 * _delta(before, after, f"{GC_PAUSE}_sum", generation=generation), 3),
+                "longest_ms_at_most": _ms(_worst_bucket(before, after, GC_PAUSE, generation=generation)),
+            }
+    served = _summed(after, f"{REQUEST_DURATION}_count") - _summed(before, f"{REQUEST_DURATION}_count")
+    slow = {
+        f"over_{bound * 1000:g}ms": round(
+            served
+            - _summed(after, f"{REQUEST_DURATION}_bucket", le=_label(bound))
+            + _summed(before, f"{REQUEST_DURATION}_bucket", le=_label(bound))
+        )
+        for bound in DURATION_THRESHOLDS_S
+    }
+    return {
+        "served": round(served),
+        "served_slower": slow,
+        "loop_lag_samples": round(sampled),
+        "loop_late": late,
+        "loop_lag_worst_ms_at_most": _ms(_worst_bucket(before, after, LOOP_LAG)),
+        "gc": collections,
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def summary(pauses: dict[str, Any]) -> str:
+    """One line for the report."""
+    late = ", ".join(f"{count} {name.removeprefix('over_')}" for name, count in pauses["loop_late"].items())
+    gc = "; ".join(
+        f"gen{generation} {row['count']}x {row['pause_ms']:.1f} ms (longest <= {row['longest_ms_at_most']} ms)"
+        for generation, row in pauses["gc"].items()
+    )
+    slower = ", ".join(f"{count} {name.removeprefix('over_')}" for name, count in pauses["served_slower"].items())
+    return (
+        f"of {pauses['served']} requests the service took over {slower}; "
+        f"loop late in {pauses['loop_lag_samples']} tenths of a second: over {late}; worst <= "
+        f"{pauses['loop_lag_worst_ms_at_most']} ms; collections: {gc or 'none'}"
+    )
