@@ -7,6 +7,8 @@ one made outside it (the loop on time while requests waited in the kernel's queu
 machine gave to something else).
 """
 
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,21 @@ DURATION_THRESHOLDS_S = (0.0025, 0.01, 0.05)
 its middleware's start to the last byte), against the generator's view of the same requests."""
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine(pid: int, core: int | None) -> dict[str, float]:
+    """What the machine did to the service: the time the hypervisor took its core away (`steal` of the
+    core in /proc/stat, ms) and how often another process took the core from it (its involuntary context
+    switches). Differences of two readings are what a run saw."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    preempted = next(
+        int(line.split()[1]) for line in status.splitlines() if line.startswith("nonvoluntary_ctxt_switches")
+    )
+    name = f"cpu{core}" if core is not None else "cpu"
+    line = next(line for line in Path("/proc/stat").read_text().splitlines() if line.split()[0] == name)
+    steal_ticks = int(line.split()[8])
+    return {"preempted": preempted, "steal_ms": steal_ticks * 1000 / CLOCK_TICKS}
 
 
 def scrape(url: str) -> Samples:
@@ -116,6 +133,9 @@ def _ms(seconds: float | None) -> float | None:
 
 def summary(pauses: dict[str, Any]) -> str:
     """One line for the report."""
+    taken = ""
+    if "preempted" in pauses:
+        taken = f"; core stolen by the host {pauses['steal_ms']:.0f} ms, service preempted {pauses['preempted']} times"
     late = ", ".join(f"{count} {name.removeprefix('over_')}" for name, count in pauses["loop_late"].items())
     gc = "; ".join(
         f"gen{generation} {row['count']}x {row['pause_ms']:.1f} ms (longest <= {row['longest_ms_at_most']} ms)"
@@ -125,5 +145,5 @@ def summary(pauses: dict[str, Any]) -> str:
     return (
         f"of {pauses['served']} requests the service took over {slower}; "
         f"loop late in {pauses['loop_lag_samples']} tenths of a second: over {late}; worst <= "
-        f"{pauses['loop_lag_worst_ms_at_most']} ms; collections: {gc or 'none'}"
+        f"{pauses['loop_lag_worst_ms_at_most']} ms; collections: {gc or 'none'}{taken}"
     )

@@ -318,10 +318,12 @@ def measure_tail_pauses(env: dict[str, str], report: Report, profile: Profile, w
     try:
         for name in chosen:
             scenario, rate = SCENARIOS[name], maxima[name] * RATE_SHARE
-            before = pauses.scrape(f"{service.url}/metrics")
+            before, machine_before = pauses.scrape(f"{service.url}/metrics"), pauses.machine(service.pid, core)
             paced = measured(service, scenario, at_rate(service.url, scenario, rate, profile, work), None, profile)
+            machine_after = pauses.machine(service.pid, core)
             explained = pauses.explain(before, pauses.scrape(f"{service.url}/metrics"))
-            rows.append({"scenario": name, "p99_ms": paced["p99_ms"], "p999_ms": paced["p999_ms"]} | explained)
+            taken = {key: round(machine_after[key] - machine_before[key], 1) for key in machine_before}
+            rows.append({"scenario": name, "p99_ms": paced["p99_ms"], "p999_ms": paced["p999_ms"]} | explained | taken)
     finally:
         service.stop()
     return rows

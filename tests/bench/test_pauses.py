@@ -1,6 +1,8 @@
 """The pause metrics read around a benchmark run: differences of the service's own histograms, as its
 Prometheus exporter writes them."""
 
+import os
+
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from bench import pauses
@@ -45,3 +47,12 @@ def test_a_pause_beyond_the_largest_bucket_is_unbounded() -> None:
     explained = pauses.explain(before, pauses.parse(generate_latest(registry).decode()))
     assert explained["loop_lag_worst_ms_at_most"] == float("inf")
     assert explained["gc"] == {} and "collections: none" in pauses.summary(explained)
+
+
+def test_the_machine_readings_of_a_process_and_a_core() -> None:
+    first = pauses.machine(os.getpid(), 0)
+    sum(range(100_000))
+    second = pauses.machine(os.getpid(), 0)
+    assert set(first) == {"preempted", "steal_ms"}
+    assert second["preempted"] >= first["preempted"] >= 0 and second["steal_ms"] >= first["steal_ms"] >= 0
+    assert pauses.machine(os.getpid(), None)["steal_ms"] >= first["steal_ms"]

@@ -56,7 +56,7 @@ def test_benchmark_smoke_run(smoke: tuple[dict[str, Any], str, Path]) -> None:
     assert re.search(r"^bare_fastapi +- +rate ", printed, re.MULTILINE) and "busy" in printed
     # The tail scenarios again with the service's own pause metrics, read from its Prometheus endpoint.
     assert [row["scenario"] for row in report["tail_pauses"]] == list(TAIL_LATENCY_BOUNDS_MS)
-    assert all(row["served"] > 0 and row["loop_lag_samples"] >= 0 for row in report["tail_pauses"]), report
+    assert all(row["served"] > 0 and row["steal_ms"] >= 0 for row in report["tail_pauses"]), report
     assert set(report["cold_start"]) == {"sqlite", "dynamodb"}
     assert report["dynamodb_added_latency"]["raw_boto3_get_item_p50_ms"] > 0
     assert (output / "smoke.png").stat().st_size > 0
