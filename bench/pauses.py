@@ -55,16 +55,18 @@ def parse(text: str) -> Samples:
     return samples
 
 
-def _summed(samples: Samples, name: str, **labels: str) -> float:
-    """A sample summed over every label set holding `labels` (a histogram's routes and statuses)."""
-    return sum(
-        value for (sample, keys), value in samples.items() if sample == name and dict(keys).items() >= labels.items()
-    )
+def _gained(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    """How much a sample grew between two scrapes, summed over every label set holding `labels` (a histogram's
+    routes and statuses)."""
 
+    def summed(samples: Samples) -> float:
+        return sum(
+            value
+            for (sample, keys), value in samples.items()
+            if sample == name and dict(keys).items() >= labels.items()
+        )
 
-def _delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    key = (name, tuple(sorted(labels.items())))
-    return after.get(key, 0.0) - before.get(key, 0.0)
+    return summed(after) - summed(before)
 
 
 def _worst_bucket(before: Samples, after: Samples, name: str, **labels: str) -> float | None:
@@ -77,11 +79,11 @@ def _worst_bucket(before: Samples, after: Samples, name: str, **labels: str) -> 
     worst = None
     below = 0.0
     for bound in bounds:
-        count = _delta(before, after, f"{name}_bucket", **labels, le=_label(bound))
+        count = _gained(before, after, f"{name}_bucket", **labels, le=_label(bound))
         if count > below:
             worst = bound
         below = count
-    total = _delta(before, after, f"{name}_count", **labels)
+    total = _gained(before, after, f"{name}_count", **labels)
     return float("inf") if total > below else worst
 
 
@@ -93,27 +95,25 @@ def _label(bound: float) -> str:
 def explain(before: Samples, after: Samples) -> dict[str, Any]:
     """What happened between two scrapes: the loop's lag (tenths of a second sampled, how many ran later than
     each of `LAG_THRESHOLDS_S`, the worst bucket) and the collections by generation (count, total pause)."""
-    sampled = _delta(before, after, f"{LOOP_LAG}_count")
+    sampled = _gained(before, after, f"{LOOP_LAG}_count")
     late = {
-        f"over_{bound * 1000:g}ms": round(sampled - _delta(before, after, f"{LOOP_LAG}_bucket", le=_label(bound)))
+        f"over_{bound * 1000:g}ms": round(sampled - _gained(before, after, f"{LOOP_LAG}_bucket", le=_label(bound)))
         for bound in LAG_THRESHOLDS_S
     }
     generations = sorted({dict(labels)["generation"] for name, labels in after if name == f"{GC_PAUSE}_count"}, key=int)
     collections = {}
     for generation in generations:
-        count = _delta(before, after, f"{GC_PAUSE}_count", generation=generation)
+        count = _gained(before, after, f"{GC_PAUSE}_count", generation=generation)
         if count:
             collections[generation] = {
                 "count": round(count),
-                "pause_ms": round(1000 * _delta(before, after, f"{GC_PAUSE}_sum", generation=generation), 3),
+                "pause_ms": round(1000 * _gained(before, after, f"{GC_PAUSE}_sum", generation=generation), 3),
                 "longest_ms_at_most": _ms(_worst_bucket(before, after, GC_PAUSE, generation=generation)),
             }
-    served = _summed(after, f"{REQUEST_DURATION}_count") - _summed(before, f"{REQUEST_DURATION}_count")
+    served = _gained(before, after, f"{REQUEST_DURATION}_count")
     slow = {
         f"over_{bound * 1000:g}ms": round(
-            served
-            - _summed(after, f"{REQUEST_DURATION}_bucket", le=_label(bound))
-            + _summed(before, f"{REQUEST_DURATION}_bucket", le=_label(bound))
+            served - _gained(before, after, f"{REQUEST_DURATION}_bucket", le=_label(bound))
         )
         for bound in DURATION_THRESHOLDS_S
     }

@@ -305,7 +305,9 @@ def measure_backend(
     return service
 
 
-def measure_tail_pauses(env: dict[str, str], report: Report, profile: Profile, work: Path, core: int | None) -> list:
+def measure_tail_pauses(
+    env: dict[str, str], report: Report, profile: Profile, work: Path, core: int | None
+) -> list[dict]:
     """Each scenario with a tail-latency target, measured on the embedded store, run again at the same rate
     against a service exporting Prometheus metrics: its p99 beside the loop lags and collections meanwhile."""
     maxima = {r.scenario: r.rps for r in report.results if r.backend == "sqlite" and r.mode == "max"}

@@ -14,7 +14,6 @@ from components.features.store.base import (
     EntityWrite,
     KeptVersion,
     StoredCategory,
-    is_tombstone,
 )
 from core.exceptions import FeatureStoreError, StoreUnavailable
 from core.settings import CategoryHistory, EntityType
@@ -115,7 +114,7 @@ class HistoryFlows:
         older = [
             category
             for category, current in stored.items()
-            if category in selection.wanted and not is_tombstone(current) and _event_epoch(current) > at
+            if category in selection.wanted and not current.erased and _event_epoch(current) > at
         ]
         looked_up = [category for category in older if category in policies]
         kept = await self.flows.store.read_history(entity_type, entity_value, looked_up) if looked_up else {}
@@ -209,7 +208,7 @@ class HistoryFlows:
         untouched: list[tuple[str, str]] = []
         targets: dict[str, StoredCategory] = {}
         for category, current in sorted(stored.items()):
-            if is_tombstone(current):
+            if current.erased:
                 continue
             if current.metadata.get("compute_id") != compute_id:
                 untouched.append((category, "written_by_other"))

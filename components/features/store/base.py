@@ -262,10 +262,6 @@ ERASURE_FIELDS = (TOMBSTONE, ERASED_BY, ERASURE_REQUEST_ID)
 """What only a tombstone's metadata holds: a write that brings the data back drops them."""
 
 
-def is_tombstone(stored: StoredCategory) -> bool:
-    return stored.erased
-
-
 @dataclass(frozen=True, slots=True)
 class Erasure:
     """A deletion of an entity's categories: what each deleted category's record becomes, and its event."""
