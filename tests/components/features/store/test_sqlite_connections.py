@@ -25,16 +25,21 @@ CLIENTS = 16
 CYCLES = 8
 
 
-def open_descriptors(path: Path) -> int:
-    """This process's file descriptors open on the store's files (the database, its log, its shared memory)."""
-    count = 0
+def open_files(path: Path) -> list[str]:
+    """The store's files (the database, its log, its shared memory) as often as this process holds them open."""
+    targets = []
     for descriptor in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{descriptor}")
         except OSError:
             continue
-        count += target.startswith(str(path))
-    return count
+        if target.startswith(str(path)):
+            targets.append(os.path.basename(target))
+    return sorted(targets)
+
+
+def open_descriptors(path: Path) -> int:
+    return len(open_files(path))
 
 
 async def burst(store: SQLiteStore, cycle: int) -> None:
@@ -78,7 +83,9 @@ def test_bursts_from_retiring_threads_leave_a_bounded_number_of_descriptors(tmp_
     assert max(counts) <= 2 * CLIENTS + 8, f"descriptors grew burst after burst: {counts}"
     assert len(store._connections) <= 1 + MAX_IDLE_CONNECTIONS, "the relay's and the idle ones, none per ended thread"
     asyncio.run(store.close())
-    assert open_descriptors(store.path) == 0
+    left = open_files(store.path)
+    alive = sorted(thread.name for thread in threading.enumerate())
+    assert not left, f"open after close: {left}; threads alive: {alive}; connections: {len(store._connections)}"
 
 
 def test_a_thread_gets_its_connection_back_until_it_ends_and_the_next_reuses_it() -> None:
